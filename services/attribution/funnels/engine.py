@@ -1,0 +1,397 @@
+"""Pure, streaming evaluation of ordered conversion funnels (no database, no HTTP).
+
+Semantics (ClickHouse ``windowFunnel`` plus distinctness)
+--------------------------------------------------------
+A funnel has ``n`` steps (2..10). Every event carries a bitmask ``steps_mask`` (bit ``k``
+set when the event matches step ``k + 1``; one event may match several steps). A user
+*reaches level* ``k`` when there are **distinct** events ``e1..ek`` such that
+
+* ``e_i`` matches step ``i``;
+* ``from_us <= e1.t < to_us`` (only the first event is range-restricted; later events may
+  lie after ``to_us``);
+* ``e1.t <= e2.t <= ... <= ek.t`` (equal timestamps may chain in any order);
+* ``ek.t - e1.t <= window_us`` (inclusive).
+
+Such a sequence is called a *valid k-chain*. ``users`` of step ``k`` counts the distinct
+users reaching at least level ``k``.
+
+Median time between steps (the chosen chain)
+--------------------------------------------
+For every user let ``D`` be the deepest level reached. The user's *chosen chain* is the
+valid D-chain whose key ``(-t1, t2, t3, ..., tD)`` is lexicographically smallest, i.e.
+the chain with the **latest start**; among those, the earliest ``t2``; among those, the
+earliest ``t3``; and so on (``ti`` is the timestamp of ``e_i``). Only timestamps enter the
+key, so the chosen timestamp vector is unique even when several event sets realise it.
+``median_seconds_from_previous`` of step ``k >= 2`` is the median, over users reaching
+level ``k``, of ``tk - t(k-1)`` taken from each user's chosen chain (even count: mean of
+the two middle values), converted to seconds: ``median_us / 1_000_000``.
+
+Breakdown
+---------
+With ``breakdown=True`` each non-``None`` breakdown value ``v`` is its own funnel in which
+``e1`` must additionally have ``breakdown_value == v`` (later steps are unrestricted). A
+user counts under every value for which a valid chain exists, and the chosen chain for
+``v`` is defined as above within that funnel. Results are ordered by step-1 users
+descending, then by value.
+
+Algorithm
+---------
+Users are processed one at a time. For one user a dynamic programme runs over the events
+in time order; ``best[k]`` holds the key-minimal valid k-chain (as the tuple
+``(t1, ..., tk)``) built from the events processed so far. This is exact because
+
+* a chain's future extensibility depends only on its start (window) and on all of its
+  events preceding the new ones, and the key-minimal chain has the latest start;
+* appending the same timestamps to two equally long chains preserves their key order.
+
+A group of events sharing one timestamp is processed together: for every entry level
+``j`` (``0`` = start a new chain at this timestamp) the longest run of levels
+``j+1..j+m`` that can be covered by *distinct* events of the group is found with an
+incremental bipartite matching (augmenting paths). Lone events - the overwhelmingly
+common case - take a fast path that updates levels from the highest down so one event is
+never used twice in a chain.
+
+Memory: one user's events, plus ``8`` bytes per (user, reached step) for the exact
+medians.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
+from typing import Any
+
+__all__ = [
+    "MAX_STEPS",
+    "MIN_STEPS",
+    "BreakdownResult",
+    "FunnelAccumulator",
+    "FunnelResult",
+    "FunnelRow",
+    "StepStat",
+    "UserEvent",
+    "evaluate",
+]
+
+MIN_STEPS = 2
+MAX_STEPS = 10
+
+#: ``(t_us, steps_mask, breakdown_value)`` - one event of one user, as fed to ``add_user``.
+UserEvent = tuple[int, int, str | None]
+#: ``(user_id, t_us, steps_mask, breakdown_value[, event_key])`` - one row for ``evaluate``.
+FunnelRow = tuple[Hashable, int, int, str | None] | tuple[Hashable, int, int, str | None, Any]
+
+Chain = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StepStat:
+    users: int
+    conversion_from_start: float | None
+    conversion_from_previous: float | None
+    median_seconds_from_previous: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownResult:
+    value: str
+    steps: list[StepStat]
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelResult:
+    steps: list[StepStat]
+    breakdown: list[BreakdownResult]
+
+
+class _Tally:
+    """Per-funnel aggregate: users per level and the chosen-chain step gaps."""
+
+    __slots__ = ("deltas", "users")
+
+    def __init__(self, n_steps: int) -> None:
+        self.users = [0] * (n_steps + 1)  # index k = users reaching at least level k
+        self.deltas = [array("q") for _ in range(n_steps + 1)]  # index k >= 2 used
+
+    def add(self, chain: Chain) -> None:
+        users = self.users
+        deltas = self.deltas
+        users[1] += 1
+        prev = chain[0]
+        for k in range(2, len(chain) + 1):
+            t = chain[k - 1]
+            users[k] += 1
+            deltas[k].append(t - prev)
+            prev = t
+
+    def stats(self) -> list[StepStat]:
+        users = self.users
+        first = users[1]
+        out = [StepStat(first, 1.0 if first else None, None, None)]
+        for k in range(2, len(users)):
+            u = users[k]
+            prev = users[k - 1]
+            out.append(
+                StepStat(
+                    u,
+                    u / first if first else None,
+                    u / prev if prev else None,
+                    _median_seconds(self.deltas[k]),
+                )
+            )
+        return out
+
+
+def _median_seconds(values: array[int]) -> float | None:
+    n = len(values)
+    if n == 0:
+        return None
+    ordered = sorted(values)
+    mid = n // 2
+    if n % 2:
+        return ordered[mid] / 1_000_000
+    return (ordered[mid - 1] + ordered[mid]) / 2 / 1_000_000
+
+
+def _better(cand: Chain, cur: Chain | None) -> bool:
+    """True when ``cand`` has a smaller key ``(-t1, t2, ...)`` than ``cur`` (same length)."""
+    if cur is None:
+        return True
+    if cand[0] != cur[0]:
+        return cand[0] > cur[0]
+    return cand < cur
+
+
+class FunnelAccumulator:
+    """Streaming funnel evaluator: feed users one at a time, then call :meth:`result`."""
+
+    def __init__(
+        self,
+        n_steps: int,
+        window_us: int,
+        from_us: int,
+        to_us: int,
+        breakdown: bool = False,
+    ) -> None:
+        if not MIN_STEPS <= n_steps <= MAX_STEPS:
+            raise ValueError(f"n_steps must be in [{MIN_STEPS}, {MAX_STEPS}], got {n_steps}")
+        if window_us < 0:
+            raise ValueError(f"window_us must be >= 0, got {window_us}")
+        self.n_steps = n_steps
+        self.window_us = window_us
+        self.from_us = from_us
+        self.to_us = to_us
+        self.breakdown = breakdown
+        self._full = (1 << n_steps) - 1
+        # For every mask: the matched levels >= 2 (1-based), highest first.
+        self._upper: list[tuple[int, ...]] = [
+            tuple(k + 1 for k in range(n_steps - 1, 0, -1) if mask >> k & 1)
+            for mask in range(1 << n_steps)
+        ]
+        self._overall = _Tally(n_steps)
+        self._by_value: dict[str, _Tally] = {}
+
+    # ------------------------------------------------------------------ public API
+
+    def add_user(self, events: Sequence[UserEvent]) -> None:
+        """Account one user's events ``(t_us, steps_mask, breakdown_value)`` sorted by t."""
+        self._add(events, 0, 1, 2)
+
+    def result(self) -> FunnelResult:
+        breakdown = [
+            BreakdownResult(value, tally.stats()) for value, tally in self._by_value.items()
+        ]
+        breakdown.sort(key=lambda b: (-b.steps[0].users, b.value))
+        return FunnelResult(self._overall.stats(), breakdown)
+
+    # ------------------------------------------------------------------ internals
+
+    def _add(self, events: Sequence[Sequence[Any]], it: int, im: int, ib: int) -> None:
+        """Account one user's events; ``it``/``im``/``ib`` index t, mask and value."""
+        if not events:
+            return
+        chain = self._best_chain(events, it, im, ib, False, None)
+        if chain is None:
+            return  # no in-range step-1 event: the user counts nowhere
+        self._overall.add(chain)
+        if not self.breakdown:
+            return
+        lo = self.from_us
+        hi = self.to_us
+        values = {e[ib] for e in events if e[im] & 1 and lo <= e[it] < hi}
+        by_value = self._by_value
+        n = self.n_steps
+        if len(values) == 1:
+            (value,) = values
+            if value is not None:
+                # Every possible start carries ``value``: its funnel equals the overall one.
+                tally = by_value.get(value)
+                if tally is None:
+                    tally = by_value[value] = _Tally(n)
+                tally.add(chain)
+            return
+        for value in values:
+            if value is None:
+                continue
+            vchain = self._best_chain(events, it, im, ib, True, value)
+            if vchain is None:  # pragma: no cover - value came from an in-range start
+                continue
+            tally = by_value.get(value)
+            if tally is None:
+                tally = by_value[value] = _Tally(n)
+            tally.add(vchain)
+
+    def _best_chain(
+        self,
+        events: Sequence[Sequence[Any]],
+        it: int,
+        im: int,
+        ib: int,
+        restrict: bool,
+        value: str | None,
+    ) -> Chain | None:
+        """Key-minimal valid chain of the deepest reachable level, or None (fast path)."""
+        n = self.n_steps
+        lo = self.from_us
+        hi = self.to_us
+        window = self.window_us
+        full = self._full
+        upper = self._upper
+        best: list[Chain | None] = [None] * (n + 1)
+        prev_t: int | None = None
+        for e in events:
+            t: int = e[it]
+            if prev_t is not None and t <= prev_t:
+                if t < prev_t:
+                    raise ValueError("events of a user must be sorted by timestamp")
+                # Equal timestamps: fall back to the exact group-wise algorithm.
+                return self._best_chain_groups(events, it, im, ib, restrict, value)
+            prev_t = t
+            m: int = e[im] & full
+            if not m:
+                continue
+            for k in upper[m]:
+                p = best[k - 1]
+                if p is None:
+                    continue
+                s = p[0]
+                if t - s > window:
+                    continue
+                c = best[k]
+                # With strictly increasing timestamps a level's chain for a given start is
+                # final once set: the only way to build one is extending best[k - 1] with
+                # that start, which never changes either, and later extensions end later.
+                # Hence only a strictly later start can improve best[k].
+                if c is None or s > c[0]:
+                    best[k] = (*p, t)
+            if m & 1 and lo <= t < hi and (not restrict or e[ib] == value):
+                c = best[1]
+                if c is None or c[0] < t:
+                    best[1] = (t,)
+        for k in range(n, 0, -1):
+            if best[k] is not None:
+                return best[k]
+        return None
+
+    def _best_chain_groups(
+        self,
+        events: Sequence[Sequence[Any]],
+        it: int,
+        im: int,
+        ib: int,
+        restrict: bool,
+        value: str | None,
+    ) -> Chain | None:
+        """Exact DP processing events that share a timestamp as one group."""
+        n = self.n_steps
+        lo = self.from_us
+        hi = self.to_us
+        window = self.window_us
+        full = self._full
+        best: list[Chain | None] = [None] * (n + 1)
+        i = 0
+        total = len(events)
+        while i < total:
+            t: int = events[i][it]
+            j = i
+            masks: list[int] = []
+            while j < total and events[j][it] == t:
+                e = events[j]
+                m: int = e[im] & full
+                if m & 1 and (not (lo <= t < hi) or (restrict and e[ib] != value)):
+                    m &= ~1  # this event cannot start a chain
+                if m:
+                    masks.append(m)
+                j += 1
+            if j < total and events[j][it] < t:
+                raise ValueError("events of a user must be sorted by timestamp")
+            i = j
+            if masks:
+                self._apply_group(best, masks, t, window)
+        for k in range(n, 0, -1):
+            if best[k] is not None:
+                return best[k]
+        return None
+
+    def _apply_group(self, best: list[Chain | None], masks: list[int], t: int, window: int) -> None:
+        n = self.n_steps
+        old = best[:]
+        for j in range(n):
+            base: Chain
+            if j == 0:
+                base = ()
+            else:
+                prefix = old[j]
+                if prefix is None or t - prefix[0] > window:
+                    continue
+                base = prefix
+            m = _longest_cover(masks, j + 1, n)
+            for length in range(1, m + 1):
+                cand = base + (t,) * length
+                if _better(cand, best[j + length]):
+                    best[j + length] = cand
+
+
+def _longest_cover(masks: list[int], first: int, n: int) -> int:
+    """Largest m such that levels first..first+m-1 match distinct events (by mask)."""
+    owner: list[int] = [0] * len(masks)  # level matched to each event, 0 = free
+
+    def augment(level: int, seen: list[bool]) -> bool:
+        bit = 1 << (level - 1)
+        for idx, mask in enumerate(masks):
+            if mask & bit and not seen[idx]:
+                seen[idx] = True
+                if owner[idx] == 0 or augment(owner[idx], seen):
+                    owner[idx] = level
+                    return True
+        return False
+
+    covered = 0
+    for level in range(first, min(n, first + len(masks) - 1) + 1):
+        if not augment(level, [False] * len(masks)):
+            break
+        covered += 1
+    return covered
+
+
+def evaluate(
+    rows: Iterable[FunnelRow],
+    n_steps: int,
+    window_us: int,
+    from_us: int,
+    to_us: int,
+    breakdown: bool = False,
+) -> FunnelResult:
+    """Evaluate a funnel over rows ``(user_id, t_us, steps_mask, breakdown_value[, key])``.
+
+    Rows must be sorted by ``(user_id, t_us)``; consecutive rows with equal ``user_id`` form
+    one user. Each row is a distinct event (``event_key`` is accepted and ignored).
+    """
+    acc = FunnelAccumulator(n_steps, window_us, from_us, to_us, breakdown)
+    add = acc._add
+    for _user, group in groupby(rows, key=itemgetter(0)):
+        add(list(group), 1, 2, 3)
+    return acc.result()

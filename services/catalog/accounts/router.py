@@ -1,0 +1,8 @@
+from services.catalog.accounts.models import Account
+from services.catalog.accounts.schemas import AccountIn, AccountOut
+from services.catalog.core.crud import EntitySpec
+from services.catalog.core.routes import entity_router
+
+ACCOUNTS = EntitySpec(entity="account", label="account", model=Account, out_schema=AccountOut)
+
+router = entity_router(ACCOUNTS, plural="accounts", body_schema=AccountIn, tag="accounts")

@@ -1,0 +1,8 @@
+from services.catalog.campaigns.models import Campaign
+from services.catalog.campaigns.schemas import CampaignIn, CampaignOut
+from services.catalog.core.crud import EntitySpec
+from services.catalog.core.routes import entity_router
+
+CAMPAIGNS = EntitySpec(entity="campaign", label="campaign", model=Campaign, out_schema=CampaignOut)
+
+router = entity_router(CAMPAIGNS, plural="campaigns", body_schema=CampaignIn, tag="campaigns")

@@ -1,0 +1,57 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from services.catalog.changes.service import read_changes
+from shared.app import SessionDep
+from shared.auth import ALL_TENANTS, Principal, require_scope
+from shared.schemas import UTCDatetime
+
+router = APIRouter(prefix="/v1/changes", tags=["change feed"])
+
+
+class ChangeOut(BaseModel):
+    seq: int
+    tenant_id: str
+    entity: str
+    id: str
+    op: str
+    data: dict[str, Any]
+    at: UTCDatetime
+
+
+class ChangeFeed(BaseModel):
+    changes: list[ChangeOut]
+    next_after: int
+
+
+@router.get(
+    "",
+    response_model=ChangeFeed,
+    summary="The catalog change feed, all tenants, in commit order (scope catalog:sync)",
+)
+async def get_changes(
+    principal: Annotated[Principal, Depends(require_scope("catalog:sync"))],
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0, description="Return changes with seq > after")] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> ChangeFeed:
+    # A tenant-bound sync token sees its own tenant's changes only.
+    tenant = None if principal.tenant_id == ALL_TENANTS else principal.tenant_id
+    rows = await read_changes(session, after=after, limit=limit, tenant_id=tenant)
+    return ChangeFeed(
+        changes=[
+            ChangeOut(
+                seq=r.seq,
+                tenant_id=r.tenant_id,
+                entity=r.entity,
+                id=r.entity_id,
+                op=r.op,
+                data=r.data,
+                at=r.created_at,
+            )
+            for r in rows
+        ],
+        next_after=rows[-1].seq if rows else after,
+    )

@@ -1,0 +1,53 @@
+"""Enumerations and field types of the catalog API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyHttpUrl, Field, PlainSerializer, StringConstraints, ValidationInfo
+
+from shared.schemas import OutSchema, UTCDatetime
+
+Platform = Literal[
+    "douyin",
+    "kuaishou",
+    "tiktok",
+    "instagram",
+    "youtube",
+    "wechat_channels",
+    "bilibili",
+    "xiaohongshu",
+    "other",
+]
+ContentKind = Literal["video", "live"]
+Placement = Literal["product_card", "pinned", "cart_link", "mention", "native_ad"]
+AdFormat = Literal["native", "pre_roll", "overlay", "banner"]
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=512, strip_whitespace=True)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+Url = Annotated[
+    AnyHttpUrl,
+    Field(description="An absolute http(s) URL"),
+    PlainSerializer(str, return_type=str),
+]
+
+
+class Stamped(OutSchema):
+    created_at: UTCDatetime
+    updated_at: UTCDatetime
+
+
+def end_after_start(start_field: str) -> Any:
+    """A field validator for an end time: it must come after ``start_field`` when both are set.
+
+    Raised on the end field itself, so the 422 names that field.
+    """
+
+    def check(cls: type, value: dt.datetime | None, info: ValidationInfo) -> dt.datetime | None:
+        start = info.data.get(start_field)
+        if value is not None and start is not None and value <= start:
+            raise ValueError(f"must be after {start_field}")
+        return value
+
+    return check

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.catalog.core.base import Base, TenantEntity
+from shared.db import MoneyType
+
+
+class Product(TenantEntity, Base):
+    __tablename__ = "products"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    title: Mapped[str] = mapped_column(String(512))
+    price: Mapped[Decimal] = mapped_column(MoneyType())
+    currency: Mapped[str] = mapped_column(String(3))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    category: Mapped[str | None] = mapped_column(String(256))

@@ -1,0 +1,8 @@
+from services.catalog.core.crud import EntitySpec
+from services.catalog.core.routes import entity_router
+from services.catalog.products.models import Product
+from services.catalog.products.schemas import ProductIn, ProductOut
+
+PRODUCTS = EntitySpec(entity="product", label="product", model=Product, out_schema=ProductOut)
+
+router = entity_router(PRODUCTS, plural="products", body_schema=ProductIn, tag="products")

@@ -1,0 +1,69 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from services.catalog.ads.models import Ad
+from services.catalog.contents.models import Content
+from services.catalog.core.crud import EntitySpec, Reference, get_or_404, list_page, soft_delete
+from services.catalog.core.routes import ERRORS, IdPath, Reader, Writer
+from services.catalog.products.models import Product
+from services.catalog.tracking_links.models import TrackingLink
+from services.catalog.tracking_links.schemas import TrackingLinkIn, TrackingLinkOut
+from services.catalog.tracking_links.service import create_link
+from shared.app import SessionDep
+from shared.pagination import Page, PageParams, page_params
+
+TRACKING_LINKS = EntitySpec(
+    entity="tracking_link",
+    label="tracking link",
+    model=TrackingLink,
+    out_schema=TrackingLinkOut,
+    references=(
+        Reference("content_id", Content, "content"),
+        Reference("product_id", Product, "product"),
+        Reference("ad_id", Ad, "ad"),
+    ),
+)
+
+router = APIRouter(prefix="/v1/tracking-links", tags=["tracking links"], responses=ERRORS)
+
+
+@router.post(
+    "",
+    response_model=TrackingLinkOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Mint a tracking link (a short code redirected by the attribution service)",
+)
+async def post_tracking_link(
+    body: TrackingLinkIn, principal: Writer, session: SessionDep, request: Request
+) -> Any:
+    link = await create_link(
+        session,
+        TRACKING_LINKS,
+        principal.tenant_id,
+        body.model_dump(mode="json"),
+        public_url=request.app.state.settings.public_url,
+    )
+    await session.commit()
+    return TrackingLinkOut.model_validate(link)
+
+
+@router.get("", response_model=Page[TrackingLinkOut], summary="List tracking links")
+async def list_tracking_links(
+    principal: Reader, session: SessionDep, page: Annotated[PageParams, Depends(page_params)]
+) -> Any:
+    rows, cursor = await list_page(session, TRACKING_LINKS, principal.tenant_id, page)
+    return {"items": [TrackingLinkOut.model_validate(r) for r in rows], "next_cursor": cursor}
+
+
+@router.get("/{code}", response_model=TrackingLinkOut, summary="Read a tracking link")
+async def get_tracking_link(code: IdPath, principal: Reader, session: SessionDep) -> Any:
+    link = await get_or_404(session, TRACKING_LINKS, principal.tenant_id, {"id": code})
+    return TrackingLinkOut.model_validate(link)
+
+
+@router.delete("/{code}", status_code=status.HTTP_204_NO_CONTENT, summary="Retire a tracking link")
+async def delete_tracking_link(code: IdPath, principal: Writer, session: SessionDep) -> Response:
+    await soft_delete(session, TRACKING_LINKS, principal.tenant_id, {"id": code})
+    await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,83 @@
+"""The FastAPI application factory both services build on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import TokenVerifier
+from shared.db import make_engine, make_sessionmaker
+from shared.errors import install_error_handlers
+from shared.health import health_router
+from shared.metrics import metrics_router
+from shared.migrate import MigrationSpec, head_revision
+from shared.observability import ObservabilityMiddleware, configure_logging
+from shared.settings import ServiceSettings
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+
+def build_app(
+    *,
+    title: str,
+    description: str,
+    settings: ServiceSettings,
+    migrations: MigrationSpec,
+    routers: Sequence[APIRouter],
+    on_startup: Hook | None = None,
+    on_shutdown: Hook | None = None,
+    configure_logs: bool = True,
+) -> FastAPI:
+    if configure_logs:
+        configure_logging(settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.head_revision = head_revision(migrations)
+
+        async def load_revoked() -> set[str]:
+            async with engine.connect() as conn:
+                rows = await conn.execute(text("SELECT token_id FROM revoked_tokens"))
+                return {row[0] for row in rows}
+
+        app.state.token_verifier = TokenVerifier(settings.secret, load_revoked)
+        try:
+            if on_startup is not None:
+                await on_startup(app)
+            yield
+        finally:
+            if on_shutdown is not None:
+                await on_shutdown(app)
+            await engine.dispose()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(ObservabilityMiddleware)
+    app.include_router(health_router(migrations.version_table))
+    app.include_router(metrics_router())
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; routers commit before answering (services only flush)."""
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -1,0 +1,236 @@
+"""RFC 9457 problem details for every error either service answers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://clipfunnel.dev/problems/"
+
+log = logging.getLogger("clipfunnel.errors")
+
+
+class ProblemError(Exception):
+    """Base of the errors services raise; each maps to one problem type."""
+
+    status: int = 500
+    type_slug: str = "internal"
+    title: str = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors) if errors is not None else None
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+class BadRequest(ProblemError):
+    status, type_slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(ProblemError):
+    status, type_slug, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("WWW-Authenticate", 'Bearer realm="clipfunnel"')
+
+
+class Forbidden(ProblemError):
+    status, type_slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(ProblemError):
+    status, type_slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ProblemError):
+    status, type_slug, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(ProblemError):
+    status, type_slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class UnprocessableEntity(ProblemError):
+    status, type_slug, title = 422, "validation-error", "Validation error"
+
+
+class TooManyRequests(ProblemError):
+    status, type_slug, title = 429, "rate-limited", "Too many requests"
+
+
+class ServiceUnavailable(ProblemError):
+    status, type_slug, title = 503, "unavailable", "Service unavailable"
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_slug: str | None = None,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    instance: str | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + (type_slug or _slug_for(status)),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = list(errors)
+    if extra:
+        body.update(extra)
+    return Response(
+        content=orjson.dumps(body, default=str),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def _slug_for(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "-")
+    except ValueError:
+        return "error"
+
+
+def _loc_to_str(loc: Sequence[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for err in exc.errors():
+        loc = list(err.get("loc", ()))
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field (not allowed)"
+        elif err.get("type") == "json_invalid":
+            msg = "malformed JSON: " + str(err.get("ctx", {}).get("error", msg))
+        items.append(
+            {"loc": loc, "field": _loc_to_str(loc[1:] if len(loc) > 1 else loc), "msg": msg}
+        )
+    return items
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> Response:
+        return problem_response(
+            exc.status,
+            exc.title,
+            exc.detail,
+            type_slug=exc.type_slug,
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = validation_errors(exc)
+        if any(e["msg"].startswith("malformed JSON") for e in errors):
+            return problem_response(
+                400,
+                "Malformed JSON",
+                "The request body is not valid JSON: " + errors[0]["msg"],
+                type_slug="malformed-json",
+                errors=errors,
+                instance=request.url.path,
+            )
+        fields = ", ".join(sorted({e["field"] for e in errors}))
+        return problem_response(
+            422,
+            "Validation error",
+            f"The request has {len(errors)} invalid field(s): {fields}. See errors for each.",
+            type_slug="validation-error",
+            errors=errors,
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No route matches {request.method} {request.url.path}."
+        elif exc.status_code == 405:
+            detail = f"Method {request.method} is not allowed on {request.url.path}."
+        return problem_response(
+            exc.status_code,
+            _title(exc.status_code),
+            detail,
+            headers=getattr(exc, "headers", None),
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(request: Request, exc: OperationalError) -> Response:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return problem_response(
+            503,
+            "Database unavailable",
+            "The database did not answer; retry shortly.",
+            type_slug="database-unavailable",
+            headers={"Retry-After": "5"},
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> Response:
+        if exc.connection_invalidated:
+            return problem_response(
+                503,
+                "Database unavailable",
+                "The database connection was lost; retry shortly.",
+                type_slug="database-unavailable",
+                headers={"Retry-After": "5"},
+                instance=request.url.path,
+            )
+        log.exception("database error")
+        return problem_response(
+            500, "Internal error", "The request failed on a database error; it has been logged."
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500,
+            "Internal error",
+            "The server failed to handle this request; the error has been logged.",
+            instance=request.url.path,
+        )
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

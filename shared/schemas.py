@@ -1,0 +1,105 @@
+"""Pydantic building blocks shared by both services' schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
+
+from shared.currencies import canonical_money, is_currency
+
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+
+
+class Schema(BaseModel):
+    """Base of every request schema: unknown fields are refused, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, populate_by_name=True)
+
+
+class OutSchema(BaseModel):
+    """Base of response schemas (built from ORM rows)."""
+
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+
+def format_utc(value: dt.datetime) -> str:
+    """UTC with a `Z`, microseconds only when present."""
+    value = value.astimezone(dt.UTC)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}"
+    return text + "Z"
+
+
+def _to_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC)
+
+
+ClientId = Annotated[
+    str,
+    StringConstraints(pattern=ID_PATTERN),
+    Field(description="Client-chosen id: letters, digits and . _ : - (1–128 characters)."),
+]
+
+# Input: ISO-8601 with an offset (naive is refused); output: UTC with Z.
+UTCDatetime = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(format_utc, return_type=str, when_used="json"),
+]
+
+
+def _check_currency(value: str) -> str:
+    if not is_currency(value):
+        raise ValueError(f"{value!r} is not an ISO-4217 currency code (e.g. CNY, USD, EUR)")
+    return value
+
+
+Currency = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=3),
+    AfterValidator(_check_currency),
+    Field(description="ISO-4217 currency code, e.g. CNY", examples=["CNY"]),
+]
+
+
+def _finite_non_negative(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite decimal")
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def money_to_str(value: Decimal) -> str:
+    return format(canonical_money(value), "f")
+
+
+# Money on the wire is a decimal string ("129.90"); a JSON number is accepted on input too.
+Money = Annotated[
+    Decimal,
+    Field(max_digits=18, decimal_places=4, description='Decimal string, e.g. "129.90"'),
+    AfterValidator(_finite_non_negative),
+    PlainSerializer(money_to_str, return_type=str, when_used="json"),
+]
+MoneyOut = Annotated[Decimal, PlainSerializer(money_to_str, return_type=str, when_used="json")]
+
+
+def jsonable(value: Any) -> Any:
+    """orjson default hook for our types."""
+    if isinstance(value, Decimal):
+        return money_to_str(value)
+    if isinstance(value, dt.datetime):
+        return format_utc(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

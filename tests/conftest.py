@@ -1,0 +1,196 @@
+"""Test fixtures: every test gets fresh databases built by the real migrations.
+
+Each test runs once on SQLite and once on PostgreSQL (``db_backend``). The schema is migrated
+once per session into a template (a file on SQLite, a template database on PostgreSQL) and
+each test gets its own copy, so tests are isolated without re-running migrations each time.
+PostgreSQL tests are skipped when no server answers, unless ``CLIPFUNNEL_REQUIRE_POSTGRES=1``
+(set by CI), which turns an unreachable server into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from psycopg import sql
+
+from shared.auth import mint_token
+from shared.migrate import MigrationSpec, upgrade
+
+TEST_SECRET = "test-secret-0123456789abcdef"
+PG_ADMIN_URL = os.environ.get(
+    "CLIPFUNNEL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("CLIPFUNNEL_REQUIRE_POSTGRES") == "1"
+
+_pg_checked: bool | None = None
+
+
+def postgres_available() -> bool:
+    global _pg_checked
+    if _pg_checked is None:
+        try:
+            with psycopg.connect(PG_ADMIN_URL, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            _pg_checked = True
+        except psycopg.Error:
+            _pg_checked = False
+    return _pg_checked
+
+
+def _pg_url(dbname: str, driver: str = "asyncpg") -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    base = base.replace("postgresql://", f"postgresql+{driver}://", 1)
+    return f"{base}/{dbname}"
+
+
+def _pg_admin(statement: sql.Composable) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+@dataclass
+class Templates:
+    """Migrated template databases, built lazily once per session."""
+
+    root: Path
+    sqlite: dict[str, Path]
+    postgres: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    templates = Templates(tmp_path_factory.mktemp("templates"), {}, {})
+    yield templates
+    for name in templates.postgres.values():
+        _pg_admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _sqlite_template(templates: Templates, spec: MigrationSpec) -> Path:
+    if spec.service not in templates.sqlite:
+        path = templates.root / f"{spec.service}.db"
+        upgrade(spec, f"sqlite+aiosqlite:///{path}")
+        templates.sqlite[spec.service] = path
+    return templates.sqlite[spec.service]
+
+
+def _postgres_template(templates: Templates, spec: MigrationSpec) -> str:
+    if spec.service not in templates.postgres:
+        name = f"cf_tmpl_{spec.service}_{uuid.uuid4().hex[:8]}"
+        _pg_admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        upgrade(spec, _pg_url(name))
+        templates.postgres[spec.service] = name
+    return templates.postgres[spec.service]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    if backend == "postgres" and not postgres_available():
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required but unreachable at {PG_ADMIN_URL}")
+        pytest.skip("PostgreSQL not reachable")
+    return backend
+
+
+DatabaseFactory = Callable[[MigrationSpec], str]
+
+
+@pytest.fixture
+def make_database(
+    db_backend: str, _templates: Templates, tmp_path: Path
+) -> Iterator[DatabaseFactory]:
+    """Returns a function giving a fresh, migrated database URL for a service."""
+    created: list[str] = []
+
+    def factory(spec: MigrationSpec) -> str:
+        if db_backend == "sqlite":
+            template = _sqlite_template(_templates, spec)
+            target = tmp_path / f"{spec.service}-{uuid.uuid4().hex[:6]}.db"
+            shutil.copyfile(template, target)
+            return f"sqlite+aiosqlite:///{target}"
+        template_name = _postgres_template(_templates, spec)
+        name = f"cf_test_{spec.service}_{uuid.uuid4().hex[:10]}"
+        _pg_admin(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_name)
+            )
+        )
+        created.append(name)
+        return _pg_url(name)
+
+    yield factory
+    for name in created:
+        _pg_admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_token() -> TokenFactory:
+    def factory(tenant: str, *scopes: str, ttl: int | None = None) -> str:
+        return mint_token(TEST_SECRET, tenant, scopes or ("admin",), ttl_seconds=ttl)
+
+    return factory
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_tenant() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def tenant() -> str:
+    return new_tenant()
+
+
+async def running(app: FastAPI) -> AbstractAsyncContextManager[Any]:
+    return app.router.lifespan_context(app)
+
+
+def client_for(app: FastAPI, base_url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+
+@pytest.fixture
+def var_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "var"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+async def catalog_app(make_database: DatabaseFactory, var_dir: Path) -> AsyncIterator[FastAPI]:
+    from services.catalog.app import MIGRATIONS, create_app
+    from services.catalog.settings import CatalogSettings
+
+    settings = CatalogSettings(
+        database_url=make_database(MIGRATIONS),
+        secret=TEST_SECRET,
+        var_dir=var_dir,
+        environment="test",
+        public_url="http://attribution.test",
+    )
+    app = create_app(settings, configure_logs=False)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def catalog(catalog_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(catalog_app, "http://catalog.test") as client:
+        yield client
