@@ -175,3 +175,12 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     async with factory() as session:
         yield session
+
+
+def insert_for(dialect_name: str) -> Any:
+    """The dialect's INSERT construct, which knows ON CONFLICT."""
+    if dialect_name == "postgresql":
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert

@@ -194,3 +194,42 @@ async def catalog_app(make_database: DatabaseFactory, var_dir: Path) -> AsyncIte
 async def catalog(catalog_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(catalog_app, "http://catalog.test") as client:
         yield client
+
+
+def attribution_settings(database_url: str, var_dir: Path, **overrides: Any) -> Any:
+    from services.attribution.config import AttributionSettings
+
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "secret": TEST_SECRET,
+        "var_dir": var_dir,
+        "environment": "test",
+        "catalog_url": "http://catalog.test",
+        "public_url": "http://attribution.test",
+        # Tests pull the feed explicitly (POST /v1/sync) unless they test the loop itself.
+        "sync_enabled": False,
+        "sync_interval_seconds": 0.05,
+        "sync_max_backoff_seconds": 0.2,
+    }
+    values.update(overrides)
+    return AttributionSettings(**values)
+
+
+@pytest.fixture
+async def attribution_app(
+    make_database: DatabaseFactory, var_dir: Path, catalog_app: FastAPI
+) -> AsyncIterator[FastAPI]:
+    from services.attribution.app import MIGRATIONS, create_app
+
+    settings = attribution_settings(make_database(MIGRATIONS), var_dir)
+    app = create_app(
+        settings, catalog_transport=httpx.ASGITransport(app=catalog_app), configure_logs=False
+    )
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def attribution(attribution_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(attribution_app, "http://attribution.test") as client:
+        yield client

@@ -60,7 +60,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import groupby, islice
 from operator import itemgetter
 from typing import Any
 
@@ -213,30 +213,47 @@ class FunnelAccumulator:
         """Account one user's events; ``it``/``im``/``ib`` index t, mask and value."""
         if not events:
             return
-        chain = self._best_chain(events, it, im, ib, False, None)
+        chain = self._best_chain(events, it, im, ib, False, None, 0)
         if chain is None:
             return  # no in-range step-1 event: the user counts nowhere
         self._overall.add(chain)
-        if not self.breakdown:
-            return
+        if self.breakdown:
+            self._add_breakdown(events, it, im, ib, chain)
+
+    def _add_breakdown(
+        self, events: Sequence[Sequence[Any]], it: int, im: int, ib: int, chain: Chain
+    ) -> None:
         lo = self.from_us
         hi = self.to_us
-        values = {e[ib] for e in events if e[im] & 1 and lo <= e[it] < hi}
+        # value -> index of the first event sharing the timestamp of its first possible start
+        # (the DP for that value may skip everything before it).
+        first: dict[str, int] = {}
+        group_start = 0
+        prev_t = None
+        # Breakdown values of the events able to start the overall chosen chain.
+        start_values: set[str | None] = set()
+        s0 = chain[0]
+        for idx, e in enumerate(events):
+            t = e[it]
+            if t != prev_t:
+                group_start = idx
+                prev_t = t
+            if e[im] & 1 and lo <= t < hi:
+                v = e[ib]
+                if t == s0:
+                    start_values.add(v)
+                if v is not None and v not in first:
+                    first[v] = group_start
         by_value = self._by_value
         n = self.n_steps
-        if len(values) == 1:
-            (value,) = values
-            if value is not None:
-                # Every possible start carries ``value``: its funnel equals the overall one.
-                tally = by_value.get(value)
-                if tally is None:
-                    tally = by_value[value] = _Tally(n)
-                tally.add(chain)
-            return
-        for value in values:
-            if value is None:
-                continue
-            vchain = self._best_chain(events, it, im, ib, True, value)
+        # If every event that can start the overall chosen chain has value v, that chain is
+        # also v's chosen chain (v's chains are a subset of all chains).
+        shared = next(iter(start_values)) if len(start_values) == 1 else None
+        for value, start in first.items():
+            if value == shared:
+                vchain: Chain | None = chain
+            else:
+                vchain = self._best_chain(events, it, im, ib, True, value, start)
             if vchain is None:  # pragma: no cover - value came from an in-range start
                 continue
             tally = by_value.get(value)
@@ -252,8 +269,15 @@ class FunnelAccumulator:
         ib: int,
         restrict: bool,
         value: str | None,
+        start: int,
     ) -> Chain | None:
-        """Key-minimal valid chain of the deepest reachable level, or None (fast path)."""
+        """Key-minimal valid chain of the deepest reachable level, or None.
+
+        Fast path for users whose timestamps are strictly increasing; on the first tie it
+        restarts with :meth:`_best_chain_ties`. ``events[start:]`` are considered (callers
+        only skip events that cannot take part in any chain). With ``restrict`` only events
+        whose breakdown value equals ``value`` may start a chain.
+        """
         n = self.n_steps
         lo = self.from_us
         hi = self.to_us
@@ -262,13 +286,12 @@ class FunnelAccumulator:
         upper = self._upper
         best: list[Chain | None] = [None] * (n + 1)
         prev_t: int | None = None
-        for e in events:
+        for e in islice(events, start, None) if start else events:
             t: int = e[it]
             if prev_t is not None and t <= prev_t:
                 if t < prev_t:
                     raise ValueError("events of a user must be sorted by timestamp")
-                # Equal timestamps: fall back to the exact group-wise algorithm.
-                return self._best_chain_groups(events, it, im, ib, restrict, value)
+                return self._best_chain_ties(events, it, im, ib, restrict, value, start)
             prev_t = t
             m: int = e[im] & full
             if not m:
@@ -296,7 +319,7 @@ class FunnelAccumulator:
                 return best[k]
         return None
 
-    def _best_chain_groups(
+    def _best_chain_ties(
         self,
         events: Sequence[Sequence[Any]],
         it: int,
@@ -304,44 +327,72 @@ class FunnelAccumulator:
         ib: int,
         restrict: bool,
         value: str | None,
+        start: int,
     ) -> Chain | None:
-        """Exact DP processing events that share a timestamp as one group."""
+        """Exact DP for users with equal timestamps: such events are handled as a group."""
         n = self.n_steps
         lo = self.from_us
         hi = self.to_us
         window = self.window_us
         full = self._full
+        upper = self._upper
         best: list[Chain | None] = [None] * (n + 1)
-        i = 0
         total = len(events)
+        i = start
         while i < total:
-            t: int = events[i][it]
-            j = i
-            masks: list[int] = []
-            while j < total and events[j][it] == t:
-                e = events[j]
-                m: int = e[im] & full
-                if m & 1 and (not (lo <= t < hi) or (restrict and e[ib] != value)):
-                    m &= ~1  # this event cannot start a chain
-                if m:
-                    masks.append(m)
-                j += 1
-            if j < total and events[j][it] < t:
-                raise ValueError("events of a user must be sorted by timestamp")
+            e = events[i]
+            t: int = e[it]
+            j = i + 1
+            if j < total:
+                t_next: int = events[j][it]
+                if t_next < t:
+                    raise ValueError("events of a user must be sorted by timestamp")
+                if t_next == t:
+                    masks: list[int] = []
+                    while j < total and events[j][it] == t:
+                        j += 1
+                    if j < total and events[j][it] < t:
+                        raise ValueError("events of a user must be sorted by timestamp")
+                    for g in range(i, j):
+                        eg = events[g]
+                        m = eg[im] & full
+                        if m & 1 and (not lo <= t < hi or (restrict and eg[ib] != value)):
+                            m &= ~1  # this event cannot start a chain
+                        if m:
+                            masks.append(m)
+                    if masks:
+                        self._apply_group(best, masks, t, window)
+                    i = j
+                    continue
             i = j
-            if masks:
-                self._apply_group(best, masks, t, window)
+            m = e[im] & full
+            if not m:
+                continue
+            for k in upper[m]:
+                p = best[k - 1]
+                if p is None or t - p[0] > window:
+                    continue
+                cand = (*p, t)
+                if _better(cand, best[k]):
+                    best[k] = cand
+            if m & 1 and lo <= t < hi and (not restrict or e[ib] == value):
+                c = best[1]
+                if c is None or c[0] < t:
+                    best[1] = (t,)
         for k in range(n, 0, -1):
             if best[k] is not None:
                 return best[k]
         return None
 
     def _apply_group(self, best: list[Chain | None], masks: list[int], t: int, window: int) -> None:
+        """Update ``best`` with a group of >= 2 events sharing timestamp ``t``."""
         n = self.n_steps
         old = best[:]
         for j in range(n):
             base: Chain
             if j == 0:
+                if not _any_has_bit(masks, 1):
+                    continue
                 base = ()
             else:
                 prefix = old[j]
@@ -353,6 +404,10 @@ class FunnelAccumulator:
                 cand = base + (t,) * length
                 if _better(cand, best[j + length]):
                     best[j + length] = cand
+
+
+def _any_has_bit(masks: list[int], bit: int) -> bool:
+    return any(m & bit for m in masks)
 
 
 def _longest_cover(masks: list[int], first: int, n: int) -> int:

@@ -77,7 +77,7 @@ async def check_references(
         if found is None:
             errors.append(
                 {
-                    "loc": ["body", ref.field],
+                    "loc": ["path" if ref.field in spec.key_fields else "body", ref.field],
                     "field": ref.field,
                     "msg": f"no {ref.label} with id {value!r} exists; create it first",
                 }
@@ -180,7 +180,8 @@ async def soft_delete(
         entity=spec.entity,
         entity_id=spec.entity_id(key),
         op="delete",
-        data={name: key[name] for name in spec.key_fields},
+        # JSON-safe key (an ad spend's day is a date), as the object's own snapshot writes it.
+        data={name: _cursor_value(key[name]) for name in spec.key_fields},
     )
 
 
@@ -198,7 +199,13 @@ async def list_page(
     stmt = select(model).where(model.tenant_id == tenant_id, model.deleted_at.is_(None), *filters)
     if page.cursor is not None:
         after = decode_cursor(page.cursor)
-        if not isinstance(after, list) or len(after) != len(columns):
+        # Every key value is written as a string (a day as YYYY-MM-DD); anything else would
+        # reach the database as the wrong type.
+        if (
+            not isinstance(after, list)
+            or len(after) != len(columns)
+            or not all(isinstance(value, str) for value in after)
+        ):
             raise UnprocessableEntity(
                 "The cursor does not belong to this list; pass back `next_cursor` unchanged.",
                 errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],

@@ -1,0 +1,89 @@
+"""The attribution service: events, orders, attribution, funnels and reports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import httpx
+from fastapi import APIRouter, FastAPI
+
+from services.attribution.catalog_sync.router import router as sync_router
+from services.attribution.catalog_sync.service import CatalogSync
+from services.attribution.config import AttributionSettings
+from services.attribution.settings.router import router as settings_router
+from shared.app import build_app
+from shared.migrate import MigrationSpec
+
+MIGRATIONS = MigrationSpec(
+    service="attribution",
+    script_location=Path(__file__).parent / "migrations",
+    version_table="alembic_version_attribution",
+)
+
+
+def domain_routers() -> list[APIRouter]:
+    """Every domain's router; imported lazily so a missing domain shows as a clear error."""
+    routers = [settings_router, sync_router]
+    for module_name in (
+        "services.attribution.events.router",
+        "services.attribution.orders.router",
+        "services.attribution.redirect.router",
+        "services.attribution.funnels.router",
+        "services.attribution.reports.router",
+        "services.attribution.dashboard.router",
+    ):
+        with contextlib.suppress(ModuleNotFoundError):
+            module = __import__(module_name, fromlist=["router"])
+            routers.append(module.router)
+    return routers
+
+
+def create_app(
+    settings: AttributionSettings | None = None,
+    *,
+    catalog_transport: httpx.AsyncBaseTransport | None = None,
+    configure_logs: bool = True,
+) -> FastAPI:
+    """Build the app; ``catalog_transport`` lets tests route catalog calls in-process."""
+    settings = settings or AttributionSettings()
+
+    async def start(app: FastAPI) -> None:
+        client = httpx.AsyncClient(
+            base_url=settings.catalog_url, transport=catalog_transport, timeout=10.0
+        )
+        sync = CatalogSync(
+            sessionmaker=app.state.sessionmaker,
+            client=client,
+            secret=settings.secret,
+            interval_seconds=settings.sync_interval_seconds,
+            max_backoff_seconds=settings.sync_max_backoff_seconds,
+        )
+        app.state.catalog_client = client
+        app.state.catalog_sync = sync
+        app.state.sync_task = (
+            asyncio.create_task(sync.run_forever(), name="catalog-sync")
+            if settings.sync_enabled
+            else None
+        )
+
+    async def stop(app: FastAPI) -> None:
+        task: asyncio.Task[None] | None = app.state.sync_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await app.state.catalog_client.aclose()
+
+    return build_app(
+        title="ClipFunnel attribution",
+        description="Ingests viewer events and shop orders, attributes every order to the "
+        "videos, live rooms and ads that led to it, and answers funnels and reports.",
+        settings=settings,
+        migrations=MIGRATIONS,
+        routers=domain_routers(),
+        on_startup=start,
+        on_shutdown=stop,
+        configure_logs=configure_logs,
+    )

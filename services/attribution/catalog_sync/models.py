@@ -1,0 +1,116 @@
+"""The attribution service's local read model of the catalog, fed by the change feed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Date, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.attribution.core.base import Base, tenant_key
+from shared.db import JSONDoc, MoneyType, UTCDateTime
+
+
+class CatalogAccount(Base):
+    __tablename__ = "catalog_accounts"
+
+    tenant_id: Mapped[str] = tenant_key()
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    handle: Mapped[str] = mapped_column(String(256))
+    display_name: Mapped[str | None] = mapped_column(String(256))
+
+
+class CatalogContent(Base):
+    __tablename__ = "catalog_contents"
+
+    tenant_id: Mapped[str] = tenant_key()
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(512))
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    topics: Mapped[list[Any] | None] = mapped_column(JSONDoc())
+    format: Mapped[str | None] = mapped_column(String(64))
+
+
+class CatalogProduct(Base):
+    __tablename__ = "catalog_products"
+
+    tenant_id: Mapped[str] = tenant_key()
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    title: Mapped[str] = mapped_column(String(512))
+    price: Mapped[Decimal] = mapped_column(MoneyType())
+    currency: Mapped[str] = mapped_column(String(3))
+    category: Mapped[str | None] = mapped_column(String(256))
+
+
+class CatalogContentProduct(Base):
+    __tablename__ = "catalog_content_products"
+    __table_args__ = (Index(None, "tenant_id", "product_id"),)
+
+    tenant_id: Mapped[str] = tenant_key()
+    content_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    placement: Mapped[str] = mapped_column(String(32))
+    starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class CatalogCampaign(Base):
+    __tablename__ = "catalog_campaigns"
+
+    tenant_id: Mapped[str] = tenant_key()
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+
+
+class CatalogAd(Base):
+    __tablename__ = "catalog_ads"
+
+    tenant_id: Mapped[str] = tenant_key()
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(128))
+    content_id: Mapped[str] = mapped_column(String(128))
+    product_id: Mapped[str | None] = mapped_column(String(128))
+    format: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(256))
+
+
+class CatalogAdSpend(Base):
+    __tablename__ = "catalog_ad_spend"
+
+    tenant_id: Mapped[str] = tenant_key()
+    ad_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(MoneyType())
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+class CatalogTrackingLink(Base):
+    __tablename__ = "catalog_tracking_links"
+    # /r/{code} carries no tenant, so the code is looked up on its own.
+    __table_args__ = (Index("uq_catalog_tracking_links_code", "code", unique=True),)
+
+    tenant_id: Mapped[str] = tenant_key()
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    content_id: Mapped[str] = mapped_column(String(128))
+    product_id: Mapped[str | None] = mapped_column(String(128))
+    ad_id: Mapped[str | None] = mapped_column(String(128))
+    destination_url: Mapped[str] = mapped_column(Text)
+
+
+class SyncState(Base):
+    """Where this service is in the catalog change feed (one row, name='catalog')."""
+
+    __tablename__ = "sync_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    catalog_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_change_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from shared.auth import Principal, require_scope
+
+router = APIRouter(prefix="/v1/sync", tags=["catalog sync"])
+
+
+class SyncResult(BaseModel):
+    catalog_seq: int
+
+
+@router.post(
+    "",
+    response_model=SyncResult,
+    summary="Pull the catalog change feed now; answers once applied",
+    responses={503: {"description": "Catalog unreachable (problem+json, Retry-After)"}},
+)
+async def post_sync(
+    _: Annotated[Principal, Depends(require_scope("admin"))], request: Request
+) -> SyncResult:
+    return SyncResult(catalog_seq=await request.app.state.catalog_sync.pull())

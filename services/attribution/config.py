@@ -1,0 +1,34 @@
+"""Attribution service settings (env prefix ATTRIBUTION_)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class AttributionSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTRIBUTION_", extra="ignore")
+
+    catalog_url: str = Field(
+        default="http://127.0.0.1:8001",
+        validation_alias=AliasChoices("ATTRIBUTION_CATALOG_URL", "catalog_url"),
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8002",
+        validation_alias=AliasChoices("ATTRIBUTION_PUBLIC_URL", "public_url"),
+    )
+    sync_interval_seconds: float = Field(
+        default=2.0, description="How often the background task pulls the catalog change feed"
+    )
+    sync_max_backoff_seconds: float = 60.0
+    sync_enabled: bool = True
+    max_batch_events: int = 1000
+    max_body_bytes: int = 1024 * 1024
+    max_future_seconds: int = 300
+    max_report_days: int = Field(default=400, description="Longest report or funnel range")
+    signature_tolerance_seconds: int = 300
+
+    def default_db_name(self) -> str:
+        return "attribution.db"

@@ -1,0 +1,24 @@
+"""Attribution-specific Prometheus metrics."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.metrics import LATENCY_BUCKETS
+
+EVENTS_RECEIVED = Counter(
+    "clipfunnel_events_received_total", "Events received, by type and outcome", ["type", "outcome"]
+)
+ORDERS_RECEIVED = Counter(
+    "clipfunnel_orders_received_total",
+    "Order status posts received, by status and outcome",
+    ["status", "outcome"],
+)
+ATTRIBUTION_SECONDS = Histogram(
+    "clipfunnel_attribution_seconds",
+    "Time to attribute one order under every model",
+    buckets=LATENCY_BUCKETS,
+)
+CATALOG_SYNC_LAG = Gauge(
+    "clipfunnel_catalog_sync_lag_seconds",
+    "Seconds since the catalog change feed was last read to its end",
+    multiprocess_mode="max",
+)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.attribution.core.base import Base, tenant_key
+from shared.db import JSONDoc, UTCDateTime, utcnow
+
+
+class Event(Base):
+    """What a viewer did. ``(tenant_id, event_id)`` is the client's idempotency key."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        # Touches of a buyer, for attribution; and per-user funnels.
+        Index(None, "tenant_id", "user_id", "occurred_at"),
+        # Stitching an order's click_ids, and events inheriting their click's content.
+        Index(None, "tenant_id", "click_id"),
+        # Funnels scan one step type over a time range, user by user.
+        Index(None, "tenant_id", "type", "occurred_at"),
+        # Reports per content over a time range.
+        Index(None, "tenant_id", "content_id", "occurred_at"),
+    )
+
+    tenant_id: Mapped[str] = tenant_key()
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    user_id: Mapped[str] = mapped_column(String(128))
+    content_id: Mapped[str | None] = mapped_column(String(128))
+    product_id: Mapped[str | None] = mapped_column(String(128))
+    ad_id: Mapped[str | None] = mapped_column(String(128))
+    click_id: Mapped[str | None] = mapped_column(String(128))
+    session_id: Mapped[str | None] = mapped_column(String(128))
+    platform: Mapped[str | None] = mapped_column(String(32))
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc())
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RejectedEvent(Base):
+    """An event refused at ingest, kept with its reasons so nothing sent is lost."""
+
+    __tablename__ = "rejected_events"
+
+    tenant_id: Mapped[str] = tenant_key()
+    # Time-ordered unique id (received microseconds + random suffix): pages in arrival order.
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    batch_index: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[str | None] = mapped_column(String(256))
+    errors: Mapped[list[str]] = mapped_column(JSONDoc())
+    payload: Mapped[Any] = mapped_column(JSONDoc())
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,4 @@
+from services.attribution.models import Base
+from shared.env_template import run_migrations
+
+run_migrations(Base.metadata)

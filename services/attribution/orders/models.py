@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Float, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.attribution.core.base import Base, tenant_key
+from shared.db import JSONDoc, MoneyType, UTCDateTime, utcnow
+
+
+class Order(Base):
+    """An order's current state, folded from the status posts and refunds received."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index(None, "tenant_id", "buyer_id", "paid_at"),
+        Index(None, "tenant_id", "paid_at"),
+    )
+
+    tenant_id: Mapped[str] = tenant_key()
+    order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(String(128))
+    # The stitched buyer: user_id, else the user of the first known click among click_ids.
+    buyer_id: Mapped[str | None] = mapped_column(String(128))
+    click_ids: Mapped[list[str]] = mapped_column(JSONDoc(), default=list)
+    currency: Mapped[str] = mapped_column(String(3))
+    ordered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    gross_revenue: Mapped[Decimal] = mapped_column(MoneyType())
+    revenue: Mapped[Decimal] = mapped_column(MoneyType())
+    refunded: Mapped[Decimal] = mapped_column(MoneyType())
+    attributed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+
+    tenant_id: Mapped[str] = tenant_key()
+    order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    product_id: Mapped[str] = mapped_column(String(128))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(MoneyType())
+    # Current revenue of the line: quantity × unit price less what refunds took from it.
+    revenue: Mapped[Decimal] = mapped_column(MoneyType())
+    refunded_quantity: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OrderClick(Base):
+    """An order's click_ids, so a late click can find the orders that name it."""
+
+    __tablename__ = "order_clicks"
+
+    tenant_id: Mapped[str] = tenant_key()
+    click_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class OrderStatusPost(Base):
+    """One accepted status post; the unique key makes (tenant, order, status) idempotent."""
+
+    __tablename__ = "order_status_posts"
+
+    tenant_id: Mapped[str] = tenant_key()
+    order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The first answer, replayed verbatim to an identical retry.
+    response: Mapped[dict[str, Any]] = mapped_column(JSONDoc())
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+    __table_args__ = (Index(None, "tenant_id", "order_id"),)
+
+    tenant_id: Mapped[str] = tenant_key()
+    refund_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(128))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    amount: Mapped[Decimal] = mapped_column(MoneyType())
+    items: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDoc())
+    body_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]] = mapped_column(JSONDoc())
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Credit(Base):
+    """One touch's share of one order line under one model.
+
+    Credits are kept for every model, so any model is a plain indexed read at report time.
+    ``paid_at`` is copied from the order: report ranges select credits by it.
+    """
+
+    __tablename__ = "credits"
+    __table_args__ = (Index(None, "tenant_id", "model", "paid_at"),)
+
+    tenant_id: Mapped[str] = tenant_key()
+    order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    product_id: Mapped[str] = mapped_column(String(128))
+    content_id: Mapped[str | None] = mapped_column(String(128))
+    ad_id: Mapped[str | None] = mapped_column(String(128))
+    event_id: Mapped[str] = mapped_column(String(128))
+    touch: Mapped[str] = mapped_column(String(8))
+    touch_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    weight: Mapped[float] = mapped_column(Float)
+    amount: Mapped[Decimal] = mapped_column(MoneyType())
+    # This credit's fraction of one order: line revenue / order revenue × weight.
+    order_share: Mapped[float] = mapped_column(Float)
+    paid_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    currency: Mapped[str] = mapped_column(String(3))

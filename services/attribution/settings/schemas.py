@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+from shared.schemas import Currency, Schema
+
+AttributionModel = Literal["last_touch", "first_touch", "linear", "time_decay", "position_based"]
+MatchMode = Literal["product", "any"]
+MAX_WINDOW_SECONDS = 90 * 86400
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{value!r} is not an IANA timezone (e.g. Asia/Shanghai, America/New_York, UTC)"
+        ) from None
+    return value
+
+
+Timezone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_check_timezone)]
+WindowSeconds = Annotated[int, Field(ge=1, le=MAX_WINDOW_SECONDS)]
+
+
+class SettingsUpdate(Schema):
+    """Fields left out stay as they are; `webhook_secret: null` clears the secret."""
+
+    currency: Currency | None = None
+    timezone: Timezone | None = None
+    click_window_seconds: WindowSeconds | None = None
+    view_window_seconds: WindowSeconds | None = None
+    match: MatchMode | None = None
+    default_model: AttributionModel | None = None
+    webhook_secret: (
+        Annotated[str, StringConstraints(min_length=16, max_length=256)] | None
+    ) = Field(None, description="Write-only HMAC key for signed order posts; null clears it")
+
+
+class SettingsOut(BaseModel):
+    currency: str | None = Field(description="Set by the first order unless set here")
+    timezone: str
+    click_window_seconds: int
+    view_window_seconds: int
+    match: MatchMode
+    default_model: AttributionModel
+    webhook_secret: None = Field(None, description="Write-only: never shown")
+    webhook_secret_set: bool

@@ -1,0 +1,128 @@
+"""Per-tenant attribution settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.attribution.orders.models import Order
+from services.attribution.settings.models import TenantSettings
+from services.attribution.settings.schemas import SettingsOut, SettingsUpdate
+from shared.crypto import decrypt_secret, encrypt_secret
+from shared.db import utcnow
+from shared.errors import Conflict
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """A tenant's settings as the engine and reports use them."""
+
+    currency: str | None
+    timezone: str
+    click_window_seconds: int
+    view_window_seconds: int
+    match: str
+    default_model: str
+    webhook_secret: str | None
+
+
+DEFAULTS = Rules(
+    currency=None,
+    timezone="UTC",
+    click_window_seconds=7 * 86400,
+    view_window_seconds=86400,
+    match="product",
+    default_model="last_touch",
+    webhook_secret=None,
+)
+
+
+async def load_rules(session: AsyncSession, tenant_id: str, secret: str) -> Rules:
+    row = await session.get(TenantSettings, tenant_id)
+    if row is None:
+        return DEFAULTS
+    return Rules(
+        currency=row.currency,
+        timezone=row.timezone,
+        click_window_seconds=row.click_window_seconds,
+        view_window_seconds=row.view_window_seconds,
+        match=row.match,
+        default_model=row.default_model,
+        webhook_secret=(
+            decrypt_secret(secret, row.webhook_secret_encrypted)
+            if row.webhook_secret_encrypted
+            else None
+        ),
+    )
+
+
+def to_out(rules: Rules) -> SettingsOut:
+    return SettingsOut(
+        currency=rules.currency,
+        timezone=rules.timezone,
+        click_window_seconds=rules.click_window_seconds,
+        view_window_seconds=rules.view_window_seconds,
+        match=rules.match,  # type: ignore[arg-type]
+        default_model=rules.default_model,  # type: ignore[arg-type]
+        webhook_secret_set=rules.webhook_secret is not None,
+    )
+
+
+async def _row_for_update(session: AsyncSession, tenant_id: str) -> TenantSettings:
+    row = await session.scalar(
+        select(TenantSettings).where(TenantSettings.tenant_id == tenant_id).with_for_update()
+    )
+    if row is None:
+        row = TenantSettings(
+            tenant_id=tenant_id,
+            currency=None,
+            timezone=DEFAULTS.timezone,
+            click_window_seconds=DEFAULTS.click_window_seconds,
+            view_window_seconds=DEFAULTS.view_window_seconds,
+            match=DEFAULTS.match,
+            default_model=DEFAULTS.default_model,
+        )
+        session.add(row)
+    return row
+
+
+async def update_settings(
+    session: AsyncSession, tenant_id: str, update: SettingsUpdate, secret: str
+) -> Rules:
+    row = await _row_for_update(session, tenant_id)
+    given = update.model_fields_set
+    if "currency" in given and update.currency is not None and update.currency != row.currency:
+        other = await session.scalar(
+            select(Order.currency)
+            .where(Order.tenant_id == tenant_id, Order.currency != update.currency)
+            .limit(1)
+        )
+        if other is not None:
+            raise Conflict(
+                f"This tenant already has orders in {other}; its currency cannot become "
+                f"{update.currency} without mixing currencies in reports."
+            )
+        row.currency = update.currency
+    for name in ("timezone", "click_window_seconds", "view_window_seconds", "match", "default_model"):
+        value = getattr(update, name)
+        if name in given and value is not None:
+            setattr(row, name, value)
+    if "webhook_secret" in given:
+        row.webhook_secret_encrypted = (
+            encrypt_secret(secret, update.webhook_secret) if update.webhook_secret else None
+        )
+    row.updated_at = utcnow()
+    await session.flush()
+    return await load_rules(session, tenant_id, secret)
+
+
+async def claim_currency(session: AsyncSession, tenant_id: str, currency: str) -> str:
+    """The tenant's currency, set to ``currency`` if it has none yet (the first order's)."""
+    row = await _row_for_update(session, tenant_id)
+    if row.currency is None:
+        row.currency = currency
+        row.updated_at = utcnow()
+        await session.flush()
+    return row.currency
