@@ -127,7 +127,7 @@ def is_sqlite(url: str) -> bool:
 
 def normalise_url(url: str) -> str:
     """Accept plain driver-less URLs and pick the async driver."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+asyncpg://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + url.split(":///", 1)[1]

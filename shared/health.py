@@ -41,7 +41,8 @@ def health_router(version_table: str) -> APIRouter:
             return problem_response(
                 503,
                 "Not ready",
-                f"Database schema is at {current!r}, expected {expected!r}: run `clipfunnel migrate`.",
+                f"Database schema is at {current!r}, expected {expected!r}: "
+                "run `clipfunnel migrate`.",
                 type_slug="not-ready",
                 headers={"Retry-After": "5"},
             )

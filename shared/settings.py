@@ -43,7 +43,7 @@ class ServiceSettings(BaseSettings):
     secret: str = Field(
         default=_UNSET_SECRET,
         validation_alias=AliasChoices("CLIPFUNNEL_SECRET", "secret"),
-        description="Shared signing secret for bearer tokens (and key material for secrets at rest).",
+        description="Shared signing secret for tokens (and key material for secrets at rest).",
     )
     var_dir: Path = Field(
         default=DEFAULT_VAR_DIR, validation_alias=AliasChoices("CLIPFUNNEL_VAR_DIR", "var_dir")

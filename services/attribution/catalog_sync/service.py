@@ -68,7 +68,11 @@ PROJECTIONS: dict[str, Projection] = {
     "account": Projection(
         CatalogAccount,
         ("id",),
-        {"platform": _pick("platform"), "handle": _pick("handle"), "display_name": _pick("display_name")},
+        {
+            "platform": _pick("platform"),
+            "handle": _pick("handle"),
+            "display_name": _pick("display_name"),
+        },
     ),
     "content": Projection(
         CatalogContent,
@@ -155,7 +159,10 @@ async def apply_changes(session: AsyncSession, changes: Sequence[dict[str, Any]]
         if projection is None:
             continue
         model: Any = projection.model
-        key = {"tenant_id": change["tenant_id"], **_key_values(projection, change["entity"], change)}
+        key = {
+            "tenant_id": change["tenant_id"],
+            **_key_values(projection, change["entity"], change),
+        }
         if change["op"] == "delete":
             await session.execute(
                 delete(model).where(*[getattr(model, k) == v for k, v in key.items()])
@@ -203,7 +210,8 @@ class CatalogSync:
                     response.raise_for_status()
                 except httpx.HTTPError as exc:
                     raise ServiceUnavailable(
-                        f"The catalog service did not answer the change feed ({type(exc).__name__}); "
+                        "The catalog service did not answer the change feed "
+                        f"({type(exc).__name__}); "
                         "attribution keeps serving with the catalog data it has.",
                         headers={"Retry-After": "5"},
                     ) from exc

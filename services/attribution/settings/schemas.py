@@ -22,7 +22,9 @@ def _check_timezone(value: str) -> str:
     return value
 
 
-Timezone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_check_timezone)]
+Timezone = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_check_timezone)
+]
 WindowSeconds = Annotated[int, Field(ge=1, le=MAX_WINDOW_SECONDS)]
 
 
@@ -35,9 +37,9 @@ class SettingsUpdate(Schema):
     view_window_seconds: WindowSeconds | None = None
     match: MatchMode | None = None
     default_model: AttributionModel | None = None
-    webhook_secret: (
-        Annotated[str, StringConstraints(min_length=16, max_length=256)] | None
-    ) = Field(None, description="Write-only HMAC key for signed order posts; null clears it")
+    webhook_secret: Annotated[str, StringConstraints(min_length=16, max_length=256)] | None = Field(
+        None, description="Write-only HMAC key for signed order posts; null clears it"
+    )
 
 
 class SettingsOut(BaseModel):

@@ -64,8 +64,8 @@ def to_out(rules: Rules) -> SettingsOut:
         timezone=rules.timezone,
         click_window_seconds=rules.click_window_seconds,
         view_window_seconds=rules.view_window_seconds,
-        match=rules.match,  # type: ignore[arg-type]
-        default_model=rules.default_model,  # type: ignore[arg-type]
+        match=rules.match,
+        default_model=rules.default_model,
         webhook_secret_set=rules.webhook_secret is not None,
     )
 
@@ -105,7 +105,13 @@ async def update_settings(
                 f"{update.currency} without mixing currencies in reports."
             )
         row.currency = update.currency
-    for name in ("timezone", "click_window_seconds", "view_window_seconds", "match", "default_model"):
+    for name in (
+        "timezone",
+        "click_window_seconds",
+        "view_window_seconds",
+        "match",
+        "default_model",
+    ):
         value = getattr(update, name)
         if name in given and value is not None:
             setattr(row, name, value)

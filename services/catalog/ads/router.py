@@ -60,6 +60,8 @@ async def put_ad_spend(
     session: SessionDep,
     response: Response,
 ) -> Any:
+    # The ad is the path's parent: another tenant's (or no) ad is 404, like the list.
+    await get_or_404(session, ADS, principal.tenant_id, {"id": ad_id})
     obj, outcome = await upsert(
         session, AD_SPEND, principal.tenant_id, {"ad_id": ad_id, "day": day}, body.model_dump()
     )

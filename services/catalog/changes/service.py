@@ -30,13 +30,22 @@ async def record_change(
     transaction-scoped advisory lock makes writers append one after another, so seq order is
     commit order. (SQLite has one writer at a time already.)
     """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FEED_LOCK_KEY})
+    await lock_feed(session)
     change = Change(tenant_id=tenant_id, entity=entity, entity_id=entity_id, op=op, data=data)
     session.add(change)
     await session.flush()
     CATALOG_CHANGES.labels(entity, op).inc()
     return change
+
+
+async def lock_feed(session: AsyncSession) -> None:
+    """Take the feed's writer lock for the rest of the transaction (re-entrant; no-op on SQLite).
+
+    Writers that check-then-insert (``upsert``) take it first, so two concurrent creates of the
+    same id run one after the other instead of one failing on the primary key.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FEED_LOCK_KEY})
 
 
 async def read_changes(

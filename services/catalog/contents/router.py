@@ -60,6 +60,8 @@ async def put_content_product(
     session: SessionDep,
     response: Response,
 ) -> Any:
+    # The content is the path's parent: another tenant's (or no) content is 404, like the list.
+    await get_or_404(session, CONTENTS, principal.tenant_id, {"id": content_id})
     key = {"content_id": content_id, "product_id": product_id}
     obj, outcome = await upsert(
         session, CONTENT_PRODUCTS, principal.tenant_id, key, body.model_dump()

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from sqlalchemy import Date, Select, and_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.catalog.changes.service import record_change
+from services.catalog.changes.service import lock_feed, record_change
 from services.catalog.core.base import Base
 from shared.db import utcnow
 from shared.errors import NotFound, UnprocessableEntity
@@ -125,6 +125,7 @@ async def upsert(
     values: Mapping[str, Any],
 ) -> tuple[Any, Outcome]:
     """Create (or revive a soft-deleted object), replace, or leave an identical object alone."""
+    await lock_feed(session)
     await check_references(session, tenant_id, spec, {**key, **values})
     obj = await load(session, spec, tenant_id, key, include_deleted=True, for_update=True)
     now = utcnow()
