@@ -39,7 +39,9 @@ DEFAULTS = Rules(
 )
 
 
-async def load_rules(session: AsyncSession, tenant_id: str, secret: str) -> Rules:
+async def load_rules(
+    session: AsyncSession, tenant_id: str, secret: str, *, with_webhook_secret: bool = True
+) -> Rules:
     row = await session.get(TenantSettings, tenant_id)
     if row is None:
         return DEFAULTS
@@ -52,7 +54,7 @@ async def load_rules(session: AsyncSession, tenant_id: str, secret: str) -> Rule
         default_model=row.default_model,
         webhook_secret=(
             decrypt_secret(secret, row.webhook_secret_encrypted)
-            if row.webhook_secret_encrypted
+            if row.webhook_secret_encrypted and with_webhook_secret
             else None
         ),
     )

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from services.attribution.orders import service
+from services.attribution.orders.schemas import (
+    AttributionOut,
+    OrderAnswer,
+    OrderIn,
+    OrderOut,
+    RefundIn,
+    RefundOut,
+)
+from services.attribution.orders.signature import HEADER, verify
+from services.attribution.settings.service import Rules, load_rules
+from shared.app import SessionDep
+from shared.auth import Principal, require_scope
+from shared.bodies import parse_model, read_body
+from shared.schemas import ID_PATTERN, jsonable
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+Writer = Annotated[Principal, Depends(require_scope("orders:write"))]
+Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
+OrderId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+ORDER_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed JSON (problem+json)"},
+    401: {"description": "Missing/invalid token, or missing/invalid signature (problem+json)"},
+    403: {"description": "Token lacks orders:write"},
+    409: {"description": "Same status with a different body, or an impossible transition"},
+    413: {"description": "Body too large"},
+    422: {"description": "Invalid order, or a currency other than the tenant's"},
+}
+
+
+def _body_schema(model: type[Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+def _json(body: dict[str, Any], status_code: int) -> Response:
+    return Response(
+        orjson.dumps(body, default=jsonable, option=orjson.OPT_PASSTHROUGH_DATETIME),
+        status_code=status_code,
+        media_type="application/json",
+    )
+
+
+async def _signed_body(request: Request, rules: Rules) -> bytes:
+    """The raw body, verified against the tenant's webhook secret when it has one."""
+    settings = request.app.state.settings
+    raw = await read_body(request, settings.max_body_bytes)
+    if rules.webhook_secret:
+        verify(
+            rules.webhook_secret,
+            request.headers.get(HEADER),
+            raw,
+            tolerance=settings.signature_tolerance_seconds,
+        )
+    return raw
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=OrderAnswer,
+    summary="Post an order status (idempotent on order_id + status)",
+    description="201 the first time, 200 with the same answer on an identical replay. The "
+    "answer carries the credits under the tenant's default model.",
+    responses={200: {"description": "Identical replay", "model": OrderAnswer}, **ORDER_ERRORS},
+    openapi_extra=_body_schema(OrderIn),
+)
+async def post_order(principal: Writer, session: SessionDep, request: Request) -> Response:
+    rules = await load_rules(session, principal.tenant_id, request.app.state.settings.secret)
+    raw = await _signed_body(request, rules)
+    payload = parse_model(OrderIn, raw)
+    answer = await service.ingest_order(session, principal.tenant_id, payload, rules)
+    await session.commit()
+    return _json(answer.body, answer.status_code)
+
+
+@router.post(
+    "/{order_id}/refunds",
+    status_code=201,
+    response_model=RefundOut,
+    summary="Refund part or all of a paid order (idempotent on refund_id)",
+    responses={
+        200: {"description": "Identical replay", "model": RefundOut},
+        404: {"description": "No such order"},
+        **ORDER_ERRORS,
+    },
+    openapi_extra=_body_schema(RefundIn),
+)
+async def post_refund(
+    order_id: OrderId, principal: Writer, session: SessionDep, request: Request
+) -> Response:
+    rules = await load_rules(session, principal.tenant_id, request.app.state.settings.secret)
+    raw = await _signed_body(request, rules)
+    payload = parse_model(RefundIn, raw)
+    answer = await service.post_refund(session, principal.tenant_id, order_id, payload, rules)
+    await session.commit()
+    return _json(answer.body, answer.status_code)
+
+
+@router.get(
+    "/{order_id}",
+    response_model=OrderOut,
+    summary="An order with its lines, refunds and current revenue",
+    responses={404: {"description": "No such order in this tenant"}},
+)
+async def get_order(order_id: OrderId, principal: Reader, session: SessionDep) -> Any:
+    return await service.get_order(session, principal.tenant_id, order_id)
+
+
+@router.get(
+    "/{order_id}/attribution",
+    response_model=AttributionOut,
+    summary="The order's credits under any attribution model",
+    responses={404: {"description": "No such order"}, 422: {"description": "Unknown model"}},
+)
+async def get_order_attribution(
+    order_id: OrderId,
+    principal: Reader,
+    session: SessionDep,
+    request: Request,
+    model: Annotated[
+        str | None,
+        Query(
+            description="last_touch, first_touch, linear, time_decay or position_based "
+            "(default: the tenant's)"
+        ),
+    ] = None,
+) -> Any:
+    rules = await load_rules(
+        session, principal.tenant_id, request.app.state.settings.secret, with_webhook_secret=False
+    )
+    chosen = service.check_model(model, rules)
+    return await service.get_attribution(session, principal.tenant_id, order_id, chosen)

@@ -1,0 +1,60 @@
+"""Reading request bodies ourselves: bounded size, raw bytes (for signatures), clear errors."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from shared.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes without reading the rest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body exceeds the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def pydantic_errors(
+    exc: ValidationError, prefix: tuple[Any, ...] = ("body",)
+) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = [*prefix, *err.get("loc", ())]
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field (not allowed)"
+        errors.append({"loc": loc, "field": ".".join(str(p) for p in loc[1:]), "msg": msg})
+    return errors
+
+
+def parse_model(model: type[M], raw: bytes) -> M:
+    """Validate a JSON body: malformed JSON is 400, invalid fields 422 naming each field."""
+    if not raw.strip():
+        raise BadRequest("The request body is empty; send a JSON object.")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            raise BadRequest(
+                "The request body is not valid JSON.",
+                errors=[{"loc": ["body"], "msg": "malformed JSON"}],
+            ) from None
+        errors = pydantic_errors(exc)
+        fields = ", ".join(sorted({e["field"] or "body" for e in errors}))
+        raise UnprocessableEntity(
+            f"The request has {len(errors)} invalid field(s): {fields}. See errors for each.",
+            errors=errors,
+        ) from None
