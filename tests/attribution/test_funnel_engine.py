@@ -222,6 +222,13 @@ def test_accumulator_matches_evaluate_and_accepts_event_keys() -> None:
     assert acc.result() == evaluate(rows, 2, 10, 0, 100, breakdown=True)
 
 
+def test_ten_step_funnel_from_a_generator() -> None:
+    rows = ((user, step * S, 1 << step, None) for user in ("a", "b") for step in range(10))
+    res = evaluate(rows, 10, 9 * S, 0, FAR)
+    assert counts(res) == [2] * 10
+    assert [s.median_seconds_from_previous for s in res.steps] == [None] + [1.0] * 9
+
+
 def test_unknown_mask_bits_are_ignored() -> None:
     assert counts(run([("a", 0, V | 0b1000, None), ("a", 1, C | 0b10000, None)], n=2)) == [1, 1]
 
@@ -309,7 +316,8 @@ def test_order_of_equal_timestamp_rows_does_not_matter(case, rnd) -> None:
 @given(st.data())
 def test_fast_path_agrees_with_group_path_on_long_histories(data) -> None:
     # Beyond the reach of the brute-force reference: long tie-free histories and deep
-    # funnels; the lone-event fast path must equal the (reference-checked) group algorithm.
+    # funnels; the fast path (only later starts replace a level) must equal the
+    # (reference-checked) tie-aware DP, which compares whole chain keys.
     n = data.draw(st.integers(2, 10))
     times = data.draw(st.lists(st.integers(0, 500), min_size=1, max_size=40, unique=True))
     masks = data.draw(
@@ -327,6 +335,6 @@ def test_fast_path_agrees_with_group_path_on_long_histories(data) -> None:
     acc = FunnelAccumulator(n, window, lo, lo + data.draw(st.integers(0, 300)), breakdown=True)
     events = sorted(zip(times, masks, values, strict=True))
     for restrict, value in [(False, None), (True, "x"), (True, "y")]:
-        fast = acc._best_chain(events, 0, 1, 2, restrict, value)
-        slow = acc._best_chain_groups(events, 0, 1, 2, restrict, value)
+        fast = acc._best_chain(events, 0, 1, 2, restrict, value, 0)
+        slow = acc._best_chain_ties(events, 0, 1, 2, restrict, value, 0)
         assert fast == slow

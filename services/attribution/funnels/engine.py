@@ -13,7 +13,9 @@ set when the event matches step ``k + 1``; one event may match several steps). A
 * ``ek.t - e1.t <= window_us`` (inclusive).
 
 Such a sequence is called a *valid k-chain*. ``users`` of step ``k`` counts the distinct
-users reaching at least level ``k``.
+users reaching at least level ``k``. ``conversion_from_start`` is ``users_k / users_1``
+(step 1: ``1.0``) and ``conversion_from_previous`` is ``users_k / users_(k-1)`` (step 1:
+``None``); both are ``None`` when the denominator is zero.
 
 Median time between steps (the chosen chain)
 --------------------------------------------
@@ -46,13 +48,20 @@ in time order; ``best[k]`` holds the key-minimal valid k-chain (as the tuple
 
 A group of events sharing one timestamp is processed together: for every entry level
 ``j`` (``0`` = start a new chain at this timestamp) the longest run of levels
-``j+1..j+m`` that can be covered by *distinct* events of the group is found with an
-incremental bipartite matching (augmenting paths). Lone events - the overwhelmingly
-common case - take a fast path that updates levels from the highest down so one event is
-never used twice in a chain.
+``j+1..j+m`` that can be covered by *distinct* events of the group is found (directly when
+every event of the group matches a single step, else with an incremental bipartite
+matching by augmenting paths). Users whose timestamps are strictly increasing - the
+common case - take a fast path that updates levels from the highest down (so one event
+is never used twice in a chain) and only ever replaces a level's chain by one with a
+strictly later start; on the first equal timestamp the user is re-run by the tie-aware
+DP. With breakdown, the DP is re-run per start value (from that value's first possible
+start), except for the value of the overall chosen chain's start, whose result is the
+overall one.
 
-Memory: one user's events, plus ``8`` bytes per (user, reached step) for the exact
-medians.
+Input and memory: :func:`evaluate` takes rows sorted by ``(user_id, t_us)``; a user is a
+run of consecutive rows with equal ``user_id``; every row is a distinct event
+(``event_key`` is accepted and ignored). Only one user's events are held, plus ``8``
+bytes per (funnel, user, reached step >= 2) for the exact medians.
 """
 
 from __future__ import annotations
@@ -108,27 +117,28 @@ class FunnelResult:
 
 
 class _Tally:
-    """Per-funnel aggregate: users per level and the chosen-chain step gaps."""
+    """Per-funnel aggregate: users per deepest level and the chosen-chain step gaps."""
 
-    __slots__ = ("deltas", "users")
+    __slots__ = ("deltas", "depth")
 
     def __init__(self, n_steps: int) -> None:
-        self.users = [0] * (n_steps + 1)  # index k = users reaching at least level k
+        self.depth = [0] * (n_steps + 1)  # index d = users whose deepest level is d
         self.deltas = [array("q") for _ in range(n_steps + 1)]  # index k >= 2 used
 
     def add(self, chain: Chain) -> None:
-        users = self.users
-        deltas = self.deltas
-        users[1] += 1
-        prev = chain[0]
-        for k in range(2, len(chain) + 1):
-            t = chain[k - 1]
-            users[k] += 1
-            deltas[k].append(t - prev)
-            prev = t
+        d = len(chain)
+        self.depth[d] += 1
+        if d > 1:
+            deltas = self.deltas
+            for k in range(1, d):
+                deltas[k + 1].append(chain[k] - chain[k - 1])
 
     def stats(self) -> list[StepStat]:
-        users = self.users
+        users = [0] * len(self.depth)  # index k = users reaching at least level k
+        running = 0
+        for k in range(len(users) - 1, 0, -1):
+            running += self.depth[k]
+            users[k] = running
         first = users[1]
         out = [StepStat(first, 1.0 if first else None, None, None)]
         for k in range(2, len(users)):
@@ -228,22 +238,23 @@ class FunnelAccumulator:
         # value -> index of the first event sharing the timestamp of its first possible start
         # (the DP for that value may skip everything before it).
         first: dict[str, int] = {}
-        group_start = 0
-        prev_t = None
         # Breakdown values of the events able to start the overall chosen chain.
         start_values: set[str | None] = set()
         s0 = chain[0]
-        for idx, e in enumerate(events):
-            t = e[it]
-            if t != prev_t:
-                group_start = idx
-                prev_t = t
-            if e[im] & 1 and lo <= t < hi:
-                v = e[ib]
-                if t == s0:
-                    start_values.add(v)
-                if v is not None and v not in first:
-                    first[v] = group_start
+        idx = -1
+        for e in events:
+            idx += 1
+            if e[im] & 1:
+                t = e[it]
+                if lo <= t < hi:
+                    v = e[ib]
+                    if t == s0:
+                        start_values.add(v)
+                    if v is not None and v not in first:
+                        group_start = idx
+                        while group_start and events[group_start - 1][it] == t:
+                            group_start -= 1
+                        first[v] = group_start
         by_value = self._by_value
         n = self.n_steps
         # If every event that can start the overall chosen chain has value v, that chain is
@@ -370,11 +381,18 @@ class FunnelAccumulator:
                 continue
             for k in upper[m]:
                 p = best[k - 1]
-                if p is None or t - p[0] > window:
+                if p is None:
                     continue
-                cand = (*p, t)
-                if _better(cand, best[k]):
-                    best[k] = cand
+                s = p[0]
+                if t - s > window:
+                    continue
+                c = best[k]
+                if c is None or s > c[0]:
+                    best[k] = (*p, t)
+                elif s == c[0]:  # defensive: tie groups break the fast-path argument
+                    cand = (*p, t)
+                    if cand < c:
+                        best[k] = cand
             if m & 1 and lo <= t < hi and (not restrict or e[ib] == value):
                 c = best[1]
                 if c is None or c[0] < t:
@@ -388,26 +406,36 @@ class FunnelAccumulator:
         """Update ``best`` with a group of >= 2 events sharing timestamp ``t``."""
         n = self.n_steps
         old = best[:]
+        union = 0
+        single_step = True
+        for mask in masks:
+            union |= mask
+            if mask & (mask - 1):
+                single_step = False
         for j in range(n):
+            if not union >> j & 1:
+                continue  # no event of the group can serve as level j + 1
             base: Chain
             if j == 0:
-                if not _any_has_bit(masks, 1):
-                    continue
                 base = ()
             else:
                 prefix = old[j]
                 if prefix is None or t - prefix[0] > window:
                     continue
                 base = prefix
-            m = _longest_cover(masks, j + 1, n)
-            for length in range(1, m + 1):
+            if single_step:
+                # Each event serves one step only, so distinct levels use distinct events:
+                # the run of consecutive matched levels is the answer.
+                top = j + 1
+                while top < n and union >> top & 1:
+                    top += 1
+                cover = top - j
+            else:
+                cover = _longest_cover(masks, j + 1, n)
+            for length in range(1, cover + 1):
                 cand = base + (t,) * length
                 if _better(cand, best[j + length]):
                     best[j + length] = cand
-
-
-def _any_has_bit(masks: list[int], bit: int) -> bool:
-    return any(m & bit for m in masks)
 
 
 def _longest_cover(masks: list[int], first: int, n: int) -> int:
@@ -443,7 +471,9 @@ def evaluate(
     """Evaluate a funnel over rows ``(user_id, t_us, steps_mask, breakdown_value[, key])``.
 
     Rows must be sorted by ``(user_id, t_us)``; consecutive rows with equal ``user_id`` form
-    one user. Each row is a distinct event (``event_key`` is accepted and ignored).
+    one user. Each row is a distinct event (``event_key`` is accepted and ignored). Mask
+    bits ``>= n_steps`` are ignored. Raises ``ValueError`` for invalid parameters or when a
+    user's timestamps decrease.
     """
     acc = FunnelAccumulator(n_steps, window_us, from_us, to_us, breakdown)
     add = acc._add
