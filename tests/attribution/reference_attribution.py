@@ -118,8 +118,8 @@ def reference_attribute(
     places = REFERENCE_MINOR_UNITS[currency]
     result: list[RefCredit] = []
     for line_index, line in enumerate(lines):
-        clicks = []
-        views = []
+        clicks: list[tuple[Any, str]] = []
+        views: list[tuple[Any, str]] = []
         for touch in touches:
             kind = _kind(touch.type)
             if kind is None:

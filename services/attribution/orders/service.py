@@ -181,6 +181,12 @@ async def ingest_order(
         raise _currency_error(payload.currency, tenant_currency)
 
     order = await _lock_order(session, tenant_id, payload.order_id)
+    # A twin of this post may have committed while we waited for the locks above.
+    previous = await session.get(
+        OrderStatusPost, (tenant_id, payload.order_id, payload.status), populate_existing=True
+    )
+    if previous is not None:
+        return _replay(previous, digest, payload)
     current = order.status if order is not None else None
     action = TRANSITIONS.get(current, {}).get(payload.status)
     if action is None:

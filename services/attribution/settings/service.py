@@ -11,7 +11,7 @@ from services.attribution.orders.models import Order
 from services.attribution.settings.models import TenantSettings
 from services.attribution.settings.schemas import SettingsOut, SettingsUpdate
 from shared.crypto import decrypt_secret, encrypt_secret
-from shared.db import utcnow
+from shared.db import insert_for, utcnow
 from shared.errors import Conflict
 
 
@@ -73,11 +73,16 @@ def to_out(rules: Rules) -> SettingsOut:
 
 
 async def _row_for_update(session: AsyncSession, tenant_id: str) -> TenantSettings:
-    row = await session.scalar(
-        select(TenantSettings).where(TenantSettings.tenant_id == tenant_id).with_for_update()
-    )
-    if row is None:
-        row = TenantSettings(
+    """The tenant's settings row, created with the defaults if missing, locked for update.
+
+    INSERT … ON CONFLICT DO NOTHING first, so two first requests of a new tenant racing
+    each other both end up locking the one row instead of one failing on the key.
+    """
+    now = utcnow()
+    insert = insert_for(session.get_bind().dialect.name)
+    await session.execute(
+        insert(TenantSettings)
+        .values(
             tenant_id=tenant_id,
             currency=None,
             timezone=DEFAULTS.timezone,
@@ -85,8 +90,18 @@ async def _row_for_update(session: AsyncSession, tenant_id: str) -> TenantSettin
             view_window_seconds=DEFAULTS.view_window_seconds,
             match=DEFAULTS.match,
             default_model=DEFAULTS.default_model,
+            created_at=now,
+            updated_at=now,
         )
-        session.add(row)
+        .on_conflict_do_nothing(index_elements=["tenant_id"])
+    )
+    row = await session.scalar(
+        select(TenantSettings)
+        .where(TenantSettings.tenant_id == tenant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None
     return row
 
 
