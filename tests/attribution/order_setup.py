@@ -1,4 +1,4 @@
-"""Shared set-up for order and attribution tests: a small catalog, events and orders via the APIs."""
+"""Set-up for order and attribution tests: a small catalog, events and orders via the APIs."""
 
 from __future__ import annotations
 
