@@ -1,0 +1,477 @@
+"""The demo loader: the pure generator's shape and validity, the posting flow, and end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from services.catalog.accounts.schemas import AccountIn
+from services.catalog.ads.schemas import AdIn, AdSpendIn
+from services.catalog.campaigns.schemas import CampaignIn
+from services.catalog.contents.schemas import ContentIn, ContentProductIn
+from services.catalog.products.schemas import ProductIn
+from services.catalog.tracking_links.schemas import TrackingLinkIn
+from services.demo import DemoError, demo_anchor, generate, load_demo, run_demo
+from services.demo.generate import PLATFORMS, DemoData
+from shared.schemas import ID_PATTERN
+
+NOW = dt.datetime(2025, 3, 15, 9, 30, tzinfo=dt.UTC)
+ANCHOR = demo_anchor(NOW)
+ID = re.compile(ID_PATTERN)
+EVENT_TYPES = {
+    "impression", "view", "view_complete", "like", "comment", "share", "follow",
+    "click", "add_to_cart", "live_enter", "live_exit",
+}  # fmt: skip
+EVENT_FIELDS = {
+    "event_id", "type", "occurred_at", "user_id", "content_id", "product_id", "ad_id",
+    "click_id", "session_id", "platform", "properties",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo() -> DemoData:
+    """The default-size demo, generated once for the module."""
+    return generate(7, 100_000, ANCHOR)
+
+
+def parse(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    assert value.tzinfo is not None, f"naive timestamp {text}"
+    return value
+
+
+# --- the pure generator ----------------------------------------------------------------
+
+
+def test_anchor_is_midnight_in_the_tenant_timezone() -> None:
+    # 17:00 UTC is already the next day in Shanghai.
+    anchor = demo_anchor(dt.datetime(2025, 3, 15, 17, 0, tzinfo=dt.UTC))
+    assert anchor.isoformat() == "2025-03-16T00:00:00+08:00"
+    assert demo_anchor(NOW).isoformat() == "2025-03-15T00:00:00+08:00"
+
+
+def test_same_seed_same_data_other_seed_other_data() -> None:
+    one, two = generate(3, 4_000, ANCHOR), generate(3, 4_000, ANCHOR)
+    assert [e.body() for e in one.events] == [e.body() for e in two.events]
+    assert [o.status_bodies() for o in one.orders] == [o.status_bodies() for o in two.orders]
+    assert one.catalog == two.catalog
+    other = generate(4, 4_000, ANCHOR)
+    assert [e.body() for e in other.events] != [e.body() for e in one.events]
+
+
+@pytest.mark.parametrize("count", [0, 1, 2_000, 3_001])
+def test_exactly_the_requested_number_of_events(count: int) -> None:
+    data = generate(7, count, ANCHOR)
+    assert len(data.events) == count
+    assert len({e.event_id for e in data.events}) == count
+
+
+def test_ids_depend_on_seed_and_day_so_reruns_elsewhere_do_not_collide() -> None:
+    today, tomorrow = generate(7, 500, ANCHOR), generate(7, 500, ANCHOR + dt.timedelta(days=1))
+    assert not {e.event_id for e in today.events} & {e.event_id for e in tomorrow.events}
+    assert {a.id for a in today.catalog.ads} == {a.id for a in tomorrow.catalog.ads}
+
+
+def test_catalog_shape_and_bodies_valid_for_the_catalog_api(demo: DemoData) -> None:
+    cat = demo.catalog
+    assert len(cat.accounts) == 8
+    assert {a.platform for a in cat.accounts} == set(PLATFORMS)
+    kinds = Counter(c.kind for c in cat.contents)
+    assert kinds == {"video": 50, "live": 5}
+    assert len(cat.products) == 30
+    assert len(cat.campaigns) == 4
+    assert {ad.format for ad in cat.ads} == {"native", "pre_roll", "overlay", "banner"}
+    products = {p.id: p for p in cat.products}
+    links = {(k.content_id, k.product_id): k for k in cat.links}
+    for ad in cat.ads:
+        # Every ad runs on a content with a product it links.
+        assert (ad.content_id, ad.product_id) in links
+        if ad.format == "native":
+            assert links[ad.content_id, ad.product_id].placement == "native_ad"
+    for content in cat.contents:
+        assert content.published_at < demo.anchor
+        assert any(k.content_id == content.id for k in cat.links)
+        if content.kind == "live":
+            assert content.started_at is not None
+            assert content.ended_at is not None
+            hours = (content.ended_at - content.started_at) / dt.timedelta(hours=1)
+            assert 2 <= hours <= 4
+            assert demo.start <= content.started_at < content.ended_at <= demo.anchor
+            pinned = [k for k in cat.links if k.content_id == content.id]
+            assert pinned
+            for link in pinned:
+                assert link.placement == "pinned"
+                assert link.starts_at is not None
+                assert link.ends_at is not None
+                assert content.started_at <= link.starts_at < link.ends_at <= content.ended_at
+    first_day, last_day = demo.start.date(), (demo.anchor - dt.timedelta(days=1)).date()
+    assert cat.spend
+    for spend in cat.spend:
+        assert first_day <= spend.day <= last_day
+        assert spend.amount > 0
+    assert len({(s.ad_id, s.day) for s in cat.spend}) == len(cat.spend)
+
+    # Every body passes the catalog's own input schemas, and every id the id rule.
+    for account in cat.accounts:
+        AccountIn.model_validate(account.body())
+    for product in cat.products:
+        body = ProductIn.model_validate(product.body())
+        assert body.currency == "CNY"
+        assert body.price > 0
+    for content in cat.contents:
+        ContentIn.model_validate(content.body())
+    for link in cat.links:
+        ContentProductIn.model_validate(link.body())
+    for campaign in cat.campaigns:
+        CampaignIn.model_validate(campaign.body())
+    for ad in cat.ads:
+        AdIn.model_validate(ad.body())
+    for spend in cat.spend:
+        AdSpendIn.model_validate(spend.body())
+    for tracking in cat.tracking_links:
+        TrackingLinkIn.model_validate(tracking.body())
+        assert tracking.product_id in products
+    ids = [
+        *(a.id for a in cat.accounts),
+        *(p.id for p in cat.products),
+        *(c.id for c in cat.contents),
+        *(c.id for c in cat.campaigns),
+        *(a.id for a in cat.ads),
+    ]
+    assert all(ID.match(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_every_event_is_valid_per_the_contract(demo: DemoData) -> None:
+    cat = demo.catalog
+    contents = {c.id: c for c in cat.contents}
+    platform_of = {a.id: a.platform for a in cat.accounts}
+    products = {p.id for p in cat.products}
+    ads = {a.id for a in cat.ads}
+    latest = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    click_ids: list[str] = []
+    for index in range(0, len(demo.events), 1_000):
+        batch = [e.body() for e in demo.events[index : index + 1_000]]
+        assert len(orjson.dumps({"events": batch})) <= 1 << 20
+        for body in batch:
+            assert set(body) <= EVENT_FIELDS
+            assert body["type"] in EVENT_TYPES
+            assert ID.match(body["event_id"])
+            at = parse(body["occurred_at"])
+            assert at < demo.anchor
+            assert at < latest
+            assert at >= demo.start
+            assert 1 <= len(body["user_id"]) <= 128
+            assert re.fullmatch(r"[0-9a-f]{64}", body["user_id"])  # a SHA-256 hex, no PII
+            if body["type"] == "add_to_cart":
+                assert body["product_id"] in products
+            elif body["type"] != "follow":
+                assert body["content_id"] in contents
+            content = contents[body["content_id"]]
+            assert body["platform"] == platform_of[content.account_id]
+            assert body["platform"] in PLATFORMS
+            for field in ("product_id", "click_id", "ad_id", "session_id"):
+                if field in body:
+                    assert ID.match(body[field])
+            if "product_id" in body:
+                assert body["product_id"] in products
+            if "ad_id" in body:
+                assert body["ad_id"] in ads
+            if "properties" in body:
+                assert isinstance(body["properties"], dict)
+                assert len(orjson.dumps(body["properties"])) <= 4096
+            if body["type"] == "click":
+                assert "product_id" in body
+                click_ids.append(body["click_id"])
+            if body["type"] == "view":
+                assert body["properties"]["watch_seconds"] >= 0
+    assert len(click_ids) == len(set(click_ids))
+    assert [e.occurred_at for e in demo.events] == sorted(e.occurred_at for e in demo.events)
+
+
+def test_funnel_drops_off_like_real_traffic(demo: DemoData) -> None:
+    counts = Counter(e.type for e in demo.events)
+    impressions, views, clicks = counts["impression"], counts["view"], counts["click"]
+    assert impressions > views > counts["view_complete"] > clicks > counts["add_to_cart"]
+    assert counts["add_to_cart"] > len(demo.orders) > 0
+    assert 0.3 < views / impressions < 0.5
+    assert 0.03 <= clicks / views <= 0.06
+    assert 0.2 < counts["add_to_cart"] / clicks < 0.4
+    assert counts["live_enter"] == counts["live_exit"] > 0
+    for kind in ("like", "comment", "share"):
+        assert 0 < counts[kind] < 0.1 * views
+
+    # Sessions served a native ad click more than organic ones.
+    views_by: Counter[str] = Counter()
+    clicks_by: Counter[str] = Counter()
+    fmt = {a.id: a.format for a in demo.catalog.ads}
+    for event in demo.events:
+        key = fmt[event.ad_id] if event.ad_id else "organic"
+        if event.type == "view":
+            views_by[key] += 1
+        elif event.type == "click":
+            clicks_by[key] += 1
+    assert clicks_by["native"] / views_by["native"] > clicks_by["organic"] / views_by["organic"]
+
+    # Popularity is skewed: the top content draws far more impressions than the median one.
+    per_content = sorted(
+        Counter(e.content_id for e in demo.events if e.type == "impression").values()
+    )
+    assert per_content[-1] > 5 * per_content[len(per_content) // 2]
+
+    # Small demos keep the same shape.
+    small = Counter(e.type for e in generate(7, 2_000, ANCHOR).events)
+    assert small["impression"] > small["view"] > small["click"] > 0
+
+
+def test_live_events_stay_inside_live_windows(demo: DemoData) -> None:
+    lives = {c.id: c for c in demo.catalog.contents if c.kind == "live"}
+    seen = 0
+    for event in demo.events:
+        if event.type in ("live_enter", "live_exit"):
+            assert event.content_id in lives
+        if event.content_id in lives:
+            live = lives[event.content_id]
+            assert live.started_at is not None
+            assert live.ended_at is not None
+            assert live.started_at <= event.occurred_at <= live.ended_at
+            seen += 1
+    assert seen > 0
+
+
+def test_orders_follow_their_events_and_reference_the_catalog(demo: DemoData) -> None:
+    cat = demo.catalog
+    price = {p.id: p.price for p in cat.products}
+    events = {e.event_id: e for e in demo.events}
+    clicks = {e.click_id: e for e in demo.events if e.type == "click"}
+    linked = {(k.content_id, k.product_id) for k in cat.links}
+    by_user: dict[str, list[Any]] = {}
+    for event in demo.events:
+        by_user.setdefault(event.user_id, []).append(event)
+    order_ids = [o.order_id for o in demo.orders]
+    assert len(order_ids) == len(set(order_ids))
+    assert all(ID.match(i) for i in order_ids)
+    for order in demo.orders:
+        assert 1 <= len(order.items) <= 3
+        assert len({i.product_id for i in order.items}) == len(order.items)
+        for item in order.items:
+            assert item.product_id in price
+            assert item.unit_price == price[item.product_id]
+            assert item.quantity >= 1
+        assert order.user_id is not None or order.click_ids
+        source = events[order.source_event_id]
+        assert source.occurred_at < order.created_at < order.paid_at < demo.anchor
+        for click_id in order.click_ids:
+            assert clicks[click_id].occurred_at < order.created_at
+        if order.user_id is not None and order.click_ids:
+            assert all(clicks[c].user_id == order.user_id for c in order.click_ids)
+        if order.via == "live_view":
+            # A view-through: the buyer was in a live room linked to the product within 24h.
+            assert order.user_id is not None
+            assert not order.click_ids
+            window = order.paid_at - dt.timedelta(hours=24)
+            assert any(
+                e.type == "live_enter"
+                and window <= e.occurred_at <= order.paid_at
+                and (e.content_id, order.items[0].product_id) in linked
+                for e in by_user[order.user_id]
+            )
+        bodies = order.status_bodies()
+        assert [b["status"] for b in bodies][:2] == ["created", "paid"]
+        for body in bodies:
+            assert body["currency"] == "CNY"
+            parse(body["occurred_at"])
+        if order.cancelled_at is not None:
+            assert order.paid_at < order.cancelled_at < demo.anchor
+            assert not order.refunds
+        for refund in order.refunds:
+            assert order.paid_at < refund.occurred_at < demo.anchor
+            if refund.items is not None:
+                quantities = {i.product_id: i.quantity for i in order.items}
+                assert all(0 < q <= quantities[p] for p, q in refund.items)
+            else:
+                assert refund.amount is not None
+                assert Decimal(0) < refund.amount < order.revenue
+    via = Counter(o.via for o in demo.orders)
+    assert via["click"] > via["live_view"] > 0
+    assert any(o.user_id is None for o in demo.orders)  # stitched through click_ids only
+    assert any(o.user_id and o.click_ids for o in demo.orders)
+    assert any(o.cancelled_at for o in demo.orders)
+    refunds = [r for o in demo.orders for r in o.refunds]
+    assert any(r.full for r in refunds)
+    assert any(not r.full and r.items for r in refunds)
+    assert any(r.amount for r in refunds)
+    assert 0.02 < sum(o.cancelled_at is not None for o in demo.orders) / len(demo.orders) < 0.1
+
+
+# --- the posting flow, against a fake that records what it was sent --------------------
+
+
+class FakeServices:
+    """Minimal catalog + attribution answering like the contract; records every request."""
+
+    def __init__(self, fail: tuple[str, str, int] | None = None) -> None:
+        self.requests: list[tuple[str, str, Any]] = []
+        self.fail = fail
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        body: Any = orjson.loads(request.content) if request.content else None
+        self.requests.append((request.method, path, body))
+        assert request.headers["Authorization"] == "Bearer tok"
+        if self.fail and (request.method, path) == self.fail[:2]:
+            return httpx.Response(
+                self.fail[2],
+                json={"type": "x", "title": "Unprocessable", "status": 422, "detail": "bad"},
+            )
+        if path == "/v1/tracking-links" and request.method == "GET":
+            return httpx.Response(200, json={"items": [], "next_cursor": None})
+        if path == "/v1/events":
+            n = len(body["events"])
+            return httpx.Response(
+                200, json={"received": n, "accepted": n, "duplicates": 0, "rejected": []}
+            )
+        if path == "/v1/sync":
+            return httpx.Response(200, json={"catalog_seq": 1})
+        return httpx.Response(201 if request.method != "GET" else 200, json={})
+
+
+async def test_posts_catalog_then_settings_sync_events_then_orders() -> None:
+    fake = FakeServices()
+    transport = httpx.MockTransport(fake)
+    report = await run_demo(
+        catalog_url="http://c",
+        attribution_url="http://a",
+        token="tok",
+        events=2_500,
+        seed=5,
+        now=NOW,
+        catalog_transport=transport,
+        attribution_transport=transport,
+    )
+    data = generate(5, 2_500, ANCHOR)
+    paths = [(m, p) for m, p, _ in fake.requests]
+    first: dict[tuple[str, str], int] = {}
+    last: dict[tuple[str, str], int] = {}
+    for i, key in enumerate(paths):
+        first.setdefault(key, i)
+        last[key] = i
+    assert last["PUT", "/v1/settings"] < first["POST", "/v1/sync"]
+    assert (
+        max(i for i, (_, p) in enumerate(paths) if p.startswith("/v1/ads/"))
+        < first["PUT", "/v1/settings"]
+    )
+    assert last["POST", "/v1/sync"] < first["POST", "/v1/events"]
+    if data.orders:
+        assert last["POST", "/v1/events"] < first["POST", "/v1/orders"]
+    batches = [b for m, p, b in fake.requests if p == "/v1/events"]
+    assert [len(b["events"]) for b in batches] == [1_000, 1_000, 500]
+    # Each order's own posts arrive in lifecycle order.
+    statuses: dict[str, list[str]] = {}
+    for _, path, body in fake.requests:
+        if path == "/v1/orders":
+            statuses.setdefault(body["order_id"], []).append(body["status"])
+    for order in data.orders:
+        expected = ["created", "paid"] + (["cancelled"] if order.cancelled_at else [])
+        assert statuses[order.order_id] == expected
+    assert report.events_accepted == 2_500
+    assert report.orders == len(data.orders)
+    assert report.tracking_links_created == len(data.catalog.tracking_links)
+    assert report.spend_days == len(data.catalog.spend)
+
+
+async def test_an_error_answer_names_the_request() -> None:
+    fake = FakeServices(fail=("PUT", "/v1/accounts/acc-douyin-glowlab", 422))
+    transport = httpx.MockTransport(fake)
+    with pytest.raises(DemoError, match=r"catalog PUT /v1/accounts/acc-douyin-glowlab failed"):
+        await load_demo(
+            catalog_url="http://c",
+            attribution_url="http://a",
+            token="tok",
+            events=10,
+            now=NOW,
+            catalog_transport=transport,
+            attribution_transport=transport,
+        )
+
+
+async def test_rejected_events_are_an_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/events":
+            rejected = [{"index": 3, "event_id": "e3", "errors": ["occurred_at: in the future"]}]
+            return httpx.Response(
+                200, json={"received": 10, "accepted": 9, "duplicates": 0, "rejected": rejected}
+            )
+        return FakeServices()(request)
+
+    transport = httpx.MockTransport(handler)
+    with pytest.raises(DemoError, match=r"rejected 1 of 10 events: #3 e3: occurred_at"):
+        await load_demo(
+            catalog_url="http://c",
+            attribution_url="http://a",
+            token="tok",
+            events=10,
+            now=NOW,
+            catalog_transport=transport,
+            attribution_transport=transport,
+        )
+
+
+# --- end to end, against the real in-process services (both database backends) ---------
+
+
+async def test_load_demo_end_to_end_and_rerun_is_idempotent(
+    catalog_app: FastAPI, attribution_app: FastAPI, make_token: Any, tenant: str
+) -> None:
+    now = dt.datetime.now(dt.UTC)  # pinned, so both runs generate the same month
+    options: dict[str, Any] = {
+        "catalog_url": "http://catalog.test",
+        "attribution_url": "http://attribution.test",
+        "token": make_token(tenant, "admin"),
+        "events": 3_000,
+        "seed": 11,
+        "now": now,
+        "catalog_transport": httpx.ASGITransport(app=catalog_app),
+        "attribution_transport": httpx.ASGITransport(app=attribution_app),
+    }
+    expected = generate(11, 3_000, demo_anchor(now))
+    first = await run_demo(**options)
+    assert first.events_sent == first.events_accepted == 3_000
+    assert first.events_duplicates == 0
+    assert first.orders == len(expected.orders) > 0
+    assert first.orders_replayed == 0
+    assert first.tracking_links_created == len(expected.catalog.tracking_links)
+
+    headers = {"Authorization": f"Bearer {options['token']}"}
+    async with (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=catalog_app), base_url="http://catalog.test"
+        ) as catalog,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=attribution_app), base_url="http://attribution.test"
+        ) as attribution,
+    ):
+        contents = await catalog.get("/v1/contents", params={"limit": 500}, headers=headers)
+        assert len(contents.json()["items"]) == 55
+        settings = (await attribution.get("/v1/settings", headers=headers)).json()
+        assert (settings["currency"], settings["timezone"]) == ("CNY", "Asia/Shanghai")
+        paid = next(o for o in expected.orders if not o.cancelled_at and not o.refunds)
+        order = await attribution.get(f"/v1/orders/{paid.order_id}", headers=headers)
+        assert order.status_code == 200, order.text
+        assert Decimal(order.json()["revenue"]) == paid.revenue
+
+        # A rerun changes nothing: events come back as duplicates, orders as replays.
+        summary = await load_demo(**options)
+        assert "3,000 duplicates" in summary
+        assert f"({first.orders:,} replays)" in summary
+        assert "(0 new)" in summary
+        links = await catalog.get("/v1/tracking-links", params={"limit": 500}, headers=headers)
+        assert len(links.json()["items"]) == len(expected.catalog.tracking_links)
