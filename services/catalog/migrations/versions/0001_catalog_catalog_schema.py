@@ -1,7 +1,7 @@
 """catalog schema
 
 Revision ID: 0001_catalog
-Revises:
+Revises: (none)
 Create Date: 2026-11-27 19:42:14.690056
 """
 
