@@ -120,7 +120,9 @@ def _credit_rows(
         }
         for position, (credit, share) in enumerate(
             # A zero-weight touch (e.g. all but the last under last_touch) earns nothing.
-            (c, s) for c, s in zip(credits, shares, strict=True) if c.weight > 0
+            (c, s)
+            for c, s in zip(credits, shares, strict=True)
+            if c.weight > 0
         )
     ]
 
