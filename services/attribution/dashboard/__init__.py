@@ -1,0 +1,1 @@
+"""The marketer dashboard page (static files served by ``router.py``)."""
