@@ -1,0 +1,164 @@
+"""``POST /v1/events`` and ``GET /v1/events/rejected``: thin HTTP over ``service.py``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from services.attribution.events import service
+from services.attribution.events.schemas import (
+    IngestProblem,
+    IngestResult,
+    RejectedEventOut,
+    batch_request_schema,
+)
+from shared.app import SessionDep
+from shared.auth import Principal, require_scope
+from shared.db import utcnow
+from shared.errors import PROBLEM_JSON, BadRequest, PayloadTooLarge, UnprocessableEntity
+from shared.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+
+log = logging.getLogger("clipfunnel.events")
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+EventsWriter = Annotated[Principal, Depends(require_scope("events:write"))]
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid bearer token (problem+json)"},
+    403: {"description": "The token lacks the `events:write` scope (problem+json)"},
+}
+
+
+async def read_body(request: Request, limit: int) -> bytearray:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise BadRequest("The Content-Length header is not a number.") from None
+        if size > limit:
+            raise PayloadTooLarge(
+                f"The body is {size} bytes; at most {limit} are accepted per request. Split it."
+            )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(
+                f"The body exceeds {limit} bytes, the most accepted per request. Split it."
+            )
+    return body
+
+
+@router.post(
+    "",
+    response_model=IngestResult,
+    summary="Ingest a batch of viewer events (1–1,000 events, at most 1 MiB)",
+    description=(
+        "Each event is validated on its own: the valid ones are stored, the invalid ones are "
+        "answered in `rejected` with their index and reasons and kept in the rejected-events "
+        "store (`GET /v1/events/rejected`). `event_id` is the idempotency key per tenant: an "
+        "event already stored, or repeated in the batch, counts as a duplicate and is a "
+        "success. Everything is committed before the answer, and attribution reflects the new "
+        "events from then on."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": batch_request_schema()}},
+        }
+    },
+    responses={
+        400: {"description": "The body is not valid JSON (problem+json)"},
+        **_AUTH_ERRORS,
+        413: {"description": "More than 1,000 events or more than 1 MiB (problem+json)"},
+        422: {
+            "model": IngestProblem,
+            "description": 'The body is not `{"events": [...]}` with at least one event, or '
+            "every event was rejected: problem+json with the same fields as a 200 answer "
+            "plus `errors`",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/IngestProblem"}}},
+        },
+    },
+)
+async def post_events(request: Request, principal: EventsWriter, session: SessionDep) -> Response:
+    settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes)
+    raw_events = service.parse_batch(body, max_events=settings.max_batch_events)
+    outcome = await service.ingest(
+        session,
+        principal.tenant_id,
+        raw_events,
+        now=utcnow(),
+        max_future_seconds=settings.max_future_seconds,
+    )
+    await session.commit()
+    service.record_metrics(outcome)
+    log.debug(
+        "events batch: tenant=%s received=%d accepted=%d duplicates=%d rejected=%d",
+        principal.tenant_id,
+        outcome.received,
+        outcome.accepted,
+        outcome.duplicates,
+        len(outcome.rejected),
+    )
+    result = outcome.result()
+    if outcome.accepted == 0 and outcome.duplicates == 0:
+        raise UnprocessableEntity(
+            f"All {outcome.received} event(s) were rejected; see `rejected` for each one's "
+            "reasons. They are kept in the rejected-events store.",
+            errors=[
+                {"loc": ["body", "events", item.index], "msg": error}
+                for item in outcome.rejected
+                for error in item.errors
+            ],
+            extra=result,
+        )
+    return Response(orjson.dumps(result), media_type="application/json")
+
+
+@router.get(
+    "/rejected",
+    response_model=Page[RejectedEventOut],
+    summary="List the events refused at ingest, in arrival order (oldest first)",
+    description="Each item is the event exactly as received, with its position in its batch "
+    "and the reasons it was refused. Pages run oldest first, so following `next_cursor` never "
+    "skips events that arrive meanwhile: they appear on later pages.",
+    responses={**_AUTH_ERRORS, 422: {"description": "Invalid `limit` or `cursor`"}},
+)
+async def get_rejected(
+    principal: EventsWriter,
+    session: SessionDep,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[RejectedEventOut]:
+    after: str | None = None
+    if page.cursor is not None:
+        decoded = decode_cursor(page.cursor)
+        if not isinstance(decoded, str):
+            raise UnprocessableEntity(
+                "The cursor is not valid; pass back the `next_cursor` of a previous page.",
+                errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
+            )
+        after = decoded
+    rows, last = await service.list_rejected(
+        session, principal.tenant_id, limit=page.limit, after=after
+    )
+    return Page[RejectedEventOut](
+        items=[
+            RejectedEventOut(
+                id=row.id,
+                index=row.batch_index,
+                event_id=row.event_id,
+                errors=row.errors,
+                payload=row.payload,
+                received_at=row.received_at,
+            )
+            for row in rows
+        ],
+        next_cursor=encode_cursor(last) if last is not None else None,
+    )

@@ -1,0 +1,644 @@
+"""Event ingest: parse a batch, validate each event on its own, store the good ones once.
+
+The pure part (``parse_batch``, ``validate_event``, ``partition_batch``) needs no database and
+no HTTP. The storage part (``ingest``, ``store_events``) runs inside the caller's transaction
+and leaves the commit to it; ``record_metrics`` is called once the commit went through.
+
+Rules (DESIGN §8, CONTRACT "Event"):
+
+- ids match ``[A-Za-z0-9._:-]{1,128}``; ``type`` and ``platform`` come from fixed lists;
+  ``occurred_at`` is ISO-8601 with an offset, at most ``max_future_seconds`` ahead;
+  ``properties`` is a JSON object of at most 4 KiB serialised; unknown fields are refused.
+- ``content_id`` is required except for ``add_to_cart`` (which needs ``product_id``) and
+  ``follow``. An event without ``content_id`` whose ``click_id`` names a known click (a stored
+  ``click`` of the tenant, else a valid click earlier in the same batch) takes that click's
+  ``content_id``, and its ``product_id`` and ``ad_id`` where it has none, before that check.
+- ``(tenant_id, event_id)`` is the idempotency key: one ``INSERT … ON CONFLICT DO NOTHING
+  RETURNING event_id`` per batch tells new events from duplicates, race-free.
+- Every refused event is kept in ``rejected_events`` with its reasons, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, cast
+
+import orjson
+from sqlalchemy import JSON, Table, bindparam, func, insert, select
+from sqlalchemy import column as sql_column
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.attribution.attribution import late
+from services.attribution.core.metrics import EVENTS_RECEIVED
+from services.attribution.events.models import Event, RejectedEvent
+from services.attribution.events.schemas import EVENT_TYPES, MAX_PROPERTIES_BYTES, PLATFORMS
+from shared.db import insert_for, to_epoch_us
+from shared.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
+
+ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+EVENT_FIELDS = frozenset(
+    {
+        "event_id",
+        "type",
+        "occurred_at",
+        "user_id",
+        "content_id",
+        "product_id",
+        "ad_id",
+        "click_id",
+        "session_id",
+        "platform",
+        "properties",
+    }
+)
+OPTIONAL_IDS = ("content_id", "product_id", "ad_id", "click_id", "session_id")
+# Touches: what can change an order's attribution (DESIGN §5).
+TOUCH_TYPES = frozenset({"click", "view", "view_complete", "live_enter"})
+INVALID_TYPE_LABEL = "invalid"
+
+_ALLOWED_FIELDS_TEXT = ", ".join(sorted(EVENT_FIELDS))
+_TYPES_TEXT = ", ".join(sorted(EVENT_TYPES))
+_PLATFORMS_TEXT = ", ".join(sorted(PLATFORMS))
+_EVENTS_TABLE = cast(Table, Event.__table__)
+_REJECTED_TABLE = cast(Table, RejectedEvent.__table__)
+_UTC = dt.UTC
+
+
+# --- pure part ------------------------------------------------------------------------------
+
+
+class ClickContext(NamedTuple):
+    """What an event inherits from the click it names."""
+
+    content_id: str | None
+    product_id: str | None
+    ad_id: str | None
+
+
+@dataclass(slots=True)
+class EventCheck:
+    """One event's verdict: ``row`` (column values) when valid, else ``errors``."""
+
+    row: dict[str, Any] | None
+    errors: list[str]
+
+
+@dataclass(slots=True)
+class Rejection:
+    index: int
+    event_id: str | None
+    errors: list[str]
+    payload: Any
+    type_label: str  # the event's type when it is a known one, else "invalid"
+
+
+@dataclass(slots=True)
+class BatchPartition:
+    received: int
+    rows: list[dict[str, Any]]  # valid events, first occurrence of each event_id, batch order
+    repeated_types: list[str]  # types of later occurrences of an event_id within the batch
+    rejected: list[Rejection]
+
+
+@dataclass(slots=True)
+class IngestOutcome:
+    received: int
+    accepted_types: list[str] = field(default_factory=list)
+    duplicate_types: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.accepted_types)
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.duplicate_types)
+
+    def result(self) -> dict[str, Any]:
+        """The answer body (``IngestResult``)."""
+        return {
+            "received": self.received,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [
+                {"index": r.index, "event_id": r.event_id, "errors": r.errors}
+                for r in self.rejected
+            ],
+        }
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value quoted for an error message: repr (control characters escaped), truncated."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _id_error(name: str, value: Any) -> str:
+    if isinstance(value, str):
+        return (
+            f"`{name}` must be 1–128 characters from letters, digits and . _ : - "
+            f"(got {_show(value)})"
+        )
+    return f"`{name}` must be a string (got {_json_type(value)} {_show(value)})"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def parse_timestamp(
+    value: Any, *, now: dt.datetime, max_future_seconds: int
+) -> tuple[dt.datetime | None, str | None]:
+    """``occurred_at`` → an aware UTC datetime, or the reason it is refused."""
+    if not isinstance(value, str):
+        return None, f"`occurred_at` must be an ISO-8601 string (got {_json_type(value)})"
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None, (
+            f"`occurred_at` {_show(value)} is not an ISO-8601 timestamp "
+            "(e.g. 2024-05-01T12:00:00+08:00)"
+        )
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return None, (
+            f"`occurred_at` {_show(value)} has no timezone offset; send one "
+            "(e.g. 2024-05-01T12:00:00Z or 2024-05-01T20:00:00+08:00)"
+        )
+    try:
+        parsed = parsed.astimezone(_UTC)
+    except OverflowError:
+        return None, f"`occurred_at` {_show(value)} is out of range"
+    ahead = (parsed - now).total_seconds()
+    if ahead > max_future_seconds:
+        return None, (
+            f"`occurred_at` is {ahead:.0f} s in the future; at most {max_future_seconds} s "
+            "ahead is accepted (check the sender's clock)"
+        )
+    return parsed, None
+
+
+def validate_event(
+    raw: Any,
+    *,
+    now: dt.datetime,
+    max_future_seconds: int = 300,
+    clicks: Mapping[str, ClickContext] | None = None,
+) -> EventCheck:
+    """Validate one decoded event; ``clicks`` are the known clicks it may inherit from.
+
+    Every problem is reported, not just the first. The row holds the ``events`` columns but
+    ``tenant_id`` and ``received_at``.
+    """
+    if type(raw) is not dict:
+        return EventCheck(None, [f"an event must be a JSON object (got {_json_type(raw)})"])
+    errors: list[str] = []
+    get = raw.get
+
+    if not EVENT_FIELDS.issuperset(raw):
+        unknown = ", ".join(f"`{name}`" for name in sorted(set(raw) - EVENT_FIELDS))
+        errors.append(f"unknown field(s) {unknown}; allowed: {_ALLOWED_FIELDS_TEXT}")
+
+    event_id = get("event_id")
+    if event_id is None:
+        errors.append("`event_id` is required")
+    elif type(event_id) is not str or ID_RE.fullmatch(event_id) is None:
+        errors.append(_id_error("event_id", event_id))
+
+    event_type = get("type")
+    if event_type is None:
+        errors.append("`type` is required")
+    elif type(event_type) is not str or event_type not in EVENT_TYPES:
+        errors.append(f"`type` {_show(event_type)} is not one of: {_TYPES_TEXT}")
+
+    occurred_raw = get("occurred_at")
+    occurred_at: dt.datetime | None = None
+    if occurred_raw is None:
+        errors.append("`occurred_at` is required")
+    else:
+        occurred_at, problem = parse_timestamp(
+            occurred_raw, now=now, max_future_seconds=max_future_seconds
+        )
+        if problem is not None:
+            errors.append(problem)
+
+    user_id = get("user_id")
+    if user_id is None:
+        errors.append("`user_id` is required")
+    elif type(user_id) is not str or ID_RE.fullmatch(user_id) is None:
+        errors.append(_id_error("user_id", user_id))
+
+    ids: dict[str, str | None] = {}
+    for name in OPTIONAL_IDS:
+        value = get(name)
+        if value is not None and (type(value) is not str or ID_RE.fullmatch(value) is None):
+            errors.append(_id_error(name, value))
+            value = None
+        ids[name] = value
+
+    platform = get("platform")
+    if platform is not None and (type(platform) is not str or platform not in PLATFORMS):
+        errors.append(f"`platform` {_show(platform)} is not one of: {_PLATFORMS_TEXT}")
+
+    properties = get("properties")
+    if properties is not None:
+        if type(properties) is not dict:
+            errors.append(f"`properties` must be a JSON object (got {_json_type(properties)})")
+        else:
+            encoded = orjson.dumps(properties)
+            if len(encoded) > MAX_PROPERTIES_BYTES:
+                errors.append(
+                    f"`properties` is {len(encoded)} bytes serialised; "
+                    f"at most {MAX_PROPERTIES_BYTES} are accepted"
+                )
+            elif b"\\u0000" in encoded:
+                errors.append("`properties` must not contain NUL characters")
+
+    if errors:
+        return EventCheck(None, errors)
+
+    content_id = ids["content_id"]
+    product_id = ids["product_id"]
+    ad_id = ids["ad_id"]
+    click_id = ids["click_id"]
+    if content_id is None and click_id is not None and clicks:
+        source = clicks.get(click_id)
+        if source is not None:
+            content_id = source.content_id
+            product_id = product_id if product_id is not None else source.product_id
+            ad_id = ad_id if ad_id is not None else source.ad_id
+
+    if event_type == "add_to_cart":
+        if product_id is None:
+            errors.append(
+                "`product_id` is required for type `add_to_cart` "
+                "(or a `click_id` of a known click to inherit it from)"
+            )
+    elif event_type != "follow" and content_id is None:
+        errors.append(
+            f"`content_id` is required for type `{event_type}` "
+            "(or a `click_id` of a known click to inherit it from)"
+        )
+    if errors:
+        return EventCheck(None, errors)
+
+    return EventCheck(
+        {
+            "event_id": event_id,
+            "type": event_type,
+            "occurred_at": occurred_at,
+            "user_id": user_id,
+            "content_id": content_id,
+            "product_id": product_id,
+            "ad_id": ad_id,
+            "click_id": click_id,
+            "session_id": ids["session_id"],
+            "platform": platform,
+            "properties": properties,
+        },
+        [],
+    )
+
+
+def clicks_to_resolve(raw_events: Iterable[Any]) -> set[str]:
+    """The ``click_id``s that events without ``content_id`` may inherit from."""
+    wanted: set[str] = set()
+    for raw in raw_events:
+        if type(raw) is dict and raw.get("content_id") is None:
+            click_id = raw.get("click_id")
+            if type(click_id) is str and ID_RE.fullmatch(click_id) is not None:
+                wanted.add(click_id)
+    return wanted
+
+
+def _type_label(raw: Any) -> str:
+    event_type = raw.get("type") if type(raw) is dict else None
+    if type(event_type) is str and event_type in EVENT_TYPES:
+        return event_type
+    return INVALID_TYPE_LABEL
+
+
+def _raw_event_id(raw: Any) -> str | None:
+    event_id = raw.get("event_id") if type(raw) is dict else None
+    return event_id[:256] if type(event_id) is str else None
+
+
+def partition_batch(
+    raw_events: Sequence[Any],
+    *,
+    now: dt.datetime,
+    max_future_seconds: int = 300,
+    stored_clicks: Mapping[str, ClickContext] | None = None,
+) -> BatchPartition:
+    """Split a decoded batch into valid rows (deduplicated by event_id) and rejections.
+
+    ``stored_clicks`` are the tenant's stored clicks for ``clicks_to_resolve(raw_events)``;
+    valid clicks of the batch are added as they come, so only earlier ones count.
+    """
+    clicks: dict[str, ClickContext] = dict(stored_clicks or {})
+    rows: list[dict[str, Any]] = []
+    repeated: list[str] = []
+    rejected: list[Rejection] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_events):
+        check = validate_event(raw, now=now, max_future_seconds=max_future_seconds, clicks=clicks)
+        row = check.row
+        if row is None:
+            rejected.append(
+                Rejection(index, _raw_event_id(raw), check.errors, raw, _type_label(raw))
+            )
+            continue
+        event_id = row["event_id"]
+        if event_id in seen:
+            repeated.append(row["type"])
+            continue
+        seen.add(event_id)
+        rows.append(row)
+        if row["type"] == "click" and row["click_id"] is not None:
+            clicks.setdefault(
+                row["click_id"], ClickContext(row["content_id"], row["product_id"], row["ad_id"])
+            )
+    return BatchPartition(len(raw_events), rows, repeated, rejected)
+
+
+class MalformedJSON(BadRequest):
+    type_slug, title = "malformed-json", "Malformed JSON"
+
+
+def parse_batch(body: bytes | bytearray, *, max_events: int) -> list[Any]:
+    """The raw body → the list of decoded events; the shape is checked, not the events."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(
+            f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).",
+            errors=[{"loc": ["body"], "msg": f"malformed JSON: {exc.msg}"}],
+        ) from None
+    if type(document) is not dict:
+        raise UnprocessableEntity(
+            f'The body must be a JSON object {{"events": [...]}} (got {_json_type(document)}).',
+            errors=[{"loc": ["body"], "msg": "must be an object"}],
+        )
+    if "events" not in document:
+        raise UnprocessableEntity(
+            'The body must be a JSON object {"events": [...]}; `events` is missing.',
+            errors=[{"loc": ["body", "events"], "msg": "required"}],
+        )
+    extra = sorted(set(document) - {"events"})
+    if extra:
+        raise UnprocessableEntity(
+            f"Unknown top-level field(s): {', '.join(extra)}; only `events` is allowed.",
+            errors=[
+                {"loc": ["body", name], "msg": "unknown field (not allowed)"} for name in extra
+            ],
+        )
+    events = document["events"]
+    if type(events) is not list:
+        raise UnprocessableEntity(
+            f"`events` must be a list of events (got {_json_type(events)}).",
+            errors=[{"loc": ["body", "events"], "msg": "must be a list"}],
+        )
+    if not events:
+        raise UnprocessableEntity(
+            f"`events` is empty; send 1 to {max_events:,} events.",
+            errors=[{"loc": ["body", "events"], "msg": "must hold at least one event"}],
+        )
+    if len(events) > max_events:
+        raise PayloadTooLarge(
+            f"The batch holds {len(events)} events; at most {max_events} are accepted per "
+            "request. Split it."
+        )
+    return events
+
+
+# --- storage ----------------------------------------------------------------------------------
+
+
+async def load_clicks(
+    session: AsyncSession, tenant_id: str, click_ids: Iterable[str]
+) -> dict[str, ClickContext]:
+    """The tenant's stored clicks by ``click_id`` (the earliest when several share one)."""
+    wanted = sorted(set(click_ids))
+    if not wanted:
+        return {}
+    result = await session.execute(
+        select(Event.click_id, Event.content_id, Event.product_id, Event.ad_id)
+        .where(Event.tenant_id == tenant_id, Event.type == "click", Event.click_id.in_(wanted))
+        .order_by(Event.occurred_at, Event.event_id)
+    )
+    found: dict[str, ClickContext] = {}
+    for click_id, content_id, product_id, ad_id in result:
+        found.setdefault(click_id, ClickContext(content_id, product_id, ad_id))
+    return found
+
+
+_EVENT_COLUMNS = tuple(column.name for column in _EVENTS_TABLE.columns)
+# What a validated row carries; the tenant and the arrival time are added at insert.
+_ROW_COLUMNS = tuple(name for name in _EVENT_COLUMNS if name not in ("tenant_id", "received_at"))
+_insert_statements: dict[str, Any] = {}
+
+
+def _insert_events_statement(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id``, one
+    statement for a whole batch.
+
+    On PostgreSQL the rows travel as one array per column through ``unnest()``: a single
+    constant statement (prepared once per connection, whatever the batch size) with 13
+    parameters instead of 13 per row. Elsewhere it is a multi-row ``VALUES`` (SQLAlchemy's
+    insertmanyvalues renders up to 1,000 rows into one statement). Absent ``properties`` are
+    stored as SQL NULL, not JSON ``null``.
+    """
+    statement = _insert_statements.get(dialect)
+    if statement is not None:
+        return statement
+    insert = insert_for(dialect)
+    if dialect == "postgresql":
+        arrays = [
+            bindparam(
+                column.name,
+                type_=ARRAY(
+                    JSONB(none_as_null=True) if column.name == "properties" else column.type
+                ),
+            )
+            for column in _EVENTS_TABLE.columns
+        ]
+        rows = (
+            func.unnest(*arrays)
+            .table_valued(*(sql_column(name) for name in _EVENT_COLUMNS))
+            .render_derived()
+        )
+        statement = insert(_EVENTS_TABLE).from_select(
+            list(_EVENT_COLUMNS), select(*(rows.c[name] for name in _EVENT_COLUMNS))
+        )
+    else:
+        statement = insert(_EVENTS_TABLE).values(
+            properties=bindparam("properties", type_=JSON(none_as_null=True))
+        )
+    statement = statement.on_conflict_do_nothing(
+        index_elements=["tenant_id", "event_id"]
+    ).returning(_EVENTS_TABLE.c.event_id)
+    _insert_statements[dialect] = statement
+    return statement
+
+
+async def store_events(
+    session: AsyncSession,
+    tenant_id: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    received_at: dt.datetime,
+) -> list[dict[str, Any]]:
+    """Insert valid rows (unique event_ids) in one statement; returns those that were new.
+
+    ``ON CONFLICT DO NOTHING`` makes the key decide, so concurrent overlapping batches store
+    each event once. Rows go in event_id order so two such transactions on PostgreSQL take
+    their row locks in the same order and cannot deadlock. The newly stored touches are then
+    handed to the late-data hook in the same transaction.
+    """
+    if not rows:
+        return []
+    ordered = sorted(rows, key=lambda row: row["event_id"])
+    dialect = session.get_bind().dialect.name
+    statement = _insert_events_statement(dialect)
+    if dialect == "postgresql":
+        # One array per column; unnest() turns them back into rows in the same order.
+        params: Any = {name: [row[name] for row in ordered] for name in _ROW_COLUMNS}
+        params["tenant_id"] = [tenant_id] * len(ordered)
+        params["received_at"] = [received_at] * len(ordered)
+    else:
+        params = [{**row, "tenant_id": tenant_id, "received_at": received_at} for row in ordered]
+    result = await session.execute(statement, params)
+    new_ids = set(result.scalars())
+    stored = [row for row in rows if row["event_id"] in new_ids]
+    touches = [
+        late.StoredTouch(
+            event_id=row["event_id"],
+            type=row["type"],
+            occurred_at=row["occurred_at"],
+            user_id=row["user_id"],
+            click_id=row["click_id"],
+        )
+        for row in stored
+        if row["type"] in TOUCH_TYPES
+    ]
+    if touches:
+        await late.reattribute_after_events(session, tenant_id, touches)
+    return stored
+
+
+def _strip_nul(value: Any) -> Any:
+    """PostgreSQL text and JSONB cannot hold U+0000; the stored copy gets U+FFFD instead."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_strip_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_strip_nul(key): _strip_nul(item) for key, item in value.items()}
+    return value
+
+
+def rejected_id(received_at: dt.datetime, index: int) -> str:
+    """Sorts in arrival order: received microseconds, batch index, random tie-breaker."""
+    return f"{to_epoch_us(received_at):016d}-{index:04d}-{secrets.token_hex(6)}"
+
+
+async def store_rejections(
+    session: AsyncSession,
+    tenant_id: str,
+    rejections: Sequence[Rejection],
+    *,
+    received_at: dt.datetime,
+) -> None:
+    if not rejections:
+        return
+    params = []
+    for rejection in rejections:
+        payload = rejection.payload
+        if b"\\u0000" in orjson.dumps(payload):
+            payload = _strip_nul(payload)
+        event_id = rejection.event_id
+        params.append(
+            {
+                "tenant_id": tenant_id,
+                "id": rejected_id(received_at, rejection.index),
+                "batch_index": rejection.index,
+                "event_id": event_id.replace("\x00", "\ufffd") if event_id else event_id,
+                "errors": [error.replace("\x00", "\ufffd") for error in rejection.errors],
+                "payload": payload,
+                "received_at": received_at,
+            }
+        )
+    await session.execute(insert(_REJECTED_TABLE), params)
+
+
+async def ingest(
+    session: AsyncSession,
+    tenant_id: str,
+    raw_events: Sequence[Any],
+    *,
+    now: dt.datetime,
+    max_future_seconds: int,
+) -> IngestOutcome:
+    """Validate and store one decoded batch in the session's transaction (no commit)."""
+    stored_clicks = await load_clicks(session, tenant_id, clicks_to_resolve(raw_events))
+    batch = partition_batch(
+        raw_events, now=now, max_future_seconds=max_future_seconds, stored_clicks=stored_clicks
+    )
+    stored = await store_events(session, tenant_id, batch.rows, received_at=now)
+    await store_rejections(session, tenant_id, batch.rejected, received_at=now)
+    outcome = IngestOutcome(received=batch.received, rejected=batch.rejected)
+    outcome.accepted_types = [row["type"] for row in stored]
+    if len(stored) == len(batch.rows):
+        outcome.duplicate_types = batch.repeated_types
+    else:
+        new_ids = {row["event_id"] for row in stored}
+        outcome.duplicate_types = [
+            row["type"] for row in batch.rows if row["event_id"] not in new_ids
+        ] + batch.repeated_types
+    return outcome
+
+
+def record_metrics(outcome: IngestOutcome) -> None:
+    """Count outcomes in ``clipfunnel_events_received_total`` (after the commit)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for event_type in outcome.accepted_types:
+        counts[event_type, "accepted"] += 1
+    for event_type in outcome.duplicate_types:
+        counts[event_type, "duplicate"] += 1
+    for rejection in outcome.rejected:
+        counts[rejection.type_label, "rejected"] += 1
+    for (event_type, result), count in counts.items():
+        EVENTS_RECEIVED.labels(event_type, result).inc(count)
+
+
+# --- the rejected store -----------------------------------------------------------------------
+
+
+async def list_rejected(
+    session: AsyncSession, tenant_id: str, *, limit: int, after: str | None
+) -> tuple[list[RejectedEvent], str | None]:
+    """One page of the tenant's rejected events in arrival order; returns (rows, next id)."""
+    query = select(RejectedEvent).where(RejectedEvent.tenant_id == tenant_id)
+    if after is not None:
+        query = query.where(RejectedEvent.id > after)
+    rows = list((await session.scalars(query.order_by(RejectedEvent.id).limit(limit + 1))).all())
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, rows[-1].id
+    return rows, None
