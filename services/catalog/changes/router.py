@@ -34,7 +34,9 @@ class ChangeFeed(BaseModel):
 async def get_changes(
     principal: Annotated[Principal, Depends(require_scope("catalog:sync"))],
     session: SessionDep,
-    after: Annotated[int, Query(ge=0, description="Return changes with seq > after")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Return changes with seq > after")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> ChangeFeed:
     # A tenant-bound sync token sees its own tenant's changes only.

@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator
 
 from services.catalog.core.schemas import (
+    NO_NUL,
     ContentKind,
     Placement,
     ShortText,
@@ -14,7 +15,9 @@ from services.catalog.core.schemas import (
 )
 from shared.schemas import ClientId, Schema, UTCDatetime
 
-Topic = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Topic = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=NO_NUL)
+]
 
 
 class ContentIn(Schema):

@@ -168,6 +168,8 @@ def _same(stored: Any, given: Any) -> bool:
 async def soft_delete(
     session: AsyncSession, spec: EntitySpec, tenant_id: str, key: Mapping[str, Any]
 ) -> None:
+    # The feed lock before the row lock, in the same order as upsert, so the two cannot deadlock.
+    await lock_feed(session)
     obj = await load(session, spec, tenant_id, key, for_update=True)
     if obj is None:
         raise NotFound(f"No {spec.label} {spec.entity_id(key)!r} in this tenant.")
@@ -231,7 +233,10 @@ def _from_cursor(column: Any, value: Any) -> Any:
         try:
             return dt.date.fromisoformat(value)
         except ValueError:
-            raise UnprocessableEntity("The cursor is not valid.") from None
+            raise UnprocessableEntity(
+                "The cursor is not valid.",
+                errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
+            ) from None
     return value
 
 

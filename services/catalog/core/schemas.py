@@ -5,7 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, Field, PlainSerializer, StringConstraints, ValidationInfo
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    UrlConstraints,
+    ValidationInfo,
+)
 
 from shared.schemas import OutSchema, UTCDatetime
 
@@ -24,10 +31,17 @@ ContentKind = Literal["video", "live"]
 Placement = Literal["product_card", "pinned", "cart_link", "mention", "native_ad"]
 AdFormat = Literal["native", "pre_roll", "overlay", "banner"]
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=512, strip_whitespace=True)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+# PostgreSQL text and JSONB cannot hold a NUL character: refuse it here rather than fail there.
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[
+    str, StringConstraints(min_length=1, max_length=512, strip_whitespace=True, pattern=NO_NUL)
+]
+ShortText = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True, pattern=NO_NUL)
+]
 Url = Annotated[
     AnyHttpUrl,
+    UrlConstraints(max_length=2048),  # the columns' size
     Field(description="An absolute http(s) URL"),
     PlainSerializer(str, return_type=str),
 ]

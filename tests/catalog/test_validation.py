@@ -1,0 +1,403 @@
+"""Bad input is refused with a problem+json naming the field, and nothing is stored.
+
+Each test checks one kind of mistake across the entities it applies to; the failures of all its
+cases are reported together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tests.catalog.factories import (
+    Json,
+    Shop,
+    World,
+    account_body,
+    ad_body,
+    campaign_body,
+    link_body,
+    live_body,
+    new_id,
+    problem_issues,
+    product_body,
+    read_feed,
+    spend_body,
+    tracking_link_body,
+    video_body,
+)
+
+
+@dataclass(frozen=True)
+class Bad:
+    field: str  # the field the answer's errors must name
+    method: str
+    path: str
+    body: Any = None
+
+
+async def refusals(shop: Shop, cases: list[Bad], status: int = 422) -> list[str]:
+    """Sends every case; returns what went wrong (a wrong answer, or something was stored)."""
+    failures: list[str] = []
+    for case in cases:
+        kwargs = {} if case.body is None else {"json": case.body}
+        response = await shop.request(case.method, case.path, **kwargs)
+        issues = problem_issues(response, status, case.field)
+        if case.method == "PUT" and (await shop.request("GET", case.path)).status_code == 200:
+            issues.append("the refused object was stored")
+        if issues:
+            failures.append(f"{case.method} {case.path} [{case.field}]: {issues}")
+    return failures
+
+
+def link_path(world: World) -> str:
+    # The world links its live stream; its video has no link yet.
+    return f"/v1/contents/{world.video['id']}/products/{world.product['id']}"
+
+
+async def test_bad_enum_values_are_422_naming_the_field(shop: Shop) -> None:
+    w = await shop.world()
+    cases = [
+        Bad("platform", "PUT", f"/v1/accounts/{new_id('a')}", account_body(platform="myspace")),
+        Bad(
+            "kind", "PUT", f"/v1/contents/{new_id('c')}", video_body(w.account["id"], kind="story")
+        ),
+        Bad("placement", "PUT", link_path(w), link_body(placement="sidebar")),
+        Bad(
+            "format",
+            "PUT",
+            f"/v1/ads/{new_id('ad')}",
+            ad_body(w.campaign["id"], w.video["id"], format="video"),
+        ),
+    ]
+    assert await refusals(shop, cases) == []
+
+
+async def test_bad_money_and_currencies_are_422_naming_the_field(shop: Shop) -> None:
+    # Neither a budget nor a currency is fine.
+    await shop.campaign(budget=None, currency=None)
+    w = await shop.world()
+    spend_path = f"/v1/ads/{w.ad['id']}/spend/2024-06-20"
+    budget_only = {k: v for k, v in campaign_body().items() if k != "currency"}
+    cases = [
+        Bad("currency", "PUT", f"/v1/products/{new_id('p')}", product_body(currency="XXQ")),
+        Bad("currency", "PUT", f"/v1/products/{new_id('p')}", product_body(currency="usd")),
+        Bad("currency", "PUT", f"/v1/products/{new_id('p')}", product_body(currency="US")),
+        Bad("price", "PUT", f"/v1/products/{new_id('p')}", product_body(price="-1.00")),
+        Bad("price", "PUT", f"/v1/products/{new_id('p')}", product_body(price="12,90")),
+        Bad("price", "PUT", f"/v1/products/{new_id('p')}", product_body(price="abc")),
+        Bad("price", "PUT", f"/v1/products/{new_id('p')}", product_body(price="NaN")),
+        Bad("price", "PUT", f"/v1/products/{new_id('p')}", product_body(price="1.23456")),
+        Bad("budget", "PUT", f"/v1/campaigns/{new_id('k')}", campaign_body(budget="-100")),
+        Bad("currency", "PUT", f"/v1/campaigns/{new_id('k')}", campaign_body(currency="XXQ")),
+        # A budget needs its currency.
+        Bad("currency", "PUT", f"/v1/campaigns/{new_id('k')}", budget_only),
+        Bad("currency", "PUT", f"/v1/campaigns/{new_id('k')}", campaign_body(currency=None)),
+        Bad("amount", "PUT", spend_path, spend_body(amount="-0.01")),
+        Bad("amount", "PUT", spend_path, spend_body(amount="ten")),
+        Bad("currency", "PUT", spend_path, spend_body(currency="usd")),
+    ]
+    assert await refusals(shop, cases) == []
+
+
+async def test_bad_urls_are_422_naming_the_field(shop: Shop) -> None:
+    w = await shop.world()
+    links_before = await shop.list_all("/v1/tracking-links")
+    long_url = "https://shop.test/" + "a" * (2048 - len("https://shop.test/"))
+    # The longest URL stored is fine.
+    assert (await shop.product(url=long_url))["url"] == long_url
+    cases = [
+        Bad("url", "PUT", f"/v1/products/{new_id('p')}", product_body(url="not a url")),
+        Bad("url", "PUT", f"/v1/products/{new_id('p')}", product_body(url="ftp://shop.test/p")),
+        Bad("url", "PUT", f"/v1/products/{new_id('p')}", product_body(url=long_url + "a")),
+        Bad(
+            "destination_url",
+            "POST",
+            "/v1/tracking-links",
+            tracking_link_body(w.video["id"], destination_url="shop.test/p"),
+        ),
+        Bad(
+            "destination_url",
+            "POST",
+            "/v1/tracking-links",
+            tracking_link_body(w.video["id"], destination_url="javascript:alert(1)"),
+        ),
+    ]
+    assert await refusals(shop, cases) == []
+    assert await shop.list_all("/v1/tracking-links") == links_before
+
+
+async def test_an_end_not_after_its_start_is_422_naming_the_end(shop: Shop) -> None:
+    w = await shop.world()
+    account_id = w.account["id"]
+    cases = [
+        Bad(
+            "ended_at",
+            "PUT",
+            f"/v1/contents/{new_id('live')}",
+            live_body(
+                account_id, started_at="2024-06-18T20:00:00Z", ended_at="2024-06-18T19:59:59Z"
+            ),
+        ),
+        Bad(
+            "ended_at",
+            "PUT",
+            f"/v1/contents/{new_id('live')}",
+            # The same instant written in two offsets: an empty room.
+            live_body(
+                account_id, started_at="2024-06-18T20:00:00Z", ended_at="2024-06-19T04:00:00+08:00"
+            ),
+        ),
+        Bad(
+            "ends_at",
+            "PUT",
+            link_path(w),
+            link_body(starts_at="2024-06-18T20:45:00+08:00", ends_at="2024-06-18T20:15:00+08:00"),
+        ),
+        Bad(
+            "ends_at",
+            "PUT",
+            f"/v1/campaigns/{new_id('k')}",
+            campaign_body(starts_at="2024-06-19T00:00:00Z", ends_at="2024-06-01T00:00:00Z"),
+        ),
+    ]
+    assert await refusals(shop, cases) == []
+
+
+async def test_timestamps_without_an_offset_or_out_of_range_are_422(shop: Shop) -> None:
+    w = await shop.world()
+    account_id = w.account["id"]
+    cases = [
+        Bad(
+            "published_at",
+            "PUT",
+            f"/v1/contents/{new_id('v')}",
+            video_body(account_id, published_at="2024-06-01T12:00:00"),
+        ),
+        Bad(
+            "published_at",
+            "PUT",
+            f"/v1/contents/{new_id('v')}",
+            video_body(account_id, published_at="2024-06-01"),
+        ),
+        Bad(
+            "started_at",
+            "PUT",
+            f"/v1/contents/{new_id('live')}",
+            live_body(account_id, started_at="2024-06-18 20:00:00"),
+        ),
+        Bad("starts_at", "PUT", link_path(w), link_body(starts_at="2024-06-18T20:15:00")),
+        # Valid with its offset, but before year 1 or after 9999 in UTC.
+        Bad(
+            "published_at",
+            "PUT",
+            f"/v1/contents/{new_id('v')}",
+            video_body(account_id, published_at="0001-01-01T00:00:00+01:00"),
+        ),
+        Bad(
+            "ends_at",
+            "PUT",
+            link_path(w),
+            link_body(ends_at="9999-12-31T23:59:59-01:00"),
+        ),
+        Bad(
+            "ends_at",
+            "PUT",
+            f"/v1/campaigns/{new_id('k')}",
+            campaign_body(ends_at="2024-06-19T00:00:00"),
+        ),
+    ]
+    assert await refusals(shop, cases) == []
+
+
+async def test_text_the_database_cannot_hold_is_422_naming_the_field(shop: Shop) -> None:
+    w = await shop.world()
+    account_id = w.account["id"]
+    cases = [
+        Bad("title", "PUT", f"/v1/contents/{new_id('v')}", video_body(account_id, title="a\x00b")),
+        Bad(
+            "topics", "PUT", f"/v1/contents/{new_id('v')}", video_body(account_id, topics=["\x00"])
+        ),
+        Bad("handle", "PUT", f"/v1/accounts/{new_id('a')}", account_body(handle="@\x00")),
+        Bad("title", "PUT", f"/v1/products/{new_id('p')}", product_body(title="t" * 513)),
+        Bad("handle", "PUT", f"/v1/accounts/{new_id('a')}", account_body(handle="h" * 257)),
+        Bad("title", "PUT", f"/v1/contents/{new_id('v')}", video_body(account_id, title="   ")),
+    ]
+    assert await refusals(shop, cases) == []
+    # Any other character is kept as given.
+    title = '\u76f4\u64ad \U0001f484 \u2014 "quoted" \\ tab\tend'
+    assert (await shop.video(account_id=account_id, title=title))["title"] == title
+
+
+async def test_bad_ids_and_days_in_the_path_are_422_naming_them(shop: Shop) -> None:
+    w = await shop.world()
+    too_long = "a" * 129
+    ad_id = w.ad["id"]
+    cases = [
+        Bad("account_id", "PUT", "/v1/accounts/a b", account_body()),
+        Bad("account_id", "PUT", f"/v1/accounts/{too_long}", account_body()),
+        Bad("account_id", "GET", f"/v1/accounts/{too_long}"),
+        Bad("product_id", "PUT", "/v1/products/price$", product_body()),
+        Bad("content_id", "DELETE", "/v1/contents/caf\u00e9"),
+        Bad("campaign_id", "GET", "/v1/campaigns/a,b"),
+        Bad("ad_id", "PUT", f"/v1/ads/{too_long}", ad_body(w.campaign["id"], w.video["id"])),
+        Bad("product_id", "PUT", f"/v1/contents/{w.video['id']}/products/p q", link_body()),
+        Bad("content_id", "GET", f"/v1/contents/{too_long}/products"),
+        Bad("day", "PUT", f"/v1/ads/{ad_id}/spend/2024-02-30", spend_body()),
+        Bad("day", "PUT", f"/v1/ads/{ad_id}/spend/18-06-2024", spend_body()),
+        Bad("day", "GET", f"/v1/ads/{ad_id}/spend/yesterday"),
+        Bad("code", "GET", "/v1/tracking-links/no such code"),
+    ]
+    # An id of exactly 128 allowed characters is fine.
+    await shop.account("A-z_0.9:" + "x" * 120)
+    assert await refusals(shop, cases) == []
+
+
+async def test_unknown_fields_are_422_naming_them(shop: Shop) -> None:
+    w = await shop.world()
+    cases = [
+        Bad("colour", "PUT", f"/v1/accounts/{new_id('a')}", account_body(colour="red")),
+        Bad("stock", "PUT", f"/v1/products/{new_id('p')}", product_body(stock=3)),
+        Bad("priority", "PUT", link_path(w), link_body(priority=1)),
+        Bad("note", "PUT", f"/v1/ads/{w.ad['id']}/spend/2024-06-21", spend_body(note="x")),
+        # The code is minted by the catalog, never chosen by the client.
+        Bad("code", "POST", "/v1/tracking-links", tracking_link_body(w.video["id"], code="mine")),
+    ]
+    assert await refusals(shop, cases) == []
+
+
+async def test_missing_required_fields_are_422_naming_them(shop: Shop) -> None:
+    w = await shop.world()
+
+    def without(body: Json, name: str) -> Json:
+        return {k: v for k, v in body.items() if k != name}
+
+    cases = [
+        Bad("handle", "PUT", f"/v1/accounts/{new_id('a')}", without(account_body(), "handle")),
+        Bad("currency", "PUT", f"/v1/products/{new_id('p')}", without(product_body(), "currency")),
+        Bad(
+            "account_id",
+            "PUT",
+            f"/v1/contents/{new_id('v')}",
+            without(video_body(w.account["id"]), "account_id"),
+        ),
+        Bad("placement", "PUT", link_path(w), without(link_body(), "placement")),
+        Bad(
+            "format",
+            "PUT",
+            f"/v1/ads/{new_id('ad')}",
+            without(ad_body(w.campaign["id"], w.video["id"]), "format"),
+        ),
+        Bad("amount", "PUT", f"/v1/ads/{w.ad['id']}/spend/2024-06-22", {"currency": "CNY"}),
+        Bad("destination_url", "POST", "/v1/tracking-links", {"content_id": w.video["id"]}),
+    ]
+    assert await refusals(shop, cases) == []
+
+
+async def test_malformed_or_non_object_json_is_a_problem(shop: Shop) -> None:
+    failures = []
+    for content in (b'{"platform": "douyin",', b"not json", b"[]", b'"douyin"', b""):
+        path = f"/v1/accounts/{new_id('a')}"
+        response = await shop.request(
+            "PUT",
+            path,
+            content=content,
+            headers={**shop.headers, "content-type": "application/json"},
+        )
+        expected = 400 if response.status_code == 400 else 422
+        issues = problem_issues(response, expected)
+        if (await shop.request("GET", path)).status_code == 200:
+            issues.append("the refused object was stored")
+        if issues:
+            failures.append(f"{content!r}: {issues}")
+    assert failures == []
+
+
+async def test_references_to_missing_objects_are_422_naming_the_field(
+    shop: Shop, sync_token: str
+) -> None:
+    w = await shop.world()
+    gone = await shop.account()
+    await shop.delete(f"/v1/accounts/{gone['id']}")
+    feed_before = await read_feed(shop.client, sync_token)
+    campaign_id, video_id, product_id = w.campaign["id"], w.video["id"], w.product["id"]
+    cases = [
+        Bad("account_id", "PUT", f"/v1/contents/{new_id('v')}", video_body("no-such-account")),
+        # A deleted object is as good as missing.
+        Bad("account_id", "PUT", f"/v1/contents/{new_id('v')}", video_body(gone["id"])),
+        Bad("campaign_id", "PUT", f"/v1/ads/{new_id('ad')}", ad_body("no-such", video_id)),
+        Bad("content_id", "PUT", f"/v1/ads/{new_id('ad')}", ad_body(campaign_id, "no-such")),
+        Bad(
+            "product_id",
+            "PUT",
+            f"/v1/ads/{new_id('ad')}",
+            ad_body(campaign_id, video_id, product_id="no-such"),
+        ),
+        Bad("product_id", "PUT", f"/v1/contents/{video_id}/products/no-such", link_body()),
+        Bad("content_id", "POST", "/v1/tracking-links", tracking_link_body("no-such")),
+        Bad(
+            "product_id",
+            "POST",
+            "/v1/tracking-links",
+            tracking_link_body(video_id, product_id="no-such"),
+        ),
+        Bad("ad_id", "POST", "/v1/tracking-links", tracking_link_body(video_id, ad_id="no-such")),
+    ]
+    assert await refusals(shop, cases) == []
+    # A reference to a real product still works on the same content.
+    await shop.link(video_id, product_id)
+    assert len(await read_feed(shop.client, sync_token)) == len(feed_before) + 1
+
+
+async def test_references_to_another_tenants_objects_are_treated_as_missing(
+    shop: Shop, other_shop: Shop, sync_token: str
+) -> None:
+    theirs = await other_shop.world()
+    ours = await shop.world()
+    feed_before = await read_feed(shop.client, sync_token)
+    cases = [
+        Bad(
+            "account_id",
+            "PUT",
+            f"/v1/contents/{new_id('v')}",
+            video_body(theirs.account["id"]),
+        ),
+        Bad(
+            "campaign_id",
+            "PUT",
+            f"/v1/ads/{new_id('ad')}",
+            ad_body(theirs.campaign["id"], ours.video["id"]),
+        ),
+        Bad(
+            "content_id",
+            "PUT",
+            f"/v1/ads/{new_id('ad')}",
+            ad_body(ours.campaign["id"], theirs.video["id"]),
+        ),
+        Bad(
+            "product_id",
+            "PUT",
+            f"/v1/ads/{new_id('ad')}",
+            ad_body(ours.campaign["id"], ours.video["id"], product_id=theirs.product["id"]),
+        ),
+        Bad(
+            "product_id",
+            "PUT",
+            f"/v1/contents/{ours.video['id']}/products/{theirs.product['id']}",
+            link_body(),
+        ),
+        Bad(
+            "content_id",
+            "POST",
+            "/v1/tracking-links",
+            tracking_link_body(theirs.video["id"]),
+        ),
+        Bad(
+            "ad_id",
+            "POST",
+            "/v1/tracking-links",
+            tracking_link_body(ours.video["id"], ad_id=theirs.ad["id"]),
+        ),
+    ]
+    assert await refusals(shop, cases) == []
+    assert await read_feed(shop.client, sync_token) == feed_before
