@@ -1,0 +1,531 @@
+"""Report queries: every aggregation runs in SQL; this module returns plain sums.
+
+Dialect notes:
+
+- ``UTCDateTime`` is ``timestamptz`` on PostgreSQL and integer epoch microseconds on SQLite.
+  Range filters compare bound datetimes (the type converts them); slot arithmetic for time
+  series is written per dialect.
+- ``MoneyType`` is ``NUMERIC`` on PostgreSQL, where ``SUM`` is exact. On SQLite it is decimal
+  text, whose ``SUM`` would go through binary floats, so there each amount is parsed from its
+  text into integer ten-thousandths (MoneyType keeps at most 4 places) and those integers are
+  summed: still exact, still one row per group (see ``grouped_money``).
+- Money read back skips ``MoneyType``'s per-row normalisation (it dominated the run time);
+  the service rounds every figure to the currency's minor unit anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Numeric,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    literal_column,
+    select,
+    type_coerce,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
+
+from services.attribution.catalog_sync.models import (
+    CatalogAccount,
+    CatalogAd,
+    CatalogAdSpend,
+    CatalogContent,
+)
+from services.attribution.events.models import Event
+from services.attribution.orders.models import Credit
+from shared.db import to_epoch_us
+
+ZERO = Decimal(0)
+Expr = ColumnElement[Any] | QueryableAttribute[Any]
+WATCH_TYPES = ("view", "view_complete")
+
+
+def dialect_of(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+async def begin_snapshot(session: AsyncSession) -> None:
+    """Run the report's queries in one read-only snapshot on PostgreSQL.
+
+    Several queries make one report; REPEATABLE READ makes them see the same data. (On
+    SQLite one transaction already reads one snapshot.) Call it before the session's first
+    query; once a transaction is open this does nothing.
+    """
+    if dialect_of(session) == "postgresql" and not session.in_transaction():
+        await session.connection(
+            execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        )
+
+
+# --- catalog read model ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AdInfo:
+    campaign_id: str
+    content_id: str
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContentInfo:
+    kind: str
+    account_id: str
+    platform: str | None
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+
+
+def campaign_ads(tenant_id: str, campaign_id: str) -> Select[tuple[str]]:
+    return select(CatalogAd.id).where(
+        CatalogAd.tenant_id == tenant_id, CatalogAd.campaign_id == campaign_id
+    )
+
+
+def matching_contents(
+    tenant_id: str, *, kind: str | None, platform: str | None, account_id: str | None
+) -> Select[tuple[str]] | None:
+    """Ids of the contents the filters select, or None when there is no filter."""
+    if kind is None and platform is None and account_id is None:
+        return None
+    query = select(CatalogContent.id).where(CatalogContent.tenant_id == tenant_id)
+    if kind is not None:
+        query = query.where(CatalogContent.kind == kind)
+    if account_id is not None:
+        query = query.where(CatalogContent.account_id == account_id)
+    if platform is not None:
+        query = query.join(
+            CatalogAccount,
+            and_(
+                CatalogAccount.tenant_id == CatalogContent.tenant_id,
+                CatalogAccount.id == CatalogContent.account_id,
+            ),
+        ).where(CatalogAccount.platform == platform)
+    return query
+
+
+async def ads_catalog(
+    session: AsyncSession, tenant_id: str, campaign_id: str | None
+) -> dict[str, AdInfo]:
+    query = select(CatalogAd.id, CatalogAd.campaign_id, CatalogAd.content_id, CatalogAd.format)
+    query = query.where(CatalogAd.tenant_id == tenant_id)
+    if campaign_id is not None:
+        query = query.where(CatalogAd.campaign_id == campaign_id)
+    rows = await session.execute(query)
+    return {ad_id: AdInfo(campaign, content, fmt) for ad_id, campaign, content, fmt in rows}
+
+
+async def contents_catalog(
+    session: AsyncSession, tenant_id: str, ids: Select[tuple[str]] | None
+) -> dict[str, ContentInfo]:
+    query = (
+        select(
+            CatalogContent.id,
+            CatalogContent.kind,
+            CatalogContent.account_id,
+            CatalogAccount.platform,
+            CatalogContent.started_at,
+            CatalogContent.ended_at,
+        )
+        .outerjoin(
+            CatalogAccount,
+            and_(
+                CatalogAccount.tenant_id == CatalogContent.tenant_id,
+                CatalogAccount.id == CatalogContent.account_id,
+            ),
+        )
+        .where(CatalogContent.tenant_id == tenant_id)
+    )
+    if ids is not None:
+        query = query.where(CatalogContent.id.in_(ids))
+    rows = await session.execute(query)
+    return {
+        content_id: ContentInfo(kind, account, platform, started, ended)
+        for content_id, kind, account, platform, started, ended in rows
+    }
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class EventSums:
+    counts: dict[str, int] = field(default_factory=dict)  # by event type
+    watch_seconds: float = 0.0
+    watch_events: int = 0
+    unique_viewers: int = 0
+
+
+def _watch_seconds(dialect: str) -> ColumnElement[Any]:
+    """``properties.watch_seconds`` when it is a JSON number (else NULL)."""
+    if dialect == "postgresql":
+        return literal_column(
+            "CASE WHEN jsonb_typeof(events.properties -> 'watch_seconds') = 'number' "
+            "THEN (events.properties ->> 'watch_seconds')::float8 END"
+        )
+    return literal_column(
+        "CASE WHEN json_type(events.properties, '$.watch_seconds') IN ('integer', 'real') "
+        "THEN json_extract(events.properties, '$.watch_seconds') END"
+    )
+
+
+def _event_filters(
+    tenant_id: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    types: Sequence[str],
+) -> list[ColumnElement[bool]]:
+    return [
+        Event.tenant_id == tenant_id,
+        Event.occurred_at >= start,
+        Event.occurred_at < end,
+        Event.type.in_(list(types)) if len(types) > 1 else Event.type == types[0],
+    ]
+
+
+async def event_sums(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    key: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    types: Sequence[str],
+    only: Select[tuple[str]] | None = None,
+    watch: bool = False,
+    viewers: bool = False,
+) -> dict[str, EventSums]:
+    """Per ``key`` (``ad_id`` or ``content_id``): event counts by type in ``[start, end)``.
+
+    ``watch`` adds Σ/count of ``properties.watch_seconds`` over view/view_complete events;
+    ``viewers`` adds the distinct ``user_id``s among ``view`` events.
+    """
+    column: Any = getattr(Event, key)
+
+    def where(event_types: Sequence[str]) -> list[ColumnElement[bool]]:
+        conditions = [*_event_filters(tenant_id, start, end, event_types), column.is_not(None)]
+        if only is not None:
+            conditions.append(column.in_(only))
+        return conditions
+
+    result: dict[str, EventSums] = defaultdict(EventSums)
+    counts = select(column, Event.type, func.count()).where(*where(types))
+    for key_value, event_type, count in await session.execute(counts.group_by(column, Event.type)):
+        result[key_value].counts[event_type] = int(count)
+    # The next two are separate queries on purpose: the counts above need only indexable
+    # columns (an index-only scan with a covering index), the watch time has to read the JSON
+    # of view events only, and COUNT(DISTINCT) next to plain counts would make PostgreSQL sort
+    # every event of the range instead of hashing.
+    watched = [t for t in WATCH_TYPES if t in types]
+    if watch and watched:
+        seconds = _watch_seconds(dialect_of(session))
+        query = (
+            select(column, func.sum(seconds), func.count(seconds))
+            .where(*where(watched), Event.properties.is_not(None))
+            .group_by(column)
+        )
+        for key_value, total, count in await session.execute(query):
+            if count:
+                result[key_value].watch_seconds = float(total)
+                result[key_value].watch_events = int(count)
+    if viewers and "view" in types:
+        query = select(column, func.count(distinct(Event.user_id))).where(*where(["view"]))
+        for key_value, count in await session.execute(query.group_by(column)):
+            result[key_value].unique_viewers = int(count)
+    return dict(result)
+
+
+# --- money sums ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class MoneySums:
+    amount: Decimal = ZERO
+    share: float = 0.0
+    rows: int = 0
+
+
+SCALE = 10_000  # MoneyType keeps at most 4 decimal places
+
+
+def _sqlite_units(amount: Expr) -> tuple[ColumnElement[int], ColumnElement[int]]:
+    """SQLite: a decimal-text amount as exact integer 1/10000ths, and its decimal places.
+
+    Parsed from the text ("-12.5" → -125000), never through a float; the places let the
+    caller check that nothing finer than 4 places (or an exponent) was stored.
+    """
+    text = type_coerce(amount, String)
+    dot = func.instr(text, ".")
+    fraction = cast(func.substr(func.substr(text, dot + 1) + "0000", 1, 4), Integer)
+    units = case(
+        (dot == 0, cast(text, Integer) * SCALE),
+        else_=cast(func.substr(text, 1, dot - 1), Integer) * SCALE
+        + case((func.substr(text, 1, 1) == "-", -fraction), else_=fraction),
+    )
+    places = case(
+        (func.instr(func.upper(text), "E") > 0, 99),
+        (dot == 0, 0),
+        else_=func.length(text) - dot,
+    )
+    return units, places
+
+
+async def grouped_money(
+    session: AsyncSession,
+    query: Select[Any],
+    keys: Sequence[Expr],
+    amount: Expr,
+    share: Expr | None = None,
+) -> dict[tuple[Hashable, ...], MoneySums]:
+    """Σ ``amount`` (exact), Σ ``share`` and the row count per ``keys`` of ``query``.
+
+    ``query`` is a ``select()`` carrying FROM and WHERE only; columns are added here. The
+    amounts are summed in SQL on both databases: ``NUMERIC`` on PostgreSQL, exact integer
+    ten-thousandths parsed from the decimal text on SQLite. Should SQLite ever hold an amount
+    with more than 4 places, the rows are grouped by amount and summed here instead.
+    """
+    sqlite = dialect_of(session) != "postgresql"
+    columns: list[Any] = [*keys]
+    if sqlite:
+        units, places = _sqlite_units(amount)
+        columns += [func.sum(units), func.count(), func.max(places)]
+    else:
+        columns += [type_coerce(func.sum(amount), Numeric(38, 4)), func.count(), literal(0)]
+    if share is not None:
+        columns.append(func.sum(share))
+    rows = (await session.execute(query.with_only_columns(*columns).group_by(*keys))).all()
+    width = len(keys)
+    if sqlite and any((row[width + 2] or 0) > 4 for row in rows):
+        return await _grouped_money_by_amount(session, query, keys, amount, share)
+    result: dict[tuple[Hashable, ...], MoneySums] = {}
+    for row in rows:
+        total = row[width]
+        if total is None:
+            value = ZERO
+        elif sqlite:
+            value = Decimal(int(total)).scaleb(-4)
+        else:
+            value = Decimal(total)
+        shared = float(row[width + 3] or 0.0) if share is not None else 0.0
+        result[tuple(row[:width])] = MoneySums(value, shared, int(row[width + 1]))
+    return result
+
+
+async def _grouped_money_by_amount(
+    session: AsyncSession,
+    query: Select[Any],
+    keys: Sequence[Expr],
+    amount: Expr,
+    share: Expr | None,
+) -> dict[tuple[Hashable, ...], MoneySums]:
+    """The slow exact path: one row per (keys, distinct amount text), summed with Decimal."""
+    text = type_coerce(amount, String)
+    columns: list[Any] = [*keys, text, func.count()]
+    if share is not None:
+        columns.append(func.sum(share))
+    rows = await session.execute(query.with_only_columns(*columns).group_by(*keys, text))
+    width = len(keys)
+    amounts: dict[tuple[Hashable, ...], Decimal] = defaultdict(lambda: ZERO)
+    counts: dict[tuple[Hashable, ...], int] = defaultdict(int)
+    shares: dict[tuple[Hashable, ...], list[float]] = defaultdict(list)
+    for row in rows:
+        key = tuple(row[:width])
+        count = int(row[width + 1])
+        if row[width] is not None:
+            amounts[key] += Decimal(row[width]) * count
+        counts[key] += count
+        if share is not None and row[width + 2] is not None:
+            shares[key].append(float(row[width + 2]))
+    return {key: MoneySums(amounts[key], math.fsum(shares[key]), counts[key]) for key in counts}
+
+
+def _credit_filters(
+    tenant_id: str, model: str, start: dt.datetime, end: dt.datetime
+) -> list[ColumnElement[bool]]:
+    return [
+        Credit.tenant_id == tenant_id,
+        Credit.model == model,
+        Credit.paid_at >= start,
+        Credit.paid_at < end,
+    ]
+
+
+async def ad_credits(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    model: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    only: Select[tuple[str]] | None,
+) -> dict[str, MoneySums]:
+    """Per ad: Σ credited amount and Σ order_share of orders paid in ``[start, end)``."""
+    where = [*_credit_filters(tenant_id, model, start, end), Credit.ad_id.is_not(None)]
+    if only is not None:
+        where.append(Credit.ad_id.in_(only))
+    sums = await grouped_money(
+        session,
+        select(Credit.ad_id).where(*where),
+        [Credit.ad_id],
+        Credit.amount,
+        Credit.order_share,
+    )
+    return {str(key[0]): value for key, value in sums.items()}
+
+
+async def content_credits(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    model: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    only: Select[tuple[str]] | None,
+) -> dict[str, tuple[MoneySums, Decimal]]:
+    """Per content: its credit sums and the part paid while it was live (direct GMV).
+
+    A live room is live from ``started_at`` to ``ended_at`` inclusive (open-ended while
+    ``ended_at`` is unknown); videos, and rooms that never started, have no direct GMV.
+    """
+    live = and_(
+        CatalogContent.kind == "live",
+        CatalogContent.started_at.is_not(None),
+        Credit.paid_at >= CatalogContent.started_at,
+        (CatalogContent.ended_at.is_(None)) | (Credit.paid_at <= CatalogContent.ended_at),
+    )
+    direct = case((live, 1), else_=0).label("direct")
+    where = [*_credit_filters(tenant_id, model, start, end), Credit.content_id.is_not(None)]
+    if only is not None:
+        where.append(Credit.content_id.in_(only))
+    query = (
+        select(Credit.content_id)
+        .select_from(Credit)
+        .outerjoin(
+            CatalogContent,
+            and_(
+                CatalogContent.tenant_id == Credit.tenant_id,
+                CatalogContent.id == Credit.content_id,
+            ),
+        )
+        .where(*where)
+    )
+    sums = await grouped_money(
+        session, query, [Credit.content_id, direct], Credit.amount, Credit.order_share
+    )
+    result: dict[str, tuple[MoneySums, Decimal]] = {}
+    for (content_id, is_direct), value in sums.items():
+        total, direct_amount = result.get(str(content_id), (MoneySums(), ZERO))
+        total = MoneySums(
+            total.amount + value.amount,
+            total.share + value.share,
+            total.rows + value.rows,
+        )
+        if is_direct:
+            direct_amount += value.amount
+        result[str(content_id)] = (total, direct_amount)
+    return result
+
+
+async def ad_spend(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    first_day: dt.date,
+    last_day: dt.date,
+    only: Select[tuple[str]] | None,
+) -> dict[tuple[str, str], MoneySums]:
+    """Per (ad, currency): Σ spend over the local days ``first_day``…``last_day``."""
+    where = [
+        CatalogAdSpend.tenant_id == tenant_id,
+        CatalogAdSpend.day >= first_day,
+        CatalogAdSpend.day <= last_day,
+    ]
+    if only is not None:
+        where.append(CatalogAdSpend.ad_id.in_(only))
+    sums = await grouped_money(
+        session,
+        select(CatalogAdSpend.ad_id).where(*where),
+        [CatalogAdSpend.ad_id, CatalogAdSpend.currency],
+        CatalogAdSpend.amount,
+    )
+    return {(str(ad), str(currency)): value for (ad, currency), value in sums.items()}
+
+
+# --- time series --------------------------------------------------------------------------
+
+
+def _slot(dialect: str, column: str, origin: dt.datetime, slot_seconds: int) -> Any:
+    """The UTC slot number of ``column`` counted from ``origin`` (both ints, inlined)."""
+    if dialect == "postgresql":
+        origin_seconds = to_epoch_us(origin) // 1_000_000
+        return literal_column(
+            f"CAST(floor((extract(epoch FROM {column}) - {origin_seconds}) / {slot_seconds}) "
+            "AS BIGINT)"
+        ).label("slot")
+    # Epoch microseconds; never below origin inside the range, so integer division floors.
+    return literal_column(
+        f"(({column} - {to_epoch_us(origin)}) / {slot_seconds * 1_000_000})"
+    ).label("slot")
+
+
+async def event_series(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    event_type: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    origin: dt.datetime,
+    slot_seconds: int,
+    content_id: str | None,
+    ad_id: str | None,
+) -> dict[int, int]:
+    """Events of one type per UTC slot since ``origin``."""
+    slot = _slot(dialect_of(session), "events.occurred_at", origin, slot_seconds)
+    query = select(slot, func.count()).where(*_event_filters(tenant_id, start, end, [event_type]))
+    if content_id is not None:
+        query = query.where(Event.content_id == content_id)
+    if ad_id is not None:
+        query = query.where(Event.ad_id == ad_id)
+    rows = await session.execute(query.group_by(literal_column("slot")))
+    return {int(number): int(count) for number, count in rows}
+
+
+async def credit_series(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    model: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    origin: dt.datetime,
+    slot_seconds: int,
+    content_id: str | None,
+    ad_id: str | None,
+) -> dict[int, MoneySums]:
+    """Σ credited amount and Σ order_share per UTC slot (by paid time) since ``origin``."""
+    slot = _slot(dialect_of(session), "credits.paid_at", origin, slot_seconds)
+    query = select(Credit.order_id).where(*_credit_filters(tenant_id, model, start, end))
+    if content_id is not None:
+        query = query.where(Credit.content_id == content_id)
+    if ad_id is not None:
+        query = query.where(Credit.ad_id == ad_id)
+    sums = await grouped_money(session, query, [slot], Credit.amount, Credit.order_share)
+    return {int(str(key[0])): value for key, value in sums.items()}
