@@ -1,0 +1,82 @@
+"""``POST /v1/funnels``: thin HTTP over ``service.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+from services.attribution.funnels import service
+from services.attribution.funnels.schemas import FunnelOut, FunnelQuery
+from shared.app import SessionDep
+from shared.auth import Principal, require_scope
+from shared.errors import UnprocessableEntity, validation_errors
+from shared.timeouts import bounded
+
+
+class _FunnelRoute(APIRoute):
+    """Validation errors name the fields *and* what each allows in ``detail`` too."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = validation_errors(exc)
+                if any(e["msg"].startswith("malformed JSON") for e in errors):
+                    raise  # answered 400 by the shared handler
+                reasons = "; ".join(f"{e['field'] or 'body'}: {e['msg']}" for e in errors)
+                raise UnprocessableEntity(
+                    f"Invalid funnel query: {reasons}.", errors=errors
+                ) from None
+
+        return route_handler
+
+
+router = APIRouter(prefix="/v1/funnels", tags=["funnels"], route_class=_FunnelRoute)
+Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
+
+
+@router.post(
+    "",
+    response_model=FunnelOut,
+    summary="Ordered conversion funnel: distinct users per step, conversions, median times",
+    description=(
+        "A user reaches step k when distinct events e1…ek match steps 1…k, e1 lies in "
+        "[from, to), their times do not decrease and ek − e1 ≤ window_seconds (DESIGN §6, "
+        "ClickHouse windowFunnel). `order` is a paid order of the buyer at its paid time; its "
+        "contents and ads are those of its last-touch credits, its products its lines. "
+        "Global filters apply to every step, a step's filters to that step; an event lacking "
+        "a filtered dimension does not match. With `breakdown`, each value of the first "
+        "step's event is its own funnel."
+    ),
+    responses={
+        401: {"description": "Missing or invalid bearer token (problem+json)"},
+        403: {"description": "The token lacks the `reports:read` scope (problem+json)"},
+        422: {
+            "description": "Invalid query (problem+json naming what is allowed): unknown step "
+            "type, filter key or breakdown; not 2–10 steps; `from` not before `to`; a range "
+            "longer than the report limit; a window outside 1 s – 90 days; a naive timestamp"
+        },
+        503: {
+            "description": "The funnel took longer than `report_timeout_seconds` (problem+json, "
+            "Retry-After)"
+        },
+    },
+)
+async def post_funnel(
+    query: FunnelQuery, principal: Reader, session: SessionDep, request: Request
+) -> FunnelOut:
+    settings = request.app.state.settings
+    return await bounded(
+        service.run_funnel(
+            session, principal.tenant_id, query, max_report_days=settings.max_report_days
+        ),
+        getattr(settings, "report_timeout_seconds", None),
+        session=session,
+    )

@@ -1,0 +1,195 @@
+"""Wire formats of ``POST /v1/funnels`` (CONTRACT "Funnel query", DESIGN §6).
+
+Every refusal names what is allowed: unknown step types, breakdowns and filter keys list
+the accepted ones; counts and ranges give their bounds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from services.attribution.events.schemas import Platform
+from services.attribution.funnels.engine import MAX_STEPS, MIN_STEPS
+from shared.schemas import ClientId, Schema, format_utc
+
+StepType = Literal[
+    "impression",
+    "view",
+    "view_complete",
+    "like",
+    "comment",
+    "share",
+    "follow",
+    "click",
+    "add_to_cart",
+    "live_enter",
+    "live_exit",
+    "order",
+]
+BreakdownKey = Literal["platform", "content_id", "ad_id", "account_id", "content_kind"]
+ContentKind = Literal["video", "live"]
+
+STEP_TYPES: tuple[str, ...] = get_args(StepType)
+BREAKDOWN_KEYS: tuple[str, ...] = get_args(BreakdownKey)
+FILTER_KEYS: tuple[str, ...] = (
+    "content_id",
+    "ad_id",
+    "product_id",
+    "platform",
+    "account_id",
+    "content_kind",
+)
+DEFAULT_STEPS: tuple[str, ...] = ("impression", "view", "click", "order")
+DEFAULT_WINDOW_SECONDS = 7 * 86400
+MAX_WINDOW_SECONDS = 90 * 86400
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            "a timestamp must carry a timezone offset, e.g. 2024-05-01T00:00:00Z or "
+            "2024-05-01T08:00:00+08:00 (naive timestamps are refused)"
+        )
+    return value.astimezone(dt.UTC)
+
+
+Instant = Annotated[
+    dt.datetime,
+    AfterValidator(_aware),
+    PlainSerializer(format_utc, return_type=str, when_used="json"),
+]
+
+
+class FunnelFilters(Schema):
+    """Dimensions an event (or order) must have; an event lacking one does not match it.
+
+    ``platform`` is the event's own platform, else the platform of its content's account;
+    ``account_id`` and ``content_kind`` come from the event's content in the catalog. An
+    order matches ``content_id``/``ad_id``/``account_id``/``platform``/``content_kind``
+    when one of its ``last_touch`` credits does, and ``product_id`` when one of its lines
+    does.
+    """
+
+    content_id: ClientId | None = None
+    ad_id: ClientId | None = None
+    product_id: ClientId | None = None
+    platform: Platform | None = None
+    account_id: ClientId | None = None
+    content_kind: ContentKind | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in data if key not in FILTER_KEYS)
+            if unknown:
+                raise ValueError(
+                    f"unknown filter key(s) {', '.join(unknown)}; allowed: {', '.join(FILTER_KEYS)}"
+                )
+        return data
+
+    def given(self) -> dict[str, str]:
+        """The filters that were set, in a fixed key order."""
+        values = {key: getattr(self, key) for key in FILTER_KEYS}
+        return {key: value for key, value in values.items() if value is not None}
+
+
+class FunnelStep(Schema):
+    type: StepType = Field(
+        description="An event type, or `order` (a paid order of the buyer, at its paid time)"
+    )
+    filters: FunnelFilters | None = Field(
+        default=None, description="Filters for this step only (on top of the global ones)"
+    )
+
+
+def _default_steps() -> list[FunnelStep]:
+    return [FunnelStep(type=step) for step in DEFAULT_STEPS]
+
+
+class FunnelQuery(Schema):
+    steps: list[FunnelStep] = Field(
+        default_factory=_default_steps,
+        description=f"{MIN_STEPS} to {MAX_STEPS} steps, in order "
+        "(default: impression → view → click → order)",
+        json_schema_extra={"minItems": MIN_STEPS, "maxItems": MAX_STEPS},
+    )
+    from_: Instant = Field(
+        alias="from", description="Start of the range (inclusive) for the first step"
+    )
+    to: Instant = Field(description="End of the range (exclusive) for the first step")
+    window_seconds: int = Field(
+        default=DEFAULT_WINDOW_SECONDS,
+        strict=True,
+        description="Longest time from the first step to the last (inclusive), "
+        f"1 to {MAX_WINDOW_SECONDS} (90 days); default 7 days",
+        json_schema_extra={"minimum": 1, "maximum": MAX_WINDOW_SECONDS},
+    )
+    filters: FunnelFilters | None = Field(default=None, description="Filters for every step")
+    breakdown: BreakdownKey | None = Field(
+        default=None,
+        description="Split by this dimension of the first step's event: each value is its own "
+        "funnel whose first step has that value",
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _step_count(cls, steps: list[FunnelStep]) -> list[FunnelStep]:
+        if not MIN_STEPS <= len(steps) <= MAX_STEPS:
+            raise ValueError(f"a funnel has {MIN_STEPS} to {MAX_STEPS} steps; got {len(steps)}")
+        return steps
+
+    @field_validator("window_seconds")
+    @classmethod
+    def _window(cls, value: int) -> int:
+        if not 1 <= value <= MAX_WINDOW_SECONDS:
+            raise ValueError(
+                f"window_seconds must be between 1 and {MAX_WINDOW_SECONDS} (90 days); got {value}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _range(self) -> FunnelQuery:
+        if self.from_ >= self.to:
+            raise ValueError(
+                f"`from` ({format_utc(self.from_)}) must be before `to` ({format_utc(self.to)})"
+            )
+        return self
+
+
+class FunnelStepOut(BaseModel):
+    type: StepType
+    users: int = Field(description="Distinct users reaching this step")
+    conversion_from_start: float | None = Field(
+        description="users / users of step 1 (null when step 1 has none)"
+    )
+    conversion_from_previous: float | None = Field(
+        description="users / users of the previous step (null for step 1, or when it has none)"
+    )
+    median_seconds_from_previous: float | None = Field(
+        description="Median time from the previous step, over users reaching this step "
+        "(null for step 1, or when no user reached it)"
+    )
+
+
+class FunnelBreakdownOut(BaseModel):
+    value: str
+    steps: list[FunnelStepOut]
+
+
+class FunnelOut(BaseModel):
+    steps: list[FunnelStepOut]
+    breakdown: list[FunnelBreakdownOut] = Field(
+        description="One funnel per value of the breakdown dimension, most step-1 users first "
+        "(empty without `breakdown`)"
+    )
