@@ -154,11 +154,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "clipfunnel_read_only"
+
+
 def _sqlite_begin(connection: Any) -> None:
     # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
     # another writer got in between (busy_timeout cannot help an upgrade). Taking the write
     # lock up front makes concurrent writers queue instead; SQLite has one writer anyway.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Read-only sessions (reports, funnels) begin deferred, so in WAL mode they never wait for,
+    # nor hold up, a writer.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
@@ -178,8 +186,11 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
     )
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def make_sessionmaker(
+    engine: AsyncEngine, *, read_only: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:

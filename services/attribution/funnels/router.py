@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from services.attribution.funnels import service
 from services.attribution.funnels.schemas import FunnelOut, FunnelQuery
-from shared.app import SessionDep
+from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
 from shared.errors import UnprocessableEntity, validation_errors
 from shared.timeouts import bounded
@@ -70,7 +70,7 @@ Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
     },
 )
 async def post_funnel(
-    query: FunnelQuery, principal: Reader, session: SessionDep, request: Request
+    query: FunnelQuery, principal: Reader, session: ReadSessionDep, request: Request
 ) -> FunnelOut:
     settings = request.app.state.settings
     return await bounded(

@@ -38,7 +38,7 @@ from services.attribution.reports.schemas import (
     Timeseries,
 )
 from services.attribution.settings.service import Rules, load_rules
-from shared.app import SessionDep
+from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
 from shared.db import utcnow
 from shared.timeouts import bounded
@@ -133,7 +133,7 @@ def _csv_headers(report_currency: str | None, warnings: list[str]) -> dict[str, 
 
 async def _common(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: Principal,
     errors: QueryErrors,
     *,
@@ -176,7 +176,7 @@ async def _common(
 async def ads(
     request: Request,
     principal: Reader,
-    session: SessionDep,
+    session: ReadSessionDep,
     from_: FromParam = None,
     to: ToParam = None,
     model: ModelParam = None,
@@ -244,7 +244,7 @@ async def ads(
 async def contents(
     request: Request,
     principal: Reader,
-    session: SessionDep,
+    session: ReadSessionDep,
     from_: FromParam = None,
     to: ToParam = None,
     model: ModelParam = None,
@@ -311,7 +311,7 @@ async def contents(
 async def timeseries(
     request: Request,
     principal: Reader,
-    session: SessionDep,
+    session: ReadSessionDep,
     metric: Annotated[
         str | None, Query(description="The metric", json_schema_extra=_enum(service.METRICS))
     ] = None,
