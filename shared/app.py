@@ -14,9 +14,12 @@ from shared.auth import TokenVerifier
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers
 from shared.health import health_router
+from shared.limits import install_body_limit
 from shared.metrics import metrics_router
 from shared.migrate import MigrationSpec, head_revision
 from shared.observability import ObservabilityMiddleware, configure_logging
+from shared.openapi import install_problem_openapi
+from shared.ratelimit import RateLimitMiddleware
 from shared.settings import ServiceSettings
 
 Hook = Callable[[FastAPI], Awaitable[None]]
@@ -41,6 +44,7 @@ def build_app(
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.read_sessionmaker = make_sessionmaker(engine, read_only=True)
         app.state.head_revision = head_revision(migrations)
 
         async def load_revoked() -> set[str]:
@@ -66,11 +70,20 @@ def build_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Added innermost first: observability wraps the rate limit, which wraps the body limit.
+    install_body_limit(app, settings.max_body_bytes)
+    app.add_middleware(
+        RateLimitMiddleware,
+        secret=settings.secret,
+        per_second=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+    )
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(health_router(migrations.version_table))
     app.include_router(metrics_router())
     for router in routers:
         app.include_router(router)
+    install_problem_openapi(app)
     return app
 
 
@@ -81,3 +94,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for queries that only read (reports, funnels): never takes a write lock."""
+    async with request.app.state.read_sessionmaker() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -18,6 +20,44 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://clipfunnel.dev/problems/"
 
 log = logging.getLogger("clipfunnel.errors")
+
+# Connecting to the database fails with the driver's own exceptions, which SQLAlchemy does not
+# wrap (it wraps only DBAPI errors raised once connected): asyncpg raises OSError
+# (ConnectionRefusedError…), TimeoutError or these. All mean "the database is unreachable now".
+_UNREACHABLE_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+)
+try:
+    from asyncpg import exceptions as _apg
+
+    _DRIVER_UNAVAILABLE: tuple[type[Exception], ...] = (
+        _apg.PostgresConnectionError,  # includes ConnectionDoesNotExistError
+        _apg.CannotConnectNowError,  # starting up / shutting down / in recovery
+        _apg.AdminShutdownError,
+        _apg.CrashShutdownError,
+        _apg.TooManyConnectionsError,
+    )
+except ImportError:  # pragma: no cover - asyncpg is a dependency
+    _DRIVER_UNAVAILABLE = ()
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it wraps, says the database cannot be reached right now."""
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, ConnectionError | TimeoutError | socket.gaierror):
+            return True
+        if isinstance(current, OSError) and current.errno in _UNREACHABLE_ERRNOS:
+            return True
+        if _DRIVER_UNAVAILABLE and isinstance(current, _DRIVER_UNAVAILABLE):
+            return True
+        wrapped = current.orig if isinstance(current, DBAPIError) else None
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
+    return False
 
 
 class ProblemError(Exception):
@@ -204,7 +244,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> Response:
-        if exc.connection_invalidated:
+        if database_unreachable(exc):
+            log.warning("database unavailable: %s", type(exc).__name__)
             return problem_response(
                 503,
                 "Database unavailable",
@@ -217,6 +258,24 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(
             500, "Internal error", "The request failed on a database error; it has been logged."
         )
+
+    async def _driver_error(request: Request, exc: Exception) -> Response:
+        """Errors raised while (re)connecting, which SQLAlchemy passes through unwrapped."""
+        if not database_unreachable(exc):
+            return await _unexpected(request, exc)
+        log.warning("database unreachable: %s: %s", type(exc).__name__, exc)
+        return problem_response(
+            503,
+            "Database unavailable",
+            "The database cannot be reached; retry shortly.",
+            type_slug="database-unavailable",
+            headers={"Retry-After": "5"},
+            instance=request.url.path,
+        )
+
+    driver_errors: tuple[type[Exception], ...] = (OSError, *_DRIVER_UNAVAILABLE)
+    for driver_error in driver_errors:
+        app.add_exception_handler(driver_error, _driver_error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -57,6 +57,21 @@ class ServiceSettings(BaseSettings):
     database_url: str = ""
     db_pool_size: int = 10
     max_page_size: int = 500
+    max_body_bytes: int = Field(
+        default=1024 * 1024, description="Largest request body of any route (else 413)"
+    )
+    rate_limit_per_second: float = Field(
+        default=200.0,
+        ge=0,
+        validation_alias=AliasChoices("CLIPFUNNEL_RATE_LIMIT_PER_SECOND", "rate_limit_per_second"),
+        description="Per-token refill rate, reads and writes each, per process; 0 disables",
+    )
+    rate_limit_burst: int = Field(
+        default=400,
+        ge=1,
+        validation_alias=AliasChoices("CLIPFUNNEL_RATE_LIMIT_BURST", "rate_limit_burst"),
+        description="Per-token bucket size (requests allowed at once after a quiet spell)",
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> ServiceSettings:

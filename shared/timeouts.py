@@ -96,6 +96,10 @@ async def bounded(
         raise
     finally:
         timer.cancel()
+        for task in interrupts:
+            # The work won the race with its deadline: an interrupt not yet issued must not
+            # hit the request's next statement.
+            task.cancel()
 
 
 async def _prepare(session: AsyncSession, seconds: float) -> Any:

@@ -28,6 +28,9 @@ class AttributionSettings(ServiceSettings):
     max_body_bytes: int = 1024 * 1024
     max_future_seconds: int = 300
     max_report_days: int = Field(default=400, description="Longest report or funnel range")
+    report_timeout_seconds: float = Field(
+        default=30.0, description="Time bound of one report or funnel query (503); 0: none"
+    )
     signature_tolerance_seconds: int = 300
 
     def default_db_name(self) -> str:

@@ -1,0 +1,429 @@
+"""Tenant isolation on every route of both services, table-driven.
+
+Tenant A gets one of everything (``world.py``). Then, for every route either app serves —
+the list is read from ``app.routes``, so a new route without an entry in ``CASES`` fails
+``test_every_route_has_an_isolation_case`` — a fresh tenant B sends a request naming A's
+objects with B's own admin token, and the answer must reveal nothing of A: 404 for A's
+objects, an empty page for lists, B's own (default) settings, zero funnels, empty reports;
+writes naming A's ids create B's own objects (ids are per tenant) and never touch, replay or
+conflict with A's. Afterwards every object of A, read back with A's token, is unchanged.
+Public routes (probes, docs, the redirect, the dashboard page) carry no tenant data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shared.auth import mint_token
+from shared.errors import PROBLEM_JSON
+from shared.ratelimit import flat_routes
+from tests.conftest import TEST_SECRET, auth, new_tenant
+from tests.ops_http.apps import unstarted_apps
+from tests.ops_http.world import RANGE, World, build_world, iso, order_body, snapshot
+
+Ids = dict[str, str]
+Check = Callable[[httpx.Response, World], list[str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One request of tenant B naming A's objects, and what its answer must be."""
+
+    service: str
+    path: Callable[[Ids], str] | None = None  # None: a public route, not tried
+    json: Callable[[World], Any] | None = None
+    params: Callable[[Ids], dict[str, str]] | None = None
+    check: Check | None = None
+    why_public: str = ""
+
+
+def status(expected: int) -> Check:
+    def check(response: httpx.Response, world: World) -> list[str]:
+        if response.status_code != expected:
+            return [f"expected {expected}, got {response.status_code}: {response.text[:300]}"]
+        if expected >= 400 and response.headers.get("content-type") != PROBLEM_JSON:
+            return [f"a {expected} that is not problem+json"]
+        return []
+
+    return check
+
+
+NOT_FOUND = status(404)
+CREATED_OWN = status(201)  # ids are per tenant: B's own, new object under the same id
+NO_SUCH_REFERENCE = status(422)  # A's objects are not B's to refer to
+
+
+def empty_page(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    items = response.json()["items"]
+    return [f"B sees {len(items)} item(s): {items[:2]}"] if items else []
+
+
+def own_settings(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    body = response.json()
+    problems = []
+    if body["timezone"] == "Asia/Shanghai" or body["currency"] == "CNY":
+        problems.append(f"B sees A's settings: {body}")
+    if body["webhook_secret_set"] or body.get("webhook_secret"):
+        problems.append("B sees A's webhook secret as set")
+    return problems
+
+
+def settings_put(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    body = response.json()
+    return [] if body["timezone"] == "Europe/Paris" else [f"not B's own settings: {body}"]
+
+
+def sync_ok(response: httpx.Response, world: World) -> list[str]:
+    return [] if response.status_code == 200 else [f"sync answered {response.status_code}"]
+
+
+def changes_without_a(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    leaked = [c for c in response.json()["changes"] if c["tenant_id"] == world.tenant]
+    return [f"B's feed shows {len(leaked)} change(s) of A"] if leaked else []
+
+
+def events_are_bs_own(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    body = response.json()
+    # A's event ids are B's to use: new for B, never duplicates of A's.
+    if body["accepted"] != 2 or body["duplicates"] != 0:
+        return [f"A's event ids counted against B: {body}"]
+    return []
+
+
+def order_is_bs_own(response: httpx.Response, world: World) -> list[str]:
+    # A's exact body under A's order id: B's first post of its own order (201), never a
+    # replay (200) or a conflict (409) with A's, which would say that A's order exists.
+    if response.status_code != 201:
+        return [f"expected 201, got {response.status_code}: {response.text[:300]}"]
+    body = response.json()
+    return [f"B's order carries A's credits: {body['credits']}"] if body.get("credits") else []
+
+
+def zero_funnel(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    body = response.json()
+    users = [s["users"] for s in body["steps"]]
+    users += [s["users"] for b in body.get("breakdown") or [] for s in b["steps"]]
+    return [f"B's funnel counts A's users: {body}"] if any(users) else []
+
+
+def empty_report(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    body = response.json()
+    problems = []
+    if body.get("rows"):
+        problems.append(f"B's report has A's rows: {body['rows'][:2]}")
+    for row in body.get("by_format") or []:
+        if any(row.get(k) not in (0, "0", "0.00", None) for k in ("impressions", "clicks", "gmv")):
+            problems.append(f"B's by_format row has A's figures: {row}")
+    if any(point["value"] not in (0, "0", "0.00") for point in body.get("points") or []):
+        problems.append(f"B's timeseries has A's data: {body['points'][:3]}")
+    if body.get("currency") == "CNY":
+        problems.append("B's report is in A's currency")
+    return problems
+
+
+def fixed(path: str) -> Callable[[Ids], str]:
+    return lambda ids: path
+
+
+def public(why: str) -> Case:
+    return Case(service="", why_public=why)
+
+
+def refund(world: World) -> dict[str, Any]:
+    return {"refund_id": world.ids["refund"], "occurred_at": iso(100), "amount": "1.00"}
+
+
+CASES: dict[tuple[str, str, str], Case] = {}
+
+
+def cases(service: str, table: dict[tuple[str, str], Case]) -> None:
+    for (method, path), case in table.items():
+        CASES[(service, method, path)] = dataclasses.replace(case, service=service)
+
+
+def _crud(plural: str, key: str, body: Callable[[World], Any]) -> dict[tuple[str, str], Case]:
+    item = (
+        f"/v1/{plural}/{{{key}_id}}" if plural != "tracking-links" else "/v1/tracking-links/{code}"
+    )
+    own = key if plural != "tracking-links" else "code"
+    table = {
+        ("GET", f"/v1/{plural}"): Case("", lambda ids: f"/v1/{plural}", check=empty_page),
+        ("GET", item): Case("", lambda ids: f"/v1/{plural}/{ids[own]}", check=NOT_FOUND),
+        ("DELETE", item): Case("", lambda ids: f"/v1/{plural}/{ids[own]}", check=NOT_FOUND),
+    }
+    if plural != "tracking-links":
+        table[("PUT", item)] = Case(
+            "", lambda ids: f"/v1/{plural}/{ids[own]}", json=body, check=CREATED_OWN
+        )
+    return table
+
+
+_PUBLIC_COMMON = {
+    ("GET", "/healthz"): public("liveness probe"),
+    ("GET", "/readyz"): public("readiness probe"),
+    ("GET", "/metrics"): public("Prometheus metrics: no tenant labels"),
+    ("GET", "/openapi.json"): public("API description"),
+    ("GET", "/docs"): public("API docs page"),
+    ("GET", "/docs/oauth2-redirect"): public("API docs page"),
+    ("GET", "/redoc"): public("API docs page"),
+}
+
+cases(
+    "catalog",
+    {
+        **_PUBLIC_COMMON,
+        **_crud("accounts", "account", lambda w: {"platform": "tiktok", "handle": "@b"}),
+        **_crud(
+            "products",
+            "product",
+            lambda w: {"title": "B's", "price": "1.00", "currency": "EUR"},
+        ),
+        **_crud("campaigns", "campaign", lambda w: {"name": "B's"}),
+        **_crud("tracking-links", "code", lambda w: None),
+        # A content or an ad refers to an account, or a campaign and content, that B lacks.
+        **{
+            key: case
+            for key, case in _crud(
+                "contents",
+                "content",
+                lambda w: {"kind": "video", "account_id": w.ids["account"], "title": "B's"},
+            ).items()
+            if key[0] != "PUT"
+        },
+        ("PUT", "/v1/contents/{content_id}"): Case(
+            "",
+            lambda ids: f"/v1/contents/{ids['content']}",
+            json=lambda w: {"kind": "video", "account_id": w.ids["account"], "title": "B's"},
+            check=NO_SUCH_REFERENCE,
+        ),
+        **{
+            key: case for key, case in _crud("ads", "ad", lambda w: None).items() if key[0] != "PUT"
+        },
+        ("PUT", "/v1/ads/{ad_id}"): Case(
+            "",
+            lambda ids: f"/v1/ads/{ids['ad']}",
+            json=lambda w: {
+                "campaign_id": w.ids["campaign"],
+                "content_id": w.ids["content"],
+                "format": "native",
+            },
+            check=NO_SUCH_REFERENCE,
+        ),
+        ("PUT", "/v1/contents/{content_id}/products/{product_id}"): Case(
+            "",
+            lambda ids: f"/v1/contents/{ids['content']}/products/{ids['product']}",
+            json=lambda w: {"placement": "pinned"},
+            check=NOT_FOUND,
+        ),
+        ("GET", "/v1/contents/{content_id}/products"): Case(
+            "", lambda ids: f"/v1/contents/{ids['content']}/products", check=NOT_FOUND
+        ),
+        ("GET", "/v1/contents/{content_id}/products/{product_id}"): Case(
+            "",
+            lambda ids: f"/v1/contents/{ids['content']}/products/{ids['product']}",
+            check=NOT_FOUND,
+        ),
+        ("DELETE", "/v1/contents/{content_id}/products/{product_id}"): Case(
+            "",
+            lambda ids: f"/v1/contents/{ids['content']}/products/{ids['product']}",
+            check=NOT_FOUND,
+        ),
+        ("PUT", "/v1/ads/{ad_id}/spend/{day}"): Case(
+            "",
+            lambda ids: f"/v1/ads/{ids['ad']}/spend/{ids['day']}",
+            json=lambda w: {"amount": "99.00", "currency": "CNY"},
+            check=NOT_FOUND,
+        ),
+        ("GET", "/v1/ads/{ad_id}/spend"): Case(
+            "", lambda ids: f"/v1/ads/{ids['ad']}/spend", check=NOT_FOUND
+        ),
+        ("GET", "/v1/ads/{ad_id}/spend/{day}"): Case(
+            "", lambda ids: f"/v1/ads/{ids['ad']}/spend/{ids['day']}", check=NOT_FOUND
+        ),
+        ("DELETE", "/v1/ads/{ad_id}/spend/{day}"): Case(
+            "", lambda ids: f"/v1/ads/{ids['ad']}/spend/{ids['day']}", check=NOT_FOUND
+        ),
+        ("POST", "/v1/tracking-links"): Case(
+            "",
+            lambda ids: "/v1/tracking-links",
+            json=lambda w: {
+                "content_id": w.ids["content"],
+                "ad_id": w.ids["ad"],
+                "destination_url": "https://b.example/",
+            },
+            check=NO_SUCH_REFERENCE,
+        ),
+        ("GET", "/v1/changes"): Case("", lambda ids: "/v1/changes", check=changes_without_a),
+    },
+)
+
+_REPORT_PARAMS = {
+    "ads": lambda ids: {**RANGE, "campaign_id": ids["campaign"]},
+    "contents": lambda ids: {**RANGE, "account_id": ids["account"]},
+    "timeseries": lambda ids: {**RANGE, "metric": "clicks", "content_id": ids["content"]},
+}
+
+cases(
+    "attribution",
+    {
+        **_PUBLIC_COMMON,
+        ("GET", "/r/{code}"): public("tracking-link redirect: resolves a code for any viewer"),
+        ("GET", "/dashboard"): public("static page; its data comes from the API with a token"),
+        ("GET", "/dashboard/"): public("static page"),
+        ("GET", "/dashboard/static/{asset_path:path}"): public("static files"),
+        ("GET", "/v1/settings"): Case("", lambda ids: "/v1/settings", check=own_settings),
+        ("PUT", "/v1/settings"): Case(
+            "",
+            lambda ids: "/v1/settings",
+            json=lambda w: {"timezone": "Europe/Paris", "webhook_secret": None},
+            check=settings_put,
+        ),
+        ("POST", "/v1/sync"): Case("", lambda ids: "/v1/sync", check=sync_ok),
+        ("POST", "/v1/events"): Case(
+            "",
+            lambda ids: "/v1/events",
+            json=lambda w: {
+                "events": [
+                    {
+                        "event_id": event_id,
+                        "type": "view",
+                        "occurred_at": iso(5),
+                        "user_id": "viewer-b",
+                        "content_id": w.ids["content"],
+                    }
+                    for event_id in w.event_ids[:2]
+                ]
+            },
+            check=events_are_bs_own,
+        ),
+        ("GET", "/v1/events/rejected"): Case(
+            "", lambda ids: "/v1/events/rejected", check=empty_page
+        ),
+        ("POST", "/v1/orders"): Case(
+            "",
+            lambda ids: "/v1/orders",
+            json=lambda w: order_body(w.ids["order"]),
+            check=order_is_bs_own,
+        ),
+        ("POST", "/v1/orders/{order_id}/refunds"): Case(
+            "", lambda ids: f"/v1/orders/{ids['order']}/refunds", json=refund, check=NOT_FOUND
+        ),
+        ("GET", "/v1/orders/{order_id}"): Case(
+            "", lambda ids: f"/v1/orders/{ids['order']}", check=NOT_FOUND
+        ),
+        ("GET", "/v1/orders/{order_id}/attribution"): Case(
+            "",
+            lambda ids: f"/v1/orders/{ids['order']}/attribution",
+            params=lambda ids: {"model": "linear"},
+            check=NOT_FOUND,
+        ),
+        ("POST", "/v1/funnels"): Case(
+            "",
+            lambda ids: "/v1/funnels",
+            json=lambda w: {
+                "steps": [
+                    {"type": "impression"},
+                    {"type": "view"},
+                    {"type": "click"},
+                    {"type": "order"},
+                ],
+                **RANGE,
+                "filters": {"content_id": w.ids["content"]},
+                "breakdown": "ad_id",
+            },
+            check=zero_funnel,
+        ),
+        **{
+            ("GET", f"/v1/reports/{name}"): Case(
+                "", fixed(f"/v1/reports/{name}"), params=params, check=empty_report
+            )
+            for name, params in _REPORT_PARAMS.items()
+        },
+    },
+)
+
+
+def served_routes(service: str, app: FastAPI) -> set[tuple[str, str, str]]:
+    return {
+        (service, method, route.path)
+        for route in flat_routes(app.routes)
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+
+
+def test_every_route_has_an_isolation_case() -> None:
+    served = set().union(*(served_routes(s, app) for s, app in unstarted_apps().items()))
+    missing = sorted(served - set(CASES))
+    assert not missing, (
+        "routes without a tenant-isolation case (add one to CASES in "
+        f"tests/ops_http/test_isolation.py): {missing}"
+    )
+
+
+async def test_tenant_b_cannot_see_or_touch_tenant_a_anywhere(
+    catalog_app: FastAPI,
+    attribution_app: FastAPI,
+    catalog: httpx.AsyncClient,
+    attribution: httpx.AsyncClient,
+    tenant: str,
+) -> None:
+    world = await build_world(catalog, attribution, tenant)
+    before = await snapshot(world, catalog, attribution, attribution_app)
+    clients = {"catalog": catalog, "attribution": attribution}
+    served = served_routes("catalog", catalog_app) | served_routes("attribution", attribution_app)
+    failures: list[str] = []
+    tried = 0
+    for key in sorted(served):
+        case = CASES.get(key)
+        assert case is not None, f"no isolation case for {key}"
+        if case.why_public:
+            continue
+        assert case.path is not None
+        assert case.check is not None
+        service, method, _ = key
+        # A fresh tenant per route: what one request of B creates cannot hide another's leak.
+        other = new_tenant()
+        token = mint_token(TEST_SECRET, other, ["admin", "catalog:sync"])
+        response = await clients[service].request(
+            method,
+            case.path(world.ids),
+            json=case.json(world) if case.json else None,
+            params=case.params(world.ids) if case.params else None,
+            headers=auth(token),
+        )
+        tried += 1
+        failures += [f"{method} {key[2]}: {problem}" for problem in case.check(response, world)]
+    after = await snapshot(world, catalog, attribution, attribution_app, strict=False)
+    changed = sorted(name for name in before if before[name] != after[name])
+    assert not failures, "tenant B saw or touched tenant A:\n" + "\n".join(failures)
+    assert not changed, f"tenant A's objects changed by tenant B's requests: {changed}"
+    assert tried >= 40
+
+
+@pytest.mark.parametrize("service", ["catalog", "attribution"])
+def test_public_routes_are_outside_v1(service: str) -> None:
+    """Everything under /v1/ is authenticated and tenant-scoped; public means outside it."""
+    for (svc, _, path), case in CASES.items():
+        if svc == service and case.why_public:
+            assert not path.startswith("/v1/"), path
