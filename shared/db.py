@@ -172,13 +172,15 @@ def _sqlite_begin(connection: Any) -> None:
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     url = normalise_url(url)
     if is_sqlite(url):
-        engine = create_async_engine(url, echo=echo)
+        # hide_parameters: an error message never carries event or order values into logs.
+        engine = create_async_engine(url, echo=echo, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(
         url,
         echo=echo,
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

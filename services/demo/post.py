@@ -93,22 +93,26 @@ class Api:
         """Send one request; ``body`` is JSON-able or already-encoded bytes."""
         content = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
         headers = {"Content-Type": "application/json"} if content is not None else None
-        attempts = len(RETRY_DELAYS) + 1 if retry else 1
+        attempts = len(RETRY_DELAYS) + 1
         for attempt in range(attempts):
             try:
                 response = await self.client.request(
                     method, path, content=content, headers=headers, params=params
                 )
             except httpx.TransportError as exc:
-                if attempt + 1 < attempts:
+                if retry and attempt + 1 < attempts:
                     await asyncio.sleep(RETRY_DELAYS[attempt])
                     continue
                 raise DemoError(
                     f"{self.service} {method} {path}{_note(note)}: could not reach "
                     f"{self.client.base_url} ({type(exc).__name__}: {exc})"
                 ) from exc
-            # Only idempotent requests are retried, and only on a gateway/overload answer.
-            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
+            # A 429 was not processed, so any request may be sent again after Retry-After.
+            if response.status_code == 429 and attempt + 1 < attempts:
+                await asyncio.sleep(_retry_after(response, RETRY_DELAYS[attempt]))
+                continue
+            # Otherwise only idempotent requests are retried, on a gateway/overload answer.
+            if retry and response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
                 await asyncio.sleep(RETRY_DELAYS[attempt])
                 continue
             if response.status_code not in ok:
@@ -282,3 +286,8 @@ async def load(
     report.gmv = money(sum((o.revenue for o in data.orders), Decimal(0)))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    value = response.headers.get("Retry-After", "")
+    return min(float(value), 30.0) if value.isdigit() else default
