@@ -84,6 +84,8 @@ class CatalogAd(Base):
 
 class CatalogAdSpend(Base):
     __tablename__ = "catalog_ad_spend"
+    # Reports pick spend by day range across all of a tenant's ads.
+    __table_args__ = (Index(None, "tenant_id", "day"),)
 
     tenant_id: Mapped[str] = tenant_key()
     ad_id: Mapped[str] = mapped_column(String(128), primary_key=True)

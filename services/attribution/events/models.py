@@ -15,12 +15,13 @@ class Event(Base):
 
     __tablename__ = "events"
     __table_args__ = (
-        # Touches of a buyer, for attribution; and per-user funnels.
-        Index(None, "tenant_id", "user_id", "occurred_at"),
+        # Touches of a buyer, for attribution; and per-user funnels (type makes it covering).
+        Index(None, "tenant_id", "user_id", "occurred_at", "type"),
         # Stitching an order's click_ids, and events inheriting their click's content.
         Index(None, "tenant_id", "click_id"),
-        # Funnels scan one step type over a time range, user by user.
-        Index(None, "tenant_id", "type", "occurred_at"),
+        # Reports and funnels scan one type over a time range: covering, so they read only
+        # the index (the columns grouped by and the funnel's first-step users).
+        Index(None, "tenant_id", "type", "occurred_at", "user_id", "content_id", "ad_id"),
         # Reports per content over a time range.
         Index(None, "tenant_id", "content_id", "occurred_at"),
     )
