@@ -209,6 +209,8 @@ def run(
     env = dict(os.environ)
     env.setdefault("ATTRIBUTION_CATALOG_URL", catalog_url)
     env.setdefault("ATTRIBUTION_PUBLIC_URL", attribution_url)
+    # The demo load would bury the ready message under access logs; warnings still show.
+    env.setdefault("CLIPFUNNEL_LOG_LEVEL", "WARNING")
     os.environ.update({k: env[k] for k in ("ATTRIBUTION_CATALOG_URL", "ATTRIBUTION_PUBLIC_URL")})
     for service in Service:
         migrate_service(service)
