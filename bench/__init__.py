@@ -1,0 +1,1 @@
+"""ClipFunnel benchmark suite: `python -m bench --help`."""

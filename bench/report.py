@@ -1,0 +1,141 @@
+"""The figures table and the targets of issue 5."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Check = Callable[[float, str], bool]
+
+
+@dataclass(frozen=True)
+class Row:
+    section: str
+    key: str
+    label: str
+    unit: str = ""
+    target: str = ""
+    check: Check | None = None
+
+
+def _ingest_ok(value: float, backend: str) -> bool:
+    return value >= 0.6
+
+
+ROWS: tuple[Row, ...] = (
+    Row(
+        "ingest",
+        "http_events_per_s",
+        "ingest HTTP",
+        "events/s",
+        "PG ≥ 60,000",
+        lambda v, b: b != "postgres" or v >= 60_000,
+    ),
+    Row("ingest", "baseline_rows_per_s", "ingest baseline (plain bulk insert)", "rows/s"),
+    Row(
+        "ingest", "ratio_http_to_baseline", "ingest ratio HTTP / baseline", "", "≥ 0.60", _ingest_ok
+    ),
+    Row("ingest", "batch_p99_ms", "ingest batch latency p99", "ms"),
+    Row("orders", "open_loop_achieved_per_s", "orders open loop (200/s offered)", "orders/s"),
+    Row("orders", "open_loop_p50_ms", "orders open loop p50", "ms"),
+    Row("orders", "open_loop_p99_ms", "orders open loop p99", "ms", "< 20", lambda v, b: v < 20),
+    Row("orders", "closed_loop_per_s", "orders closed loop max", "orders/s"),
+    Row("orders", "closed_loop_p50_ms", "orders closed loop p50", "ms"),
+    Row("orders", "closed_loop_p99_ms", "orders closed loop p99", "ms"),
+    Row(
+        "funnel",
+        "default_ms",
+        "funnel default 4 steps (exact)",
+        "ms",
+        "< 1000",
+        lambda v, b: v < 1000,
+    ),
+    Row(
+        "funnel",
+        "platform_filter_ms",
+        "funnel platform filter",
+        "ms",
+        "< 1000",
+        lambda v, b: v < 1000,
+    ),
+    Row(
+        "funnel",
+        "content_filter_ms",
+        "funnel content filter",
+        "ms",
+        "< 1000",
+        lambda v, b: v < 1000,
+    ),
+    Row("funnel", "breakdown_platform_ms", "funnel breakdown by platform", "ms"),
+    Row("funnel", "greedy_sql_ms", "funnel greedy SQL baseline", "ms"),
+    Row(
+        "funnel",
+        "ratio_exact_to_greedy",
+        "funnel ratio exact / greedy",
+        "",
+        "≤ 2",
+        lambda v, b: v <= 2,
+    ),
+    Row("reports", "ads_ms", "report ads", "ms", "< 1000", lambda v, b: v < 1000),
+    Row("reports", "contents_ms", "report contents", "ms", "< 1000", lambda v, b: v < 1000),
+    Row("reports", "timeseries_ms", "report timeseries", "ms", "< 1000", lambda v, b: v < 1000),
+)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) or (isinstance(value, float) and abs(value) >= 1000):
+        return f"{value:,.0f}"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def verdict(row: Row, value: Any, backend: str) -> str:
+    if row.check is None:
+        return ""
+    if isinstance(value, str) or value is None:
+        return "–"
+    return "ok" if row.check(float(value), backend) else "MISS"
+
+
+def targets(medians: Mapping[str, Mapping[str, Any]], backend: str) -> dict[str, str]:
+    """``{metric: "ok" | "MISS" | "–"}`` for every metric with a target."""
+    out: dict[str, str] = {}
+    for row in ROWS:
+        if row.check is not None:
+            value = medians.get(row.section, {}).get(row.key)
+            out[f"{row.section}.{row.key}"] = verdict(row, value, backend)
+    return out
+
+
+def table(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """One column per backend (its medians), the target, and ok/MISS marks."""
+    backends = list(results)
+    header = ["metric", *[f"{b}" for b in backends], "target"]
+    body: list[list[str]] = []
+    for row in ROWS:
+        cells = [f"{row.label}" + (f" [{row.unit}]" if row.unit else "")]
+        for backend in backends:
+            value = results[backend]["median"].get(row.section, {}).get(row.key)
+            mark = verdict(row, value, backend)
+            text = "–" if value is None else _fmt(value)
+            cells.append(f"{text} {mark}".rstrip() if mark and mark != "–" else text)
+        cells.append(row.target)
+        body.append(cells)
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    for backend in backends:
+        meta = results[backend]
+        lines.append(
+            f"{backend}: {meta.get('runs_completed', 0)} run(s), load average "
+            f"{meta.get('load_average_start')} → {meta.get('load_average_end')}, baseline "
+            f"{meta.get('info', {}).get('baseline_method', '?')}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,539 @@
+"""One benchmark run on one database backend, and the median over several runs."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import secrets
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import baseline, workloads
+from bench.dataset import (
+    CURRENCY,
+    PLATFORMS,
+    TIMEZONE,
+    Dataset,
+    cancel_body,
+    event_batches,
+    iso,
+    order_body,
+    refund_body,
+)
+from bench.infra import (
+    Backend,
+    BenchError,
+    CpuMeter,
+    Databases,
+    Profiler,
+    Role,
+    ServiceProcess,
+    attribution_service,
+    catalog_service,
+    migrate,
+)
+from bench.profiling import summarise, summarise_pstats, summarise_sql
+from shared.auth import mint_token
+
+TENANT = "bench"
+SCOPES = ("admin", "events:write", "orders:write", "reports:read")
+FUNNEL_WINDOW_S = 7 * 86_400
+
+Value = float | int | str
+Section = dict[str, Value]
+SECTIONS = ("ingest", "orders", "funnel", "reports")
+
+
+@dataclass(frozen=True)
+class Config:
+    events: int
+    runs: int
+    quick: bool
+    workers: int = 1
+    ingest_concurrency: int = 6
+    order_rate: float = 200.0
+    open_loop_seconds: float = 10.0
+    closed_loop_concurrency: int = 8
+    closed_loop_max: int = 3000
+    query_reps: int = 3
+    seed: int = 42
+    pg_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    pg_baseline: str = "both"  # unnest | copy | both
+    profile_dir: Path | None = None
+    py_spy: bool = False
+    workdir: Path = Path("/tmp")
+    keep: bool = False
+
+
+@dataclass
+class Prepared:
+    """Request bodies built once per invocation (outside every timed region)."""
+
+    data: Dataset
+    event_bodies: list[bytes]
+    open_loop: list[bytes]
+    closed_loop: list[bytes]
+    after_sales: list[tuple[str, bytes]]
+    catalog_stages: list[list[tuple[str, dict[str, Any]]]]
+    baseline_rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, data: Dataset, cfg: Config) -> Prepared:
+        orders = [orjson.dumps(order_body(o)) for o in data.orders]
+        n_open = min(int(cfg.order_rate * cfg.open_loop_seconds), len(orders) // 2)
+        after: list[tuple[str, bytes]] = []
+        for order in data.orders:
+            if order.cancelled_us is not None:
+                after.append(("/v1/orders", orjson.dumps(cancel_body(order))))
+            if order.refund is not None:
+                path = f"/v1/orders/{order.order_id}/refunds"
+                after.append((path, orjson.dumps(refund_body(order))))
+        return cls(
+            data=data,
+            event_bodies=event_batches(data.events),
+            open_loop=orders[:n_open],
+            closed_loop=orders[n_open : n_open + cfg.closed_loop_max],
+            after_sales=after,
+            catalog_stages=data.catalog.requests(),
+        )
+
+    def rows_for(self, backend: Backend) -> list[tuple[Any, ...]]:
+        if backend not in self.baseline_rows:
+            received = dt.datetime.now(dt.UTC)
+            if backend == "sqlite":
+                received_us = baseline._epoch_us(received)
+                rows = baseline.sqlite_rows(TENANT, self.data.events, received_us)
+            else:
+                rows = baseline.pg_rows(TENANT, self.data.events, received)
+            self.baseline_rows[backend] = rows
+        return self.baseline_rows[backend]
+
+
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+@dataclass
+class CatalogHost:
+    """The catalog service and its database, loaded once per backend and shared by its runs
+    (the catalog is not what is measured; each run gets a fresh attribution database)."""
+
+    dbs: Databases
+    service: ServiceProcess
+    secret: str
+    puts: int = 0
+
+    async def stop(self, keep: bool) -> None:
+        self.service.stop()
+        if not keep:
+            await self.dbs.drop_all()
+
+
+async def start_catalog(backend: Backend, cfg: Config, prep: Prepared) -> CatalogHost:
+    from services.catalog.app import MIGRATIONS as CATALOG_MIGRATIONS
+
+    workdir = cfg.workdir / f"{backend}-catalog"
+    workdir.mkdir(parents=True, exist_ok=True)
+    dbs = Databases(backend, workdir, cfg.pg_admin_url)
+    host = CatalogHost(dbs, catalog_service(dbs, secrets.token_urlsafe(32), workdir), "")
+    host.secret = host.service.env["CLIPFUNNEL_SECRET"]
+    try:
+        await dbs.create("catalog")
+        await asyncio.to_thread(migrate, CATALOG_MIGRATIONS, dbs.url("catalog"))
+        host.service.start()
+        await host.service.wait_ready()
+        token = mint_token(host.secret, TENANT, ("catalog:write",), ttl_seconds=86_400)
+        started = time.perf_counter()
+        async with workloads.client(host.service.url, token) as catalog:
+            host.puts = await workloads.load_catalog(catalog, prep.catalog_stages)
+        _say(f"catalog: {host.puts:,} PUTs in {time.perf_counter() - started:.1f}s")
+    except BaseException:
+        await host.stop(cfg.keep)
+        raise
+    return host
+
+
+async def one_run(
+    backend: Backend,
+    cfg: Config,
+    prep: Prepared,
+    host: CatalogHost,
+    index: int,
+    *,
+    profiled: bool = False,
+) -> dict[str, Any]:
+    """Fresh databases and attribution service, then every measurement once.
+
+    ``profiled``: the service runs under cProfile during ingest and orders (its figures are
+    then distorted by the profiler, so such a run is kept out of the medians)."""
+    from services.attribution.app import MIGRATIONS as ATTRIBUTION_MIGRATIONS
+
+    workdir = cfg.workdir / f"{backend}-run{index + 1}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    dbs = Databases(backend, workdir, cfg.pg_admin_url)
+    service: ServiceProcess | None = None
+    info: dict[str, Any] = {}
+    result: dict[str, Any] = {"load_average_start": _load(), "info": info}
+    profile = cfg.profile_dir if profiled else None
+    data = prep.data
+    try:
+        for role in ("attribution", "baseline"):
+            await dbs.create(role)
+            await asyncio.to_thread(migrate, ATTRIBUTION_MIGRATIONS, dbs.url(role))
+        service = attribution_service(
+            dbs,
+            host.secret,
+            workdir,
+            host.service.url,
+            cfg.workers,
+            f"run{index + 1}",
+            profile=profile is not None,
+        )
+        service.start()
+        await service.wait_ready()
+        token = mint_token(host.secret, TENANT, SCOPES, ttl_seconds=7 * 86_400)
+        async with workloads.client(service.url, token) as attribution:
+            seq = await workloads.prepare_attribution(attribution, CURRENCY, TIMEZONE)
+            _say(f"  attribution ready, catalog synced to seq {seq}")
+            result["ingest"] = await _ingest(
+                backend, cfg, prep, dbs, service, attribution, profile, info
+            )
+            result["orders"] = await _orders(backend, cfg, prep, dbs, service, attribution, profile)
+            if backend == "postgres":
+                await baseline.pg_analyze(dbs.dsn("attribution"))
+            result["funnel"] = await _funnels(backend, cfg, data, dbs, attribution, info)
+            result["reports"] = await _reports(cfg, data, attribution)
+        if not service.alive():
+            raise RuntimeError(f"attribution died during the run; {service.tail()}")
+    except Exception as exc:
+        tail = service.tail() if service is not None else ""
+        raise BenchError(f"{type(exc).__name__}: {exc}; {tail}") from exc
+    finally:
+        if service is not None:
+            service.stop()
+        if not cfg.keep:
+            await dbs.drop_all()
+    result["load_average_end"] = _load()
+    return result
+
+
+async def _ingest(
+    backend: Backend,
+    cfg: Config,
+    prep: Prepared,
+    dbs: Databases,
+    service: ServiceProcess,
+    attribution: Any,
+    profile: Path | None,
+    info: dict[str, Any],
+) -> Section:
+    profiler = _profiler(service, cfg, profile, backend, "ingest")
+    meter = _meter(service, dbs, backend, "attribution")
+    stats = await workloads.ingest(attribution, prep.event_bodies, cfg.ingest_concurrency)
+    service_cpu, db_cpu = meter.stop()
+    await _stop_profiler(profiler, len(prep.event_bodies), "1,000-event batch")
+    _say(
+        f"  ingest HTTP: {stats.received:,} events in {stats.seconds:.1f}s = "
+        f"{stats.events_per_s:,.0f}/s (accepted {stats.accepted:,}, duplicates "
+        f"{stats.duplicates:,}, rejected {stats.rejected})"
+    )
+    if stats.rejected:
+        _say(f"  warning: rejected events, e.g. {stats.first_rejections[:2]}")
+    rows = prep.rows_for(backend)
+    results: list[baseline.InsertResult] = []
+    if backend == "sqlite":
+        results.append(
+            await asyncio.to_thread(baseline.sqlite_bulk_insert, dbs.path("baseline"), rows)
+        )
+    else:
+        methods = ("unnest", "copy") if cfg.pg_baseline == "both" else (cfg.pg_baseline,)
+        for method in methods:
+            results.append(await baseline.pg_bulk_insert(dbs.dsn("baseline"), rows, method))
+    for r in results:
+        _say(f"  baseline {r.method}: {r.rows:,} rows in {r.seconds:.1f}s = {r.rows_per_s:,.0f}/s")
+    best = max(results, key=lambda r: r.rows_per_s)
+    total_cpu = service_cpu + (db_cpu or 0.0)
+    section: Section = {
+        "http_events_per_s": round(stats.events_per_s, 1),
+        "baseline_rows_per_s": round(best.rows_per_s, 1),
+        "ratio_http_to_baseline": round(stats.events_per_s / best.rows_per_s, 3),
+        "http_seconds": round(stats.seconds, 2),
+        "baseline_seconds": round(best.seconds, 2),
+        "batch_p50_ms": round(workloads.percentile(stats.batch_latencies, 50) * 1000, 1),
+        "batch_p99_ms": round(workloads.percentile(stats.batch_latencies, 99) * 1000, 1),
+        "service_cpu_s": round(service_cpu, 2),
+        "db_cpu_s": round(db_cpu, 2) if db_cpu is not None else "n/a (in-process SQLite)",
+        "cpu_us_per_event": round(total_cpu / max(1, stats.received) * 1e6, 1),
+        "baseline_cpu_us_per_row": (
+            round(best.cpu_seconds / max(1, best.rows) * 1e6, 1)
+            if best.cpu_seconds is not None
+            else "n/a"
+        ),
+        "events_sent": stats.received,
+        "accepted": stats.accepted,
+        "duplicates": stats.duplicates,
+        "rejected": stats.rejected,
+        "failed_batches": stats.failed_batches,
+        "concurrency": cfg.ingest_concurrency,
+    }
+    info["baseline_method"] = best.method
+    for r in results:
+        key = "unnest" if "unnest" in r.method else "copy" if "COPY" in r.method else "sqlite"
+        section[f"baseline_{key}_rows_per_s"] = round(r.rows_per_s, 1)
+    return section
+
+
+async def _orders(
+    backend: Backend,
+    cfg: Config,
+    prep: Prepared,
+    dbs: Databases,
+    service: ServiceProcess,
+    attribution: Any,
+    profile: Path | None,
+) -> Section:
+    profiler = _profiler(service, cfg, profile, backend, "orders")
+    opened = await workloads.orders_open_loop(attribution, prep.open_loop, cfg.order_rate)
+    meter = _meter(service, dbs, backend, "attribution")
+    if opened.timeouts:
+        await asyncio.sleep(5)  # let the service finish what it already took in
+    _say(
+        f"  orders open loop: {opened.requests} at {cfg.order_rate:.0f}/s offered → "
+        f"{opened.per_s:.0f}/s, p50 {opened.ms(50):.1f} ms, p99 {opened.ms(99):.1f} ms, "
+        f"statuses {opened.statuses}"
+    )
+    closed = await workloads.orders_closed_loop(
+        attribution, prep.closed_loop, cfg.closed_loop_concurrency
+    )
+    service_cpu, db_cpu = meter.stop()
+    await _stop_profiler(profiler, opened.requests + closed.requests, "order")
+    _say(
+        f"  orders closed loop ({cfg.closed_loop_concurrency} in flight): {closed.requests} → "
+        f"{closed.per_s:.0f}/s, p50 {closed.ms(50):.1f} ms, p99 {closed.ms(99):.1f} ms, "
+        f"statuses {closed.statuses}"
+    )
+    after = await workloads.post_after_sales(attribution, prep.after_sales)
+    _say(
+        f"  cancellations and refunds: {after.requests} → {after.per_s:.0f}/s, "
+        f"p50 {after.ms(50):.1f} ms, statuses {after.statuses}"
+    )
+    return {
+        "open_loop_offered_per_s": cfg.order_rate,
+        "open_loop_orders": opened.requests,
+        "open_loop_achieved_per_s": round(opened.per_s, 1),
+        "open_loop_p50_ms": round(opened.ms(50), 2),
+        "open_loop_p99_ms": round(opened.ms(99), 2),
+        "open_loop_seconds": round(opened.seconds, 2),
+        "open_loop_errors": opened.errors,
+        "open_loop_timeouts": opened.timeouts,
+        "closed_loop_orders": closed.requests,
+        "closed_loop_concurrency": cfg.closed_loop_concurrency,
+        "closed_loop_per_s": round(closed.per_s, 1),
+        "closed_loop_p50_ms": round(closed.ms(50), 2),
+        "closed_loop_p99_ms": round(closed.ms(99), 2),
+        "closed_loop_errors": closed.errors,
+        "closed_loop_service_cpu_ms_per_order": round(
+            service_cpu / max(1, closed.requests) * 1000, 2
+        ),
+        "closed_loop_db_cpu_ms_per_order": (
+            round(db_cpu / max(1, closed.requests) * 1000, 2)
+            if db_cpu is not None
+            else "n/a (in-process SQLite)"
+        ),
+        "after_sales_requests": after.requests,
+        "after_sales_p50_ms": round(after.ms(50), 2),
+        "after_sales_errors": after.errors,
+    }
+
+
+def _users(answer: Any) -> list[int] | None:
+    if isinstance(answer, dict) and isinstance(answer.get("steps"), list):
+        return [int(step.get("users", 0)) for step in answer["steps"]]
+    return None
+
+
+async def _funnels(
+    backend: Backend,
+    cfg: Config,
+    data: Dataset,
+    dbs: Databases,
+    attribution: Any,
+    info: dict[str, Any],
+) -> Section:
+    whole = {"from": iso_dt(data.start), "to": iso_dt(data.end)}
+    queries: dict[str, dict[str, Any]] = {
+        "default": whole,
+        "platform_filter": {**whole, "filters": {"platform": PLATFORMS[0]}},
+        "content_filter": {**whole, "filters": {"content_id": data.top_content()}},
+        "breakdown_platform": {**whole, "breakdown": "platform"},
+    }
+    section: Section = {}
+    answers: dict[str, Any] = {}
+    for name, body in queries.items():
+        timing = await workloads.timed_query(
+            attribution, "POST", "/v1/funnels", cfg.query_reps, body=body
+        )
+        section[f"{name}_ms"] = _ms(timing.median_ms)
+        answers[name] = timing.answer
+    if backend == "sqlite":
+        greedy = await asyncio.to_thread(
+            baseline.sqlite_greedy_funnel,
+            dbs.path("attribution"),
+            TENANT,
+            data.start,
+            data.end,
+            FUNNEL_WINDOW_S,
+            cfg.query_reps,
+        )
+    else:
+        greedy = await baseline.pg_greedy_funnel(
+            dbs.dsn("attribution"), TENANT, data.start, data.end, FUNNEL_WINDOW_S, cfg.query_reps
+        )
+    greedy_ms = statistics.median(greedy.seconds) * 1000
+    section["greedy_sql_ms"] = round(greedy_ms, 1)
+    default = section["default_ms"]
+    section["ratio_exact_to_greedy"] = (
+        round(default / greedy_ms, 3) if isinstance(default, float) and greedy_ms > 0 else "n/a"
+    )
+    exact_users = _users(answers["default"])
+    info["funnel_users_per_step_exact"] = exact_users
+    info["funnel_users_per_step_greedy"] = greedy.users
+    _say(
+        "  funnels: "
+        + ", ".join(
+            f"{k} {v if isinstance(v, str) else f'{v:.0f} ms'}"
+            for k, v in section.items()
+            if k.endswith("_ms")
+        )
+        + f"; users per step exact {exact_users} vs greedy {greedy.users}"
+    )
+    return section
+
+
+async def _reports(cfg: Config, data: Dataset, attribution: Any) -> Section:
+    whole = {"from": iso_dt(data.start), "to": iso_dt(data.end)}
+    queries = {
+        "ads": ("/v1/reports/ads", whole),
+        "contents": ("/v1/reports/contents", whole),
+        "timeseries": (
+            "/v1/reports/timeseries",
+            {**whole, "metric": "impressions", "interval": "day"},
+        ),
+    }
+    section: Section = {}
+    for name, (path, params) in queries.items():
+        timing = await workloads.timed_query(
+            attribution, "GET", path, cfg.query_reps, params=params
+        )
+        section[f"{name}_ms"] = _ms(timing.median_ms)
+    _say(
+        "  reports: "
+        + ", ".join(f"{k} {v if isinstance(v, str) else f'{v:.0f} ms'}" for k, v in section.items())
+    )
+    return section
+
+
+def _ms(value: float | str) -> Value:
+    return value if isinstance(value, str) else round(value, 1)
+
+
+def iso_dt(value: dt.datetime) -> str:
+    return iso(baseline._epoch_us(value))
+
+
+def _meter(
+    service: ServiceProcess | None, dbs: Databases, backend: Backend, role: Role
+) -> CpuMeter:
+    meter = CpuMeter(
+        service.pid if service is not None else None,
+        dbs.name(role) if backend == "postgres" else None,
+    )
+    meter.start()
+    return meter
+
+
+@dataclass
+class PhaseProfile:
+    """cProfile inside the service (and optionally py-spy outside it) for one phase."""
+
+    service: ServiceProcess
+    target: Path
+    spy: Profiler | None = None
+
+    async def stop(self, requests: int, unit: str) -> None:
+        if self.spy is not None:
+            output = self.spy.stop()
+            if output is not None:
+                output.with_suffix(".summary.txt").write_text(summarise(output))
+                _say(f"  py-spy (wall clock): {output}")
+        written = await self.service.profile_off(self.target)
+        if written is None:
+            _say("  profile: the service wrote no stats (started with --workers > 1?)")
+            return
+        summary = written.with_suffix(".summary.txt")
+        text = summarise_pstats(written)
+        sql = written.with_suffix(".sql.json")
+        if sql.exists():
+            per, table = summarise_sql(sql, requests)
+            text = table + "\n" + text
+            _say(f"  SQL statements per {unit}: {per:.1f}")
+        summary.write_text(text)
+        _say(f"  cProfile: {written} (summary {summary})")
+
+
+def _profiler(
+    service: ServiceProcess, cfg: Config, profile: Path | None, backend: str, phase: str
+) -> PhaseProfile | None:
+    if profile is None:
+        return None
+    profile.mkdir(parents=True, exist_ok=True)
+    if not service.profile_on():
+        return None
+    spy = None
+    if cfg.py_spy:
+        spy = Profiler(service.pid, profile / f"{backend}-{phase}.pyspy.txt")
+        spy = spy if spy.start() else None
+    return PhaseProfile(service, profile / f"{backend}-{phase}.prof", spy)
+
+
+async def _stop_profiler(profiler: PhaseProfile | None, requests: int, unit: str) -> None:
+    if profiler is not None:
+        await profiler.stop(requests, unit)
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def median_sections(runs: list[dict[str, Any]]) -> dict[str, Section]:
+    """Per metric: the median over runs; a metric any run could not take stays a string."""
+    out: dict[str, Section] = {}
+    for name in SECTIONS:
+        keys: list[str] = []
+        for run in runs:
+            for key in run.get(name, {}):
+                if key not in keys:
+                    keys.append(key)
+        section: Section = {}
+        for key in keys:
+            values = [run[name][key] for run in runs if key in run.get(name, {})]
+            strings = [v for v in values if isinstance(v, str)]
+            if strings:
+                section[key] = strings[0]
+            else:
+                numbers = [float(v) for v in values]
+                middle = statistics.median(numbers)
+                section[key] = (
+                    int(middle) if all(isinstance(v, int) for v in values) else round(middle, 3)
+                )
+        out[name] = section
+    return out
