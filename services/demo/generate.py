@@ -22,6 +22,8 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from shared.vocabulary import EventType
+
 CURRENCY = "CNY"
 TIMEZONE = "Asia/Shanghai"
 TZ = ZoneInfo(TIMEZONE)
@@ -41,20 +43,6 @@ PLATFORMS = (
 CATEGORIES = ("beauty", "skincare", "fashion", "snacks", "home", "digital")
 VIDEO_FORMATS = ("tutorial", "unboxing", "review", "vlog", "haul", "comparison")
 AD_FORMATS = ("native",) * 6 + ("pre_roll",) * 4 + ("overlay",) * 4 + ("banner",) * 2
-
-EventType = Literal[
-    "impression",
-    "view",
-    "view_complete",
-    "like",
-    "comment",
-    "share",
-    "follow",
-    "click",
-    "add_to_cart",
-    "live_enter",
-    "live_exit",
-]
 
 
 # Funnel rates, per viewer session. Clicks and carts are the shares the brief asks for.

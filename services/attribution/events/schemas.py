@@ -7,36 +7,13 @@ Both take their enumerations from the ``Literal`` types here, and a test holds t
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from pydantic import BaseModel, Field
 
 from shared.schemas import ClientId, Schema, UTCDatetime
+from shared.vocabulary import EventType, Platform
 
-EventType = Literal[
-    "impression",
-    "view",
-    "view_complete",
-    "like",
-    "comment",
-    "share",
-    "follow",
-    "click",
-    "add_to_cart",
-    "live_enter",
-    "live_exit",
-]
-Platform = Literal[
-    "douyin",
-    "kuaishou",
-    "tiktok",
-    "instagram",
-    "youtube",
-    "wechat_channels",
-    "bilibili",
-    "xiaohongshu",
-    "other",
-]
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 PLATFORMS: frozenset[str] = frozenset(get_args(Platform))
 MAX_PROPERTIES_BYTES = 4096

@@ -18,26 +18,12 @@ from pydantic import (
     model_validator,
 )
 
-from services.attribution.events.schemas import Platform
 from services.attribution.funnels.engine import MAX_STEPS, MIN_STEPS
 from shared.schemas import ClientId, Schema, format_utc
+from shared.vocabulary import ContentKind, EventType, Platform
 
-StepType = Literal[
-    "impression",
-    "view",
-    "view_complete",
-    "like",
-    "comment",
-    "share",
-    "follow",
-    "click",
-    "add_to_cart",
-    "live_enter",
-    "live_exit",
-    "order",
-]
+StepType = Literal[EventType, "order"]
 BreakdownKey = Literal["platform", "content_id", "ad_id", "account_id", "content_kind"]
-ContentKind = Literal["video", "live"]
 
 STEP_TYPES: tuple[str, ...] = get_args(StepType)
 BREAKDOWN_KEYS: tuple[str, ...] = get_args(BreakdownKey)

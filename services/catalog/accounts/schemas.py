@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.catalog.core.schemas import Platform, ShortText, Stamped
+from services.catalog.core.schemas import ShortText, Stamped
 from shared.schemas import Schema
+from shared.vocabulary import Platform
 
 
 class AccountIn(Schema):

@@ -6,7 +6,6 @@ from pydantic import Field, StringConstraints, field_validator
 
 from services.catalog.core.schemas import (
     NO_NUL,
-    ContentKind,
     Placement,
     ShortText,
     Stamped,
@@ -14,6 +13,7 @@ from services.catalog.core.schemas import (
     end_after_start,
 )
 from shared.schemas import ClientId, Schema, UTCDatetime
+from shared.vocabulary import ContentKind
 
 Topic = Annotated[
     str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=NO_NUL)

@@ -16,18 +16,6 @@ from pydantic import (
 
 from shared.schemas import OutSchema, UTCDatetime
 
-Platform = Literal[
-    "douyin",
-    "kuaishou",
-    "tiktok",
-    "instagram",
-    "youtube",
-    "wechat_channels",
-    "bilibili",
-    "xiaohongshu",
-    "other",
-]
-ContentKind = Literal["video", "live"]
 Placement = Literal["product_card", "pinned", "cart_link", "mention", "native_ad"]
 AdFormat = Literal["native", "pre_roll", "overlay", "banner"]
 
