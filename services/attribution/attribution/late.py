@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.attribution.service import attribute_order
 from services.attribution.orders.models import Order, OrderClick, OrderLine
+from services.attribution.orders.service import stitch_buyer
 from services.attribution.settings.service import Rules, load_rules
 
 
@@ -85,8 +86,6 @@ async def reattribute_after_events(
     if not orders:
         return 0
     # A click can reveal the buyer of an order that only named click ids.
-    from services.attribution.orders.service import stitch_buyer
-
     count = 0
     for order in orders:
         if order.buyer_id is None:

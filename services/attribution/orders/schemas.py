@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -118,10 +116,3 @@ class AttributionOut(BaseModel):
     currency: str
     revenue: MoneyOut
     credits: list[CreditOut]
-
-
-def zero() -> Decimal:
-    return Decimal("0")
-
-
-__all__ = ["dt"]

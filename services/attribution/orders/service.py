@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -493,6 +492,3 @@ async def get_attribution(
         "revenue": order.revenue,
         "credits": [credit_view(c) for c in credits],
     }
-
-
-__all__ = ["dt"]
