@@ -78,7 +78,7 @@ def test_a_valid_event_becomes_a_row() -> None:
         "click_id": "ck1",
         "session_id": "s1",
         "platform": "douyin",
-        "properties": {"watch_seconds": 12.5},
+        "properties": '{"watch_seconds":12.5}',  # serialised once, stored as is
     }
 
 

@@ -26,19 +26,19 @@ import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
 import orjson
-from sqlalchemy import JSON, Table, bindparam, func, insert, select
-from sqlalchemy import column as sql_column
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.attribution import late
 from services.attribution.core.metrics import EVENTS_RECEIVED
 from services.attribution.events.models import Event, RejectedEvent
 from services.attribution.events.schemas import EVENT_TYPES, MAX_PROPERTIES_BYTES, PLATFORMS
-from shared.db import insert_for, to_epoch_us
+from shared.db import to_epoch_us
 from shared.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 
 ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -204,7 +204,7 @@ def validate_event(
     """Validate one decoded event; ``clicks`` are the known clicks it may inherit from.
 
     Every problem is reported, not just the first. The row holds the ``events`` columns but
-    ``tenant_id`` and ``received_at``.
+    ``tenant_id`` and ``received_at``; ``properties`` is already serialised (JSON text).
     """
     if type(raw) is not dict:
         return EventCheck(None, [f"an event must be a JSON object (got {_json_type(raw)})"])
@@ -257,6 +257,7 @@ def validate_event(
         errors.append(f"`platform` {_show(platform)} is not one of: {_PLATFORMS_TEXT}")
 
     properties = get("properties")
+    properties_json: str | None = None
     if properties is not None:
         if type(properties) is not dict:
             errors.append(f"`properties` must be a JSON object (got {_json_type(properties)})")
@@ -269,6 +270,8 @@ def validate_event(
                 )
             elif b"\\u0000" in encoded:
                 errors.append("`properties` must not contain NUL characters")
+            else:
+                properties_json = encoded.decode()
 
     if errors:
         return EventCheck(None, errors)
@@ -310,7 +313,7 @@ def validate_event(
             "click_id": click_id,
             "session_id": ids["session_id"],
             "platform": platform,
-            "properties": properties,
+            "properties": properties_json,  # serialised once, stored as is
         },
         [],
     )
@@ -448,53 +451,94 @@ async def load_clicks(
     return found
 
 
-_EVENT_COLUMNS = tuple(column.name for column in _EVENTS_TABLE.columns)
 # What a validated row carries; the tenant and the arrival time are added at insert.
-_ROW_COLUMNS = tuple(name for name in _EVENT_COLUMNS if name not in ("tenant_id", "received_at"))
-_insert_statements: dict[str, Any] = {}
+_ROW_COLUMNS = tuple(
+    column.name
+    for column in _EVENTS_TABLE.columns
+    if column.name not in ("tenant_id", "received_at")
+)
+# Column order of the hand-written INSERTs below.
+_EVENT_COLUMNS = ("tenant_id", *_ROW_COLUMNS, "received_at")
+_row_values = itemgetter(*_ROW_COLUMNS)
+_OCCURRED = _ROW_COLUMNS.index("occurred_at")
+_COLUMN_LIST = ", ".join(_EVENT_COLUMNS)
+_CONFLICT = "ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id"
+# SQLite refuses statements with more bound parameters than this (3.32+ default: 32,766).
+_SQLITE_MAX_PARAMS = 32_766
+_SQLITE_ROWS_PER_STATEMENT = _SQLITE_MAX_PARAMS // len(_EVENT_COLUMNS)
 
 
-def _insert_events_statement(dialect: str) -> Any:
-    """``INSERT … ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id``, one
-    statement for a whole batch.
+def _placeholder(paramstyle: str, position: int) -> str:
+    return f"${position}" if paramstyle == "numeric_dollar" else "%s"
 
-    On PostgreSQL the rows travel as one array per column through ``unnest()``: a single
-    constant statement (prepared once per connection, whatever the batch size) with 13
-    parameters instead of 13 per row. Elsewhere it is a multi-row ``VALUES`` (SQLAlchemy's
-    insertmanyvalues renders up to 1,000 rows into one statement). Absent ``properties`` are
-    stored as SQL NULL, not JSON ``null``.
+
+@lru_cache(maxsize=4)
+def _postgres_insert_sql(paramstyle: str) -> str:
+    """One constant statement for any batch size: one array per column through ``unnest``.
+
+    The tenant and the arrival time are scalars; ``properties`` travels as text and is cast
+    to JSONB by the server (the same for every driver).
     """
-    statement = _insert_statements.get(dialect)
-    if statement is not None:
-        return statement
-    insert = insert_for(dialect)
-    if dialect == "postgresql":
-        arrays = [
-            bindparam(
-                column.name,
-                type_=ARRAY(
-                    JSONB(none_as_null=True) if column.name == "properties" else column.type
-                ),
-            )
-            for column in _EVENTS_TABLE.columns
-        ]
-        rows = (
-            func.unnest(*arrays)
-            .table_valued(*(sql_column(name) for name in _EVENT_COLUMNS))
-            .render_derived()
+    types = {"occurred_at": "timestamptz[]"}
+    arrays = ", ".join(
+        f"{_placeholder(paramstyle, i + 2)}::{types.get(name, 'text[]')}"
+        for i, name in enumerate(_ROW_COLUMNS)
+    )
+    selected = ", ".join(
+        "u.properties::jsonb" if name == "properties" else f"u.{name}" for name in _ROW_COLUMNS
+    )
+    tenant = _placeholder(paramstyle, 1)
+    received = _placeholder(paramstyle, len(_ROW_COLUMNS) + 2)
+    return (
+        f"INSERT INTO events ({_COLUMN_LIST}) "
+        f"SELECT {tenant}::text, {selected}, {received}::timestamptz "
+        f"FROM unnest({arrays}) AS u({', '.join(_ROW_COLUMNS)}) {_CONFLICT}"
+    )
+
+
+@lru_cache(maxsize=64)
+def _sqlite_insert_sql(rows: int) -> str:
+    """A multi-row ``VALUES`` for ``rows`` rows (cached: batches mostly share a few sizes)."""
+    one = "(" + ", ".join("?" * len(_EVENT_COLUMNS)) + ")"
+    return f"INSERT INTO events ({_COLUMN_LIST}) VALUES {', '.join([one] * rows)} {_CONFLICT}"
+
+
+async def _insert_events(
+    session: AsyncSession, tenant_id: str, rows: Sequence[dict[str, Any]], received_at: dt.datetime
+) -> set[str]:
+    """Insert ``rows`` (already valid, unique event_ids); returns the event_ids that were new.
+
+    This is the ingest hot path, so it talks to the driver in its own terms and skips the
+    per-value type processing of SQLAlchemy's Core: timestamps go as datetimes (PostgreSQL)
+    or epoch microseconds (SQLite, as ``UTCDateTime`` stores them), ``properties`` as the
+    JSON text that validation already serialised. Still one statement per batch inside the
+    session's transaction.
+    """
+    connection = await session.connection()
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        params: list[Any] = [tenant_id]
+        for name in _ROW_COLUMNS:
+            params.append([row[name] for row in rows])
+        params.append(received_at)
+        result = await connection.exec_driver_sql(
+            _postgres_insert_sql(dialect.paramstyle), tuple(params)
         )
-        statement = insert(_EVENTS_TABLE).from_select(
-            list(_EVENT_COLUMNS), select(*(rows.c[name] for name in _EVENT_COLUMNS))
-        )
-    else:
-        statement = insert(_EVENTS_TABLE).values(
-            properties=bindparam("properties", type_=JSON(none_as_null=True))
-        )
-    statement = statement.on_conflict_do_nothing(
-        index_elements=["tenant_id", "event_id"]
-    ).returning(_EVENTS_TABLE.c.event_id)
-    _insert_statements[dialect] = statement
-    return statement
+        return {event_id for (event_id,) in result}
+    received_us = to_epoch_us(received_at)
+    new_ids: set[str] = set()
+    for start in range(0, len(rows), _SQLITE_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _SQLITE_ROWS_PER_STATEMENT]
+        flat: list[Any] = []
+        for row in chunk:
+            values = list(_row_values(row))
+            values[_OCCURRED] = to_epoch_us(values[_OCCURRED])  # UTCDateTime's SQLite form
+            flat.append(tenant_id)
+            flat.extend(values)
+            flat.append(received_us)
+        result = await connection.exec_driver_sql(_sqlite_insert_sql(len(chunk)), tuple(flat))
+        new_ids.update(event_id for (event_id,) in result)
+    return new_ids
 
 
 async def store_events(
@@ -514,17 +558,7 @@ async def store_events(
     if not rows:
         return []
     ordered = sorted(rows, key=lambda row: row["event_id"])
-    dialect = session.get_bind().dialect.name
-    statement = _insert_events_statement(dialect)
-    if dialect == "postgresql":
-        # One array per column; unnest() turns them back into rows in the same order.
-        params: Any = {name: [row[name] for row in ordered] for name in _ROW_COLUMNS}
-        params["tenant_id"] = [tenant_id] * len(ordered)
-        params["received_at"] = [received_at] * len(ordered)
-    else:
-        params = [{**row, "tenant_id": tenant_id, "received_at": received_at} for row in ordered]
-    result = await session.execute(statement, params)
-    new_ids = set(result.scalars())
+    new_ids = await _insert_events(session, tenant_id, ordered, received_at)
     stored = [row for row in rows if row["event_id"] in new_ids]
     touches = [
         late.StoredTouch(
