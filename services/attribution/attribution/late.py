@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.attribution.attribution import engine
 from services.attribution.attribution.service import attribute_order
 from services.attribution.orders.models import Order, OrderClick, OrderLine
 from services.attribution.orders.service import stitch_buyer
@@ -85,21 +86,26 @@ async def reattribute_after_events(
     orders = await affected_orders(session, tenant_id, touches, rules)
     if not orders:
         return 0
-    # A click can reveal the buyer of an order that only named click ids.
+    conn = await session.connection()
+    # Every affected order's lines in one query rather than one per order.
+    lines: dict[str, list[engine.Line]] = {}
+    for order_id, product_id, revenue in await conn.execute(
+        select(OrderLine.order_id, OrderLine.product_id, OrderLine.revenue)
+        .where(
+            OrderLine.tenant_id == tenant_id,
+            OrderLine.order_id.in_([order.order_id for order in orders]),
+        )
+        .order_by(OrderLine.order_id, OrderLine.line_no)
+    ):
+        lines.setdefault(order_id, []).append(engine.Line(product_id, revenue))
     count = 0
     for order in orders:
+        # A click can reveal the buyer of an order that only named click ids.
         if order.buyer_id is None:
-            order.buyer_id = await stitch_buyer(session, tenant_id, None, order.click_ids or [])
+            order.buyer_id = await stitch_buyer(conn, tenant_id, None, order.click_ids or [])
         if order.paid_at is None or order.status == "cancelled":
             continue
-        lines = list(
-            await session.scalars(
-                select(OrderLine)
-                .where(OrderLine.tenant_id == tenant_id, OrderLine.order_id == order.order_id)
-                .order_by(OrderLine.line_no)
-            )
-        )
-        await attribute_order(session, order, lines, rules)
+        await attribute_order(session, order, lines.get(order.order_id, []), rules)
         count += 1
     await session.flush()
     return count

@@ -1,26 +1,40 @@
-"""Order ingest: idempotent status posts, transitions, refunds, and the answers they give."""
+"""Order ingest: idempotent status posts, transitions, refunds, and the answers they give.
+
+A status post that creates an order (the common case: `paid` or `created` for an unknown
+order) takes a fast path of plain Core statements: one probe (replay? order exists? catalog
+generation), the buyer's touches, then the order, its status post, lines, click links and
+credits written once each with their final values. Posts on existing orders lock the order
+row and fold the change into it.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from services.attribution.attribution import engine
 from services.attribution.attribution.engine import MODELS
 from services.attribution.attribution.money import allocate
 from services.attribution.attribution.service import (
     attribute_order,
-    credit_view,
+    compute_credits,
+    credits_of_model,
+    insert_credits,
     stored_credits,
 )
-from services.attribution.core.metrics import ORDERS_RECEIVED
+from services.attribution.catalog_sync.models import SyncState
+from services.attribution.catalog_sync.service import STATE_KEY
+from services.attribution.core.metrics import ATTRIBUTION_SECONDS, ORDERS_RECEIVED
 from services.attribution.events.models import Event
 from services.attribution.orders.models import (
     Order,
@@ -32,7 +46,7 @@ from services.attribution.orders.models import (
 from services.attribution.orders.schemas import OrderIn, RefundIn
 from services.attribution.settings.service import Rules, claim_currency
 from shared.currencies import minor_units
-from shared.db import utcnow
+from shared.db import insert_for, utcnow
 from shared.errors import Conflict, NotFound, UnprocessableEntity
 from shared.schemas import jsonable
 
@@ -47,6 +61,73 @@ TRANSITIONS: dict[str | None, dict[str, str]] = {
     "cancelled": {"created": "stale"},
     "refunded": {"created": "stale"},
 }
+
+_ORDERS = cast(Table, Order.__table__)
+_LINES = cast(Table, OrderLine.__table__)
+_CLICKS = cast(Table, OrderClick.__table__)
+_POSTS = cast(Table, OrderStatusPost.__table__)
+_EVENTS = cast(Table, Event.__table__)
+_SYNC = cast(Table, SyncState.__table__)
+
+
+def _post_key(table: Any) -> Any:
+    return (
+        (table.c.tenant_id == bindparam("tenant_id"))
+        & (table.c.order_id == bindparam("order_id"))
+        & (table.c.status == bindparam("status"))
+    )
+
+
+# One round trip before any write: is this post a replay, does the order exist, and which
+# catalog generation the cached catalog links must belong to.
+_PROBE = select(
+    select(_POSTS.c.body_hash).where(_post_key(_POSTS)).scalar_subquery().label("body_hash"),
+    select(_POSTS.c.response).where(_post_key(_POSTS)).scalar_subquery().label("response"),
+    select(_ORDERS.c.status)
+    .where(_ORDERS.c.tenant_id == bindparam("tenant_id"))
+    .where(_ORDERS.c.order_id == bindparam("order_id"))
+    .scalar_subquery()
+    .label("order_status"),
+    select(_SYNC.c.catalog_seq)
+    .where(_SYNC.c.name == STATE_KEY)
+    .scalar_subquery()
+    .label("catalog_seq"),
+)
+_POST_AFTER_LOCK = select(_POSTS.c.body_hash, _POSTS.c.response).where(_post_key(_POSTS))
+_INSERT_POST = insert(_POSTS)
+# (An UPDATE's bind names must differ from its columns' names.)
+_SET_POST_RESPONSE = (
+    update(_POSTS)
+    .where(
+        _POSTS.c.tenant_id == bindparam("key_tenant_id"),
+        _POSTS.c.order_id == bindparam("key_order_id"),
+        _POSTS.c.status == bindparam("key_status"),
+    )
+    .values(response=bindparam("new_response"))
+)
+_INSERT_LINES = insert(_LINES)
+_DELETE_LINES = delete(_LINES).where(
+    _LINES.c.tenant_id == bindparam("tenant_id"), _LINES.c.order_id == bindparam("order_id")
+)
+_INSERT_CLICKS = insert(_CLICKS)
+_ORDER_CLICKS = select(_CLICKS.c.click_id).where(
+    _CLICKS.c.tenant_id == bindparam("tenant_id"), _CLICKS.c.order_id == bindparam("order_id")
+)
+_CLICK_USERS = select(_EVENTS.c.click_id, _EVENTS.c.user_id).where(
+    _EVENTS.c.tenant_id == bindparam("tenant_id"),
+    _EVENTS.c.type == "click",
+    _EVENTS.c.click_id.in_(bindparam("click_ids", expanding=True)),
+)
+
+
+@functools.cache
+def _insert_new_order(dialect_name: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING: a twin that got there first returns nothing."""
+    return (
+        insert_for(dialect_name)(_ORDERS)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "order_id"])
+        .returning(_ORDERS.c.order_id)
+    )
 
 
 @dataclass(frozen=True)
@@ -73,6 +154,7 @@ async def _lock_order(session: AsyncSession, tenant_id: str, order_id: str) -> O
         select(Order)
         .where(Order.tenant_id == tenant_id, Order.order_id == order_id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return order
 
@@ -87,74 +169,17 @@ async def load_lines(session: AsyncSession, order: Order) -> list[OrderLine]:
 
 
 async def stitch_buyer(
-    session: AsyncSession, tenant_id: str, user_id: str | None, click_ids: Sequence[str]
+    conn: AsyncConnection, tenant_id: str, user_id: str | None, click_ids: Sequence[str]
 ) -> str | None:
     """The order's buyer: its user_id, else the user of the first known click among click_ids."""
     if user_id is not None or not click_ids:
         return user_id
-    rows = await session.execute(
-        select(Event.click_id, Event.user_id).where(
-            Event.tenant_id == tenant_id,
-            Event.type == "click",
-            Event.click_id.in_(list(click_ids)),
-        )
-    )
+    rows = await conn.execute(_CLICK_USERS, {"tenant_id": tenant_id, "click_ids": list(click_ids)})
     users: dict[str, str] = {str(click_id): str(user) for click_id, user in rows}
     for click_id in click_ids:
         if click_id in users:
             return users[click_id]
     return None
-
-
-async def _replace_lines(session: AsyncSession, order: Order, payload: OrderIn) -> None:
-    for line in await load_lines(session, order):
-        await session.delete(line)
-    await session.flush()
-    for line_no, item in enumerate(payload.items):
-        session.add(
-            OrderLine(
-                tenant_id=order.tenant_id,
-                order_id=order.order_id,
-                line_no=line_no,
-                product_id=item.product_id,
-                quantity=item.quantity,
-                unit_price=item.unit_price,
-                revenue=item.unit_price * item.quantity,
-                refunded_quantity=0,
-            )
-        )
-    order.gross_revenue = sum((i.unit_price * i.quantity for i in payload.items), ZERO)
-    order.refunded = ZERO
-    order.revenue = order.gross_revenue
-
-
-async def _remember_clicks(session: AsyncSession, order: Order) -> None:
-    existing = set(
-        await session.scalars(
-            select(OrderClick.click_id).where(
-                OrderClick.tenant_id == order.tenant_id, OrderClick.order_id == order.order_id
-            )
-        )
-    )
-    for click_id in order.click_ids or []:
-        if click_id not in existing:
-            session.add(
-                OrderClick(tenant_id=order.tenant_id, click_id=click_id, order_id=order.order_id)
-            )
-            existing.add(click_id)
-
-
-async def answer_for(session: AsyncSession, order: Order, model: str) -> dict[str, Any]:
-    credits = await stored_credits(session, order.tenant_id, order.order_id, model)
-    return {
-        "order_id": order.order_id,
-        "status": order.status,
-        "buyer_id": order.buyer_id,
-        "revenue": order.revenue,
-        "currency": order.currency,
-        "model": model,
-        "credits": [credit_view(c) for c in credits],
-    }
 
 
 def _jsonify(body: dict[str, Any]) -> dict[str, Any]:
@@ -164,14 +189,39 @@ def _jsonify(body: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _answer(
+    *,
+    order_id: str,
+    status: str,
+    buyer_id: str | None,
+    revenue: Decimal,
+    currency: str,
+    model: str,
+    credits: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return _jsonify(
+        {
+            "order_id": order_id,
+            "status": status,
+            "buyer_id": buyer_id,
+            "revenue": revenue,
+            "currency": currency,
+            "model": model,
+            "credits": credits,
+        }
+    )
+
+
 async def ingest_order(
     session: AsyncSession, tenant_id: str, payload: OrderIn, rules: Rules
 ) -> Answer:
     """Apply one status post. Idempotent on (tenant, order_id, status)."""
     digest = body_hash(payload.model_dump(mode="json"))
-    previous = await session.get(OrderStatusPost, (tenant_id, payload.order_id, payload.status))
-    if previous is not None:
-        return _replay(previous, digest, payload)
+    conn = await session.connection()
+    key = {"tenant_id": tenant_id, "order_id": payload.order_id, "status": payload.status}
+    probe = (await conn.execute(_PROBE, key)).one()
+    if probe.body_hash is not None:
+        return _replay(probe.body_hash, probe.response, digest, payload)
 
     # Only the tenant's first order takes the settings row lock (to set the currency).
     tenant_currency = rules.currency or await claim_currency(session, tenant_id, payload.currency)
@@ -179,65 +229,25 @@ async def ingest_order(
         ORDERS_RECEIVED.labels(payload.status, "rejected").inc()
         raise _currency_error(payload.currency, tenant_currency)
 
-    order = await _lock_order(session, tenant_id, payload.order_id)
-    # A twin of this post may have committed while we waited for the locks above.
-    previous = await session.get(
-        OrderStatusPost, (tenant_id, payload.order_id, payload.status), populate_existing=True
-    )
-    if previous is not None:
-        return _replay(previous, digest, payload)
-    current = order.status if order is not None else None
-    action = TRANSITIONS.get(current, {}).get(payload.status)
-    if action is None:
-        ORDERS_RECEIVED.labels(payload.status, "conflict").inc()
-        raise Conflict(_transition_message(payload.order_id, current, payload.status))
-    if order is not None and order.currency != payload.currency:
-        ORDERS_RECEIVED.labels(payload.status, "rejected").inc()
-        raise _currency_error(payload.currency, order.currency)
-
-    # Claim the idempotency key first: a concurrent twin blocks here, then sees our row.
-    post = OrderStatusPost(
-        tenant_id=tenant_id,
-        order_id=payload.order_id,
-        status=payload.status,
-        body_hash=digest,
-        occurred_at=payload.occurred_at,
-        response={},
-    )
-    try:
-        async with session.begin_nested():
-            session.add(post)
-            await session.flush()
-    except IntegrityError:
-        twin = await session.get(
-            OrderStatusPost, (tenant_id, payload.order_id, payload.status), populate_existing=True
-        )
-        if twin is None:
-            raise
-        return _replay(twin, digest, payload)
-
-    if order is None:
-        order = await _new_order(session, tenant_id, payload)
-    if action == "apply":
-        await _apply(session, order, payload, rules)
-    order.updated_at = utcnow()
-    await session.flush()
-    body = _jsonify(await answer_for(session, order, rules.default_model))
-    post.response = body
-    await session.flush()
-    ORDERS_RECEIVED.labels(payload.status, "accepted" if action == "apply" else "stale").inc()
-    return Answer(201, body)
+    if probe.order_status is None and payload.status in TRANSITIONS[None]:
+        answer = await _ingest_new(conn, tenant_id, payload, rules, digest, probe.catalog_seq)
+        if answer is not None:
+            return answer
+        # A concurrent post created the order first (we waited for it): fold into it.
+    return await _ingest_existing(session, tenant_id, payload, rules, digest)
 
 
-def _replay(previous: OrderStatusPost, digest: str, payload: OrderIn) -> Answer:
-    if previous.body_hash != digest:
+def _replay(
+    previous_hash: str, previous_response: dict[str, Any], digest: str, payload: OrderIn
+) -> Answer:
+    if previous_hash != digest:
         ORDERS_RECEIVED.labels(payload.status, "conflict").inc()
         raise Conflict(
             f"Order {payload.order_id!r} was already posted with status {payload.status!r} and a "
             "different body; a retry must send the same body (use a new status or order_id)."
         )
     ORDERS_RECEIVED.labels(payload.status, "duplicate").inc()
-    return Answer(200, previous.response)
+    return Answer(200, previous_response)
 
 
 def _transition_message(order_id: str, current: str | None, wanted: str) -> str:
@@ -250,44 +260,203 @@ def _transition_message(order_id: str, current: str | None, wanted: str) -> str:
     return f"Order {order_id!r} is {current!r} and cannot become {wanted!r} (allowed: {allowed})."
 
 
-async def _new_order(session: AsyncSession, tenant_id: str, payload: OrderIn) -> Order:
+def _line_rows(tenant_id: str, payload: OrderIn) -> list[dict[str, Any]]:
+    return [
+        {
+            "tenant_id": tenant_id,
+            "order_id": payload.order_id,
+            "line_no": line_no,
+            "product_id": item.product_id,
+            "quantity": item.quantity,
+            "unit_price": item.unit_price,
+            "revenue": item.unit_price * item.quantity,
+            "refunded_quantity": 0,
+        }
+        for line_no, item in enumerate(payload.items)
+    ]
+
+
+async def _ingest_new(
+    conn: AsyncConnection,
+    tenant_id: str,
+    payload: OrderIn,
+    rules: Rules,
+    digest: str,
+    catalog_generation: int | None,
+) -> Answer | None:
+    """Create the order with its final values; None if a concurrent post created it first.
+
+    Everything is read and computed before the first write; then each table gets one
+    statement (the order, its status post, its lines, its click links, its credits).
+    """
+    click_ids = list(dict.fromkeys(payload.click_ids or []))
+    buyer_id = await stitch_buyer(conn, tenant_id, payload.user_id, click_ids)
+    line_rows = _line_rows(tenant_id, payload)
+    gross = sum((row["revenue"] for row in line_rows), ZERO)
+    paid_at = payload.occurred_at if payload.status == "paid" else None
+    credits: list[dict[str, Any]] = []
+    attribution_seconds: float | None = None
+    if paid_at is not None and gross > 0:
+        started = time.perf_counter()
+        credits = await compute_credits(
+            conn,
+            tenant_id=tenant_id,
+            order_id=payload.order_id,
+            buyer_id=buyer_id,
+            click_ids=click_ids,
+            paid_at=paid_at,
+            currency=payload.currency,
+            lines=[engine.Line(row["product_id"], row["revenue"]) for row in line_rows],
+            rules=rules,
+            catalog_generation=catalog_generation,
+        )
+        attribution_seconds = time.perf_counter() - started
+
     now = utcnow()
-    order = Order(
-        tenant_id=tenant_id,
+    created = await conn.scalar(
+        _insert_new_order(conn.dialect.name),
+        {
+            "tenant_id": tenant_id,
+            "order_id": payload.order_id,
+            "status": payload.status,
+            "user_id": payload.user_id,
+            "buyer_id": buyer_id,
+            "click_ids": click_ids,
+            "currency": payload.currency,
+            "ordered_at": payload.occurred_at if payload.status == "created" else None,
+            "paid_at": paid_at,
+            "cancelled_at": None,
+            "gross_revenue": gross,
+            "revenue": gross,
+            "refunded": ZERO,
+            "attributed_at": now if attribution_seconds is not None else None,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    if created is None:
+        return None
+    body = _answer(
         order_id=payload.order_id,
         status=payload.status,
-        user_id=payload.user_id,
-        buyer_id=None,
-        click_ids=list(payload.click_ids or []),
+        buyer_id=buyer_id,
+        revenue=gross,
         currency=payload.currency,
-        gross_revenue=ZERO,
-        revenue=ZERO,
-        refunded=ZERO,
-        created_at=now,
-        updated_at=now,
+        model=rules.default_model,
+        credits=credits_of_model(credits, rules.default_model),
     )
-    session.add(order)
+    await conn.execute(
+        _INSERT_POST,
+        {
+            "tenant_id": tenant_id,
+            "order_id": payload.order_id,
+            "status": payload.status,
+            "body_hash": digest,
+            "occurred_at": payload.occurred_at,
+            "received_at": now,
+            "response": body,
+        },
+    )
+    await conn.execute(_INSERT_LINES, line_rows)
+    if click_ids:
+        await conn.execute(
+            _INSERT_CLICKS,
+            [
+                {"tenant_id": tenant_id, "click_id": click_id, "order_id": payload.order_id}
+                for click_id in click_ids
+            ],
+        )
+    if attribution_seconds is not None:
+        started = time.perf_counter()
+        await insert_credits(conn, credits)
+        ATTRIBUTION_SECONDS.observe(attribution_seconds + time.perf_counter() - started)
+    ORDERS_RECEIVED.labels(payload.status, "accepted").inc()
+    return Answer(201, body)
+
+
+async def _ingest_existing(
+    session: AsyncSession, tenant_id: str, payload: OrderIn, rules: Rules, digest: str
+) -> Answer:
+    """A post on an order that exists: lock it, then apply, record or refuse the post."""
+    order = await _lock_order(session, tenant_id, payload.order_id)
+    conn = await session.connection()
+    key = {"tenant_id": tenant_id, "order_id": payload.order_id, "status": payload.status}
+    # A twin of this post may have committed while we waited for the lock.
+    previous = (await conn.execute(_POST_AFTER_LOCK, key)).first()
+    if previous is not None:
+        return _replay(previous.body_hash, previous.response, digest, payload)
+    current = order.status if order is not None else None
+    action = TRANSITIONS.get(current, {}).get(payload.status)
+    if order is None or action is None:
+        # (An unknown order reaches here only with a status that cannot create it.)
+        ORDERS_RECEIVED.labels(payload.status, "conflict").inc()
+        raise Conflict(_transition_message(payload.order_id, current, payload.status))
+    if order.currency != payload.currency:
+        ORDERS_RECEIVED.labels(payload.status, "rejected").inc()
+        raise _currency_error(payload.currency, order.currency)
+
+    # The locked order row serialises posts on this order, so the key cannot be taken now.
+    await conn.execute(
+        _INSERT_POST,
+        {
+            **key,
+            "body_hash": digest,
+            "occurred_at": payload.occurred_at,
+            "received_at": utcnow(),
+            "response": {},
+        },
+    )
+    if action == "apply":
+        credits = credits_of_model(
+            await _apply(session, order, payload, rules), rules.default_model
+        )
+    else:
+        credits = await stored_credits(conn, tenant_id, payload.order_id, rules.default_model)
+    order.updated_at = utcnow()
     await session.flush()
-    return order
+    body = _answer(
+        order_id=order.order_id,
+        status=order.status,
+        buyer_id=order.buyer_id,
+        revenue=order.revenue,
+        currency=order.currency,
+        model=rules.default_model,
+        credits=credits,
+    )
+    await conn.execute(
+        _SET_POST_RESPONSE,
+        {
+            "key_tenant_id": tenant_id,
+            "key_order_id": payload.order_id,
+            "key_status": payload.status,
+            "new_response": body,
+        },
+    )
+    ORDERS_RECEIVED.labels(payload.status, "accepted" if action == "apply" else "stale").inc()
+    return Answer(201, body)
 
 
-async def _apply(session: AsyncSession, order: Order, payload: OrderIn, rules: Rules) -> None:
+async def _apply(
+    session: AsyncSession, order: Order, payload: OrderIn, rules: Rules
+) -> list[dict[str, Any]]:
+    """Fold a status post into an existing order; returns its new credits (every model)."""
+    conn = await session.connection()
     status = payload.status
+    lines: Sequence[engine.Line] = []
     if status in ("created", "paid"):
         if payload.user_id is not None:
             order.user_id = payload.user_id
         if payload.click_ids:
             order.click_ids = list(dict.fromkeys([*(order.click_ids or []), *payload.click_ids]))
         order.buyer_id = await stitch_buyer(
-            session, order.tenant_id, order.user_id, order.click_ids or []
+            conn, order.tenant_id, order.user_id, order.click_ids or []
         )
-        await _replace_lines(session, order, payload)
-        await _remember_clicks(session, order)
+        lines = await _replace_lines(conn, order, payload)
+        await _remember_clicks(conn, order)
     if status == "created":
         order.status = "created"
         order.ordered_at = payload.occurred_at
-        await session.flush()
-        return
+        return []
     if status == "paid":
         order.status = "paid"
         order.paid_at = payload.occurred_at
@@ -298,14 +467,39 @@ async def _apply(session: AsyncSession, order: Order, payload: OrderIn, rules: R
         order.revenue = ZERO
     elif status == "refunded":
         await _refund_everything(session, order)
-    await session.flush()
-    await attribute_order(session, order, await load_lines(session, order), rules)
+    # Cancelled and refunded orders carry no credits: attribute_order only clears them.
+    return await attribute_order(session, order, lines, rules)
+
+
+async def _replace_lines(
+    conn: AsyncConnection, order: Order, payload: OrderIn
+) -> list[engine.Line]:
+    rows = _line_rows(order.tenant_id, payload)
+    await conn.execute(_DELETE_LINES, {"tenant_id": order.tenant_id, "order_id": order.order_id})
+    await conn.execute(_INSERT_LINES, rows)
+    order.gross_revenue = sum((row["revenue"] for row in rows), ZERO)
+    order.refunded = ZERO
+    order.revenue = order.gross_revenue
+    return [engine.Line(row["product_id"], row["revenue"]) for row in rows]
+
+
+async def _remember_clicks(conn: AsyncConnection, order: Order) -> None:
+    if not order.click_ids:
+        return
+    params = {"tenant_id": order.tenant_id, "order_id": order.order_id}
+    existing = set((await conn.execute(_ORDER_CLICKS, params)).scalars())
+    new = [click_id for click_id in order.click_ids if click_id not in existing]
+    if new:
+        await conn.execute(_INSERT_CLICKS, [{**params, "click_id": click_id} for click_id in new])
 
 
 async def _refund_everything(session: AsyncSession, order: Order) -> None:
-    for line in await load_lines(session, order):
-        line.refunded_quantity = line.quantity
-        line.revenue = ZERO
+    conn = await session.connection()
+    await conn.execute(
+        update(_LINES)
+        .where(_LINES.c.tenant_id == order.tenant_id, _LINES.c.order_id == order.order_id)
+        .values(refunded_quantity=_LINES.c.quantity, revenue=ZERO)
+    )
     order.refunded = order.gross_revenue
     order.revenue = ZERO
     order.status = "refunded"
@@ -484,11 +678,11 @@ async def get_attribution(
     order = await session.get(Order, (tenant_id, order_id))
     if order is None:
         raise NotFound(f"No order {order_id!r} in this tenant.")
-    credits = await stored_credits(session, tenant_id, order_id, model)
+    credits = await stored_credits(await session.connection(), tenant_id, order_id, model)
     return {
         "order_id": order_id,
         "model": model,
         "currency": order.currency,
         "revenue": order.revenue,
-        "credits": [credit_view(c) for c in credits],
+        "credits": credits,
     }
