@@ -57,6 +57,7 @@ __all__ = [
     "attribute",
     "credited_fraction",
     "eligible_touches",
+    "line_fractions",
     "model_weights",
     "order_shares",
     "touch_kind",
@@ -351,19 +352,30 @@ def _line_shares(lines: Sequence[Line]) -> list[Fraction]:
     return [Fraction(line.revenue) / total for line in lines]
 
 
-def order_shares(lines: Sequence[Line], credits: Sequence[Credit]) -> list[float]:
+def line_fractions(lines: Sequence[Line]) -> list[float]:
+    """Each line's fraction of the order as a float (see :func:`order_shares`)."""
+    return [float(share) for share in _line_shares(lines)] if lines else []
+
+
+def order_shares(
+    lines: Sequence[Line],
+    credits: Sequence[Credit],
+    fractions: Sequence[float] | None = None,
+) -> list[float]:
     """Per credit, its fraction of the "orders" metric: line share x weight.
 
     Summed over all credits of an order this is the order's credited fraction (1 when
     every line is attributed, less when some lines are organic); summed over one
     content's credits it is the number of orders that content is credited with.
+    ``fractions`` is :func:`line_fractions` of ``lines``, when the caller already has it
+    (one order attributed under every model).
     """
-    shares = _line_shares(lines) if lines else []
+    shares = line_fractions(lines) if fractions is None else fractions
     result: list[float] = []
     for credit in credits:
         if not 0 <= credit.line_index < len(lines):
             raise ValueError(f"credit {credit.event_id!r} refers to unknown line")
-        result.append(float(shares[credit.line_index]) * credit.weight)
+        result.append(shares[credit.line_index] * credit.weight)
     return result
 
 

@@ -231,6 +231,7 @@ def credit_rows(
         return []
     rows: list[dict[str, Any]] = []
     model_rules = engine_rules(rules)
+    fractions = engine.line_fractions(lines)
     for model in engine.MODELS:
         credits = engine.attribute(
             order_time=paid_at,
@@ -241,7 +242,7 @@ def credit_rows(
             currency=currency,
             content_products=links,
         )
-        shares = engine.order_shares(lines, credits)
+        shares = engine.order_shares(lines, credits, fractions)
         position = 0
         for credit, share in zip(credits, shares, strict=True):
             # A zero-weight touch (e.g. all but the last under last_touch) earns nothing.

@@ -79,7 +79,9 @@ async def _signed_body(request: Request, rules: Rules) -> bytes:
     openapi_extra=_body_schema(OrderIn),
 )
 async def post_order(principal: Writer, session: SessionDep, request: Request) -> Response:
-    rules = await load_rules(session, principal.tenant_id, request.app.state.settings.secret)
+    rules = await service.order_rules(
+        session, principal.tenant_id, request.app.state.settings.secret
+    )
     raw = await _signed_body(request, rules)
     payload = parse_model(OrderIn, raw)
     answer = await service.ingest_order(session, principal.tenant_id, payload, rules)
@@ -102,7 +104,9 @@ async def post_order(principal: Writer, session: SessionDep, request: Request) -
 async def post_refund(
     order_id: OrderId, principal: Writer, session: SessionDep, request: Request
 ) -> Response:
-    rules = await load_rules(session, principal.tenant_id, request.app.state.settings.secret)
+    rules = await service.order_rules(
+        session, principal.tenant_id, request.app.state.settings.secret
+    )
     raw = await _signed_body(request, rules)
     payload = parse_model(RefundIn, raw)
     answer = await service.post_refund(session, principal.tenant_id, order_id, payload, rules)
