@@ -67,13 +67,15 @@ bytes per (funnel, user, reached step >= 2) for the exact medians.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import groupby, islice
+from itertools import groupby, islice, repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
+    "MASK_BITS",
     "MAX_STEPS",
     "MIN_STEPS",
     "BreakdownResult",
@@ -83,10 +85,13 @@ __all__ = [
     "StepStat",
     "UserEvent",
     "evaluate",
+    "merge_split",
 ]
 
 MIN_STEPS = 2
 MAX_STEPS = 10
+#: Bits of a packed event ``t_us << MASK_BITS | steps_mask``: one per possible step.
+MASK_BITS = MAX_STEPS
 
 #: ``(t_us, steps_mask, breakdown_value)`` - one event of one user, as fed to ``add_user``.
 UserEvent = tuple[int, int, str | None]
@@ -210,6 +215,82 @@ class FunnelAccumulator:
         """Account one user's events ``(t_us, steps_mask, breakdown_value)`` sorted by t."""
         self._add(events, 0, 1, 2)
 
+    def add_split(
+        self,
+        starts: Sequence[int],
+        later: Sequence[int],
+        start_values: Sequence[str | None] | None = None,
+        later_values: Sequence[str | None] | None = None,
+    ) -> None:
+        """Account one user given as two sorted lists (the same as :meth:`add_user`).
+
+        * ``starts``: ascending times of the user's events matching step 1 only (mask
+          ``1``) with ``from_us <= t < to_us``; such events serve nothing else;
+        * ``later``: ascending ``t_us << MASK_BITS | steps_mask`` of every event matching
+          some later step (any other events of the user can take part in no chain).
+
+        With breakdown, ``start_values`` and ``later_values`` are the events' values,
+        aligned. Most events of a typical funnel start it and nothing more: here only
+        ``later`` is walked, and each of its events finds the latest start before it by
+        bisection instead of every start being visited.
+        """
+        shift = MASK_BITS
+        lo = self.from_us
+        hi = self.to_us
+        both = [x >> shift for x in later if x & 1 and lo <= x >> shift < hi]
+        every = sorted([*starts, *both]) if both else starts
+        if not every:
+            return  # no in-range step-1 event: the user counts nowhere
+        if not later or (
+            later[-1] >> shift < every[0] or later[0] >> shift > every[-1] + self.window_us
+        ):
+            # No event of a later step lies within reach of a start: step 1 only.
+            self._add_single_step(start_values, later, later_values)
+            return
+        # Later events before the first start or after the last start + window join no chain.
+        i = bisect_left(later, every[0] << shift)
+        j = bisect_right(later, (every[-1] + self.window_us) << shift | ((1 << shift) - 1))
+        if i or j < len(later):
+            later = later[i:j]
+            if later_values is not None:
+                later_values = later_values[i:j]
+        if self.breakdown:
+            self._add(merge_split(starts, later, start_values, later_values), 0, 1, 2)
+            return
+        chain = self._best_chain_split(every, starts, later)
+        if chain is None:
+            chain = self._best_chain_ties(
+                merge_split(starts, later, None, None), 0, 1, 2, False, None, 0
+            )
+        if chain is not None:  # pragma: no branch - every holds an in-range start
+            self._overall.add(chain)
+
+    def _add_single_step(
+        self,
+        start_values: Sequence[str | None] | None,
+        later: Sequence[int],
+        later_values: Sequence[str | None] | None,
+    ) -> None:
+        self._overall.depth[1] += 1
+        if not self.breakdown:
+            return
+        shift = MASK_BITS
+        lo = self.from_us
+        hi = self.to_us
+        values = set(start_values or ())
+        if later_values is not None:
+            values.update(
+                v
+                for x, v in zip(later, later_values, strict=True)
+                if x & 1 and lo <= x >> shift < hi
+            )
+        values.discard(None)
+        for value in values:
+            tally = self._by_value.get(cast(str, value))
+            if tally is None:
+                tally = self._by_value[cast(str, value)] = _Tally(self.n_steps)
+            tally.depth[1] += 1
+
     def result(self) -> FunnelResult:
         breakdown = [
             BreakdownResult(value, tally.stats()) for value, tally in self._by_value.items()
@@ -329,6 +410,56 @@ class FunnelAccumulator:
             if best[k] is not None:
                 return best[k]
         return None
+
+    def _best_chain_split(
+        self, every: Sequence[int], starts: Sequence[int], later: Sequence[int]
+    ) -> Chain | None:
+        """:meth:`_best_chain` (no breakdown) for :meth:`add_split`'s lists.
+
+        ``every``: all in-range start times, ascending. None when two events share a
+        timestamp (the caller then runs the exact tie-aware DP instead).
+        """
+        n = self.n_steps
+        window = self.window_us
+        full = self._full
+        upper = self._upper
+        shift = MASK_BITS
+        n_starts = len(starts)
+        best: list[Chain | None] = [None] * (n + 1)
+        prev_t: int | None = None
+        for x in later:
+            t = x >> shift
+            if t == prev_t:
+                return None
+            prev_t = t
+            i = bisect_left(starts, t)
+            if i < n_starts and starts[i] == t:
+                return None
+            m = x & full
+            for k in upper[m]:
+                if k == 2:
+                    # Level 1 is the latest start before t (times are distinct here).
+                    i = bisect_left(every, t)
+                    if not i:
+                        continue
+                    s = every[i - 1]
+                    p: Chain = (s,)
+                else:
+                    q = best[k - 1]
+                    if q is None:
+                        continue
+                    p = q
+                    s = p[0]
+                if t - s > window:
+                    continue
+                c = best[k]
+                # As in _best_chain: only a strictly later start can improve a level.
+                if c is None or s > c[0]:
+                    best[k] = (*p, t)
+        for k in range(n, 1, -1):
+            if best[k] is not None:
+                return best[k]
+        return (every[-1],)
 
     def _best_chain_ties(
         self,
@@ -458,6 +589,26 @@ def _longest_cover(masks: list[int], first: int, n: int) -> int:
             break
         covered += 1
     return covered
+
+
+def merge_split(
+    starts: Sequence[int],
+    later: Sequence[int],
+    start_values: Sequence[str | None] | None,
+    later_values: Sequence[str | None] | None,
+) -> list[UserEvent]:
+    """:meth:`FunnelAccumulator.add_split`'s lists as one time-ordered event list."""
+    shift = MASK_BITS
+    low = (1 << shift) - 1
+    no_values = repeat(None)
+    events: list[UserEvent] = [
+        (t, 1, v) for t, v in zip(starts, start_values or no_values, strict=False)
+    ]
+    events.extend(
+        (x >> shift, x & low, v) for x, v in zip(later, later_values or no_values, strict=False)
+    )
+    events.sort(key=itemgetter(0))
+    return events
 
 
 def evaluate(

@@ -29,10 +29,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import reduce
-from itertools import groupby
-from operator import itemgetter
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -51,19 +50,22 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     true,
     type_coerce,
     union_all,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.types import NullType
 
 from services.attribution.catalog_sync.models import CatalogAccount, CatalogContent
 from services.attribution.events.models import Event
-from services.attribution.funnels.engine import MAX_STEPS, UserEvent
+from services.attribution.funnels.engine import MASK_BITS
 from services.attribution.orders.models import Credit, Order, OrderLine
+from shared.db import to_epoch_us
 
 EVENTS = cast(Table, Event.__table__)
 ORDERS = cast(Table, Order.__table__)
@@ -78,12 +80,8 @@ ORDER_MODEL = "last_touch"
 #: Dimensions that need the catalog read model (content → account).
 CONTENT_KEYS = frozenset({"account_id", "content_kind", "platform"})
 
-#: One event of a user: ``(t_us, mask, value)``, possibly followed by more fields (the
-#: user id, on SQLite); a tuple, a driver record or a SQLAlchemy row.
-FunnelEvent = Sequence[Any]
-#: Bits of the packed ``t * 2**MASK_BITS + mask`` (PostgreSQL): one per possible step.
-MASK_BITS = MAX_STEPS
-_USER = itemgetter(3)
+#: PostgreSQL's memory for the per-user aggregate, for the read's transaction only.
+WORK_MEM = "256MB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +307,18 @@ def _starts(
     return case((and_(first, *_in_range(time, None, plan.end)), 1), else_=0)
 
 
-def _event_rows(plan: FunnelPlan, dialect: str, starters: Select[Any] | None) -> Select[Any]:
+def _unindexed(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``+column``: the same value, but SQLite's planner no longer uses an index on it."""
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
+def _event_rows(
+    plan: FunnelPlan, dialect: str, starters: Select[Any] | None, *, by_user: bool = False
+) -> Select[Any]:
+    """The event rows; ``by_user`` (SQLite): steer the planner to walk the events in user
+    order, through the ``(tenant_id, user_id, occurred_at, type)`` index, rather than by
+    type and time (which would need a sort to group by user); an equality filter on an
+    indexed column (``content_id``) stays usable."""
     indexed = [(k, s) for k, s in enumerate(plan.steps) if s.type != ORDER_STEP]
     keys = set(plan.filters)
     for _, step in indexed:
@@ -321,28 +330,27 @@ def _event_rows(plan: FunnelPlan, dialect: str, starters: Select[Any] | None) ->
     e = src.e
     step_matches = {k: src.matches(step.filters) for k, step in indexed}
     value: ColumnElement[Any] = src.dims[cast(str, plan.breakdown)] if wants_value else null()
+    type_ = _unindexed(e.c.type) if by_user else e.c.type
+    time = _unindexed(e.c.occurred_at) if by_user else e.c.occurred_at
     where: list[ColumnElement[bool]] = [
         e.c.tenant_id == plan.tenant_id,
-        e.c.type.in_(plan.event_types),
-        *_in_range(e.c.occurred_at, plan.start, plan.until),
+        type_.in_(plan.event_types),
+        *_in_range(time, plan.start, plan.until),
         *src.matches(plan.filters),
     ]
     any_step = _any_step(step_matches, plan.steps, e.c.type)
     if any_step is not None:
         where.append(any_step)
+    if starters is not None:
+        where.append(e.c.user_id.in_(starters))
+    first = None if plan.first_is_order else and_(e.c.type == plan.steps[0].type, *step_matches[0])
     columns: list[ColumnElement[Any]] = [
         _epoch_us(e.c.occurred_at, dialect).label("t"),
         _bit_mask(plan.steps, e.c.type, step_matches).label("mask"),
         type_coerce(value, String).label("value"),
         e.c.user_id.label("user_id"),
+        _starts(first, e.c.occurred_at, plan).label("start"),
     ]
-    if starters is not None:
-        where.append(e.c.user_id.in_(starters))
-    else:
-        first = (
-            None if plan.first_is_order else and_(e.c.type == plan.steps[0].type, *step_matches[0])
-        )
-        columns.append(_starts(first, e.c.occurred_at, plan).label("start"))
     return select(*columns).select_from(src.source).where(*where)
 
 
@@ -362,34 +370,31 @@ def _order_rows(plan: FunnelPlan, dialect: str, starters: Select[Any] | None) ->
     any_step = _any_step(step_matches, plan.steps, None)
     if any_step is not None:
         where.append(any_step)
+    if starters is not None:
+        where.append(o.c.buyer_id.in_(starters))
     value: ColumnElement[Any] = (
         o.c.order_id if plan.breakdown is not None and plan.first_is_order else null()
     )
+    first = and_(true(), *step_matches[0]) if plan.first_is_order else None
     columns: list[ColumnElement[Any]] = [
         _epoch_us(o.c.paid_at, dialect).label("t"),
         _bit_mask(plan.steps, None, step_matches).label("mask"),
         type_coerce(value, String).label("value"),
         o.c.buyer_id.label("user_id"),
+        _starts(first, o.c.paid_at, plan).label("start"),
     ]
-    if starters is not None:
-        where.append(o.c.buyer_id.in_(starters))
-    else:
-        first = and_(true(), *step_matches[0]) if plan.first_is_order else None
-        columns.append(_starts(first, o.c.paid_at, plan).label("start"))
     return select(*columns).where(*where)
 
 
 def prune_with_semi_join(plan: FunnelPlan, dialect: str) -> bool:
-    """How users who cannot start a chain are left out (the result is the same either way).
+    """Whether rows of users who cannot start a chain are also left out by a semi-join.
 
-    A semi-join (``user_id IN (starters)``) drops their rows before sorting but costs
-    another scan and a hash join. On PostgreSQL, when the first-step range is at least as
-    long as the window, most users read are starters anyway, and ``HAVING`` on the per-user
-    aggregate (one scan, one sort) measured about twice as fast on 1M events. SQLite walks
-    the semi-join's users through the ``(tenant_id, user_id, occurred_at)`` index in order,
-    with no sort at all, so it always uses the semi-join.
+    ``HAVING`` on the per-user aggregate leaves them out anyway (the result is the same
+    either way). The semi-join (``user_id IN (starters)``) drops their rows before
+    grouping but costs another scan: worth it only when the first-step range is shorter
+    than the window, i.e. when many users read have no start.
     """
-    return dialect != "postgresql" or plan.end - plan.start < plan.until - plan.end
+    return plan.end - plan.start < plan.until - plan.end
 
 
 def _union(plan: FunnelPlan, dialect: str, starters: Select[Any] | None) -> Subquery:
@@ -401,47 +406,88 @@ def _union(plan: FunnelPlan, dialect: str, starters: Select[Any] | None) -> Subq
     return parts[0].subquery("r") if len(parts) == 1 else union_all(*parts).subquery("r")
 
 
-def funnel_rows_statement(plan: FunnelPlan, dialect: str) -> Select[Any]:
-    """``(t, mask, value, user_id)`` rows that may join a chain, by user then time.
+def window_us(plan: FunnelPlan) -> int:
+    return to_epoch_us(plan.until) - to_epoch_us(plan.end)
 
-    (The SQLite shape; :func:`funnel_users_statement` is PostgreSQL's.)
+
+def _per_user(
+    rows: Subquery, plan: FunnelPlan, dialect: str, also: Select[Any] | None
+) -> Select[Any]:
+    """One row per user: ``(user_id, starts, later, start_values, later_values)``.
+
+    * ``starts`` - the times of the user's rows that can start a chain and match step 1
+      only (most rows of a typical funnel: they need no mask);
+    * ``later`` - the user's rows matching some later step, packed as
+      ``t << MASK_BITS | mask`` (exact in a bigint until the year 2255); other rows (step 1
+      only, out of range) can take part in no chain and are left out;
+    * ``start_values``, ``later_values`` (breakdowns only, else NULL) - the rows'
+      breakdown values, aligned (one aggregate node feeds each pair of aggregates the
+      same rows in the same order).
+
+    Arrays are PostgreSQL arrays or, on SQLite, JSON arrays, in no particular order. Users
+    with a possible start are kept, and those of ``also`` (user ids).
     """
-    rows = _union(plan, dialect, _starters(plan))
-    return select(rows.c.t, rows.c.mask, rows.c.value, rows.c.user_id).order_by(
-        rows.c.user_id, rows.c.t
-    )
-
-
-def funnel_users_statement(plan: FunnelPlan) -> Select[Any]:
-    """PostgreSQL: one row per user, ``(user_id, events[, values])``, each sorted by time.
-
-    ``events`` packs each row as ``t * 2**MASK_BITS + mask`` (exact in a bigint until the
-    year 2255), so one ordered aggregate carries both and the driver decodes a plain
-    integer array; ``values`` (breakdowns only) is sorted by the same key, then the value,
-    so equal keys line up in both arrays. Far fewer, smaller rows than one per event.
-    """
-    semi_join = prune_with_semi_join(plan, "postgresql")
-    rows = _union(plan, "postgresql", _starters(plan) if semi_join else None)
+    agg = func.array_agg if dialect == "postgresql" else func.json_group_array
     packed = rows.c.t * (1 << MASK_BITS) + rows.c.mask
-    # Typed NullType: the driver's lists come through as they are (SQLAlchemy's ARRAY result
-    # processing would copy every array).
-    events = func.array_agg(aggregate_order_by(packed, packed, rows.c.value))
-    # Grouping in byte order sorts faster (abbreviated keys) than a linguistic collation.
-    user = rows.c.user_id.collate("C")
+    pure_start = and_(rows.c.start == 1, rows.c.mask == 1)
+    later = rows.c.mask > 1
+    breakdown = plan.breakdown is not None
+
+    def typed(column: ColumnElement[Any], name: str) -> ColumnElement[Any]:
+        # NullType: the driver's lists come through as they are (SQLAlchemy's ARRAY result
+        # processing would copy every array).
+        return type_coerce(column, NullType()).label(name)
+
     columns: list[ColumnElement[Any]] = [
-        user.label("user_id"),
-        type_coerce(events, NullType()).label("events"),
+        rows.c.user_id.label("user_id"),
+        typed(agg(rows.c.t).filter(pure_start), "starts"),
+        typed(agg(packed).filter(later), "later"),
+        typed(agg(rows.c.value).filter(pure_start) if breakdown else null(), "start_values"),
+        typed(agg(rows.c.value).filter(later) if breakdown else null(), "later_values"),
     ]
-    if plan.breakdown is not None:
-        values = func.array_agg(aggregate_order_by(rows.c.value, packed, rows.c.value))
-        columns.append(type_coerce(values, NullType()).label("values"))
-    statement = select(*columns).group_by(user)
-    if not semi_join:
-        statement = statement.having(func.max(rows.c.start) == 1)
-    return statement
+    keep: ColumnElement[bool] = func.max(rows.c.start) == 1
+    if also is not None:
+        keep = or_(keep, rows.c.user_id.in_(also))
+    return select(*columns).group_by(rows.c.user_id).having(keep)
+
+
+def funnel_users_statement(plan: FunnelPlan, dialect: str) -> Select[Any]:
+    """Every user who can start a chain, one row each (see :func:`_per_user`).
+
+    No aggregate is ordered, so PostgreSQL hash-aggregates instead of sorting every row
+    (the caller sorts each user's rows). On SQLite the statement covers events only and
+    walks them in user order, grouping without a sort; the few order rows come from
+    :func:`funnel_orders_statement` and are merged by the caller (a ``UNION ALL`` with
+    them would need the sort), so their buyers are kept too.
+    """
+    starters = _starters(plan) if prune_with_semi_join(plan, dialect) else None
+    if dialect == "postgresql" or not plan.event_types:
+        return _per_user(_union(plan, dialect, starters), plan, dialect, None)
+    rows = _event_rows(plan, dialect, starters, by_user=True).subquery("r")
+    buyers = None
+    if plan.has_orders:
+        buyers = _order_rows(plan, dialect, starters).subquery("b")
+        return _per_user(rows, plan, dialect, select(buyers.c.user_id))
+    return _per_user(rows, plan, dialect, None)
+
+
+def funnel_orders_statement(plan: FunnelPlan, dialect: str) -> Select[Any]:
+    """SQLite, funnels with an ``order`` step: ``(user_id, t, mask, value, start)`` rows."""
+    starters = _starters(plan) if prune_with_semi_join(plan, dialect) else None
+    rows = _order_rows(plan, dialect, starters).subquery("o")
+    return select(rows.c.user_id, rows.c.t, rows.c.mask, rows.c.value, rows.c.start)
 
 
 # --------------------------------------------------------------------------- reading
+
+
+class FunnelUser(NamedTuple):
+    """One user, as :meth:`FunnelAccumulator.add_split` takes them (all lists ascending)."""
+
+    starts: list[int]  # times of in-range rows matching step 1 only
+    later: list[int]  # t << MASK_BITS | mask of rows matching some later step
+    start_values: list[str | None] | None  # breakdown values, aligned (breakdown only)
+    later_values: list[str | None] | None
 
 
 async def _read_ahead(
@@ -485,51 +531,103 @@ async def _fetch_chunks(
             yield rows
 
 
-def _unpack(chunk: Sequence[Sequence[Any]], with_values: bool) -> list[list[UserEvent]]:
-    """PostgreSQL's per-user rows → each user's ``(t, mask, value)`` events, in time order."""
-    shift = MASK_BITS
-    low = (1 << MASK_BITS) - 1
-    if with_values:
-        return [
-            [(x >> shift, x & low, v) for x, v in zip(row[1], row[2], strict=True)] for row in chunk
-        ]
-    return [[(x >> shift, x & low, None) for x in row[1]] for row in chunk]
+class _UserOrders(NamedTuple):
+    """A user's order rows (SQLite), merged into their per-user row."""
+
+    starts: list[int]
+    later: list[int]
+    start_values: list[str | None]
+    later_values: list[str | None]
+
+
+def _orders_by_user(rows: Sequence[Sequence[Any]]) -> dict[str, _UserOrders]:
+    out: dict[str, _UserOrders] = {}
+    for user, t, mask, value, start in rows:
+        o = out.get(user)
+        if o is None:
+            o = out[user] = _UserOrders([], [], [], [])
+        if mask > 1:
+            o.later.append(t << MASK_BITS | mask)
+            o.later_values.append(value)
+        elif start:
+            o.starts.append(t)
+            o.start_values.append(value)
+    return out
+
+
+class _Reader:
+    """Per-user rows (:func:`_per_user`) → :class:`FunnelUser`: decoded, merged, sorted."""
+
+    def __init__(self, breakdown: bool, json_arrays: bool, orders: dict[str, _UserOrders]):
+        self.breakdown = breakdown
+        self.json_arrays = json_arrays
+        self.orders = orders
+
+    def users(self, chunk: Sequence[Sequence[Any]]) -> list[FunnelUser]:
+        return [self.user(*row) for row in chunk]
+
+    def leftover(self) -> list[FunnelUser]:
+        """Users with order rows but no event row (SQLite)."""
+        return [self.user(user_id, None, None, None, None) for user_id in list(self.orders)]
+
+    def user(
+        self, user_id: str, starts: Any, later: Any, start_values: Any, later_values: Any
+    ) -> FunnelUser:
+        if self.json_arrays:
+            loads = orjson.loads
+            starts = [] if starts is None else loads(starts)
+            later = [] if later is None else loads(later)
+            if self.breakdown:
+                start_values = [] if start_values is None else loads(start_values)
+                later_values = [] if later_values is None else loads(later_values)
+        else:
+            starts = starts or []
+            later = later or []
+            if self.breakdown:
+                start_values = start_values or []
+                later_values = later_values or []
+        orders = self.orders.pop(user_id, None) if self.orders else None
+        if orders is not None:
+            starts = starts + orders.starts
+            later = later + orders.later
+            if self.breakdown:
+                start_values = start_values + orders.start_values
+                later_values = later_values + orders.later_values
+        if not self.breakdown:
+            starts.sort()
+            later.sort()
+            return FunnelUser(starts, later, None, None)
+        starts, start_values = _sorted_pairs(starts, start_values)
+        later, later_values = _sorted_pairs(later, later_values)
+        return FunnelUser(starts, later, start_values, later_values)
+
+
+def _sorted_pairs(keys: list[int], values: list[str | None]) -> tuple[list[int], list[str | None]]:
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return [keys[i] for i in order], [values[i] for i in order]
 
 
 async def stream_users(
-    session: AsyncSession, plan: FunnelPlan, *, chunk_size: int = 20_000
-) -> AsyncGenerator[list[Sequence[FunnelEvent]], None]:
-    """Every user who may reach step 1, as lists of ``(t_us, mask, value, ...)`` events.
-
-    Each user's events are sorted by time and come in one chunk; chunks hold whole users.
-    """
+    session: AsyncSession, plan: FunnelPlan, *, chunk_size: int = 2_000
+) -> AsyncGenerator[list[FunnelUser], None]:
+    """Every user who can start a chain, in chunks of about ``chunk_size`` users."""
     dialect = session.get_bind().dialect.name
+    orders: dict[str, _UserOrders] = {}
     if dialect == "postgresql":
-        with_values = plan.breakdown is not None
-        statement = funnel_users_statement(plan)
-        async with aclosing(_fetch_chunks(session, statement, chunk_size // 8)) as chunks:
-            async for chunk in chunks:
-                yield cast(list[Sequence[FunnelEvent]], _unpack(chunk, with_values))
-        return
-    # Rows by (user, time): a user's rows may straddle two chunks.
-    current: Any = None
-    pending: list[FunnelEvent] = []
-    statement = funnel_rows_statement(plan, dialect)
+        # The per-user aggregate holds every user's arrays at once: in memory, not spilled.
+        await session.execute(
+            text("SELECT set_config('work_mem', :size, true)"), {"size": WORK_MEM}
+        )
+    elif plan.has_orders and plan.event_types:
+        rows = await session.execute(funnel_orders_statement(plan, dialect))
+        orders = _orders_by_user(rows.tuples().all())
+    reader = _Reader(plan.breakdown is not None, dialect != "postgresql", orders)
+    statement = funnel_users_statement(plan, dialect)
     async with aclosing(_fetch_chunks(session, statement, chunk_size)) as chunks:
         async for chunk in chunks:
-            users: list[Sequence[FunnelEvent]] = []
-            for user, group in groupby(chunk, key=_USER):
-                if user == current:
-                    pending.extend(group)
-                    continue
-                if pending:
-                    users.append(pending)
-                current = user
-                pending = list(group)
-            if users:
-                yield users
-    if pending:
-        yield [pending]
+            yield reader.users(chunk)
+    if orders:
+        yield reader.leftover()
 
 
 async def order_breakdown_values(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import cast
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,8 +21,9 @@ from services.attribution.funnels.engine import (
     FunnelResult,
     StepStat,
     UserEvent,
+    merge_split,
 )
-from services.attribution.funnels.repository import FunnelEvent, FunnelPlan, StepPlan
+from services.attribution.funnels.repository import FunnelPlan, FunnelUser, StepPlan
 from services.attribution.funnels.schemas import (
     FunnelBreakdownOut,
     FunnelOut,
@@ -82,21 +83,23 @@ async def run_funnel(
         acc = FunnelAccumulator(
             n_steps, window_us, from_us, to_us, breakdown=plan.breakdown is not None
         )
-        add_user = cast(Callable[[Sequence[FunnelEvent]], None], acc.add_user)
-        await feed(repository.stream_users(session, plan), add_user)
+        await feed(repository.stream_users(session, plan), partial(_add_user, acc))
         result = acc.result()
     return to_out(plan, result)
 
 
+def _add_user(acc: FunnelAccumulator, user: FunnelUser) -> None:
+    acc.add_split(*user)
+
+
 async def feed(
-    chunks: AsyncGenerator[list[Sequence[FunnelEvent]], None],
-    add_user: Callable[[Sequence[FunnelEvent]], None],
+    chunks: AsyncGenerator[list[FunnelUser], None], add_user: Callable[[FunnelUser], None]
 ) -> None:
-    """Hand each user's time-ordered events to ``add_user`` (the stream is always closed)."""
+    """Hand each user to ``add_user`` (the stream is always closed)."""
     async with aclosing(chunks):
         async for users in chunks:
-            for events in users:
-                add_user(events)
+            for user in users:
+                add_user(user)
 
 
 class _MultiValueBreakdown:
@@ -121,12 +124,19 @@ class _MultiValueBreakdown:
         self._overall = FunnelAccumulator(n_steps, window_us, from_us, to_us)
         self._by_value: dict[str, FunnelAccumulator] = {}
 
-    def add_user(self, events: Sequence[FunnelEvent]) -> None:
-        """``events``: ``(t, mask, order_id or None, ...)``, sorted by time."""
-        self._overall.add_user(cast(Sequence[UserEvent], events))
-        lo, hi, values = self._from_us, self._to_us, self._values
+    def _accumulator(self, value: str) -> FunnelAccumulator:
+        acc = self._by_value.get(value)
+        if acc is None:
+            acc = self._by_value[value] = FunnelAccumulator(*self._args)
+        return acc
+
+    def add_user(self, user: FunnelUser) -> None:
+        """``user``'s values are the order id of each row (None for events)."""
+        events = merge_split(*user)
+        self._overall.add_user([(t, mask, None) for t, mask, _ in events])
+        values, lo, hi = self._values, self._from_us, self._to_us
         starts: set[str] = set()
-        for t, mask, order_id, *_ in events:
+        for t, mask, order_id in events:
             if mask & 1 and order_id is not None and lo <= t < hi:
                 starts.update(values.get(order_id, ()))
         for value in starts:
@@ -134,12 +144,9 @@ class _MultiValueBreakdown:
             # step 1 here: it is `order`).
             restricted: list[UserEvent] = [
                 (t, mask if value in values.get(order_id or "", ()) else mask & ~1, None)
-                for t, mask, order_id, *_ in events
+                for t, mask, order_id in events
             ]
-            acc = self._by_value.get(value)
-            if acc is None:
-                acc = self._by_value[value] = FunnelAccumulator(*self._args)
-            acc.add_user(restricted)
+            self._accumulator(value).add_user(restricted)
 
     def result(self) -> FunnelResult:
         breakdown = [
