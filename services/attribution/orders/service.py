@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -48,7 +48,7 @@ from services.attribution.settings.models import TenantSettings
 from services.attribution.settings.service import DEFAULTS, Rules, claim_currency
 from shared.crypto import decrypt_secret
 from shared.currencies import minor_units
-from shared.db import insert_for, utcnow
+from shared.db import utcnow
 from shared.errors import Conflict, NotFound, UnprocessableEntity
 from shared.schemas import jsonable
 
@@ -134,14 +134,19 @@ _RULES = select(
 ).where(_SETTINGS.c.tenant_id == bindparam("tenant_id"))
 
 
-@functools.cache
-def _insert_new_order(dialect_name: str) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING: a twin that got there first returns nothing."""
-    return (
-        insert_for(dialect_name)(_ORDERS)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "order_id"])
-        .returning(_ORDERS.c.order_id)
+# INSERT … ON CONFLICT DO NOTHING RETURNING: a twin that got there first returns nothing.
+# Written as text() because SQLAlchemy never caches the dialects' own insert() constructs
+# (they would be compiled on every order); the syntax is the same on PostgreSQL and SQLite,
+# and the typed binds keep the columns' conversions (timestamps, money, JSON).
+_INSERT_NEW_ORDER = (
+    text(
+        f"INSERT INTO {_ORDERS.name} ({', '.join(c.name for c in _ORDERS.c)}) "
+        f"VALUES ({', '.join(':' + c.name for c in _ORDERS.c)}) "
+        "ON CONFLICT (tenant_id, order_id) DO NOTHING RETURNING order_id"
     )
+    .bindparams(*(bindparam(c.name, type_=c.type) for c in _ORDERS.c))
+    .columns(_ORDERS.c.order_id)
+)
 
 
 @dataclass(frozen=True)
@@ -355,7 +360,7 @@ async def _ingest_new(
 
     now = utcnow()
     created = await conn.scalar(
-        _insert_new_order(conn.dialect.name),
+        _INSERT_NEW_ORDER,
         {
             "tenant_id": tenant_id,
             "order_id": payload.order_id,
