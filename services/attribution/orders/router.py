@@ -19,6 +19,7 @@ from services.attribution.settings.service import Rules, load_rules
 from shared.app import SessionDep
 from shared.auth import Principal, require_scope
 from shared.bodies import parse_model, read_body
+from shared.errors import ProblemError
 from shared.schemas import ID_PATTERN, jsonable
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -54,17 +55,21 @@ def _json(body: dict[str, Any], status_code: int) -> Response:
     )
 
 
-async def _signed_body(request: Request, rules: Rules) -> bytes:
-    """The raw body, verified against the tenant's webhook secret when it has one."""
-    settings = request.app.state.settings
-    raw = await read_body(request, settings.max_body_bytes)
+def _verify_signature(request: Request, rules: Rules, raw: bytes) -> None:
+    """Refuse the raw body unless it is signed, when the tenant has a webhook secret."""
     if rules.webhook_secret:
         verify(
             rules.webhook_secret,
             request.headers.get(HEADER),
             raw,
-            tolerance=settings.signature_tolerance_seconds,
+            tolerance=request.app.state.settings.signature_tolerance_seconds,
         )
+
+
+async def _signed_body(request: Request, rules: Rules) -> bytes:
+    """The raw body, verified against the tenant's webhook secret when it has one."""
+    raw = await read_body(request, request.app.state.settings.max_body_bytes)
+    _verify_signature(request, rules, raw)
     return raw
 
 
@@ -79,12 +84,22 @@ async def _signed_body(request: Request, rules: Rules) -> bytes:
     openapi_extra=_body_schema(OrderIn),
 )
 async def post_order(principal: Writer, session: SessionDep, request: Request) -> Response:
-    rules = await service.order_rules(
-        session, principal.tenant_id, request.app.state.settings.secret
-    )
-    raw = await _signed_body(request, rules)
-    payload = parse_model(OrderIn, raw)
-    answer = await service.ingest_order(session, principal.tenant_id, payload, rules)
+    settings = request.app.state.settings
+    raw = await read_body(request, settings.max_body_bytes)
+    # Parse first so the tenant's rules and the order's state come in one statement; an
+    # invalid body is still refused only after its signature has been checked.
+    payload: OrderIn | None = None
+    invalid: ProblemError | None = None
+    try:
+        payload = parse_model(OrderIn, raw)
+    except ProblemError as exc:
+        invalid = exc
+    context = await service.order_context(session, principal.tenant_id, settings.secret, payload)
+    _verify_signature(request, context.rules, raw)
+    if invalid is not None:
+        raise invalid
+    assert payload is not None
+    answer = await service.ingest_order(session, principal.tenant_id, payload, context)
     await session.commit()
     return _json(answer.body, answer.status_code)
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -81,9 +81,23 @@ def _post_key(table: Any) -> Any:
     )
 
 
-# One round trip before any write: is this post a replay, does the order exist, and which
-# catalog generation the cached catalog links must belong to.
-_PROBE = select(
+_RULE_COLUMNS = (
+    _SETTINGS.c.currency,
+    _SETTINGS.c.timezone,
+    _SETTINGS.c.click_window_seconds,
+    _SETTINGS.c.view_window_seconds,
+    _SETTINGS.c.match,
+    _SETTINGS.c.default_model,
+    _SETTINGS.c.webhook_secret_encrypted,
+)
+_RULES = select(*_RULE_COLUMNS).where(_SETTINGS.c.tenant_id == bindparam("tenant_id"))
+# One round trip before any write: the tenant's rules, whether this post is a replay, whether
+# the order exists, and the catalog generation the cached catalog links must belong to. The
+# one-row `dual` keeps the row when the tenant has no settings yet.
+_DUAL = select(literal(1).label("one")).subquery("dual")
+_CONTEXT = select(
+    _SETTINGS.c.tenant_id.label("settings_tenant_id"),
+    *_RULE_COLUMNS,
     select(_POSTS.c.body_hash).where(_post_key(_POSTS)).scalar_subquery().label("body_hash"),
     select(_POSTS.c.response).where(_post_key(_POSTS)).scalar_subquery().label("response"),
     select(_ORDERS.c.status)
@@ -95,7 +109,7 @@ _PROBE = select(
     .where(_SYNC.c.name == STATE_KEY)
     .scalar_subquery()
     .label("catalog_seq"),
-)
+).select_from(_DUAL.outerjoin(_SETTINGS, _SETTINGS.c.tenant_id == bindparam("tenant_id")))
 _POST_AFTER_LOCK = select(_POSTS.c.body_hash, _POSTS.c.response).where(_post_key(_POSTS))
 _INSERT_POST = insert(_POSTS)
 # (An UPDATE's bind names must differ from its columns' names.)
@@ -121,17 +135,6 @@ _CLICK_USERS = select(_EVENTS.c.click_id, _EVENTS.c.user_id).where(
     _EVENTS.c.type == "click",
     _EVENTS.c.click_id.in_(bindparam("click_ids", expanding=True)),
 )
-
-
-_RULES = select(
-    _SETTINGS.c.currency,
-    _SETTINGS.c.timezone,
-    _SETTINGS.c.click_window_seconds,
-    _SETTINGS.c.view_window_seconds,
-    _SETTINGS.c.match,
-    _SETTINGS.c.default_model,
-    _SETTINGS.c.webhook_secret_encrypted,
-).where(_SETTINGS.c.tenant_id == bindparam("tenant_id"))
 
 
 # INSERT … ON CONFLICT DO NOTHING RETURNING: a twin that got there first returns nothing.
@@ -207,12 +210,7 @@ def _webhook_secret(secret: str, ciphertext: str) -> str:
     return decrypt_secret(secret, ciphertext)
 
 
-async def order_rules(session: AsyncSession, tenant_id: str, secret: str) -> Rules:
-    """The tenant's rules, as ``settings.service.load_rules`` gives them, in one Core read."""
-    conn = await session.connection()
-    row = (await conn.execute(_RULES, {"tenant_id": tenant_id})).first()
-    if row is None:
-        return DEFAULTS
+def _rules_from(row: Any, secret: str) -> Rules:
     return Rules(
         currency=row.currency,
         timezone=row.timezone,
@@ -225,6 +223,51 @@ async def order_rules(session: AsyncSession, tenant_id: str, secret: str) -> Rul
             if row.webhook_secret_encrypted
             else None
         ),
+    )
+
+
+async def order_rules(session: AsyncSession, tenant_id: str, secret: str) -> Rules:
+    """The tenant's rules, as ``settings.service.load_rules`` gives them, in one Core read."""
+    conn = await session.connection()
+    row = (await conn.execute(_RULES, {"tenant_id": tenant_id})).first()
+    return DEFAULTS if row is None else _rules_from(row, secret)
+
+
+@dataclass(frozen=True)
+class OrderContext:
+    """What a status post needs to know before it writes anything."""
+
+    rules: Rules
+    previous_hash: str | None  # of this (order, status) post, if one was accepted before
+    previous_response: dict[str, Any] | None
+    order_status: str | None  # None: no such order (yet)
+    catalog_seq: int | None
+
+
+async def order_context(
+    session: AsyncSession, tenant_id: str, secret: str, payload: OrderIn | None
+) -> OrderContext:
+    """The tenant's rules and the posted order's state, in one statement.
+
+    Without a payload (the body did not parse) only the rules are meaningful.
+    """
+    conn = await session.connection()
+    row = (
+        await conn.execute(
+            _CONTEXT,
+            {
+                "tenant_id": tenant_id,
+                "order_id": payload.order_id if payload is not None else "",
+                "status": payload.status if payload is not None else "",
+            },
+        )
+    ).one()
+    return OrderContext(
+        rules=DEFAULTS if row.settings_tenant_id is None else _rules_from(row, secret),
+        previous_hash=row.body_hash,
+        previous_response=row.response,
+        order_status=row.order_status,
+        catalog_seq=row.catalog_seq,
     )
 
 
@@ -259,24 +302,24 @@ def _answer(
 
 
 async def ingest_order(
-    session: AsyncSession, tenant_id: str, payload: OrderIn, rules: Rules
+    session: AsyncSession, tenant_id: str, payload: OrderIn, context: OrderContext
 ) -> Answer:
     """Apply one status post. Idempotent on (tenant, order_id, status)."""
     digest = body_hash(payload.model_dump(mode="json"))
-    conn = await session.connection()
-    key = {"tenant_id": tenant_id, "order_id": payload.order_id, "status": payload.status}
-    probe = (await conn.execute(_PROBE, key)).one()
-    if probe.body_hash is not None:
-        return _replay(probe.body_hash, probe.response, digest, payload)
+    if context.previous_hash is not None:
+        assert context.previous_response is not None
+        return _replay(context.previous_hash, context.previous_response, digest, payload)
 
+    rules = context.rules
     # Only the tenant's first order takes the settings row lock (to set the currency).
     tenant_currency = rules.currency or await claim_currency(session, tenant_id, payload.currency)
     if tenant_currency != payload.currency:
         ORDERS_RECEIVED.labels(payload.status, "rejected").inc()
         raise _currency_error(payload.currency, tenant_currency)
 
-    if probe.order_status is None and payload.status in TRANSITIONS[None]:
-        answer = await _ingest_new(conn, tenant_id, payload, rules, digest, probe.catalog_seq)
+    if context.order_status is None and payload.status in TRANSITIONS[None]:
+        conn = await session.connection()
+        answer = await _ingest_new(conn, tenant_id, payload, rules, digest, context.catalog_seq)
         if answer is not None:
             return answer
         # A concurrent post created the order first (we waited for it): fold into it.
