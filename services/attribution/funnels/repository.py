@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import operator
+import sys
+from array import array
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     Integer,
+    LargeBinary,
     Select,
     String,
     Subquery,
@@ -44,7 +47,6 @@ from sqlalchemy import (
     and_,
     case,
     exists,
-    extract,
     func,
     literal,
     null,
@@ -59,6 +61,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import NullType
 
 from services.attribution.catalog_sync.models import CatalogAccount, CatalogContent
@@ -118,11 +121,14 @@ class FunnelPlan:
 # --------------------------------------------------------------------------- expressions
 
 
-def _epoch_us(column: ColumnElement[Any], dialect: str) -> ColumnElement[int]:
+def _epoch_us(column: ColumnElement[Any], dialect: str, plan: FunnelPlan) -> ColumnElement[int]:
     """A UTCDateTime column as integer epoch microseconds, computed by the database."""
     if dialect == "postgresql":
-        # EXTRACT(EPOCH ...) is an exact numeric on PostgreSQL >= 14.
-        return sql_cast(extract("epoch", column) * 1_000_000, BigInteger)
+        # EXTRACT(EPOCH ...) is numeric (slow); date_part() is a float8, exact here because
+        # it is taken relative to the plan's start: rows lie in [start, until), so the
+        # offset stays far below 2**53 microseconds and rounding gives it back exactly.
+        offset = func.date_part("epoch", column - plan.start) * 1_000_000
+        return sql_cast(offset, BigInteger) + to_epoch_us(plan.start)  # the cast rounds
     # SQLite stores UTCDateTime as integer epoch microseconds already.
     return type_coerce(column, BigInteger)
 
@@ -345,7 +351,7 @@ def _event_rows(
         where.append(e.c.user_id.in_(starters))
     first = None if plan.first_is_order else and_(e.c.type == plan.steps[0].type, *step_matches[0])
     columns: list[ColumnElement[Any]] = [
-        _epoch_us(e.c.occurred_at, dialect).label("t"),
+        _epoch_us(e.c.occurred_at, dialect, plan).label("t"),
         _bit_mask(plan.steps, e.c.type, step_matches).label("mask"),
         type_coerce(value, String).label("value"),
         e.c.user_id.label("user_id"),
@@ -377,7 +383,7 @@ def _order_rows(plan: FunnelPlan, dialect: str, starters: Select[Any] | None) ->
     )
     first = and_(true(), *step_matches[0]) if plan.first_is_order else None
     columns: list[ColumnElement[Any]] = [
-        _epoch_us(o.c.paid_at, dialect).label("t"),
+        _epoch_us(o.c.paid_at, dialect, plan).label("t"),
         _bit_mask(plan.steps, None, step_matches).label("mask"),
         type_coerce(value, String).label("value"),
         o.c.buyer_id.label("user_id"),
@@ -410,6 +416,26 @@ def window_us(plan: FunnelPlan) -> int:
     return to_epoch_us(plan.until) - to_epoch_us(plan.end)
 
 
+def _bigints(column: ColumnElement[int]) -> FunctionElement[Any]:
+    """PostgreSQL: bigints concatenated as 8-byte big-endian ``bytea`` (see :func:`_int_list`).
+
+    Much cheaper for the driver than an ``int8[]`` of the same numbers, which it decodes one
+    element at a time.
+    """
+    return func.string_agg(func.int8send(column), literal(b"", LargeBinary))
+
+
+def _int_list(data: bytes | None) -> list[int]:
+    """:func:`_bigints`' bytes → the numbers."""
+    if not data:
+        return []
+    numbers = array("q")
+    numbers.frombytes(data)
+    if sys.byteorder == "little":
+        numbers.byteswap()
+    return numbers.tolist()
+
+
 def _per_user(
     rows: Subquery, plan: FunnelPlan, dialect: str, also: Select[Any] | None
 ) -> Select[Any]:
@@ -428,6 +454,7 @@ def _per_user(
     with a possible start are kept, and those of ``also`` (user ids).
     """
     agg = func.array_agg if dialect == "postgresql" else func.json_group_array
+    ints = _bigints if dialect == "postgresql" else func.json_group_array
     packed = rows.c.t * (1 << MASK_BITS) + rows.c.mask
     pure_start = and_(rows.c.start == 1, rows.c.mask == 1)
     later = rows.c.mask > 1
@@ -440,8 +467,8 @@ def _per_user(
 
     columns: list[ColumnElement[Any]] = [
         rows.c.user_id.label("user_id"),
-        typed(agg(rows.c.t).filter(pure_start), "starts"),
-        typed(agg(packed).filter(later), "later"),
+        typed(ints(rows.c.t).filter(pure_start), "starts"),
+        typed(ints(packed).filter(later), "later"),
         typed(agg(rows.c.value).filter(pure_start) if breakdown else null(), "start_values"),
         typed(agg(rows.c.value).filter(later) if breakdown else null(), "later_values"),
     ]
@@ -581,8 +608,8 @@ class _Reader:
                 start_values = [] if start_values is None else loads(start_values)
                 later_values = [] if later_values is None else loads(later_values)
         else:
-            starts = starts or []
-            later = later or []
+            starts = _int_list(starts)
+            later = _int_list(later)
             if self.breakdown:
                 start_values = start_values or []
                 later_values = later_values or []
