@@ -114,6 +114,24 @@ async def test_product_matching_uses_the_touch_product_or_the_content_link(shop:
     assert [c["event_id"] for c in await shop.credits("o1")] == ["linked"]
 
 
+async def test_a_catalog_link_synced_between_orders_counts_for_the_next_one(shop: Shop) -> None:
+    # v2 shows p2 only: the first order's p1 line is organic (and v2's links are now known).
+    await shop.events(
+        touch("click", at(hours=6), user="u1", content="v2", click_id="c1", event_id="a"),
+        touch("click", at(hours=6), user="u2", content="v2", click_id="c2", event_id="b"),
+    )
+    first = await shop.order(order_id="o1", user="u1", when=ORDER_AT)
+    assert first.json()["credits"] == []
+    # The catalog links v2 to p1 too; once synced, the next order sees the new link.
+    response = await shop.catalog.put(
+        "/v1/contents/v2/products/p1", json={"placement": "product_card"}, headers=shop.headers
+    )
+    assert response.status_code in (200, 201), response.text
+    assert (await shop.attribution.post("/v1/sync", headers=shop.headers)).status_code == 200
+    second = await shop.order(order_id="o2", user="u2", when=ORDER_AT)
+    assert [c["event_id"] for c in second.json()["credits"]] == ["b"]
+
+
 async def test_any_matching_lets_every_touch_count_for_every_line(shop: Shop) -> None:
     response = await shop.attribution.put(
         "/v1/settings", json={"match": "any"}, headers=shop.headers
