@@ -254,16 +254,85 @@ class FunnelAccumulator:
             later = later[i:j]
             if later_values is not None:
                 later_values = later_values[i:j]
+        chain = self._split_chain(every, starts, later, starts, later, start_values, later_values)
+        self._overall.add(chain)
         if self.breakdown:
-            self._add(merge_split(starts, later, start_values, later_values), 0, 1, 2)
-            return
-        chain = self._best_chain_split(every, starts, later)
-        if chain is None:
-            chain = self._best_chain_ties(
-                merge_split(starts, later, None, None), 0, 1, 2, False, None, 0
-            )
-        if chain is not None:  # pragma: no branch - every holds an in-range start
-            self._overall.add(chain)
+            self._add_split_breakdown(chain, starts, later, start_values, later_values)
+
+    def _split_chain(
+        self,
+        every: Sequence[int],
+        pure: Sequence[int],
+        later: Sequence[int],
+        starts: Sequence[int],
+        all_later: Sequence[int],
+        start_values: Sequence[str | None] | None,
+        later_values: Sequence[str | None] | None,
+        value: str | None = None,
+    ) -> Chain:
+        """The chosen chain (of ``value``'s funnel when given) from :meth:`add_split`'s lists.
+
+        ``every``: the funnel's start times; ``pure``: those of events matching step 1
+        only; ``later``: the later-step events to walk (``all_later``, possibly pruned).
+        """
+        chain = self._best_chain_split(every, pure, later)
+        if chain is None:  # two events share a timestamp: the exact tie-aware DP
+            events = merge_split(starts, all_later, start_values, later_values)
+            chain = self._best_chain_ties(events, 0, 1, 2, value is not None, value, 0)
+        return cast(Chain, chain)  # every holds an in-range start
+
+    def _add_split_breakdown(
+        self,
+        chain: Chain,
+        starts: Sequence[int],
+        later: Sequence[int],
+        start_values: Sequence[str | None] | None,
+        later_values: Sequence[str | None] | None,
+    ) -> None:
+        """Each start value's funnel: only that value's events may start a chain."""
+        shift = MASK_BITS
+        lo = self.from_us
+        hi = self.to_us
+        s0 = chain[0]
+        values: Sequence[str | None] = start_values or [None] * len(starts)
+        # value -> its step-1-only start times, ascending
+        grouped: dict[str | None, list[int]] = {}
+        kinds = set(values)
+        if len(kinds) == 1:  # the common case: no need to visit every start
+            grouped[next(iter(kinds))] = list(starts)
+        else:
+            for t, v in zip(starts, values, strict=True):
+                grouped.setdefault(v, []).append(t)
+        grouped.pop(None, None)
+        pure = cast(dict[str, list[int]], grouped)
+        both: dict[str, list[int]] = {}  # value -> its later-step events that can start too
+        # Values of the events able to start `chain`.
+        at_s0 = set(values[bisect_left(starts, s0) : bisect_right(starts, s0)])
+        for x, v in zip(later, later_values or repeat(None), strict=False):
+            t = x >> shift
+            if x & 1 and lo <= t < hi:
+                if t == s0:
+                    at_s0.add(v)
+                if v is not None:
+                    both.setdefault(v, []).append(t)
+        # If every event that can start the overall chosen chain has value v, that chain is
+        # also v's chosen chain (v's chains are a subset of all chains).
+        shared = next(iter(at_s0)) if len(at_s0) == 1 else None
+        by_value = self._by_value
+        for value in pure.keys() | both.keys():
+            if value == shared:
+                vchain = chain
+            else:
+                vpure = pure.get(value) or []
+                vboth = both.get(value)
+                every = sorted([*vpure, *vboth]) if vboth else vpure
+                vchain = self._split_chain(
+                    every, vpure, later, starts, later, start_values, later_values, value
+                )
+            tally = by_value.get(value)
+            if tally is None:
+                tally = by_value[value] = _Tally(self.n_steps)
+            tally.add(vchain)
 
     def _add_single_step(
         self,

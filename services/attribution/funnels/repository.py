@@ -630,6 +630,10 @@ class _Reader:
 
 
 def _sorted_pairs(keys: list[int], values: list[str | None]) -> tuple[list[int], list[str | None]]:
+    """``keys`` ascending, ``values`` reordered alike."""
+    ordered = sorted(keys)
+    if ordered == keys:  # rows often come in time order already
+        return keys, values
     order = sorted(range(len(keys)), key=keys.__getitem__)
     return [keys[i] for i in order], [values[i] for i in order]
 
