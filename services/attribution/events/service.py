@@ -524,7 +524,7 @@ async def _insert_events(
         result = await connection.exec_driver_sql(
             _postgres_insert_sql(dialect.paramstyle), tuple(params)
         )
-        return {event_id for (event_id,) in result}
+        return set(result.scalars().all())  # one fetchall, not a fetch per row
     received_us = to_epoch_us(received_at)
     new_ids: set[str] = set()
     for start in range(0, len(rows), _SQLITE_ROWS_PER_STATEMENT):
@@ -537,7 +537,7 @@ async def _insert_events(
             flat.extend(values)
             flat.append(received_us)
         result = await connection.exec_driver_sql(_sqlite_insert_sql(len(chunk)), tuple(flat))
-        new_ids.update(event_id for (event_id,) in result)
+        new_ids.update(result.scalars().all())
     return new_ids
 
 
