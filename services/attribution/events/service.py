@@ -38,7 +38,7 @@ from services.attribution.attribution import late
 from services.attribution.core.metrics import EVENTS_RECEIVED
 from services.attribution.events.models import Event, RejectedEvent
 from services.attribution.events.schemas import EVENT_TYPES, MAX_PROPERTIES_BYTES, PLATFORMS
-from shared.db import to_epoch_us
+from shared.db import from_epoch_us, to_epoch_us
 from shared.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 
 ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -553,7 +553,8 @@ async def store_events(
     ``ON CONFLICT DO NOTHING`` makes the key decide, so concurrent overlapping batches store
     each event once. Rows go in event_id order so two such transactions on PostgreSQL take
     their row locks in the same order and cannot deadlock. The newly stored touches are then
-    handed to the late-data hook in the same transaction.
+    handed to the late-data hook, and the new rows added to ``event_daily``, in the same
+    transaction.
     """
     if not rows:
         return []
@@ -573,7 +574,108 @@ async def store_events(
     ]
     if touches:
         await late.reattribute_after_events(session, tenant_id, touches)
+    await add_to_daily(session, tenant_id, stored)  # late in the transaction: see there
     return stored
+
+
+DAY_US = 86_400 * 1_000_000
+# Events whose ``properties.watch_seconds`` reports sum (DESIGN §7).
+WATCH_TYPES = frozenset({"view", "view_complete"})
+#: ``(day start in epoch µs, type, content_id or "", ad_id or "")``
+DailyKey = tuple[int, str, str, str]
+
+
+@dataclass(slots=True)
+class DailySums:
+    events: int = 0
+    watch_seconds: float = 0.0
+    watch_events: int = 0
+
+
+def daily_rollup(rows: Iterable[Mapping[str, Any]]) -> dict[DailyKey, DailySums]:
+    """What newly stored rows add to ``event_daily``, by UTC day, type, content and ad."""
+    sums: dict[DailyKey, DailySums] = {}
+    for row in rows:
+        us = to_epoch_us(row["occurred_at"])
+        event_type = row["type"]
+        key = (us - us % DAY_US, event_type, row["content_id"] or "", row["ad_id"] or "")
+        acc = sums.get(key)
+        if acc is None:
+            acc = sums[key] = DailySums()
+        acc.events += 1
+        properties = row["properties"]
+        if event_type in WATCH_TYPES and properties is not None:
+            seconds = orjson.loads(properties).get("watch_seconds")
+            if type(seconds) is int or type(seconds) is float:  # a JSON number (not a bool)
+                acc.watch_seconds += seconds
+                acc.watch_events += 1
+    return sums
+
+
+_DAILY_COLUMNS = "tenant_id, day, type, content_id, ad_id, events, watch_seconds, watch_events"
+_DAILY_UPSERT = (
+    "ON CONFLICT (tenant_id, day, type, content_id, ad_id) DO UPDATE SET "
+    "events = event_daily.events + excluded.events, "
+    "watch_seconds = event_daily.watch_seconds + excluded.watch_seconds, "
+    "watch_events = event_daily.watch_events + excluded.watch_events"
+)
+_SQLITE_DAILY_ROWS_PER_STATEMENT = _SQLITE_MAX_PARAMS // 8
+
+
+@lru_cache(maxsize=4)
+def _postgres_daily_sql(paramstyle: str) -> str:
+    p = [_placeholder(paramstyle, i) for i in range(1, 9)]
+    return (
+        f"INSERT INTO event_daily ({_DAILY_COLUMNS}) "
+        f"SELECT {p[0]}::text, u.* FROM unnest({p[1]}::timestamptz[], {p[2]}::text[], "
+        f"{p[3]}::text[], {p[4]}::text[], {p[5]}::bigint[], {p[6]}::float8[], {p[7]}::bigint[]) "
+        f"AS u {_DAILY_UPSERT}"
+    )
+
+
+@lru_cache(maxsize=64)
+def _sqlite_daily_sql(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return f"INSERT INTO event_daily ({_DAILY_COLUMNS}) VALUES {values} {_DAILY_UPSERT}"
+
+
+async def add_to_daily(
+    session: AsyncSession, tenant_id: str, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Add newly stored rows to ``event_daily``: one upsert, in key order.
+
+    Called at the end of ``store_events``, just before the caller commits: the upserted rows
+    stay locked until then, so concurrent batches touching the same day and content wait only
+    for that commit; the key order rules out deadlocks between them.
+    """
+    sums = daily_rollup(rows)
+    if not sums:
+        return
+    keys = sorted(sums)
+    connection = await session.connection()
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        columns: list[list[Any]] = [[] for _ in range(7)]
+        for key in keys:
+            acc = sums[key]
+            columns[0].append(from_epoch_us(key[0]))
+            columns[1].append(key[1])
+            columns[2].append(key[2])
+            columns[3].append(key[3])
+            columns[4].append(acc.events)
+            columns[5].append(acc.watch_seconds)
+            columns[6].append(acc.watch_events)
+        await connection.exec_driver_sql(
+            _postgres_daily_sql(dialect.paramstyle), (tenant_id, *columns)
+        )
+        return
+    for start in range(0, len(keys), _SQLITE_DAILY_ROWS_PER_STATEMENT):
+        chunk = keys[start : start + _SQLITE_DAILY_ROWS_PER_STATEMENT]
+        flat: list[Any] = []
+        for key in chunk:
+            acc = sums[key]
+            flat += (tenant_id, *key, acc.events, acc.watch_seconds, acc.watch_events)
+        await connection.exec_driver_sql(_sqlite_daily_sql(len(chunk)), tuple(flat))
 
 
 def _strip_nul(value: Any) -> Any:
