@@ -594,14 +594,14 @@ class DailySums:
 
 def daily_rollup(rows: Iterable[Mapping[str, Any]]) -> dict[DailyKey, DailySums]:
     """What newly stored rows add to ``event_daily``, by UTC day, type, content and ad."""
-    sums: dict[DailyKey, DailySums] = {}
+    by_date: dict[tuple[dt.date, str, str, str], DailySums] = {}
     for row in rows:
-        us = to_epoch_us(row["occurred_at"])
         event_type = row["type"]
-        key = (us - us % DAY_US, event_type, row["content_id"] or "", row["ad_id"] or "")
-        acc = sums.get(key)
+        # occurred_at is UTC already: its date is the UTC day.
+        key = (row["occurred_at"].date(), event_type, row["content_id"] or "", row["ad_id"] or "")
+        acc = by_date.get(key)
         if acc is None:
-            acc = sums[key] = DailySums()
+            acc = by_date[key] = DailySums()
         acc.events += 1
         properties = row["properties"]
         if event_type in WATCH_TYPES and properties is not None:
@@ -609,7 +609,17 @@ def daily_rollup(rows: Iterable[Mapping[str, Any]]) -> dict[DailyKey, DailySums]
             if type(seconds) is int or type(seconds) is float:  # a JSON number (not a bool)
                 acc.watch_seconds += seconds
                 acc.watch_events += 1
-    return sums
+    return {
+        (_day_start_us(day), event_type, content, ad): acc
+        for (day, event_type, content, ad), acc in by_date.items()
+    }
+
+
+def _day_start_us(day: dt.date) -> int:
+    return (day.toordinal() - _EPOCH_ORDINAL) * DAY_US
+
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 _DAILY_COLUMNS = "tenant_id, day, type, content_id, ad_id, events, watch_seconds, watch_events"
