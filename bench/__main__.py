@@ -35,9 +35,9 @@ QUICK_EVENTS = 20_000
 FULL_EVENTS = 1_000_000
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, prog: str = "python -m bench") -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument(
         "--db",
@@ -84,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the databases and logs")
     args = parser.parse_args(argv)
+    args.command = " ".join([prog, *(sys.argv[1:] if argv is None else argv)])
     if args.events is None:
         args.events = QUICK_EVENTS if args.quick else FULL_EVENTS
     if args.runs is None:
@@ -166,7 +167,7 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     output: dict[str, Any] = {
         "meta": {
-            "command": " ".join(["python -m bench", *sys.argv[1:]]),
+            "command": args.command,
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "git_commit": _git_commit(),
             "machine": machine(),
@@ -246,8 +247,8 @@ async def main_async(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(main_async(parse_args(argv)))
+def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
+    return asyncio.run(main_async(parse_args(argv, prog)))
 
 
 if __name__ == "__main__":

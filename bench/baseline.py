@@ -3,9 +3,10 @@
 * Bulk insert: the plain deduplicating insert of the benchmark's event stream into an
   ``events`` table built by the attribution migrations (same columns, same indexes), with the
   fastest driver method: SQLite ``INSERT OR IGNORE`` executemany in 10,000-row transactions
-  (WAL, synchronous=NORMAL); PostgreSQL (asyncpg) ``INSERT … SELECT unnest(…) ON CONFLICT DO
-  NOTHING`` and ``COPY`` into a temporary staging table then ``INSERT … SELECT … ON CONFLICT DO
-  NOTHING``, per 10,000 rows, one transaction each.
+  (WAL, synchronous=NORMAL, the service's page cache and checkpoint interval); PostgreSQL
+  (asyncpg) ``INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING`` and ``COPY`` into a temporary
+  staging table then ``INSERT … SELECT … ON CONFLICT DO NOTHING``, per 10,000 rows, one
+  transaction each.
 * Greedy funnel: per user, the first impression in range, the first view after it within the
   window, the first click after that, the first paid order after that (correlated ``MIN``
   subqueries over the service's own tables and indexes).
@@ -41,6 +42,7 @@ from bench.dataset import (
     EventRow,
 )
 from bench.infra import process_cpu_seconds
+from shared.db import SQLITE_CACHE_KIB, SQLITE_WAL_CHECKPOINT_PAGES
 
 BATCH_ROWS = 10_000
 COLUMNS = (
@@ -108,6 +110,9 @@ def sqlite_bulk_insert(path: Path, rows: Sequence[tuple[Any, ...]]) -> InsertRes
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=MEMORY")
+        # The same settings as the service's connections.
+        conn.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_CHECKPOINT_PAGES}")
         before = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
         placeholders = ", ".join("?" for _ in COLUMNS)
         sql = f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({placeholders})"

@@ -278,6 +278,21 @@ def run(
         stop()
 
 
+@app.command(
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],  # --help goes to the benchmark's own parser
+    },
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Run the benchmark suite: `make bench` does the same (`clipfunnel bench --help`)."""
+    from bench.__main__ import main as run_benchmarks
+
+    raise typer.Exit(run_benchmarks(list(ctx.args), prog="clipfunnel bench"))
+
+
 def main() -> None:
     app()
 

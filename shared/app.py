@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import TokenVerifier
-from shared.db import make_engine, make_sessionmaker
+from shared.db import make_engine, make_sessionmaker, reader
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.limits import install_body_limit
@@ -48,7 +48,7 @@ def build_app(
         app.state.head_revision = head_revision(migrations)
 
         async def load_revoked() -> set[str]:
-            async with engine.connect() as conn:
+            async with reader(engine).connect() as conn:
                 rows = await conn.execute(text("SELECT token_id FROM revoked_tokens"))
                 return {row[0] for row in rows}
 

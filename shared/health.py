@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from shared.db import reader
 from shared.errors import problem_response
 
 
@@ -25,7 +26,7 @@ def health_router(version_table: str) -> APIRouter:
     async def readyz(request: Request) -> object:
         expected: str | None = request.app.state.head_revision
         try:
-            async with request.app.state.engine.connect() as conn:
+            async with reader(request.app.state.engine).connect() as conn:
                 current = (
                     await conn.execute(text(f"SELECT version_num FROM {version_table}"))
                 ).scalar_one_or_none()

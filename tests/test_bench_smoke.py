@@ -60,8 +60,10 @@ def test_dataset_is_deterministic_and_valid_json() -> None:
 @pytest.mark.slow
 def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
+    # Through the command line (`clipfunnel bench`), which hands over to `python -m bench`.
+    command = ["services.cli", "bench", "--quick", "--db", "sqlite", "--json", str(output)]
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--db", "sqlite", "--json", str(output)],
+        [sys.executable, "-m", *command],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -72,6 +74,7 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     assert "ingest ratio HTTP / baseline" in completed.stdout
 
     document = orjson.loads(output.read_bytes())
+    assert document["meta"]["command"].startswith("clipfunnel bench --quick")
     assert document["meta"]["dataset"]["unique_events"] == 20_000
     result = document["results"]["sqlite"]
     assert result["runs_completed"] == 1

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Index, Integer, String
+from sqlalchemy import BigInteger, Double, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.attribution.core.base import Base, tenant_key
@@ -54,3 +54,25 @@ class RejectedEvent(Base):
     errors: Mapped[list[str]] = mapped_column(JSONDoc())
     payload: Mapped[Any] = mapped_column(JSONDoc())
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class EventDaily(Base):
+    """Events per UTC day, type, content and ad, kept current by ingest (same transaction).
+
+    Reports over long ranges sum these rows for the whole days they cover and count only
+    the partial days at their edges from ``events``: about 10x fewer rows to read. Absent
+    content or ad ids are stored as ``""`` (primary-key columns cannot be NULL).
+    ``watch_seconds``/``watch_events`` sum the numeric ``properties.watch_seconds`` of
+    ``view`` and ``view_complete`` events (0 for other types).
+    """
+
+    __tablename__ = "event_daily"
+
+    tenant_id: Mapped[str] = tenant_key()
+    day: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)  # 00:00 UTC
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    content_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ad_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+    watch_seconds: Mapped[float] = mapped_column(Double())
+    watch_events: Mapped[int] = mapped_column(BigInteger)

@@ -48,13 +48,13 @@ from services.attribution.catalog_sync.models import (
     CatalogAdSpend,
     CatalogContent,
 )
-from services.attribution.events.models import Event
+from services.attribution.events.models import Event, EventDaily
+from services.attribution.events.service import DAY_US, WATCH_TYPES
 from services.attribution.orders.models import Credit
-from shared.db import to_epoch_us
+from shared.db import from_epoch_us, to_epoch_us
 
 ZERO = Decimal(0)
 Expr = ColumnElement[Any] | QueryableAttribute[Any]
-WATCH_TYPES = ("view", "view_complete")
 
 
 def dialect_of(session: AsyncSession) -> str:
@@ -200,6 +200,15 @@ def _event_filters(
     ]
 
 
+def whole_days(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+    """The UTC days lying wholly in ``[start, end)``, as ``[first, last)``; None if none."""
+    first_us = -(-to_epoch_us(start) // DAY_US) * DAY_US  # ceiling
+    last_us = to_epoch_us(end) // DAY_US * DAY_US
+    if first_us >= last_us:
+        return None
+    return from_epoch_us(first_us), from_epoch_us(last_us)
+
+
 async def event_sums(
     session: AsyncSession,
     tenant_id: str,
@@ -216,40 +225,99 @@ async def event_sums(
 
     ``watch`` adds Σ/count of ``properties.watch_seconds`` over view/view_complete events;
     ``viewers`` adds the distinct ``user_id``s among ``view`` events.
+
+    Counts and watch time of the whole UTC days in the range come from ``event_daily``
+    (kept by ingest); only the partial days at the edges are counted from ``events``.
+    Distinct viewers do not add up across days, so they always come from ``events``.
     """
     column: Any = getattr(Event, key)
 
-    def where(event_types: Sequence[str]) -> list[ColumnElement[bool]]:
-        conditions = [*_event_filters(tenant_id, start, end, event_types), column.is_not(None)]
+    def where(
+        event_types: Sequence[str], lo: dt.datetime, hi: dt.datetime
+    ) -> list[ColumnElement[bool]]:
+        conditions = [*_event_filters(tenant_id, lo, hi, event_types), column.is_not(None)]
         if only is not None:
             conditions.append(column.in_(only))
         return conditions
 
     result: dict[str, EventSums] = defaultdict(EventSums)
-    counts = select(column, Event.type, func.count()).where(*where(types))
-    for key_value, event_type, count in await session.execute(counts.group_by(column, Event.type)):
-        result[key_value].counts[event_type] = int(count)
-    # The next two are separate queries on purpose: the counts above need only indexable
-    # columns (an index-only scan with a covering index), the watch time has to read the JSON
-    # of view events only, and COUNT(DISTINCT) next to plain counts would make PostgreSQL sort
-    # every event of the range instead of hashing.
-    watched = [t for t in WATCH_TYPES if t in types]
-    if watch and watched:
-        seconds = _watch_seconds(dialect_of(session))
-        query = (
-            select(column, func.sum(seconds), func.count(seconds))
-            .where(*where(watched), Event.properties.is_not(None))
-            .group_by(column)
-        )
-        for key_value, total, count in await session.execute(query):
-            if count:
-                result[key_value].watch_seconds = float(total)
-                result[key_value].watch_events = int(count)
+    watched = sorted(t for t in WATCH_TYPES if t in types) if watch else []
+    days = whole_days(start, end)
+    edges = [(start, end)] if days is None else [(start, days[0]), (days[1], end)]
+    for lo, hi in edges:
+        if lo >= hi:
+            continue
+        counts = select(column, Event.type, func.count()).where(*where(types, lo, hi))
+        for key_value, event_type, count in await session.execute(
+            counts.group_by(column, Event.type)
+        ):
+            per_type = result[key_value].counts
+            per_type[event_type] = per_type.get(event_type, 0) + int(count)
+        # A separate query on purpose: the counts above need only indexable columns (an
+        # index-only scan with a covering index); the watch time has to read the JSON of
+        # view events only.
+        if watched:
+            seconds = _watch_seconds(dialect_of(session))
+            query = (
+                select(column, func.sum(seconds), func.count(seconds))
+                .where(*where(watched, lo, hi), Event.properties.is_not(None))
+                .group_by(column)
+            )
+            for key_value, total, count in await session.execute(query):
+                if count:
+                    result[key_value].watch_seconds += float(total)
+                    result[key_value].watch_events += int(count)
+    if days is not None:
+        await _add_daily_sums(session, tenant_id, result, key, days, types, watched, only)
+    # COUNT(DISTINCT) next to plain counts would make PostgreSQL sort every event of the
+    # range instead of hashing: its own query.
     if viewers and "view" in types:
-        query = select(column, func.count(distinct(Event.user_id))).where(*where(["view"]))
+        query = select(column, func.count(distinct(Event.user_id))).where(
+            *where(["view"], start, end)
+        )
         for key_value, count in await session.execute(query.group_by(column)):
             result[key_value].unique_viewers = int(count)
     return dict(result)
+
+
+async def _add_daily_sums(
+    session: AsyncSession,
+    tenant_id: str,
+    result: dict[str, EventSums],
+    key: str,
+    days: tuple[dt.datetime, dt.datetime],
+    types: Sequence[str],
+    watched: Sequence[str],
+    only: Select[tuple[str]] | None,
+) -> None:
+    """Add ``event_daily``'s counts (and watch time of ``watched`` types) over ``days``."""
+    column: Any = getattr(EventDaily, key)
+    conditions = [
+        EventDaily.tenant_id == tenant_id,
+        EventDaily.day >= days[0],
+        EventDaily.day < days[1],
+        EventDaily.type.in_(list(types)),
+        column != "",  # no content (or ad)
+    ]
+    if only is not None:
+        conditions.append(column.in_(only))
+    query = (
+        select(
+            column,
+            EventDaily.type,
+            func.sum(EventDaily.events),
+            func.sum(EventDaily.watch_seconds),
+            func.sum(EventDaily.watch_events),
+        )
+        .where(*conditions)
+        .group_by(column, EventDaily.type)
+    )
+    for key_value, event_type, count, seconds, watch_events in await session.execute(query):
+        sums = result[key_value]
+        sums.counts[event_type] = sums.counts.get(event_type, 0) + int(count)
+        if event_type in watched and watch_events:
+            sums.watch_seconds += float(seconds)
+            sums.watch_events += int(watch_events)
 
 
 # --- money sums ---------------------------------------------------------------------------------
