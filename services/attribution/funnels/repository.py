@@ -134,23 +134,29 @@ def _epoch_us(column: ColumnElement[Any], dialect: str, plan: FunnelPlan) -> Col
 
 
 class _EventSource:
-    """``events`` (aliased), LEFT JOINed to the read model only for the dimensions needed."""
+    """``events`` (aliased), LEFT JOINed to the read model only for a breakdown needing it.
 
-    def __init__(self, tenant_id: str, keys: set[str], name: str) -> None:
+    Filters on a dimension of the read model become ``content_id IN (…)`` of the tenant's
+    matching contents, which the database evaluates once instead of joining every row.
+    """
+
+    def __init__(self, tenant_id: str, breakdown: str | None, name: str) -> None:
         e = EVENTS.alias(name)
         self.e = e
+        self.tenant_id = tenant_id
+        self.name = name
         joined: FromClause = e
         dims: dict[str, ColumnElement[Any]] = {
             "content_id": e.c.content_id,
             "ad_id": e.c.ad_id,
             "product_id": e.c.product_id,
         }
-        if keys & CONTENT_KEYS:
+        if breakdown in CONTENT_KEYS:
             c = CONTENTS.alias(f"{name}_content")
             joined = joined.outerjoin(c, and_(c.c.tenant_id == tenant_id, c.c.id == e.c.content_id))
             dims["account_id"] = c.c.account_id
             dims["content_kind"] = c.c.kind
-            if "platform" in keys:
+            if breakdown == "platform":
                 a = ACCOUNTS.alias(f"{name}_account")
                 joined = joined.outerjoin(
                     a, and_(a.c.tenant_id == tenant_id, a.c.id == c.c.account_id)
@@ -159,9 +165,36 @@ class _EventSource:
         self.source = joined
         self.dims = dims
 
+    def _contents(self, key: str, value: str) -> Select[tuple[str]]:
+        """The tenant's contents whose ``key`` (account_id, content_kind, platform) is value."""
+        c = CONTENTS.alias(f"{self.name}_fc")
+        if key == "account_id":
+            return select(c.c.id).where(c.c.tenant_id == self.tenant_id, c.c.account_id == value)
+        if key == "content_kind":
+            return select(c.c.id).where(c.c.tenant_id == self.tenant_id, c.c.kind == value)
+        a = ACCOUNTS.alias(f"{self.name}_fa")
+        return (
+            select(c.c.id)
+            .join(a, and_(a.c.tenant_id == self.tenant_id, a.c.id == c.c.account_id))
+            .where(c.c.tenant_id == self.tenant_id, a.c.platform == value)
+        )
+
     def matches(self, filters: Mapping[str, str]) -> list[ColumnElement[bool]]:
         # NULL = value is never true: an event lacking the dimension does not match.
-        return [self.dims[key] == value for key, value in filters.items()]
+        e = self.e
+        out: list[ColumnElement[bool]] = []
+        for key, value in filters.items():
+            if key not in CONTENT_KEYS:
+                out.append(self.dims[key] == value)
+            elif key == "platform":
+                # The event's own platform, else that of its content's account.
+                by_account = and_(
+                    e.c.platform.is_(None), e.c.content_id.in_(self._contents(key, value))
+                )
+                out.append(or_(e.c.platform == value, by_account))
+            else:
+                out.append(e.c.content_id.in_(self._contents(key, value)))
+        return out
 
 
 def _order_matches(
@@ -289,7 +322,7 @@ def _starters(plan: FunnelPlan) -> Select[tuple[str]]:
             *_order_matches(o, plan.tenant_id, plan.filters),
             *_order_matches(o, plan.tenant_id, first.filters),
         )
-    src = _EventSource(plan.tenant_id, set(plan.filters) | set(first.filters), "se")
+    src = _EventSource(plan.tenant_id, None, "se")
     e = src.e
     return (
         select(e.c.user_id)
@@ -319,25 +352,25 @@ def _unindexed(column: ColumnElement[Any]) -> ColumnElement[Any]:
 
 
 def _event_rows(
-    plan: FunnelPlan, dialect: str, starters: Select[Any] | None, *, by_user: bool = False
+    plan: FunnelPlan, dialect: str, starters: Select[Any] | None, *, by_user: bool | None = None
 ) -> Select[Any]:
-    """The event rows; ``by_user`` (SQLite): steer the planner to walk the events in user
-    order, through the ``(tenant_id, user_id, occurred_at, type)`` index, rather than by
-    type and time (which would need a sort to group by user); an equality filter on an
-    indexed column (``content_id``) stays usable."""
+    """The event rows. ``by_user`` (SQLite, which groups them by user) steers the planner:
+
+    * True: walk the ``(tenant_id, user_id, occurred_at, type)`` index in user order, which
+      groups without a sort (for rows needing no other column: the index covers them);
+    * False: not that index, whose order would cost a table lookup per row in random order:
+      rather a filter's index (``content_id``) or the type-and-time index (lookups in about
+      the table's order), then a sort.
+    """
     indexed = [(k, s) for k, s in enumerate(plan.steps) if s.type != ORDER_STEP]
-    keys = set(plan.filters)
-    for _, step in indexed:
-        keys |= set(step.filters)
     wants_value = plan.breakdown is not None and not plan.first_is_order
-    if wants_value:
-        keys.add(cast(str, plan.breakdown))
-    src = _EventSource(plan.tenant_id, keys, "e")
+    src = _EventSource(plan.tenant_id, plan.breakdown if wants_value else None, "e")
     e = src.e
     step_matches = {k: src.matches(step.filters) for k, step in indexed}
     value: ColumnElement[Any] = src.dims[cast(str, plan.breakdown)] if wants_value else null()
     type_ = _unindexed(e.c.type) if by_user else e.c.type
     time = _unindexed(e.c.occurred_at) if by_user else e.c.occurred_at
+    user = _unindexed(e.c.user_id) if by_user is False else e.c.user_id
     where: list[ColumnElement[bool]] = [
         e.c.tenant_id == plan.tenant_id,
         type_.in_(plan.event_types),
@@ -354,7 +387,7 @@ def _event_rows(
         _epoch_us(e.c.occurred_at, dialect, plan).label("t"),
         _bit_mask(plan.steps, e.c.type, step_matches).label("mask"),
         type_coerce(value, String).label("value"),
-        e.c.user_id.label("user_id"),
+        user.label("user_id"),
         _starts(first, e.c.occurred_at, plan).label("start"),
     ]
     return select(*columns).select_from(src.source).where(*where)
@@ -490,7 +523,13 @@ def funnel_users_statement(plan: FunnelPlan, dialect: str) -> Select[Any]:
     starters = _starters(plan) if prune_with_semi_join(plan, dialect) else None
     if dialect == "postgresql" or not plan.event_types:
         return _per_user(_union(plan, dialect, starters), plan, dialect, None)
-    rows = _event_rows(plan, dialect, starters, by_user=True).subquery("r")
+    wants_value = plan.breakdown is not None and not plan.first_is_order
+    filtered = bool(plan.filters) or any(
+        step.filters for step in plan.steps if step.type != ORDER_STEP
+    )
+    # The rows need a column beyond the user index: a filter's or the breakdown's.
+    by_user = not (filtered or wants_value)
+    rows = _event_rows(plan, dialect, starters, by_user=by_user).subquery("r")
     buyers = None
     if plan.has_orders:
         buyers = _order_rows(plan, dialect, starters).subquery("b")
