@@ -8,8 +8,9 @@ time (:mod:`.repository`); the exact ordered-funnel semantics are the pure engin
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from contextlib import aclosing
+import gc
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from contextlib import aclosing, contextmanager
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -96,10 +97,29 @@ async def feed(
     chunks: AsyncGenerator[list[FunnelUser], None], add_user: Callable[[FunnelUser], None]
 ) -> None:
     """Hand each user to ``add_user`` (the stream is always closed)."""
-    async with aclosing(chunks):
-        async for users in chunks:
-            for user in users:
-                add_user(user)
+    with _no_cycle_collection():
+        async with aclosing(chunks):
+            async for users in chunks:
+                for user in users:
+                    add_user(user)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cycle collector while users are evaluated.
+
+    Each user allocates a few lists and tuples, freed by reference counting as soon as the
+    user is done; the collector's passes over the process's objects, triggered every few
+    hundred allocations, found nothing to free and cost about a third of a funnel's CPU
+    time. Resumed afterwards (unless something else had paused it), whatever happens.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 class _MultiValueBreakdown:
