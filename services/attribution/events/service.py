@@ -357,8 +357,8 @@ def plain_row(
         if value is not None and (type(value) is not str or _id_ok(value) is None):
             return None
     if content_id is None:
-        if click_id is not None and clicks:
-            return None  # may inherit from a click: the full path
+        if click_id is not None and clicks and click_id in clicks:
+            return None  # inherits from a known click: the full path
         if event_type == "add_to_cart":
             if product_id is None:
                 return None
