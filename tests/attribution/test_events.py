@@ -10,6 +10,8 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlalchemy import event as event_listener
 from sqlalchemy import text
@@ -652,3 +654,79 @@ async def test_openapi_documents_the_events_api(attribution: httpx.AsyncClient) 
     assert "IngestResult" in spec["components"]["schemas"]
     listing = spec["paths"]["/v1/events/rejected"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor"}
+
+
+# --- the fast path agrees with the full validation -----------------------------------------
+
+_GOOD_ID = st.sampled_from(["a", "c-1", "x" * 128, "ck1", "e:1.a_b-c"])
+_valid_events = st.fixed_dictionaries(
+    {
+        "event_id": _GOOD_ID,
+        "type": st.sampled_from(sorted(EVENT_TYPES)),
+        "occurred_at": st.sampled_from(["2024-06-01T11:00:00Z", "2024-05-01T03:00:00.5+08:00"]),
+        "user_id": _GOOD_ID,
+        "content_id": _GOOD_ID,
+    },
+    optional={
+        "product_id": _GOOD_ID,
+        "ad_id": _GOOD_ID,
+        "click_id": _GOOD_ID,
+        "session_id": _GOOD_ID,
+        "platform": st.sampled_from(sorted(PLATFORMS)),
+        "properties": st.just({"watch_seconds": 1.5}),
+    },
+)
+_DROP = object()
+# (field, value): set the field to a doubtful value, or drop it (_DROP).
+_MUTATIONS = [
+    *(("event_id", v) for v in ("x" * 129, "bad id", "", "é", 3, None, _DROP)),
+    *(("type", v) for v in ("buy", None, 1, _DROP, "follow", "add_to_cart")),
+    *(
+        ("occurred_at", v)
+        for v in (
+            "2024-06-01T20:04:59+08:00",  # 4:59 ahead: accepted
+            "2024-06-01T12:05:00Z",  # exactly 5 minutes ahead: accepted
+            "2024-06-01T12:05:00.000001Z",  # just over
+            "2024-06-01T12:00:00",  # naive
+            "0001-01-01T00:00:00+01:00",  # out of range once in UTC
+            "yesterday",
+            1717243200,
+            _DROP,
+        )
+    ),
+    *(("user_id", v) for v in ("bad id", 7, None, _DROP)),
+    *(("content_id", v) for v in (None, _DROP, "bad id", 2)),
+    *(("product_id", v) for v in (None, "bad id", "p-1")),
+    *(("click_id", v) for v in ("ck1", "bad id", None)),
+    *(("session_id", v) for v in ("", 5)),
+    *(("platform", v) for v in ("myspace", 3, None)),
+    *(("properties", v) for v in ({"s": "x" * 5000}, {"s": "\x00"}, [1], None, {})),
+    ("extra", 1),  # an unknown field
+]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    event=_valid_events,
+    mutations=st.lists(st.sampled_from(_MUTATIONS), max_size=3),
+    known_click=st.booleans(),
+)
+def test_the_fast_path_returns_exactly_the_full_validations_row(
+    event: dict[str, Any], mutations: list[tuple[str, Any]], known_click: bool
+) -> None:
+    for field, value in mutations:
+        if value is _DROP:
+            event.pop(field, None)
+        else:
+            event[field] = value
+    clicks = {"ck1": ClickContext("c-9", "p-9", "ad-9")} if known_click else None
+    limit = NOW + dt.timedelta(seconds=300)
+    fast = service.plain_row(event, limit=limit, clicks=clicks)
+    full = validate_event(event, now=NOW, max_future_seconds=300, clicks=clicks)
+    if fast is not None:
+        assert full.errors == []
+        assert fast == full.row
+    # The fast path is meant for the usual event: a valid one without inheritance takes it.
+    inherits = event.get("content_id") is None and event.get("click_id") == "ck1" and clicks
+    if full.row is not None and not inherits:
+        assert fast == full.row
