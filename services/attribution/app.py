@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from services.attribution.catalog_sync.router import router as sync_router
 from services.attribution.catalog_sync.service import CatalogSync
 from services.attribution.config import AttributionSettings
+from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.settings.router import router as settings_router
 from shared.app import build_app
 from shared.migrate import MigrationSpec
@@ -62,6 +63,11 @@ def create_app(
         )
         app.state.catalog_client = client
         app.state.catalog_sync = sync
+        app.state.events_group_commit = (
+            GroupCommitIngest(app.state.sessionmaker)
+            if app.state.engine.dialect.name == "sqlite"
+            else None
+        )
         app.state.sync_task = (
             asyncio.create_task(sync.run_forever(), name="catalog-sync")
             if settings.sync_enabled
@@ -75,6 +81,8 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await app.state.catalog_client.aclose()
+        if app.state.events_group_commit is not None:
+            await app.state.events_group_commit.close()
 
     return build_app(
         title="ClipFunnel attribution",

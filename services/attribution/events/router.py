@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from services.attribution.events import service
+from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.events.schemas import (
     IngestProblem,
     IngestResult,
@@ -90,14 +91,23 @@ async def post_events(request: Request, principal: EventsWriter, session: Sessio
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
     raw_events = service.parse_batch(body, max_events=settings.max_batch_events)
-    outcome = await service.ingest(
-        session,
-        principal.tenant_id,
-        raw_events,
-        now=utcnow(),
-        max_future_seconds=settings.max_future_seconds,
-    )
-    await session.commit()
+    group_commit: GroupCommitIngest | None = request.app.state.events_group_commit
+    if group_commit is not None:  # SQLite: share a transaction with concurrent batches
+        outcome = await group_commit.ingest(
+            principal.tenant_id,
+            raw_events,
+            now=utcnow(),
+            max_future_seconds=settings.max_future_seconds,
+        )
+    else:
+        outcome = await service.ingest(
+            session,
+            principal.tenant_id,
+            raw_events,
+            now=utcnow(),
+            max_future_seconds=settings.max_future_seconds,
+        )
+        await session.commit()
     service.record_metrics(outcome)
     log.debug(
         "events batch: tenant=%s received=%d accepted=%d duplicates=%d rejected=%d",
