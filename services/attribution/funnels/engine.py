@@ -58,6 +58,13 @@ DP. With breakdown, the DP is re-run per start value (from that value's first po
 start), except for the value of the overall chosen chain's start, whose result is the
 overall one.
 
+:meth:`FunnelAccumulator.add_split` takes a user as two lists instead: the times of the
+in-range events matching step 1 only, and the events matching a later step. Only the
+latter are walked; the latest start before each is found by bisection (a later-step event
+sharing its timestamp with another event sends the user to the tie-aware DP). A user with
+no later-step event within reach of a start reaches step 1 only and is counted without a
+walk.
+
 Input and memory: :func:`evaluate` takes rows sorted by ``(user_id, t_us)``; a user is a
 run of consecutive rows with equal ``user_id``; every row is a distinct event
 (``event_key`` is accepted and ignored). Only one user's events are held, plus ``8``

@@ -1,6 +1,6 @@
 """The funnel's database reads: one filtered, grouped, streamed query does the work.
 
-Rows that may take part in a chain are selected as ``(t, mask, value, user_id)``:
+Rows that may take part in a chain are selected as ``(t, mask, value, user_id, start)``:
 
 * ``t`` - the event's ``occurred_at`` (an order's ``paid_at``) in epoch microseconds;
 * ``mask`` - bit ``k`` set when the row matches step ``k + 1`` (type and per-step filters),
@@ -8,16 +8,24 @@ Rows that may take part in a chain are selected as ``(t, mask, value, user_id)``
 * ``value`` - the breakdown value of an event (step 1 is an event type), or the
   ``order_id`` of an order when step 1 is ``order`` with a breakdown (an order can have
   several values, looked up once by :func:`order_breakdown_values`); else NULL;
-* ``user_id`` - the event's user, or the order's stitched buyer.
+* ``user_id`` - the event's user, or the order's stitched buyer;
+* ``start`` - 1 when the row can start a chain (step 1, in ``[from, to)``).
 
 They are the tenant's events of the funnel's types (and its paid orders, when a step is
 ``order``) with a time in ``[from, to + window)``, passing the global filters and at least
-one step's filters, of users having a possible first-step row in ``[from, to)``. Events
-and orders come in one ``UNION ALL``; the catalog read model is joined only when a filter
-or the breakdown needs it. PostgreSQL groups them into one row per user with time-ordered
-arrays (:func:`funnel_users_statement`); SQLite orders them by user and time
-(:func:`funnel_rows_statement`). Either way :func:`stream_users` hands them on one user at a
-time, in chunks, through a server-side cursor: no ORM objects, never a whole history.
+one step's filters. Filters on the catalog read model (account, content kind, platform)
+become ``content_id IN (…)`` of the matching contents; the read model is joined only for a
+breakdown by one of those.
+
+The rows are then aggregated into one row per user who can start a chain
+(:func:`funnel_users_statement`), in two unordered lists: the times of the rows matching
+step 1 only (most rows of a typical funnel) and the packed ``t << MASK_BITS | mask`` of the
+rows matching a later step, all that :meth:`FunnelAccumulator.add_split` needs. PostgreSQL
+hash-aggregates events and orders together (no sort). SQLite aggregates the events alone,
+walking them in user order when an index covers them, and the few order rows are merged
+per user in Python (:func:`funnel_orders_statement`). :func:`stream_users` decodes and sorts
+each user's lists and hands users on in chunks, through a server-side cursor: no ORM
+objects, never a whole history.
 """
 
 from __future__ import annotations
@@ -580,11 +588,15 @@ async def _read_ahead(
 
 
 async def _fetch_chunks(
-    session: AsyncSession, statement: Select[Any], chunk_size: int
+    session: AsyncSession, statement: Select[Any], chunk_size: int, *, read_ahead: bool
 ) -> AsyncGenerator[Sequence[Sequence[Any]], None]:
     """The statement's rows in chunks of ``chunk_size``, through a server-side cursor."""
     result = await session.stream(statement, execution_options={"yield_per": chunk_size})
     partitions = result.partitions(chunk_size)
+    if not read_ahead:
+        async for part in partitions:
+            yield part
+        return
 
     async def next_chunk() -> Sequence[Sequence[Any]]:
         try:
@@ -678,9 +690,9 @@ def _sorted_pairs(keys: list[int], values: list[str | None]) -> tuple[list[int],
 
 
 async def stream_users(
-    session: AsyncSession, plan: FunnelPlan, *, chunk_size: int = 2_000
+    session: AsyncSession, plan: FunnelPlan
 ) -> AsyncGenerator[list[FunnelUser], None]:
-    """Every user who can start a chain, in chunks of about ``chunk_size`` users."""
+    """Every user who can start a chain, in chunks of users."""
     dialect = session.get_bind().dialect.name
     orders: dict[str, _UserOrders] = {}
     if dialect == "postgresql":
@@ -688,12 +700,20 @@ async def stream_users(
         await session.execute(
             text("SELECT set_config('work_mem', :size, true)"), {"size": WORK_MEM}
         )
-    elif plan.has_orders and plan.event_types:
-        rows = await session.execute(funnel_orders_statement(plan, dialect))
-        orders = _orders_by_user(rows.tuples().all())
+        # The server computes the next chunk while this process evaluates one.
+        chunk_size, read_ahead = 2_000, True
+    else:
+        if plan.has_orders and plan.event_types:
+            rows = await session.execute(funnel_orders_statement(plan, dialect))
+            orders = _orders_by_user(rows.tuples().all())
+        # SQLite runs in a thread of this process, which needs the GIL for every row it
+        # hands over: running it beside the evaluation measured slower than in turns, in
+        # large chunks.
+        chunk_size, read_ahead = 20_000, False
     reader = _Reader(plan.breakdown is not None, dialect != "postgresql", orders)
     statement = funnel_users_statement(plan, dialect)
-    async with aclosing(_fetch_chunks(session, statement, chunk_size)) as chunks:
+    chunks = _fetch_chunks(session, statement, chunk_size, read_ahead=read_ahead)
+    async with aclosing(chunks):
         async for chunk in chunks:
             yield reader.users(chunk)
     if orders:
