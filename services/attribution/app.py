@@ -64,7 +64,7 @@ def create_app(
         app.state.catalog_client = client
         app.state.catalog_sync = sync
         app.state.events_group_commit = (
-            GroupCommitIngest(app.state.sessionmaker)
+            GroupCommitIngest(app.state.sessionmaker, app.state.read_sessionmaker)
             if app.state.engine.dialect.name == "sqlite"
             else None
         )

@@ -30,6 +30,10 @@ def batch(prefix: str, n: int) -> list[dict[str, Any]]:
     ]
 
 
+def makers(app: FastAPI) -> tuple[Any, Any]:
+    return app.state.sessionmaker, app.state.read_sessionmaker
+
+
 async def stored(app: FastAPI, tenant: str) -> tuple[int, int]:
     async with app.state.read_sessionmaker() as session:
         events = await session.scalar(
@@ -46,7 +50,7 @@ async def stored(app: FastAPI, tenant: str) -> tuple[int, int]:
 async def test_batches_arriving_together_commit_in_one_transaction(
     attribution_app: FastAPI, tenant: str
 ) -> None:
-    writer = GroupCommitIngest(attribution_app.state.sessionmaker)
+    writer = GroupCommitIngest(*makers(attribution_app))
     now = utcnow()
     outcomes = await asyncio.gather(
         *(
@@ -66,7 +70,7 @@ async def test_batches_arriving_together_commit_in_one_transaction(
 async def test_a_group_never_grows_past_its_event_limit(
     attribution_app: FastAPI, tenant: str
 ) -> None:
-    writer = GroupCommitIngest(attribution_app.state.sessionmaker, max_group_events=100)
+    writer = GroupCommitIngest(*makers(attribution_app), max_group_events=100)
     now = utcnow()
     await asyncio.gather(
         *(
@@ -81,16 +85,16 @@ async def test_a_group_never_grows_past_its_event_limit(
 async def test_a_failing_batch_is_rolled_back_alone(
     attribution_app: FastAPI, tenant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_ingest = group_commit.ingest
+    real_store = group_commit.store_batch
 
-    async def ingest(session: Any, tenant_id: str, raw_events: Any, **kwargs: Any) -> Any:
-        outcome = await real_ingest(session, tenant_id, raw_events, **kwargs)
-        if raw_events[0]["event_id"].startswith("bad"):
+    async def store_batch(session: Any, tenant_id: str, batch: Any, **kwargs: Any) -> Any:
+        outcome = await real_store(session, tenant_id, batch, **kwargs)
+        if batch.rows[0]["event_id"].startswith("bad"):
             raise RuntimeError("the database refused this batch")  # after its rows went in
         return outcome
 
-    monkeypatch.setattr(group_commit, "ingest", ingest)
-    writer = GroupCommitIngest(attribution_app.state.sessionmaker)
+    monkeypatch.setattr(group_commit, "store_batch", store_batch)
+    writer = GroupCommitIngest(*makers(attribution_app))
     now = utcnow()
     results = await asyncio.gather(
         writer.ingest(tenant, batch("ok1", 10), now=now, max_future_seconds=300),
@@ -106,7 +110,7 @@ async def test_a_failing_batch_is_rolled_back_alone(
 async def test_a_request_that_went_away_before_its_turn_is_dropped(
     attribution_app: FastAPI, tenant: str
 ) -> None:
-    writer = GroupCommitIngest(attribution_app.state.sessionmaker)
+    writer = GroupCommitIngest(*makers(attribution_app))
     now = utcnow()
     first = asyncio.ensure_future(
         writer.ingest(tenant, batch("a", 10), now=now, max_future_seconds=300)

@@ -10,6 +10,12 @@ that fails is rolled back alone and its request gets the error; the others commi
 request is answered after the commit that holds its events (read-your-writes holds). A lone
 request waits for nobody.
 
+Each request validates its own batch before it queues (reading, in a read-only transaction,
+the stored clicks its events may inherit from), so validation runs while the writer's
+statements run in SQLite's thread; the writer only stores. A click stored by a batch of the
+same group is not seen by another batch of that group: those requests are concurrent, and a
+click acknowledged before a request starts is always seen.
+
 PostgreSQL runs concurrent transactions side by side and needs none of this.
 """
 
@@ -23,7 +29,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.attribution.events.service import IngestOutcome, ingest
+from services.attribution.events.service import (
+    BatchPartition,
+    IngestOutcome,
+    store_batch,
+    validate_batch,
+)
 
 #: A group stops growing at this many events (so a transaction stays well under a second).
 MAX_GROUP_EVENTS = 8_000
@@ -32,9 +43,8 @@ MAX_GROUP_EVENTS = 8_000
 @dataclass(slots=True)
 class _Job:
     tenant_id: str
-    raw_events: Sequence[Any]
+    batch: BatchPartition
     now: dt.datetime
-    max_future_seconds: int
     done: asyncio.Future[IngestOutcome] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -46,10 +56,12 @@ class GroupCommitIngest:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
+        read_sessionmaker: async_sessionmaker[AsyncSession],
         *,
         max_group_events: int = MAX_GROUP_EVENTS,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._read_sessionmaker = read_sessionmaker
         self._max_group_events = max_group_events
         self._queue: list[_Job] = []
         self._writer: asyncio.Task[None] | None = None
@@ -69,7 +81,11 @@ class GroupCommitIngest:
         taken, it is stored whatever happens to the caller (as a request whose answer was
         lost).
         """
-        job = _Job(tenant_id, raw_events, now, max_future_seconds)
+        async with self._read_sessionmaker() as session:  # no connection unless clicks are read
+            batch = await validate_batch(
+                session, tenant_id, raw_events, now=now, max_future_seconds=max_future_seconds
+            )
+        job = _Job(tenant_id, batch, now)
         self._queue.append(job)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="events-group-commit")
@@ -85,13 +101,13 @@ class GroupCommitIngest:
         size = 0
         while self._queue:
             job = self._queue[0]
-            if group and size + len(job.raw_events) > self._max_group_events:
+            if group and size + job.batch.received > self._max_group_events:
                 break
             self._queue.pop(0)
             if job.done.cancelled():
                 continue  # the request went away before its turn
             group.append(job)
-            size += len(job.raw_events)
+            size += job.batch.received
         return group
 
     async def _write(self) -> None:
@@ -107,12 +123,8 @@ class GroupCommitIngest:
                 for job in group:
                     try:
                         async with session.begin_nested():
-                            outcome = await ingest(
-                                session,
-                                job.tenant_id,
-                                job.raw_events,
-                                now=job.now,
-                                max_future_seconds=job.max_future_seconds,
+                            outcome = await store_batch(
+                                session, job.tenant_id, job.batch, now=job.now
                             )
                     except Exception as exc:  # this batch only: its savepoint is rolled back
                         _fail(job, exc)

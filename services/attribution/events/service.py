@@ -848,10 +848,31 @@ async def ingest(
     max_future_seconds: int,
 ) -> IngestOutcome:
     """Validate and store one decoded batch in the session's transaction (no commit)."""
+    batch = await validate_batch(
+        session, tenant_id, raw_events, now=now, max_future_seconds=max_future_seconds
+    )
+    return await store_batch(session, tenant_id, batch, now=now)
+
+
+async def validate_batch(
+    session: AsyncSession,
+    tenant_id: str,
+    raw_events: Sequence[Any],
+    *,
+    now: dt.datetime,
+    max_future_seconds: int,
+) -> BatchPartition:
+    """Validate one decoded batch; reads the stored clicks its events may inherit from."""
     stored_clicks = await load_clicks(session, tenant_id, clicks_to_resolve(raw_events))
-    batch = partition_batch(
+    return partition_batch(
         raw_events, now=now, max_future_seconds=max_future_seconds, stored_clicks=stored_clicks
     )
+
+
+async def store_batch(
+    session: AsyncSession, tenant_id: str, batch: BatchPartition, *, now: dt.datetime
+) -> IngestOutcome:
+    """Store a validated batch (its new events and its rejections) in the session's transaction."""
     stored = await store_events(session, tenant_id, batch.rows, received_at=now)
     await store_rejections(session, tenant_id, batch.rejected, received_at=now)
     outcome = IngestOutcome(received=batch.received, rejected=batch.rejected)
