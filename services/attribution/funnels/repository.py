@@ -90,6 +90,8 @@ ORDER_STEP = "order"
 ORDER_MODEL = "last_touch"
 #: Dimensions that need the catalog read model (content → account).
 CONTENT_KEYS = frozenset({"account_id", "content_kind", "platform"})
+#: Marks a content id standing for its account's platform (platforms are plain words).
+CONTENT_MARK = "#"
 
 #: PostgreSQL's memory for the per-user aggregate, for the read's transaction only.
 WORK_MEM = "256MB"
@@ -148,7 +150,9 @@ class _EventSource:
     matching contents, which the database evaluates once instead of joining every row.
     """
 
-    def __init__(self, tenant_id: str, breakdown: str | None, name: str) -> None:
+    def __init__(
+        self, tenant_id: str, breakdown: str | None, name: str, *, lookup: bool = False
+    ) -> None:
         e = EVENTS.alias(name)
         self.e = e
         self.tenant_id = tenant_id
@@ -159,7 +163,16 @@ class _EventSource:
             "ad_id": e.c.ad_id,
             "product_id": e.c.product_id,
         }
-        if breakdown in CONTENT_KEYS:
+        if breakdown in CONTENT_KEYS and lookup:
+            # ``lookup`` (SQLite): read-model values are looked up by the reader
+            # (:func:`content_values`) rather than joined for every row (two index searches
+            # each): the content, or for the platform the event's own platform, else its
+            # content marked with CONTENT_MARK.
+            content: ColumnElement[Any] = e.c.content_id
+            if breakdown == "platform":
+                content = func.coalesce(e.c.platform, literal(CONTENT_MARK) + e.c.content_id)
+            dims[breakdown] = content
+        elif breakdown in CONTENT_KEYS:
             c = CONTENTS.alias(f"{name}_content")
             joined = joined.outerjoin(c, and_(c.c.tenant_id == tenant_id, c.c.id == e.c.content_id))
             dims["account_id"] = c.c.account_id
@@ -372,7 +385,8 @@ def _event_rows(
     """
     indexed = [(k, s) for k, s in enumerate(plan.steps) if s.type != ORDER_STEP]
     wants_value = plan.breakdown is not None and not plan.first_is_order
-    src = _EventSource(plan.tenant_id, plan.breakdown if wants_value else None, "e")
+    breakdown = plan.breakdown if wants_value else None
+    src = _EventSource(plan.tenant_id, breakdown, "e", lookup=dialect != "postgresql")
     e = src.e
     step_matches = {k: src.matches(step.filters) for k, step in indexed}
     value: ColumnElement[Any] = src.dims[cast(str, plan.breakdown)] if wants_value else null()
@@ -633,13 +647,63 @@ def _orders_by_user(rows: Sequence[Sequence[Any]]) -> dict[str, _UserOrders]:
     return out
 
 
+async def content_values(
+    session: AsyncSession, plan: FunnelPlan, dialect: str
+) -> dict[str, str] | None:
+    """SQLite, breakdown by a read-model dimension of events: content id → its value."""
+    key = plan.breakdown
+    if dialect == "postgresql" or key not in CONTENT_KEYS or plan.first_is_order:
+        return None  # PostgreSQL hash-joins the read model for next to nothing
+    c = CONTENTS.alias("vc")
+    if key == "platform":
+        a = ACCOUNTS.alias("va")
+        statement = (
+            select(c.c.id, a.c.platform)
+            .join(a, and_(a.c.tenant_id == plan.tenant_id, a.c.id == c.c.account_id))
+            .where(c.c.tenant_id == plan.tenant_id)
+        )
+    else:
+        column = c.c.account_id if key == "account_id" else c.c.kind
+        statement = select(c.c.id, column).where(c.c.tenant_id == plan.tenant_id)
+    rows = await session.execute(statement)
+    return dict(rows.tuples().all())
+
+
+def _translator(
+    breakdown: str | None, values: dict[str, str] | None
+) -> Callable[[list[str | None]], list[str | None]] | None:
+    """Rows' raw breakdown values (see _EventSource) → the values, for read-model keys."""
+    if values is None:
+        return None
+    find = values.get
+    if breakdown == "platform":
+        mark = CONTENT_MARK
+
+        def platform(raw: list[str | None]) -> list[str | None]:
+            return [v if v is None or v[0] != mark else find(v[1:]) for v in raw]
+
+        return platform
+
+    def by_content(raw: list[str | None]) -> list[str | None]:
+        return [None if v is None else find(v) for v in raw]
+
+    return by_content
+
+
 class _Reader:
     """Per-user rows (:func:`_per_user`) → :class:`FunnelUser`: decoded, merged, sorted."""
 
-    def __init__(self, breakdown: bool, json_arrays: bool, orders: dict[str, _UserOrders]):
-        self.breakdown = breakdown
+    def __init__(
+        self,
+        plan: FunnelPlan,
+        json_arrays: bool,
+        orders: dict[str, _UserOrders],
+        values: dict[str, str] | None,
+    ):
+        self.breakdown = plan.breakdown is not None
         self.json_arrays = json_arrays
         self.orders = orders
+        self.translate = _translator(plan.breakdown, values)
 
     def users(self, chunk: Sequence[Sequence[Any]]) -> list[FunnelUser]:
         return [self.user(*row) for row in chunk]
@@ -664,6 +728,9 @@ class _Reader:
             if self.breakdown:
                 start_values = start_values or []
                 later_values = later_values or []
+        if self.translate is not None:
+            start_values = self.translate(start_values)
+            later_values = self.translate(later_values)
         orders = self.orders.pop(user_id, None) if self.orders else None
         if orders is not None:
             starts = starts + orders.starts
@@ -710,7 +777,9 @@ async def stream_users(
         # hands over: running it beside the evaluation measured slower than in turns, in
         # large chunks.
         chunk_size, read_ahead = 20_000, False
-    reader = _Reader(plan.breakdown is not None, dialect != "postgresql", orders)
+    reader = _Reader(
+        plan, dialect != "postgresql", orders, await content_values(session, plan, dialect)
+    )
     statement = funnel_users_statement(plan, dialect)
     chunks = _fetch_chunks(session, statement, chunk_size, read_ahead=read_ahead)
     async with aclosing(chunks):
