@@ -11,6 +11,7 @@ import json
 import math
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -100,6 +101,30 @@ def brute_force(
     }
 
 
+def expected_daily(
+    events: list[dict[str, Any]], day_key: Callable[[dt.datetime], Any]
+) -> dict[tuple[Any, ...], list[Any]]:
+    """``event_daily`` by brute force: ``[events, watch_seconds, watch_events]`` per key."""
+    expected: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0.0, 0])
+    for event in events:
+        day = event["occurred_at"].replace(hour=0, minute=0, second=0, microsecond=0)
+        row = expected[day_key(day), event["type"], event["content_id"], event.get("ad_id", "")]
+        row[0] += 1
+        seconds = watch_value(event)
+        if seconds is not None:
+            row[1] += seconds
+            row[2] += 1
+    return expected
+
+
+def assert_same_daily(stored: dict[Any, list[Any]], expected: dict[Any, list[Any]]) -> None:
+    assert stored.keys() == expected.keys()
+    for key, (count, seconds, watched) in expected.items():
+        assert stored[key][0] == count, key
+        assert stored[key][1] == pytest.approx(seconds, rel=1e-12, abs=1e-9), key
+        assert stored[key][2] == watched, key
+
+
 async def post(client: httpx.AsyncClient, token: str, events: list[dict[str, Any]]) -> None:
     for start in range(0, len(events), 100):
         response = await client.post(
@@ -167,15 +192,7 @@ async def test_ingest_keeps_one_row_per_day_type_content_and_ad(
     token = make_token(tenant, "events:write")
     await post(attribution, token, events[:200])
     await post(attribution, token, events[100:])  # overlaps the first post
-    expected: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0.0, 0])
-    for event in events:
-        day = event["occurred_at"].replace(hour=0, minute=0, second=0, microsecond=0)
-        row = expected[day, event["type"], event["content_id"], event.get("ad_id", "")]
-        row[0] += 1
-        seconds = watch_value(event)
-        if seconds is not None:
-            row[1] += seconds
-            row[2] += 1
+    expected = expected_daily(events, lambda day: day)
     async with attribution_app.state.read_sessionmaker() as session:
         rows = (
             await session.execute(select(EventDaily).where(EventDaily.tenant_id == tenant))
@@ -184,11 +201,7 @@ async def test_ingest_keeps_one_row_per_day_type_content_and_ad(
             (r.day, r.type, r.content_id, r.ad_id): [r.events, r.watch_seconds, r.watch_events]
             for r in rows
         }
-    assert stored.keys() == expected.keys()
-    for key, (count, seconds, watched) in expected.items():
-        assert stored[key][0] == count, key
-        assert stored[key][1] == pytest.approx(seconds, rel=1e-12, abs=1e-9), key
-        assert stored[key][2] == watched, key
+    assert_same_daily(stored, expected)
 
 
 def test_the_migration_rolls_up_events_stored_before_it(make_database: DatabaseFactory) -> None:
@@ -239,19 +252,5 @@ def test_the_migration_rolls_up_events_stored_before_it(make_database: DatabaseF
             ).all()
     finally:
         engine.dispose()
-    expected: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0.0, 0])
-    for event in events:
-        day = event["occurred_at"].replace(hour=0, minute=0, second=0, microsecond=0)
-        day_key: Any = to_epoch_us(day) if sqlite else day
-        row = expected[day_key, event["type"], event["content_id"], event.get("ad_id", "")]
-        row[0] += 1
-        seconds = watch_value(event)
-        if seconds is not None:
-            row[1] += seconds
-            row[2] += 1
-    stored = {tuple(r[:4]): list(r[4:]) for r in rows}
-    assert stored.keys() == expected.keys()
-    for key, (count, seconds, watched) in expected.items():
-        assert stored[key][0] == count, key
-        assert stored[key][1] == pytest.approx(seconds, rel=1e-12, abs=1e-9), key
-        assert stored[key][2] == watched, key
+    expected = expected_daily(events, to_epoch_us if sqlite else lambda day: day)
+    assert_same_daily({tuple(r[:4]): list(r[4:]) for r in rows}, expected)

@@ -301,22 +301,48 @@ def validate_event(
     if errors:
         return EventCheck(None, errors)
 
-    return EventCheck(
-        {
-            "event_id": event_id,
-            "type": event_type,
-            "occurred_at": occurred_at,
-            "user_id": user_id,
-            "content_id": content_id,
-            "product_id": product_id,
-            "ad_id": ad_id,
-            "click_id": click_id,
-            "session_id": ids["session_id"],
-            "platform": platform,
-            "properties": properties_json,  # serialised once, stored as is
-        },
-        [],
+    row = _event_row(
+        event_id,
+        event_type,
+        occurred_at,
+        user_id,
+        content_id,
+        product_id,
+        ad_id,
+        click_id,
+        ids["session_id"],
+        platform,
+        properties_json,
     )
+    return EventCheck(row, [])
+
+
+def _event_row(  # the first four are checked (not None) by the callers
+    event_id: Any,
+    event_type: Any,
+    occurred_at: dt.datetime | None,
+    user_id: Any,
+    content_id: str | None,
+    product_id: str | None,
+    ad_id: str | None,
+    click_id: str | None,
+    session_id: str | None,
+    platform: str | None,
+    properties_json: str | None,  # serialised once, stored as is
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": event_type,
+        "occurred_at": occurred_at,
+        "user_id": user_id,
+        "content_id": content_id,
+        "product_id": product_id,
+        "ad_id": ad_id,
+        "click_id": click_id,
+        "session_id": session_id,
+        "platform": platform,
+        "properties": properties_json,
+    }
 
 
 def plain_row(
@@ -387,19 +413,19 @@ def plain_row(
         return None
     if occurred_at > limit:
         return None
-    return {
-        "event_id": event_id,
-        "type": event_type,
-        "occurred_at": occurred_at,
-        "user_id": user_id,
-        "content_id": content_id,
-        "product_id": product_id,
-        "ad_id": ad_id,
-        "click_id": click_id,
-        "session_id": session_id,
-        "platform": platform,
-        "properties": properties_json,
-    }
+    return _event_row(
+        event_id,
+        event_type,
+        occurred_at,
+        user_id,
+        content_id,
+        product_id,
+        ad_id,
+        click_id,
+        session_id,
+        platform,
+        properties_json,
+    )
 
 
 _id_ok = ID_RE.fullmatch

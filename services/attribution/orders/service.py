@@ -9,7 +9,6 @@ row and fold the change into it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 from collections.abc import Sequence
@@ -45,8 +44,7 @@ from services.attribution.orders.models import (
 )
 from services.attribution.orders.schemas import OrderIn, RefundIn
 from services.attribution.settings.models import TenantSettings
-from services.attribution.settings.service import DEFAULTS, Rules, claim_currency
-from shared.crypto import decrypt_secret
+from services.attribution.settings.service import DEFAULTS, Rules, claim_currency, rules_from
 from shared.currencies import minor_units
 from shared.db import utcnow
 from shared.errors import Conflict, NotFound, UnprocessableEntity
@@ -204,33 +202,11 @@ async def stitch_buyer(
     return None
 
 
-@functools.lru_cache(maxsize=1024)
-def _webhook_secret(secret: str, ciphertext: str) -> str:
-    # Fernet decryption per post is wasted work: the ciphertext only changes with the setting.
-    return decrypt_secret(secret, ciphertext)
-
-
-def _rules_from(row: Any, secret: str) -> Rules:
-    return Rules(
-        currency=row.currency,
-        timezone=row.timezone,
-        click_window_seconds=row.click_window_seconds,
-        view_window_seconds=row.view_window_seconds,
-        match=row.match,
-        default_model=row.default_model,
-        webhook_secret=(
-            _webhook_secret(secret, row.webhook_secret_encrypted)
-            if row.webhook_secret_encrypted
-            else None
-        ),
-    )
-
-
 async def order_rules(session: AsyncSession, tenant_id: str, secret: str) -> Rules:
     """The tenant's rules, as ``settings.service.load_rules`` gives them, in one Core read."""
     conn = await session.connection()
     row = (await conn.execute(_RULES, {"tenant_id": tenant_id})).first()
-    return DEFAULTS if row is None else _rules_from(row, secret)
+    return DEFAULTS if row is None else rules_from(row, secret)
 
 
 @dataclass(frozen=True)
@@ -263,7 +239,7 @@ async def order_context(
         )
     ).one()
     return OrderContext(
-        rules=DEFAULTS if row.settings_tenant_id is None else _rules_from(row, secret),
+        rules=DEFAULTS if row.settings_tenant_id is None else rules_from(row, secret),
         previous_hash=row.body_hash,
         previous_response=row.response,
         order_status=row.order_status,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,6 +47,11 @@ async def load_rules(
     row = await session.get(TenantSettings, tenant_id)
     if row is None:
         return DEFAULTS
+    return rules_from(row, secret, with_webhook_secret=with_webhook_secret)
+
+
+def rules_from(row: Any, secret: str, *, with_webhook_secret: bool = True) -> Rules:
+    """A settings row (ORM object or result row) as ``Rules``."""
     return Rules(
         currency=row.currency,
         timezone=row.timezone,
@@ -53,11 +60,17 @@ async def load_rules(
         match=row.match,
         default_model=row.default_model,
         webhook_secret=(
-            decrypt_secret(secret, row.webhook_secret_encrypted)
+            _decrypted(secret, row.webhook_secret_encrypted)
             if row.webhook_secret_encrypted and with_webhook_secret
             else None
         ),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _decrypted(secret: str, ciphertext: str) -> str:
+    # Fernet decryption per order is wasted work: the ciphertext only changes with the setting.
+    return decrypt_secret(secret, ciphertext)
 
 
 def to_out(rules: Rules) -> SettingsOut:
