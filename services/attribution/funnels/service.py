@@ -113,12 +113,12 @@ def _no_cycle_collection() -> Iterator[None]:
     hundred allocations, found nothing to free and cost about a third of a funnel's CPU
     time. Resumed afterwards (unless something else had paused it), whatever happens.
     """
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 
