@@ -1,4 +1,4 @@
-"""``python -m bench``: the ClipFunnel benchmark suite (issue 5).
+"""``python -m bench``: the ClipFunnel benchmark suite.
 
     python -m bench [--db sqlite|postgres|both] [--events N] [--runs 3] [--quick]
                     [--workers N] [--json PATH] [--profile DIR]

@@ -1,4 +1,4 @@
-"""The figures table and the targets of issue 5."""
+"""The figures table and the speed targets."""
 
 from __future__ import annotations
 
