@@ -8,7 +8,6 @@ shows the writers queued in the gate, never in SQLite.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -88,14 +87,12 @@ async def test_readers_do_not_wait_for_the_writer(engine: AsyncEngine) -> None:
     readers = make_sessionmaker(engine, read_only=True)
     async with writers() as session:
         await session.execute(text("INSERT INTO log (writer) VALUES (1)"))
-        started = time.perf_counter()
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(5):  # a guard against a hang, not a speed check
             async with readers() as read:
                 count = (await read.execute(text("SELECT count(*) FROM log"))).scalar_one()
             async with reader(engine).connect() as conn:
                 await conn.execute(text("SELECT 1"))
         assert count == 0  # WAL: the reader sees the last commit, not the open transaction
-        assert time.perf_counter() - started < 5
         await session.commit()
 
 
