@@ -18,7 +18,7 @@ _IDLE = ("select (selectors.py)", "poll (selectors.py)", "_run_once (asyncio/bas
 BUCKETS: tuple[tuple[str, str], ...] = (
     ("services/attribution/events", "service: events"),
     ("services/attribution/orders", "service: orders"),
-    ("services/attribution/attribution", "service: attribution"),
+    ("services/attribution/credit", "service: credit"),
     ("services/attribution/funnels", "service: funnels"),
     ("services/attribution/settings", "service: settings"),
     ("services/", "service: other"),

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from services.attribution.events.models import Event, RejectedEvent
+from services.attribution.models import Event, RejectedEvent
 from tests.conftest import auth
 
 _counter = itertools.count(1)

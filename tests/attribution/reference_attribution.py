@@ -1,7 +1,7 @@
 """Slow, obviously-correct reference attribution, written independently of the engine.
 
 Used by the property tests as an oracle.  It deliberately shares no code with
-``services.attribution.attribution``: plain loops, integer microseconds for windows,
+``services.attribution.credit``: plain loops, integer microseconds for windows,
 ``Fraction`` weights, pairwise time-decay ratios computed with 60-digit Decimals, and
 Python's own half-even ``round(Fraction)`` for money.  Only reads the attributes of the
 engine's input objects (duck typing).

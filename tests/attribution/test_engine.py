@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from services.attribution.attribution.engine import (
+from services.attribution.credit.engine import (
     MODELS,
     Credit,
     Line,
@@ -23,7 +23,7 @@ from services.attribution.attribution.engine import (
     order_shares,
     touch_kind,
 )
-from services.attribution.attribution.money import allocate, minor_units, quantize_money
+from services.attribution.credit.money import allocate, minor_units, quantize_money
 
 T = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

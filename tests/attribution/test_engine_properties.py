@@ -13,7 +13,7 @@ from random import Random
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from services.attribution.attribution.engine import (
+from services.attribution.credit.engine import (
     MODELS,
     Credit,
     Line,

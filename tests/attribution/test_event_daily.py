@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.pool import NullPool
 
 from services.attribution.app import MIGRATIONS
-from services.attribution.events.models import EventDaily
+from services.attribution.models import EventDaily
 from services.attribution.reports import repository
 from shared.db import sync_url, to_epoch_us
 from shared.migrate import upgrade

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import event as event_listener
 from sqlalchemy import text
 
-from services.attribution.attribution import late
+from services.attribution.credit import late
 from services.attribution.events import service
 from services.attribution.events.schemas import EVENT_TYPES, PLATFORMS, EventIn
 from services.attribution.events.service import (

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from services.attribution.events import group_commit
 from services.attribution.events.group_commit import GroupCommitIngest
-from services.attribution.events.models import Event, EventDaily
+from services.attribution.models import Event, EventDaily
 from shared.db import utcnow
 
 AT = "2025-03-01T10:00:00Z"

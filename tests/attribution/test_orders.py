@@ -303,7 +303,7 @@ async def test_one_order_posted_concurrently_is_created_once(shop: Shop, attribu
     assert len(bodies) == 1
     from sqlalchemy import func, select
 
-    from services.attribution.orders.models import Credit, Order
+    from services.attribution.models import Credit, Order
 
     async with attribution_app.state.sessionmaker() as session:
         orders = await session.scalar(

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
-from services.attribution.attribution import late
+from services.attribution.credit import late
 from services.attribution.events import service as events_service
 from services.attribution.redirect.service import choose_user_id, with_click_id
 from tests.attribution.factories import (

@@ -17,7 +17,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from services.attribution.events.models import Event
+from services.attribution.models import Event
 from shared.auth import mint_token
 from tests.conftest import TEST_SECRET, auth
 

@@ -15,7 +15,9 @@ import httpx
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.attribution.catalog_sync.models import (
+from services.attribution.core.metrics import CATALOG_SYNC_LAG
+from services.attribution.models import (
+    Base,
     CatalogAccount,
     CatalogAd,
     CatalogAdSpend,
@@ -26,8 +28,6 @@ from services.attribution.catalog_sync.models import (
     CatalogTrackingLink,
     SyncState,
 )
-from services.attribution.core.base import Base
-from services.attribution.core.metrics import CATALOG_SYNC_LAG
 from shared.auth import ALL_TENANTS, mint_token
 from shared.db import insert_for, utcnow
 from shared.errors import ServiceUnavailable

@@ -34,10 +34,10 @@ import orjson
 from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.attribution.attribution import late
 from services.attribution.core.metrics import EVENTS_RECEIVED
-from services.attribution.events.models import Event, RejectedEvent
+from services.attribution.credit import late
 from services.attribution.events.schemas import EVENT_TYPES, MAX_PROPERTIES_BYTES, PLATFORMS
+from services.attribution.models import Event, RejectedEvent
 from shared.db import from_epoch_us, to_epoch_us
 from shared.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 

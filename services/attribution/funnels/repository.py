@@ -72,10 +72,15 @@ from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import NullType
 
-from services.attribution.catalog_sync.models import CatalogAccount, CatalogContent
-from services.attribution.events.models import Event
 from services.attribution.funnels.engine import MASK_BITS
-from services.attribution.orders.models import Credit, Order, OrderLine
+from services.attribution.models import (
+    CatalogAccount,
+    CatalogContent,
+    Credit,
+    Event,
+    Order,
+    OrderLine,
+)
 from shared.db import to_epoch_us
 
 EVENTS = cast(Table, Event.__table__)

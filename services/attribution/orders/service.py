@@ -21,29 +21,29 @@ from sqlalchemy import Table, bindparam, delete, insert, literal, select, text, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.attribution.attribution import engine
-from services.attribution.attribution.engine import MODELS
-from services.attribution.attribution.money import allocate
-from services.attribution.attribution.service import (
+from services.attribution.catalog_sync.service import STATE_KEY
+from services.attribution.core.metrics import ATTRIBUTION_SECONDS, ORDERS_RECEIVED
+from services.attribution.credit import engine
+from services.attribution.credit.engine import MODELS
+from services.attribution.credit.money import allocate
+from services.attribution.credit.service import (
     attribute_order,
     compute_credits,
     credits_of_model,
     insert_credits,
     stored_credits,
 )
-from services.attribution.catalog_sync.models import SyncState
-from services.attribution.catalog_sync.service import STATE_KEY
-from services.attribution.core.metrics import ATTRIBUTION_SECONDS, ORDERS_RECEIVED
-from services.attribution.events.models import Event
-from services.attribution.orders.models import (
+from services.attribution.models import (
+    Event,
     Order,
     OrderClick,
     OrderLine,
     OrderStatusPost,
     Refund,
+    SyncState,
+    TenantSettings,
 )
 from services.attribution.orders.schemas import OrderIn, RefundIn
-from services.attribution.settings.models import TenantSettings
 from services.attribution.settings.service import DEFAULTS, Rules, claim_currency, rules_from
 from shared.currencies import minor_units
 from shared.db import utcnow

@@ -15,9 +15,9 @@ from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.attribution.catalog_sync.models import CatalogTrackingLink
 from services.attribution.events import service as events
 from services.attribution.events.service import ID_RE, IngestOutcome
+from services.attribution.models import CatalogTrackingLink
 
 COOKIE_NAME = "cf_uid"
 COOKIE_MAX_AGE = 365 * 24 * 3600

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services.attribution.attribution.engine import MODELS
+from services.attribution.credit.engine import MODELS
 from shared.errors import UnprocessableEntity
 
 Output = Literal["json", "csv"]

@@ -42,15 +42,16 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
-from services.attribution.catalog_sync.models import (
+from services.attribution.events.service import DAY_US, WATCH_TYPES
+from services.attribution.models import (
     CatalogAccount,
     CatalogAd,
     CatalogAdSpend,
     CatalogContent,
+    Credit,
+    Event,
+    EventDaily,
 )
-from services.attribution.events.models import Event, EventDaily
-from services.attribution.events.service import DAY_US, WATCH_TYPES
-from services.attribution.orders.models import Credit
 from shared.db import from_epoch_us, to_epoch_us
 
 ZERO = Decimal(0)

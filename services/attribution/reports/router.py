@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from services.attribution.attribution.engine import MODELS
+from services.attribution.credit.engine import MODELS
 from services.attribution.events.schemas import PLATFORMS
 from services.attribution.reports import repository, service
 from services.attribution.reports.buckets import INTERVALS

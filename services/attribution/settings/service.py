@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.attribution.orders.models import Order
-from services.attribution.settings.models import TenantSettings
+from services.attribution.models import Order, TenantSettings
 from services.attribution.settings.schemas import SettingsOut, SettingsUpdate
 from shared.crypto import decrypt_secret, encrypt_secret
 from shared.db import insert_for, utcnow

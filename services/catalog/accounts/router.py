@@ -1,7 +1,7 @@
-from services.catalog.accounts.models import Account
 from services.catalog.accounts.schemas import AccountIn, AccountOut
 from services.catalog.core.crud import EntitySpec
 from services.catalog.core.routes import entity_router
+from services.catalog.models import Account
 
 ACCOUNTS = EntitySpec(entity="account", label="account", model=Account, out_schema=AccountOut)
 

@@ -3,10 +3,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
-from services.catalog.ads.models import Ad, AdSpend
 from services.catalog.ads.schemas import AdIn, AdOut, AdSpendIn, AdSpendOut
-from services.catalog.campaigns.models import Campaign
-from services.catalog.contents.models import Content
 from services.catalog.core.crud import (
     EntitySpec,
     Reference,
@@ -16,7 +13,7 @@ from services.catalog.core.crud import (
     upsert,
 )
 from services.catalog.core.routes import ERRORS, IdPath, Reader, Writer, entity_router
-from services.catalog.products.models import Product
+from services.catalog.models import Ad, AdSpend, Campaign, Content, Product
 from shared.app import SessionDep
 from shared.pagination import Page, PageParams, page_params
 

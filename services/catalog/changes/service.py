@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog.changes.metrics import CATALOG_CHANGES
-from services.catalog.changes.models import Change
+from services.catalog.models import Change
 
 # Any constant works; it only has to be the same for every writer.
 _FEED_LOCK_KEY = 0x0C11F0_0001

@@ -2,8 +2,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response, status
 
-from services.catalog.accounts.models import Account
-from services.catalog.contents.models import Content, ContentProduct
 from services.catalog.contents.schemas import (
     ContentIn,
     ContentOut,
@@ -19,7 +17,7 @@ from services.catalog.core.crud import (
     upsert,
 )
 from services.catalog.core.routes import ERRORS, IdPath, Reader, Writer, entity_router
-from services.catalog.products.models import Product
+from services.catalog.models import Account, Content, ContentProduct, Product
 from shared.app import SessionDep
 from shared.pagination import Page, PageParams, page_params
 

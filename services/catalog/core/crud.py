@@ -15,7 +15,7 @@ from sqlalchemy import Date, Select, and_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog.changes.service import lock_feed, record_change
-from services.catalog.core.base import Base
+from services.catalog.models import Base
 from shared.db import utcnow
 from shared.errors import NotFound, UnprocessableEntity
 from shared.pagination import PageParams, decode_cursor, encode_cursor

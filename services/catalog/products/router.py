@@ -1,6 +1,6 @@
 from services.catalog.core.crud import EntitySpec
 from services.catalog.core.routes import entity_router
-from services.catalog.products.models import Product
+from services.catalog.models import Product
 from services.catalog.products.schemas import ProductIn, ProductOut
 
 PRODUCTS = EntitySpec(entity="product", label="product", model=Product, out_schema=ProductOut)

@@ -2,12 +2,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from services.catalog.ads.models import Ad
-from services.catalog.contents.models import Content
 from services.catalog.core.crud import EntitySpec, Reference, get_or_404, list_page, soft_delete
 from services.catalog.core.routes import ERRORS, IdPath, Reader, Writer
-from services.catalog.products.models import Product
-from services.catalog.tracking_links.models import TrackingLink
+from services.catalog.models import Ad, Content, Product, TrackingLink
 from services.catalog.tracking_links.schemas import TrackingLinkIn, TrackingLinkOut
 from services.catalog.tracking_links.service import create_link
 from shared.app import SessionDep

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog.changes.service import record_change
 from services.catalog.core.crud import EntitySpec, check_references, snapshot
-from services.catalog.tracking_links.models import TrackingLink
+from services.catalog.models import TrackingLink
 from shared.db import utcnow
 
 _ALPHABET = string.ascii_letters + string.digits

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.catalog.core.base import Base, TenantEntity
+from services.catalog.models.base import Base, TenantEntity
 from shared.db import JSONDoc, UTCDateTime
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.attribution.core.base import Base, tenant_key
+from services.attribution.models.base import Base, tenant_key
 from shared.db import UTCDateTime, utcnow
 
 

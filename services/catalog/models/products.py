@@ -5,7 +5,7 @@ from decimal import Decimal
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.catalog.core.base import Base, TenantEntity
+from services.catalog.models.base import Base, TenantEntity
 from shared.db import MoneyType
 
 

@@ -1,6 +1,11 @@
-"""Every attribution table, imported in one place so Alembic sees them all."""
+"""Every attribution table, in one package: Alembic sees them all and no domain owns another's.
 
-from services.attribution.catalog_sync.models import (
+Domains read and write these tables through their own repositories; the tables themselves
+depend on nothing above ``shared.db``.
+"""
+
+from services.attribution.models.base import Base, RevokedToken, tenant_key
+from services.attribution.models.catalog import (
     CatalogAccount,
     CatalogAd,
     CatalogAdSpend,
@@ -11,17 +16,16 @@ from services.attribution.catalog_sync.models import (
     CatalogTrackingLink,
     SyncState,
 )
-from services.attribution.core.base import Base, RevokedToken
-from services.attribution.events.models import Event, RejectedEvent
-from services.attribution.orders.models import (
-    Credit,
+from services.attribution.models.credits import Credit
+from services.attribution.models.events import Event, EventDaily, RejectedEvent
+from services.attribution.models.orders import (
     Order,
     OrderClick,
     OrderLine,
     OrderStatusPost,
     Refund,
 )
-from services.attribution.settings.models import TenantSettings
+from services.attribution.models.settings import TenantSettings
 
 __all__ = [
     "Base",
@@ -35,6 +39,7 @@ __all__ = [
     "CatalogTrackingLink",
     "Credit",
     "Event",
+    "EventDaily",
     "Order",
     "OrderClick",
     "OrderLine",
@@ -44,4 +49,5 @@ __all__ = [
     "RevokedToken",
     "SyncState",
     "TenantSettings",
+    "tenant_key",
 ]

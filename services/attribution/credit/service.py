@@ -21,11 +21,9 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Engine, Table, bindparam, delete, insert, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.attribution.attribution import engine
-from services.attribution.catalog_sync.models import CatalogContentProduct
 from services.attribution.core.metrics import ATTRIBUTION_SECONDS
-from services.attribution.events.models import Event
-from services.attribution.orders.models import Credit, Order
+from services.attribution.credit import engine
+from services.attribution.models import CatalogContentProduct, Credit, Event, Order
 from services.attribution.settings.service import Rules
 
 TOUCH_TYPES = tuple(sorted(engine.CLICK_TYPES | engine.VIEW_TYPES))

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.attribution.attribution import engine
-from services.attribution.attribution.service import attribute_order
-from services.attribution.orders.models import Order, OrderClick, OrderLine
+from services.attribution.credit import engine
+from services.attribution.credit.service import attribute_order
+from services.attribution.models import Order, OrderClick, OrderLine
 from services.attribution.orders.service import stitch_buyer
 from services.attribution.settings.service import Rules, load_rules
 

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Double, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.attribution.core.base import Base, tenant_key
+from services.attribution.models.base import Base, tenant_key
 from shared.db import JSONDoc, UTCDateTime, utcnow
 
 

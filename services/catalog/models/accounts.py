@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.catalog.core.base import Base, TenantEntity
+from services.catalog.models.base import Base, TenantEntity
 
 
 class Account(TenantEntity, Base):

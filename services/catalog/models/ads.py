@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import Date, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.catalog.core.base import Base, TenantEntity
+from services.catalog.models.base import Base, TenantEntity
 from shared.db import MoneyType
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.attribution.core.base import Base, tenant_key
+from services.attribution.models.base import Base, tenant_key
 from shared.db import JSONDoc, MoneyType, UTCDateTime
 
 
