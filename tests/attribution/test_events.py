@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import event as event_listener
 from sqlalchemy import text
 
-from services.attribution.credit import late
+from services.attribution.credit import reattribution
 from services.attribution.events import service
 from services.attribution.events.schemas import EVENT_TYPES, PLATFORMS, EventIn
 from services.attribution.events.service import (
@@ -611,13 +611,13 @@ async def test_metrics_count_outcomes_by_type(
 async def test_new_touches_go_to_the_late_data_hook(
     attribution: httpx.AsyncClient, writer: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[tuple[str, list[late.StoredTouch]]] = []
+    calls: list[tuple[str, list[reattribution.StoredTouch]]] = []
 
     async def spy(session: Any, tenant_id: str, touches: Any) -> int:
         calls.append((tenant_id, list(touches)))
         return 0
 
-    monkeypatch.setattr(late, "reattribute_after_events", spy)
+    monkeypatch.setattr(reattribution, "reattribute_after_events", spy)
     stored_view = event(event_id="t-0", type="view")
     await post(attribution, writer, batch(stored_view))
     calls.clear()

@@ -1,91 +1,30 @@
-"""Attribution storage: feeds the pure engine from the database and stores its credits.
+"""Attributing an order: feed the pure engine from the repository and store its credits.
 
 Credits are computed for every model at once and stored, so a report under any model is an
 indexed read; an order is re-attributed whenever something it depends on changes (paid,
 refunded, cancelled, or a late touch of its buyer arrives).
-
-Order ingest is the hot path, so everything here is Core statements built once at import
-(SQLAlchemy memoises their cache keys) executed on the session's connection: no ORM objects.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, Table, bindparam, delete, insert, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.attribution.core.metrics import ATTRIBUTION_SECONDS
 from services.attribution.credit import engine
-from services.attribution.models import CatalogContentProduct, Credit, Event, Order
+from services.attribution.credit.repository import (
+    buyer_touches,
+    clear_credits,
+    content_products,
+    insert_credits,
+)
+from services.attribution.models import Order
 from services.attribution.settings.service import Rules
-
-TOUCH_TYPES = tuple(sorted(engine.CLICK_TYPES | engine.VIEW_TYPES))
-
-_EVENTS = cast(Table, Event.__table__)
-_LINKS = cast(Table, CatalogContentProduct.__table__)
-_CREDITS = cast(Table, Credit.__table__)
-
-_TOUCH_COLUMNS = (
-    _EVENTS.c.event_id,
-    _EVENTS.c.type,
-    _EVENTS.c.occurred_at,
-    _EVENTS.c.content_id,
-    _EVENTS.c.ad_id,
-    _EVENTS.c.product_id,
-)
-# The buyer's touches in the lookback: served by the (tenant_id, user_id, occurred_at, type)
-# index.
-_TOUCHES_BY_USER = select(*_TOUCH_COLUMNS).where(
-    _EVENTS.c.tenant_id == bindparam("tenant_id"),
-    _EVENTS.c.user_id == bindparam("buyer_id"),
-    _EVENTS.c.type.in_(TOUCH_TYPES),
-    _EVENTS.c.occurred_at >= bindparam("earliest"),
-    _EVENTS.c.occurred_at <= bindparam("order_time"),
-)
-# A click id has a handful of events: select by it alone so the planner takes the
-# (tenant_id, click_id) index, and filter type and time in Python.
-_TOUCHES_BY_CLICKS = select(*_TOUCH_COLUMNS).where(
-    _EVENTS.c.tenant_id == bindparam("tenant_id"),
-    _EVENTS.c.click_id.in_(bindparam("click_ids", expanding=True)),
-)
-# Both in one round trip; UNION ALL of two indexed selects rather than one select with OR,
-# which SQLite would answer by scanning the tenant's events.
-_TOUCHES_BOTH = union_all(_TOUCHES_BY_USER, _TOUCHES_BY_CLICKS)
-
-_CONTENT_PRODUCTS = select(_LINKS.c.content_id, _LINKS.c.product_id).where(
-    _LINKS.c.tenant_id == bindparam("tenant_id"),
-    _LINKS.c.content_id.in_(bindparam("content_ids", expanding=True)),
-)
-
-_CLEAR_CREDITS = delete(_CREDITS).where(
-    _CREDITS.c.tenant_id == bindparam("tenant_id"), _CREDITS.c.order_id == bindparam("order_id")
-)
-_INSERT_CREDITS = insert(_CREDITS)
-_STORED_CREDITS = (
-    select(
-        _CREDITS.c.product_id,
-        _CREDITS.c.content_id,
-        _CREDITS.c.ad_id,
-        _CREDITS.c.event_id,
-        _CREDITS.c.touch,
-        _CREDITS.c.touch_at,
-        _CREDITS.c.weight,
-        _CREDITS.c.amount,
-    )
-    .where(
-        _CREDITS.c.tenant_id == bindparam("tenant_id"),
-        _CREDITS.c.order_id == bindparam("order_id"),
-        _CREDITS.c.model == bindparam("model"),
-    )
-    .order_by(_CREDITS.c.position)
-)
 
 
 class LineLike(Protocol):
@@ -109,105 +48,6 @@ def engine_rules(rules: Rules) -> engine.Rules:
 def is_attributable(status: str, paid_at: dt.datetime | None, revenue: Decimal) -> bool:
     """Orders that are not paid, were cancelled, or have no revenue left carry no credits."""
     return paid_at is not None and status != "cancelled" and revenue > 0
-
-
-async def buyer_touches(
-    conn: AsyncConnection,
-    tenant_id: str,
-    *,
-    buyer_id: str | None,
-    click_ids: Sequence[str],
-    order_time: dt.datetime,
-    lookback_seconds: int,
-) -> list[engine.Touch]:
-    """The buyer's touches that can fall in a window: by user and by the order's click ids."""
-    earliest = order_time - dt.timedelta(seconds=lookback_seconds)
-    params: dict[str, Any] = {"tenant_id": tenant_id}
-    if buyer_id is not None:
-        params.update(buyer_id=buyer_id, earliest=earliest, order_time=order_time)
-    if click_ids:
-        params["click_ids"] = list(click_ids)
-    if buyer_id is not None and click_ids:
-        statement: Any = _TOUCHES_BOTH
-    elif buyer_id is not None:
-        statement = _TOUCHES_BY_USER
-    elif click_ids:
-        statement = _TOUCHES_BY_CLICKS
-    else:
-        return []
-    seen: set[str] = set()
-    touches: list[engine.Touch] = []
-    for event_id, type_, occurred_at, content_id, ad_id, product_id in await conn.execute(
-        statement, params
-    ):
-        if event_id in seen or type_ not in TOUCH_TYPES:
-            continue
-        if not earliest <= occurred_at <= order_time:
-            continue
-        seen.add(event_id)
-        touches.append(engine.Touch(event_id, type_, occurred_at, content_id, ad_id, product_id))
-    return touches
-
-
-# --------------------------------------------------------------------------- catalog links
-
-
-@dataclass
-class _TenantLinks:
-    generation: int
-    products: dict[str, frozenset[str]] = field(default_factory=dict)
-
-
-# Per engine (so two databases in one process never share entries), per tenant: content →
-# linked products, as of one catalog sequence. The catalog sync writes the links and bumps
-# the sequence in one transaction, so a cached entry is valid exactly while the sequence it
-# was read under is still current; callers read the sequence in a statement they need anyway.
-_LINK_CACHE: weakref.WeakKeyDictionary[Engine, dict[str, _TenantLinks]] = (
-    weakref.WeakKeyDictionary()
-)
-_LINK_CACHE_MAX_CONTENTS = 100_000  # per tenant; past it, start over rather than grow
-
-
-async def _query_links(
-    conn: AsyncConnection, tenant_id: str, content_ids: Sequence[str]
-) -> dict[str, set[str]]:
-    links: dict[str, set[str]] = {}
-    rows = await conn.execute(
-        _CONTENT_PRODUCTS, {"tenant_id": tenant_id, "content_ids": list(content_ids)}
-    )
-    for content_id, product_id in rows:
-        links.setdefault(content_id, set()).add(product_id)
-    return links
-
-
-async def content_products(
-    conn: AsyncConnection,
-    tenant_id: str,
-    content_ids: Iterable[str],
-    *,
-    generation: int | None = None,
-) -> dict[str, frozenset[str]]:
-    """Catalog links of these contents; cached when the catalog ``generation`` is known."""
-    ids = sorted(set(content_ids))
-    if not ids:
-        return {}
-    if generation is None:
-        found = await _query_links(conn, tenant_id, ids)
-        return {content: frozenset(products) for content, products in found.items()}
-    per_tenant = _LINK_CACHE.setdefault(conn.sync_engine, {})
-    cached = per_tenant.get(tenant_id)
-    if (
-        cached is None
-        or cached.generation != generation
-        or len(cached.products) > _LINK_CACHE_MAX_CONTENTS
-    ):
-        cached = per_tenant[tenant_id] = _TenantLinks(generation)
-    missing = [content for content in ids if content not in cached.products]
-    if missing:
-        found = await _query_links(conn, tenant_id, missing)
-        for content in missing:
-            cached.products[content] = frozenset(found.get(content, ()))
-    return {content: cached.products[content] for content in ids if cached.products[content]}
 
 
 # --------------------------------------------------------------------------- credits
@@ -312,15 +152,6 @@ async def compute_credits(
     )
 
 
-async def insert_credits(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(_INSERT_CREDITS, list(rows))
-
-
-async def clear_credits(conn: AsyncConnection, tenant_id: str, order_id: str) -> None:
-    await conn.execute(_CLEAR_CREDITS, {"tenant_id": tenant_id, "order_id": order_id})
-
-
 async def attribute_order(
     session: AsyncSession, order: Order, lines: Sequence[LineLike], rules: Rules
 ) -> list[dict[str, Any]]:
@@ -366,26 +197,4 @@ def credits_of_model(rows: Iterable[dict[str, Any]], model: str) -> list[dict[st
         }
         for row in rows
         if row["model"] == model
-    ]
-
-
-async def stored_credits(
-    conn: AsyncConnection, tenant_id: str, order_id: str, model: str
-) -> list[dict[str, Any]]:
-    """An order's stored credits under one model, as the API shows them."""
-    rows = await conn.execute(
-        _STORED_CREDITS, {"tenant_id": tenant_id, "order_id": order_id, "model": model}
-    )
-    return [
-        {
-            "product_id": product_id,
-            "content_id": content_id,
-            "ad_id": ad_id,
-            "event_id": event_id,
-            "touch": touch,
-            "occurred_at": touch_at,
-            "weight": weight,
-            "amount": amount,
-        }
-        for product_id, content_id, ad_id, event_id, touch, touch_at, weight, amount in rows
     ]

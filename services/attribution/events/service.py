@@ -35,7 +35,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.core.metrics import EVENTS_RECEIVED
-from services.attribution.credit import late
+from services.attribution.credit import reattribution
 from services.attribution.events.schemas import EVENT_TYPES, MAX_PROPERTIES_BYTES, PLATFORMS
 from services.attribution.models import Event, RejectedEvent
 from shared.db import from_epoch_us, to_epoch_us
@@ -694,7 +694,7 @@ async def store_events(
     new_ids = await _insert_events(session, tenant_id, ordered, received_at)
     stored = [row for row in rows if row["event_id"] in new_ids]
     touches = [
-        late.StoredTouch(
+        reattribution.StoredTouch(
             event_id=row["event_id"],
             type=row["type"],
             occurred_at=row["occurred_at"],
@@ -705,7 +705,7 @@ async def store_events(
         if row["type"] in TOUCH_TYPES
     ]
     if touches:
-        await late.reattribute_after_events(session, tenant_id, touches)
+        await reattribution.reattribute_after_events(session, tenant_id, touches)
     await add_to_daily(session, tenant_id, stored)  # late in the transaction: see there
     return stored
 

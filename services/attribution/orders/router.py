@@ -6,6 +6,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.attribution.orders import service
+from services.attribution.orders.lifecycle import check_not_ahead
 from services.attribution.orders.schemas import (
     AttributionOut,
     OrderAnswer,
@@ -19,6 +20,7 @@ from services.attribution.settings.service import Rules, load_rules
 from shared.app import SessionDep
 from shared.auth import Principal, require_scope
 from shared.bodies import parse_model, read_body
+from shared.db import utcnow
 from shared.errors import ProblemError
 from shared.schemas import ID_PATTERN, jsonable
 
@@ -99,6 +101,9 @@ async def post_order(principal: Writer, session: SessionDep, request: Request) -
     if invalid is not None:
         raise invalid
     assert payload is not None
+    check_not_ahead(
+        payload.occurred_at, now=utcnow(), max_future_seconds=settings.max_future_seconds
+    )
     answer = await service.ingest_order(session, principal.tenant_id, payload, context)
     await session.commit()
     return _json(answer.body, answer.status_code)
@@ -119,11 +124,13 @@ async def post_order(principal: Writer, session: SessionDep, request: Request) -
 async def post_refund(
     order_id: OrderId, principal: Writer, session: SessionDep, request: Request
 ) -> Response:
-    rules = await service.order_rules(
-        session, principal.tenant_id, request.app.state.settings.secret
-    )
+    settings = request.app.state.settings
+    rules = await load_rules(session, principal.tenant_id, settings.secret)
     raw = await _signed_body(request, rules)
     payload = parse_model(RefundIn, raw)
+    check_not_ahead(
+        payload.occurred_at, now=utcnow(), max_future_seconds=settings.max_future_seconds
+    )
     answer = await service.post_refund(session, principal.tenant_id, order_id, payload, rules)
     await session.commit()
     return _json(answer.body, answer.status_code)
@@ -135,7 +142,7 @@ async def post_refund(
     summary="An order with its lines, refunds and current revenue",
     responses={404: {"description": "No such order in this tenant"}},
 )
-async def get_order(order_id: OrderId, principal: Reader, session: SessionDep) -> Any:
+async def get_order(order_id: OrderId, principal: Reader, session: SessionDep) -> OrderOut:
     return await service.get_order(session, principal.tenant_id, order_id)
 
 
@@ -157,7 +164,7 @@ async def get_order_attribution(
             "(default: the tenant's)"
         ),
     ] = None,
-) -> Any:
+) -> AttributionOut:
     rules = await load_rules(
         session, principal.tenant_id, request.app.state.settings.secret, with_webhook_secret=False
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -7,6 +8,9 @@ from pydantic import BaseModel, Field, model_validator
 from shared.schemas import ClientId, Currency, Money, MoneyOut, Schema, UTCDatetime
 
 OrderStatus = Literal["created", "paid", "cancelled", "refunded"]
+
+# Stored money is NUMERIC(18,4): 14 digits before the point.
+MAX_REVENUE = Decimal(10) ** 14 - Decimal("0.0001")
 
 
 class OrderItem(Schema):
@@ -28,6 +32,12 @@ class OrderIn(Schema):
     def _buyer_is_known(self) -> OrderIn:
         if self.user_id is None and not self.click_ids:
             raise ValueError("an order needs a user_id or at least one click_id")
+        total = sum((item.unit_price * item.quantity for item in self.items), Decimal(0))
+        if total > MAX_REVENUE:
+            raise ValueError(
+                f"the order's revenue ({total}) exceeds the largest amount ClipFunnel stores "
+                f"({MAX_REVENUE}); check the items' unit_price and quantity"
+            )
         return self
 
 

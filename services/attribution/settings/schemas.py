@@ -40,6 +40,10 @@ class SettingsUpdate(Schema):
     webhook_secret: Annotated[str, StringConstraints(min_length=16, max_length=256)] | None = Field(
         None, description="Write-only HMAC key for signed order posts; null clears it"
     )
+    # Read-only: accepted so a GET body can be PUT back unchanged (see update_settings).
+    webhook_secret_set: bool | None = Field(
+        None, description="Read-only; ignored when it matches the stored state"
+    )
 
 
 class SettingsOut(BaseModel):

@@ -6,14 +6,14 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.attribution.models import Order, TenantSettings
+from services.attribution.models import TenantSettings
+from services.attribution.settings import repository
 from services.attribution.settings.schemas import SettingsOut, SettingsUpdate
 from shared.crypto import decrypt_secret, encrypt_secret
-from shared.db import insert_for, utcnow
-from shared.errors import Conflict
+from shared.db import utcnow
+from shared.errors import Conflict, UnprocessableEntity
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,8 @@ DEFAULTS = Rules(
 async def load_rules(
     session: AsyncSession, tenant_id: str, secret: str, *, with_webhook_secret: bool = True
 ) -> Rules:
-    row = await session.get(TenantSettings, tenant_id)
+    """The tenant's rules (the defaults until it has a settings row), in one Core read."""
+    row = await repository.rules_row(await session.connection(), tenant_id)
     if row is None:
         return DEFAULTS
     return rules_from(row, secret, with_webhook_secret=with_webhook_secret)
@@ -84,37 +85,57 @@ def to_out(rules: Rules) -> SettingsOut:
     )
 
 
-async def _row_for_update(session: AsyncSession, tenant_id: str) -> TenantSettings:
-    """The tenant's settings row, created with the defaults if missing, locked for update.
+_DEFAULT_ROW = {
+    "timezone": DEFAULTS.timezone,
+    "click_window_seconds": DEFAULTS.click_window_seconds,
+    "view_window_seconds": DEFAULTS.view_window_seconds,
+    "match": DEFAULTS.match,
+    "default_model": DEFAULTS.default_model,
+}
 
-    INSERT … ON CONFLICT DO NOTHING first, so two first requests of a new tenant racing
-    each other both end up locking the one row instead of one failing on the key.
+
+async def _row_for_update(session: AsyncSession, tenant_id: str) -> TenantSettings:
+    return await repository.row_for_update(session, tenant_id, _DEFAULT_ROW)
+
+
+def _check_read_only(update: SettingsUpdate, row: TenantSettings) -> bool:
+    """Whether the body's ``webhook_secret`` is an echo of a read (so it changes nothing).
+
+    A client that PUTs back what GET gave it sends ``webhook_secret: null`` (GET never shows
+    the secret) with ``webhook_secret_set``: that must not clear the secret. A
+    ``webhook_secret_set`` that contradicts the stored state without a new secret is refused.
     """
-    now = utcnow()
-    insert = insert_for(session.get_bind().dialect.name)
-    await session.execute(
-        insert(TenantSettings)
-        .values(
-            tenant_id=tenant_id,
-            currency=None,
-            timezone=DEFAULTS.timezone,
-            click_window_seconds=DEFAULTS.click_window_seconds,
-            view_window_seconds=DEFAULTS.view_window_seconds,
-            match=DEFAULTS.match,
-            default_model=DEFAULTS.default_model,
-            created_at=now,
-            updated_at=now,
+    if "webhook_secret_set" not in update.model_fields_set:
+        return False
+    stored = row.webhook_secret_encrypted is not None
+    claimed = update.webhook_secret_set
+    if "webhook_secret" not in update.model_fields_set:
+        if claimed is not None and claimed != stored:
+            raise UnprocessableEntity(
+                f"`webhook_secret_set` is read-only and the secret is {'' if stored else 'not '}"
+                "set: send `webhook_secret` (a new secret, or null to clear it) to change it.",
+                errors=[{"loc": ["body", "webhook_secret_set"], "msg": "read-only"}],
+            )
+        return True
+    if update.webhook_secret:
+        if claimed is False:
+            raise UnprocessableEntity(
+                "`webhook_secret_set` is false but a `webhook_secret` is given; drop "
+                "`webhook_secret_set` (it is read-only) to set the secret.",
+                errors=[
+                    {"loc": ["body", "webhook_secret_set"], "msg": "contradicts webhook_secret"}
+                ],
+            )
+        return False
+    if claimed == stored:
+        return True  # an unchanged read echoed back
+    if claimed:
+        raise UnprocessableEntity(
+            "`webhook_secret_set` is read-only: to set a webhook secret, send it in "
+            "`webhook_secret` (16–256 characters).",
+            errors=[{"loc": ["body", "webhook_secret"], "msg": "missing"}],
         )
-        .on_conflict_do_nothing(index_elements=["tenant_id"])
-    )
-    row = await session.scalar(
-        select(TenantSettings)
-        .where(TenantSettings.tenant_id == tenant_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert row is not None
-    return row
+    return False  # claims "no secret" while one is stored, with null: clearing it is asked
 
 
 async def update_settings(
@@ -122,12 +143,9 @@ async def update_settings(
 ) -> Rules:
     row = await _row_for_update(session, tenant_id)
     given = update.model_fields_set
+    echoed = _check_read_only(update, row)
     if "currency" in given and update.currency is not None and update.currency != row.currency:
-        other = await session.scalar(
-            select(Order.currency)
-            .where(Order.tenant_id == tenant_id, Order.currency != update.currency)
-            .limit(1)
-        )
+        other = await repository.other_order_currency(session, tenant_id, update.currency)
         if other is not None:
             raise Conflict(
                 f"This tenant already has orders in {other}; its currency cannot become "
@@ -144,7 +162,7 @@ async def update_settings(
         value = getattr(update, name)
         if name in given and value is not None:
             setattr(row, name, value)
-    if "webhook_secret" in given:
+    if "webhook_secret" in given and not echoed:
         row.webhook_secret_encrypted = (
             encrypt_secret(secret, update.webhook_secret) if update.webhook_secret else None
         )

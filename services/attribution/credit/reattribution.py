@@ -10,13 +10,16 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.attribution.credit import engine
+from services.attribution.credit.repository import (
+    lines_of_orders,
+    orders_naming_clicks,
+    paid_orders_of_buyers,
+    stitch_buyer,
+)
 from services.attribution.credit.service import attribute_order
-from services.attribution.models import Order, OrderClick, OrderLine
-from services.attribution.orders.service import stitch_buyer
+from services.attribution.models import Order
 from services.attribution.settings.service import Rules, load_rules
 
 
@@ -45,34 +48,15 @@ async def affected_orders(
     earliest = min(t.occurred_at for t in touches)
     latest = max(t.occurred_at for t in touches)
     users = sorted({t.user_id for t in touches})
-    found: dict[str, Order] = {}
-    for chunk_start in range(0, len(users), 500):
-        chunk = users[chunk_start : chunk_start + 500]
-        rows = await session.scalars(
-            select(Order).where(
-                Order.tenant_id == tenant_id,
-                Order.buyer_id.in_(chunk),
-                Order.paid_at >= earliest,
-                Order.paid_at <= latest + window,
-            )
+    found = {
+        order.order_id: order
+        for order in await paid_orders_of_buyers(
+            session, tenant_id, users, earliest, latest + window
         )
-        for order in rows:
-            found[order.order_id] = order
+    }
     click_ids = sorted({t.click_id for t in touches if t.click_id and t.type == "click"})
-    if click_ids:
-        order_ids = set(
-            await session.scalars(
-                select(OrderClick.order_id).where(
-                    OrderClick.tenant_id == tenant_id, OrderClick.click_id.in_(click_ids)
-                )
-            )
-        ) - set(found)
-        if order_ids:
-            rows = await session.scalars(
-                select(Order).where(Order.tenant_id == tenant_id, Order.order_id.in_(order_ids))
-            )
-            for order in rows:
-                found[order.order_id] = order
+    for order in await orders_naming_clicks(session, tenant_id, click_ids, besides=set(found)):
+        found[order.order_id] = order
     return [found[key] for key in sorted(found)]
 
 
@@ -87,17 +71,7 @@ async def reattribute_after_events(
     if not orders:
         return 0
     conn = await session.connection()
-    # Every affected order's lines in one query rather than one per order.
-    lines: dict[str, list[engine.Line]] = {}
-    for order_id, product_id, revenue in await conn.execute(
-        select(OrderLine.order_id, OrderLine.product_id, OrderLine.revenue)
-        .where(
-            OrderLine.tenant_id == tenant_id,
-            OrderLine.order_id.in_([order.order_id for order in orders]),
-        )
-        .order_by(OrderLine.order_id, OrderLine.line_no)
-    ):
-        lines.setdefault(order_id, []).append(engine.Line(product_id, revenue))
+    lines = await lines_of_orders(conn, tenant_id, [order.order_id for order in orders])
     count = 0
     for order in orders:
         # A click can reveal the buyer of an order that only named click ids.
