@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 # Currencies whose minor unit is not 2 decimal places.
 _ZERO_DECIMALS = frozenset(
@@ -187,15 +187,16 @@ def is_currency(code: str) -> bool:
 
 
 def minor_units(currency: str) -> int:
+    """Decimal places of ``currency``'s minor unit (JPY 0, USD 2, KWD 3, CLF 4); case-insensitive.
+
+    The one rule for the whole code base: a code outside the ISO-4217 table raises
+    ValueError. Inputs are validated against the same table at the edge, so every stored
+    currency is known and an unknown one here is a bug, not data to guess about.
+    """
     try:
-        return CURRENCY_MINOR_UNITS[currency]
+        return CURRENCY_MINOR_UNITS[currency.upper()]
     except KeyError:
         raise ValueError(f"{currency!r} is not an ISO-4217 currency code") from None
-
-
-def quantize_money(amount: Decimal, currency: str) -> Decimal:
-    exponent = Decimal(1).scaleb(-minor_units(currency))
-    return amount.quantize(exponent, rounding=ROUND_HALF_EVEN)
 
 
 def canonical_money(value: Decimal) -> Decimal:

@@ -12,7 +12,13 @@ from fastapi import APIRouter, FastAPI
 from services.attribution.catalog_sync.router import router as sync_router
 from services.attribution.catalog_sync.service import CatalogSync
 from services.attribution.config import AttributionSettings
+from services.attribution.dashboard.router import router as dashboard_router
 from services.attribution.events.group_commit import GroupCommitIngest
+from services.attribution.events.router import router as events_router
+from services.attribution.funnels.router import router as funnels_router
+from services.attribution.orders.router import router as orders_router
+from services.attribution.redirect.router import router as redirect_router
+from services.attribution.reports.router import router as reports_router
 from services.attribution.settings.router import router as settings_router
 from shared.app import build_app
 from shared.migrate import MigrationSpec
@@ -25,20 +31,17 @@ MIGRATIONS = MigrationSpec(
 
 
 def domain_routers() -> list[APIRouter]:
-    """Every domain's router; imported lazily so a missing domain shows as a clear error."""
-    routers = [settings_router, sync_router]
-    for module_name in (
-        "services.attribution.events.router",
-        "services.attribution.orders.router",
-        "services.attribution.redirect.router",
-        "services.attribution.funnels.router",
-        "services.attribution.reports.router",
-        "services.attribution.dashboard.router",
-    ):
-        with contextlib.suppress(ModuleNotFoundError):
-            module = __import__(module_name, fromlist=["router"])
-            routers.append(module.router)
-    return routers
+    """Every domain's router, imported plainly: a broken import fails loudly."""
+    return [
+        settings_router,
+        sync_router,
+        events_router,
+        orders_router,
+        redirect_router,
+        funnels_router,
+        reports_router,
+        dashboard_router,
+    ]
 
 
 def create_app(

@@ -478,7 +478,8 @@ def test_minor_units() -> None:
     assert [minor_units(c) for c in ("BHD", "KWD", "OMR", "JOD", "IQD", "LYD", "TND")] == [3] * 7
     assert minor_units("USD") == 2
     assert minor_units("eur") == 2
-    assert minor_units("XYZ") == 2  # unknown but well-formed: default 2
+    with pytest.raises(ValueError, match="ISO-4217"):
+        minor_units("XYZ")  # well-formed but not a currency: refused, never guessed
     for bad in ("", "US", "USDT", "U$D", "ДОЛ"):
         with pytest.raises(ValueError, match="currency"):
             minor_units(bad)

@@ -10,26 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-# One ISO-4217 table for the whole repo; attribution only adds the "unknown code -> 2" rule.
-from shared.currencies import CURRENCY_MINOR_UNITS
+from shared.currencies import minor_units
 
-__all__ = ["DEFAULT_MINOR_UNITS", "allocate", "minor_units", "quantize_money"]
-
-DEFAULT_MINOR_UNITS = 2
-
-
-def minor_units(currency: str) -> int:
-    """Decimal places of ``currency``'s minor unit (JPY 0, USD 2, KWD 3, CLF 4).
-
-    The code is case-insensitive.  A well-formed code missing from the ISO table (e.g. a
-    currency introduced after the table was written) defaults to 2 decimals, so a new
-    currency never blocks attribution; anything that is not three ASCII letters is a bug
-    and raises ValueError.
-    """
-    code = currency.upper()
-    if len(code) != 3 or not code.isascii() or not code.isalpha():
-        raise ValueError(f"invalid currency code {currency!r}: expected 3 letters")
-    return CURRENCY_MINOR_UNITS.get(code, DEFAULT_MINOR_UNITS)
+__all__ = ["allocate", "minor_units", "quantize_money"]
 
 
 def quantize_money(amount: Decimal, currency: str) -> Decimal:
