@@ -21,7 +21,8 @@ from services.attribution.models import Event
 from shared.auth import mint_token
 from tests.conftest import TEST_SECRET, auth
 
-T0 = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+# A fixed instant in the past: the world is the same on every run.
+T0 = dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC)
 DAY = (T0 - dt.timedelta(days=1)).date().isoformat()
 RANGE = {
     "from": (T0 - dt.timedelta(days=1)).isoformat(),
