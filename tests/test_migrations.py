@@ -31,7 +31,7 @@ class Service:
     not_tenant_first: frozenset[tuple[str, str]]
 
 
-# The documented exceptions to "tenant_id first in every key and index" (DESIGN.md §2).
+# The exceptions to "tenant_id first in every key and index" the README documents (Tenancy).
 SERVICES = [
     pytest.param(
         (
