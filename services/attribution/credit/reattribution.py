@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.credit.repository import (
     lines_of_orders,
+    lock_touch_keys,
     orders_naming_clicks,
     paid_orders_of_buyers,
     stitch_buyer,
@@ -66,11 +67,17 @@ async def reattribute_after_events(
     """Re-attribute every paid order these new touches can affect; returns how many."""
     if not touches:
         return 0
+    conn = await session.connection()
+    # After storing the touches, before looking for their orders: see lock_touch_keys.
+    await lock_touch_keys(
+        conn,
+        tenant_id,
+        [t.user_id for t in touches] + [t.click_id for t in touches if t.type == "click"],
+    )
     rules = await load_rules(session, tenant_id, secret, with_webhook_secret=False)
     orders = await affected_orders(session, tenant_id, touches, rules)
     if not orders:
         return 0
-    conn = await session.connection()
     lines = await lines_of_orders(conn, tenant_id, [order.order_id for order in orders])
     count = 0
     for order in orders:

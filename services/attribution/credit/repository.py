@@ -8,12 +8,13 @@ session's connection: no ORM objects.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, delete, insert, select, union_all
+from sqlalchemy import Engine, Table, bindparam, delete, insert, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.attribution.credit import engine
@@ -306,3 +307,42 @@ async def lines_of_orders(
     ):
         lines.setdefault(order_id, []).append(engine.Line(product_id, revenue))
     return lines
+
+
+# --------------------------------------------------------------------------- serialising buyers
+
+
+def touch_lock_keys(tenant_id: str, keys: Iterable[str | None]) -> list[int]:
+    """Advisory-lock keys (signed 64-bit) for these buyers and click ids of one tenant, sorted.
+
+    Sorted, so every transaction takes its locks in one order and two can never deadlock.
+    """
+    found = set()
+    for key in keys:
+        if key:
+            digest = hashlib.blake2b(f"{tenant_id}\x1f{key}".encode(), digest_size=8).digest()
+            found.add(int.from_bytes(digest, "big", signed=True))
+    return sorted(found)
+
+
+_LOCK_KEYS = text(
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k "
+    "ORDER BY 1) AS ordered"
+)
+
+
+async def lock_touch_keys(
+    conn: AsyncConnection, tenant_id: str, keys: Iterable[str | None]
+) -> None:
+    """Serialise, per buyer and click id, attributing an order with storing its late touches.
+
+    Under READ COMMITTED an order attributed while a late event of its buyer commits could
+    miss that touch (neither transaction sees the other's rows). Both sides take these
+    transaction-scoped locks before they read, so whichever runs second sees the first's
+    commit. SQLite runs one writer at a time and needs none.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    lock_keys = touch_lock_keys(tenant_id, keys)
+    if lock_keys:
+        await conn.execute(_LOCK_KEYS, {"keys": lock_keys})

@@ -172,6 +172,19 @@ async def add_clicks(
         await conn.execute(_INSERT_CLICKS, [{**params, "click_id": c} for c in click_ids])
 
 
+_ORDER_KEYS = select(_ORDERS.c.buyer_id, _ORDERS.c.user_id, _ORDERS.c.click_ids).where(
+    _ORDERS.c.tenant_id == bindparam("tenant_id"), _ORDERS.c.order_id == bindparam("order_id")
+)
+
+
+async def order_keys(conn: AsyncConnection, tenant_id: str, order_id: str) -> list[str | None]:
+    """The buyer, user and click ids an order is attributed by (empty for an unknown order)."""
+    row = (await conn.execute(_ORDER_KEYS, {"tenant_id": tenant_id, "order_id": order_id})).first()
+    if row is None:
+        return []
+    return [row.buyer_id, row.user_id, *(row.click_ids or [])]
+
+
 async def lock_order(session: AsyncSession, tenant_id: str, order_id: str) -> Order | None:
     order: Order | None = await session.scalar(
         select(Order)

@@ -19,7 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from services.attribution.core.metrics import ATTRIBUTION_SECONDS, ORDERS_RECEIVED
 from services.attribution.credit import engine
 from services.attribution.credit.engine import MODELS
-from services.attribution.credit.repository import insert_credits, stitch_buyer, stored_credits
+from services.attribution.credit.repository import (
+    insert_credits,
+    lock_touch_keys,
+    stitch_buyer,
+    stored_credits,
+)
 from services.attribution.credit.service import attribute_order, compute_credits, credits_of_model
 from services.attribution.models import Order, Refund
 from services.attribution.orders import repository
@@ -132,6 +137,7 @@ async def _ingest_new(
     statement (the order, its status post, its lines, its click links, its credits).
     """
     click_ids = list(dict.fromkeys(payload.click_ids or []))
+    await lock_touch_keys(conn, tenant_id, [payload.user_id, *click_ids])
     buyer_id = await stitch_buyer(conn, tenant_id, payload.user_id, click_ids)
     lines = line_rows(tenant_id, payload)
     gross = sum((row["revenue"] for row in lines), ZERO)
@@ -213,6 +219,9 @@ async def _ingest_existing(
     session: AsyncSession, tenant_id: str, payload: OrderIn, rules: Rules, digest: str
 ) -> Answer:
     """A post on an order that exists: lock it, then apply, record or refuse the post."""
+    await _serialise_with_touches(
+        session, tenant_id, payload.order_id, [payload.user_id, *(payload.click_ids or [])]
+    )
     order = await repository.lock_order(session, tenant_id, payload.order_id)
     conn = await session.connection()
     # A twin of this post may have committed while we waited for the lock.
@@ -262,6 +271,20 @@ async def _ingest_existing(
     await repository.set_post_response(conn, tenant_id, payload.order_id, payload.status, body)
     ORDERS_RECEIVED.labels(payload.status, "accepted" if action == "apply" else "stale").inc()
     return Answer(201, body)
+
+
+async def _serialise_with_touches(
+    session: AsyncSession, tenant_id: str, order_id: str, posted_keys: list[str | None]
+) -> None:
+    """Take the order's buyer and click locks (see lock_touch_keys) before its row lock.
+
+    Always advisory locks first, then rows, in every transaction: the events ingest does the
+    same, so the two can never wait on each other in opposite orders.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    known = await repository.order_keys(await session.connection(), tenant_id, order_id)
+    await lock_touch_keys(await session.connection(), tenant_id, [*known, *posted_keys])
 
 
 async def _apply(
@@ -330,6 +353,7 @@ async def post_refund(
                 "retry must send the same body."
             )
         return Answer(200, previous.response)
+    await _serialise_with_touches(session, tenant_id, order_id, [])
     order = await repository.lock_order(session, tenant_id, order_id)
     if order is None:
         raise NotFound(f"No order {order_id!r} in this tenant.")
