@@ -1,30 +1,34 @@
-"""Bearer credentials: HMAC-signed tokens verified locally by each service.
+"""Bearer credentials: JSON Web Tokens (HS256) verified locally by each service.
 
-A token is ``cf1.<payload>.<signature>`` where payload is base64url JSON
-``{"tid": tenant, "scp": [scopes], "iat": issued, "exp": expiry|null, "jti": token id}`` and the
-signature is HMAC-SHA256 under a key derived from ``CLIPFUNNEL_SECRET``. No service stores a
-token: a revoked token is remembered by its ``jti`` alone, in each service's ``revoked_tokens``
-table, which every replica re-reads every few seconds.
+A token's claims are ``sub`` (the tenant it acts for, ``*`` for the cross-tenant sync
+credential), ``scope`` (space-separated scopes), ``iss``, ``iat``, ``exp`` and ``jti`` (the token
+id); ``exp``, ``jti``, ``sub`` and ``iss`` are required. The HMAC key is derived with HKDF from
+``CLIPFUNNEL_SECRET``. No service stores a token: a revoked token is remembered by its ``jti``
+alone, in each service's ``revoked_tokens`` table, which every replica re-reads every few seconds.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-import orjson
+import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shared.crypto import derive_key
 from shared.errors import Forbidden, Unauthorized
 
-TOKEN_PREFIX = "cf1"
+ALGORITHM = "HS256"
+ISSUER = "clipfunnel"
+REQUIRED_CLAIMS = ("exp", "jti", "sub", "iss")
+# Every token expires; without --ttl it lives 90 days (revocation covers a leak before that).
+DEFAULT_TTL_SECONDS = 90 * 86_400
+# Tolerated clock difference between the host that minted a token and the one verifying it.
+LEEWAY_SECONDS = 10
 SCOPES = (
     "catalog:read",
     "catalog:write",
@@ -38,17 +42,8 @@ SCOPES = (
 ALL_TENANTS = "*"
 
 
-def _b64e(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64d(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _signing_key(secret: str) -> bytes:
-    # Domain-separated so the same secret can key other things (e.g. secrets at rest).
-    return hashlib.sha256(b"clipfunnel/token/v1\x00" + secret.encode()).digest()
+    return derive_key(secret, "clipfunnel/token/v2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +51,7 @@ class Principal:
     tenant_id: str
     scopes: frozenset[str]
     token_id: str
-    expires_at: int | None = None
+    expires_at: int
 
     def has(self, scope: str) -> bool:
         # admin can do everything within its tenant; catalog:sync is never implied.
@@ -74,48 +69,68 @@ def mint_token(
     now: float | None = None,
     token_id: str | None = None,
 ) -> str:
+    """A signed token for ``tenant_id``; it expires after ``ttl_seconds`` (default 90 days)."""
     scope_list = sorted(set(scopes))
     unknown = [s for s in scope_list if s not in SCOPES]
     if unknown:
         raise ValueError(f"unknown scope(s) {unknown}; allowed: {', '.join(SCOPES)}")
     if not scope_list:
         raise ValueError("a token needs at least one scope")
+    if not tenant_id:
+        raise ValueError("a token needs a tenant")
     issued = int(now if now is not None else time.time())
-    payload = {
-        "tid": tenant_id,
-        "scp": scope_list,
+    claims = {
+        "iss": ISSUER,
+        "sub": tenant_id,
+        "scope": " ".join(scope_list),
         "iat": issued,
-        "exp": issued + ttl_seconds if ttl_seconds else None,
-        "jti": token_id or secrets.token_hex(8),
+        "exp": issued + (ttl_seconds or DEFAULT_TTL_SECONDS),
+        "jti": token_id or secrets.token_hex(16),
     }
-    body = _b64e(orjson.dumps(payload))
-    signed = f"{TOKEN_PREFIX}.{body}"
-    sig = hmac.new(_signing_key(secret), signed.encode(), hashlib.sha256).digest()
-    return f"{signed}.{_b64e(sig)}"
+    return jwt.encode(claims, _signing_key(secret), algorithm=ALGORITHM)
 
 
 def decode_token(secret: str, token: str, *, now: float | None = None) -> Principal:
-    """Verify a token's signature and expiry; raises Unauthorized with a reason."""
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
-        raise Unauthorized("The bearer token is malformed; mint one with `clipfunnel token`.")
-    signed = f"{parts[0]}.{parts[1]}"
-    expected = hmac.new(_signing_key(secret), signed.encode(), hashlib.sha256).digest()
+    """Verify a token's signature, claims and expiry; raises Unauthorized with a reason.
+
+    ``now`` replaces the clock in the expiry check (``clipfunnel revoke`` passes 0, so that a
+    token can be revoked whatever its expiry)."""
+    own_clock = now is not None
     try:
-        given = _b64d(parts[2])
-        payload: dict[str, Any] = orjson.loads(_b64d(parts[1]))
-    except (ValueError, orjson.JSONDecodeError):
-        raise Unauthorized("The bearer token is malformed.") from None
-    if not hmac.compare_digest(expected, given):
-        raise Unauthorized("The bearer token's signature is invalid.")
-    exp = payload.get("exp")
-    current = now if now is not None else time.time()
-    if exp is not None and current >= exp:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            _signing_key(secret),
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            leeway=LEEWAY_SECONDS,
+            options={
+                "require": list(REQUIRED_CLAIMS),
+                "verify_exp": not own_clock,
+                "verify_iat": not own_clock,
+            },
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("The bearer token has expired; mint a new one.") from None
+    except jwt.InvalidSignatureError:
+        raise Unauthorized("The bearer token's signature is invalid.") from None
+    except jwt.ImmatureSignatureError:
+        raise Unauthorized(
+            "The bearer token is issued in the future; check this host's clock."
+        ) from None
+    except jwt.InvalidTokenError:
+        raise Unauthorized(
+            "The bearer token is malformed or not a ClipFunnel token; mint one with "
+            "`clipfunnel token`."
+        ) from None
+    exp, scope = claims["exp"], claims.get("scope", "")
+    if not isinstance(exp, int) or not isinstance(scope, str):
+        raise Unauthorized("The bearer token is malformed; mint one with `clipfunnel token`.")
+    if now is not None and now >= exp + LEEWAY_SECONDS:
         raise Unauthorized("The bearer token has expired; mint a new one.")
     return Principal(
-        tenant_id=str(payload["tid"]),
-        scopes=frozenset(payload.get("scp", ())),
-        token_id=str(payload["jti"]),
+        tenant_id=claims["sub"],
+        scopes=frozenset(scope.split()),
+        token_id=claims["jti"],
         expires_at=exp,
     )
 

@@ -84,7 +84,9 @@ _SENSITIVE_KEY = re.compile(
     re.IGNORECASE,
 )
 _SCRUBBERS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # ClipFunnel bearer tokens (cf1.<payload>.<signature>), anywhere.
+    # Bearer tokens anywhere: JWTs (a JSON header and payload start "eyJ" in base64url), and
+    # the cf1.<payload>.<signature> tokens of earlier versions, which clients may still send.
+    (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), REDACTED),
     (re.compile(r"cf1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), "cf1." + REDACTED),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
     # Order signatures (X-ClipFunnel-Signature: t=…,v1=<hex>).
