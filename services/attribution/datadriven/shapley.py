@@ -1,0 +1,96 @@
+"""Shapley-value attribution over channel coalitions, computed exactly.
+
+A path's coalition is its set of distinct channels; v(T) is the conversion rate of the paths
+whose set is exactly T (0 when there is none, and v(∅) = 0). Inside each converting
+coalition C the channels of C get their exact Shapley values of the game v restricted to the
+subsets of C; those are scaled to C's conversions (and revenue) and summed over coalitions.
+A channel never on a converting path gets nothing.
+
+Exact Shapley is 2^|C| subsets: a coalition keeps its ``MAX_PLAYERS`` most recent distinct
+channels (the older ones drop out of that path's set), the rule the README documents.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import combinations
+from math import factorial
+
+from services.attribution.datadriven.paths import Channel, PathCounts
+
+MAX_PLAYERS = 15
+
+Coalition = frozenset[Channel]
+
+
+@dataclass(frozen=True, slots=True)
+class ShapleyResult:
+    # Per channel: its share of the conversions, summed over coalitions (sums to conversions).
+    conversions: dict[Channel, float]
+    # Per converting coalition, each member's fraction of that coalition's value (sums to 1).
+    fractions: dict[Coalition, dict[Channel, float]]
+    revenue_by_coalition: dict[Coalition, Decimal]
+
+
+def coalition_of(path: tuple[Channel, ...]) -> Coalition:
+    """The path's distinct channels, at most ``MAX_PLAYERS``, the most recent kept."""
+    kept: list[Channel] = []
+    for channel in reversed(path):
+        if channel not in kept:
+            kept.append(channel)
+            if len(kept) == MAX_PLAYERS:
+                break
+    return frozenset(kept)
+
+
+def shapley_values(players: Coalition, value: Mapping[Coalition, float]) -> dict[Channel, float]:
+    """Exact Shapley values of the game ``value`` (missing coalitions are worth 0)."""
+    members = sorted(players)
+    n = len(members)
+    weights = [factorial(k) * factorial(n - k - 1) / factorial(n) for k in range(n)]
+    result: dict[Channel, float] = {}
+    for player in members:
+        others = [m for m in members if m != player]
+        total = 0.0
+        for size in range(n):
+            for subset in combinations(others, size):
+                base = frozenset(subset)
+                gain = value.get(base | {player}, 0.0) - value.get(base, 0.0)
+                total += weights[size] * gain
+        result[player] = total
+    return result
+
+
+def shapley(paths: Mapping[tuple[Channel, ...], PathCounts]) -> ShapleyResult:
+    conversions: dict[Coalition, int] = defaultdict(int)
+    seen: dict[Coalition, int] = defaultdict(int)
+    revenue: dict[Coalition, Decimal] = defaultdict(Decimal)
+    for path, counts in paths.items():
+        if not path:
+            continue
+        coalition = coalition_of(path)
+        conversions[coalition] += counts.conversions
+        seen[coalition] += counts.conversions + counts.non_conversions
+        revenue[coalition] += counts.revenue
+    value = {c: conversions[c] / seen[c] for c in seen if seen[c]}
+    credit: dict[Channel, float] = defaultdict(float)
+    fractions: dict[Coalition, dict[Channel, float]] = {}
+    for coalition in sorted(conversions, key=sorted):
+        if conversions[coalition] == 0:
+            continue
+        phi = shapley_values(coalition, value)
+        total = sum(phi.values())  # = v(coalition) > 0 by efficiency
+        fractions[coalition] = {c: phi[c] / total for c in sorted(phi)}
+        for channel, fraction in fractions[coalition].items():
+            credit[channel] += fraction * conversions[coalition]
+    for path in paths:
+        for channel in path:
+            credit.setdefault(channel, 0.0)
+    return ShapleyResult(
+        dict(sorted(credit.items())),
+        fractions,
+        {c: revenue[c] for c in fractions},
+    )
