@@ -143,15 +143,24 @@ def revoke(
     token_value: Annotated[str, typer.Argument(metavar="TOKEN", help="The token to revoke")],
 ) -> None:
     """Revoke a token in both services' databases (takes effect within a few seconds)."""
+    from services.attribution.models import RevokedToken as AttributionRevokedToken
+    from services.catalog.models import RevokedToken as CatalogRevokedToken
     from shared.auth import decode_token
-    from shared.revocation import revoke_token_id
+    from shared.revocation import RevokedTable, revoke_token_id
 
+    tables: dict[Service, RevokedTable] = {
+        Service.catalog: CatalogRevokedToken,
+        Service.attribution: AttributionRevokedToken,
+    }
     settings = _settings(Service.catalog)
     principal = decode_token(settings.secret, token_value, now=0)
     for service in Service:
         asyncio.run(
             revoke_token_id(
-                _settings(service).database_url, principal.tenant_id, principal.token_id
+                _settings(service).database_url,
+                tables[service],
+                principal.tenant_id,
+                principal.token_id,
             )
         )
     typer.echo(f"revoked token {principal.token_id} of tenant {principal.tenant_id}", err=True)

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import TokenVerifier
@@ -20,6 +19,7 @@ from shared.migrate import MigrationSpec, head_revision
 from shared.observability import ObservabilityMiddleware, configure_logging
 from shared.openapi import install_problem_openapi
 from shared.ratelimit import RateLimitMiddleware
+from shared.revocation import RevokedTable, revoked_token_ids
 from shared.settings import ServiceSettings
 
 Hook = Callable[[FastAPI], Awaitable[None]]
@@ -31,6 +31,7 @@ def build_app(
     description: str,
     settings: ServiceSettings,
     migrations: MigrationSpec,
+    revoked_tokens: RevokedTable,
     routers: Sequence[APIRouter],
     on_startup: Hook | None = None,
     on_shutdown: Hook | None = None,
@@ -47,10 +48,9 @@ def build_app(
         app.state.read_sessionmaker = make_sessionmaker(engine, read_only=True)
         app.state.head_revision = head_revision(migrations)
 
-        async def load_revoked() -> set[str]:
+        async def load_revoked() -> set[tuple[str, str]]:
             async with reader(engine).connect() as conn:
-                rows = await conn.execute(text("SELECT token_id FROM revoked_tokens"))
-                return {row[0] for row in rows}
+                return await revoked_token_ids(conn, revoked_tokens)
 
         app.state.token_verifier = TokenVerifier(settings.secret, load_revoked)
         try:

@@ -122,6 +122,10 @@ class ServiceUnavailable(ProblemError):
     status, type_slug, title = 503, "unavailable", "Service unavailable"
 
 
+class RevocationListStale(ServiceUnavailable):
+    type_slug, title = "revocation-list-stale", "Revoked tokens cannot be checked"
+
+
 def problem_response(
     status: int,
     title: str,

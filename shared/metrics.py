@@ -15,6 +15,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -35,6 +36,17 @@ HTTP_DURATION = Histogram(
 )
 
 UNMATCHED_ROUTE = "<unmatched>"
+
+# Revoked-token list: alert on time() - timestamp > 30 (past that, authenticated routes are 503).
+REVOCATION_RELOADED = Gauge(
+    "clipfunnel_revocation_reload_timestamp_seconds",
+    "Unix time of the last successful reload of the revoked-token list (stalest worker)",
+    multiprocess_mode="livemin",
+)
+REVOCATION_RELOAD_FAILURES = Counter(
+    "clipfunnel_revocation_reload_failures_total",
+    "Failed reloads of the revoked-token list",
+)
 
 
 def metrics_router() -> APIRouter:

@@ -16,6 +16,7 @@ from services.attribution.dashboard.router import router as dashboard_router
 from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.events.router import router as events_router
 from services.attribution.funnels.router import router as funnels_router
+from services.attribution.models import RevokedToken
 from services.attribution.orders.router import router as orders_router
 from services.attribution.redirect.router import router as redirect_router
 from services.attribution.reports.router import router as reports_router
@@ -93,6 +94,7 @@ def create_app(
         "videos, live rooms and ads that led to it, and answers funnels and reports.",
         settings=settings,
         migrations=MIGRATIONS,
+        revoked_tokens=RevokedToken,
         routers=domain_routers(),
         on_startup=start,
         on_shutdown=stop,

@@ -13,6 +13,7 @@ from services.catalog.campaigns.router import router as campaigns_router
 from services.catalog.changes.router import router as changes_router
 from services.catalog.contents.router import links as links_router
 from services.catalog.contents.router import router as contents_router
+from services.catalog.models import RevokedToken
 from services.catalog.products.router import router as products_router
 from services.catalog.settings import CatalogSettings
 from services.catalog.tracking_links.router import router as tracking_links_router
@@ -35,6 +36,7 @@ def create_app(settings: CatalogSettings | None = None, *, configure_logs: bool 
         "attribution service follows.",
         settings=settings,
         migrations=MIGRATIONS,
+        revoked_tokens=RevokedToken,
         routers=[
             accounts_router,
             products_router,

@@ -7,7 +7,6 @@ deletable.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.catalog.app import create_app
+from services.catalog.models import RevokedToken
 from services.catalog.settings import CatalogSettings
 from shared.auth import mint_token
 from shared.revocation import revoke_token_id
@@ -181,9 +181,9 @@ async def test_an_expired_token_is_401_on_every_route(
     shop: Shop, catalog: httpx.AsyncClient
 ) -> None:
     routes = catalog_routes(unseen_world())
-    an_hour_ago = time.time() - 3600
-    expired = mint_token(TEST_SECRET, shop.tenant_id, ["admin"], ttl_seconds=60, now=an_hour_ago)
-    expired_sync = mint_token(TEST_SECRET, "*", ["catalog:sync"], ttl_seconds=60, now=an_hour_ago)
+    long_ago = 1_600_000_000  # 2020-09-13
+    expired = mint_token(TEST_SECRET, shop.tenant_id, ["admin"], ttl_seconds=60, now=long_ago)
+    expired_sync = mint_token(TEST_SECRET, "*", ["catalog:sync"], ttl_seconds=60, now=long_ago)
     assert await refusals(catalog, routes, auth(expired), 401) == []
     assert await refusals(catalog, routes[-1:], auth(expired_sync), 401) == []
     # The same token with an hour still to run is accepted.
@@ -197,7 +197,8 @@ async def test_a_revoked_token_is_401(
     token = mint_token(TEST_SECRET, shop.tenant_id, ["catalog:read"], token_id="revoke-me")
     assert (await catalog.get("/v1/accounts", headers=auth(token))).status_code == 200
 
-    await revoke_token_id(catalog_app.state.settings.database_url, shop.tenant_id, "revoke-me")
+    database_url = catalog_app.state.settings.database_url
+    await revoke_token_id(database_url, RevokedToken, shop.tenant_id, "revoke-me")
     catalog_app.state.token_verifier.forget_cache()
 
     response = await catalog.get("/v1/accounts", headers=auth(token))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import UTCDateTime, new_metadata, utcnow
+from shared.db import new_metadata
+from shared.revocation import RevokedTokenColumns
 
 
 class Base(DeclarativeBase):
@@ -19,9 +18,5 @@ def tenant_key() -> Mapped[str]:
     return mapped_column(String(128), primary_key=True, sort_order=-100)
 
 
-class RevokedToken(Base):
-    __tablename__ = "revoked_tokens"
-
-    tenant_id: Mapped[str] = tenant_key()
-    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+class RevokedToken(RevokedTokenColumns, Base):
+    """Tokens revoked by id (``clipfunnel revoke``); queried through ``shared.revocation``."""

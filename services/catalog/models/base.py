@@ -8,6 +8,7 @@ from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_metadata, utcnow
+from shared.revocation import RevokedTokenColumns
 
 
 class Base(DeclarativeBase):
@@ -26,9 +27,5 @@ class TenantEntity:
     )
 
 
-class RevokedToken(Base):
-    __tablename__ = "revoked_tokens"
-
-    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+class RevokedToken(RevokedTokenColumns, Base):
+    """Tokens revoked by id (``clipfunnel revoke``); queried through ``shared.revocation``."""
