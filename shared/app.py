@@ -18,7 +18,7 @@ from shared.metrics import metrics_router
 from shared.migrate import MigrationSpec, head_revision
 from shared.observability import ObservabilityMiddleware, configure_logging
 from shared.openapi import install_problem_openapi
-from shared.ratelimit import RateLimitMiddleware
+from shared.ratelimit import RateLimitMiddleware, TokenLimiter
 from shared.revocation import RevokedTable, revoked_token_ids
 from shared.settings import ServiceSettings
 
@@ -39,6 +39,15 @@ def build_app(
 ) -> FastAPI:
     if configure_logs:
         configure_logging(settings.log_level, json=settings.log_json)
+
+    limiter = None
+    if settings.rate_limit_per_second > 0:
+        limiter = TokenLimiter(
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            namespace=migrations.service,
+            redis_url=settings.redis_url,
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +70,8 @@ def build_app(
             if on_shutdown is not None:
                 await on_shutdown(app)
             await engine.dispose()
+            if limiter is not None:
+                limiter.close()
 
     app = FastAPI(
         title=title,
@@ -72,12 +83,7 @@ def build_app(
     install_error_handlers(app)
     # Added innermost first: observability wraps the rate limit, which wraps the body limit.
     install_body_limit(app, settings.max_body_bytes)
-    app.add_middleware(
-        RateLimitMiddleware,
-        secret=settings.secret,
-        per_second=settings.rate_limit_per_second,
-        burst=settings.rate_limit_burst,
-    )
+    app.add_middleware(RateLimitMiddleware, secret=settings.secret, limiter=limiter)
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(health_router(migrations.version_table))
     app.include_router(metrics_router())

@@ -43,6 +43,10 @@ REVOCATION_RELOADED = Gauge(
     "Unix time of the last successful reload of the revoked-token list (stalest worker)",
     multiprocess_mode="livemin",
 )
+RATE_LIMIT_STORAGE_ERRORS = Counter(
+    "clipfunnel_rate_limit_storage_errors_total",
+    "Failures of the shared rate-limit storage (Redis); after each, limits stay in process 5 s",
+)
 REVOCATION_RELOAD_FAILURES = Counter(
     "clipfunnel_revocation_reload_failures_total",
     "Failed reloads of the revoked-token list",

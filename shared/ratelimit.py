@@ -1,101 +1,141 @@
-"""Per-token rate limits: one token bucket per (tenant, token id, reads|writes), in process.
+"""Per-token rate limits with the ``limits`` library, shared by every replica through Redis.
 
-Every ``/v1/…`` request whose bearer token verifies takes one token from its bucket; an empty
-bucket is answered 429 problem+json with ``Retry-After`` (whole seconds until a token is back)
-before the body is read or the database touched. Buckets are keyed by the token's tenant *and*
-id, so one tenant's traffic (or one of its integrations) never spends another's quota. Reads
-(GET, HEAD, OPTIONS) and writes have separate buckets, so an ingest storm does not lock a
-tenant's dashboards out. Requests without a valid token pass through untouched: the auth
-dependency answers them 401, and the unauthenticated routes (``/healthz``, ``/readyz``,
-``/metrics``, ``/docs``, ``/openapi.json``, ``/r/{code}``, ``/dashboard``) are outside ``/v1/``.
+Every ``/v1/…`` request whose bearer token verifies counts against the limit of its tenant and
+token id, reads (GET, HEAD, OPTIONS) and writes separately; over the limit it is answered 429
+problem+json with ``Retry-After`` (the whole seconds after which the oldest counted request has
+left the window) before the body is read or the database touched. Limits are keyed by the
+service, the token's tenant *and* id, so one tenant's traffic (or one of its integrations)
+never spends another's quota, and an ingest storm does not lock a tenant's dashboards out.
+Requests without a valid token pass through untouched: the auth dependency answers them 401,
+and the unauthenticated routes (``/healthz``, ``/readyz``, ``/metrics``, ``/docs``,
+``/openapi.json``, ``/r/{code}``, ``/dashboard``) are outside ``/v1/``.
 
-Settings (both services): ``rate_limit_per_second`` (refill rate, default 200; 0 disables)
-and ``rate_limit_burst`` (bucket size, default 400), env ``CLIPFUNNEL_RATE_LIMIT_PER_SECOND``
-and ``CLIPFUNNEL_RATE_LIMIT_BURST``.
+The strategy is the moving window: at most ``rate_limit_burst`` requests in any window of
+``burst / rate_limit_per_second`` seconds (rounded up to whole seconds), which is the burst at
+once and the rate sustained. Defaults: 400 per 2 s, reads and writes each; a rate of 0 disables
+the limits. It is exact, at the cost of one timestamp per counted request (a list of at most
+``burst`` entries per active token and class).
 
-The buckets live in each process. With N replicas (or N uvicorn workers) behind a load
-balancer a token can therefore reach up to N× the configured rate: configure the per-process
-share (the cluster-wide rate divided by N). For an exact cluster-wide limit, back
-``TokenBuckets.take`` with Redis: the same refill arithmetic in a Lua script (``HMGET`` tokens
-and timestamp, refill, decrement, ``HSET`` and ``PEXPIRE`` by burst/rate) keyed by
-``rl:{tenant}:{token id}:{class}``, run with ``EVALSHA`` — one round trip per request.
+With ``CLIPFUNNEL_REDIS_URL`` set, the windows live in Redis (one Lua script per request), so N
+replicas or uvicorn workers share one limit. While Redis does not answer, each process limits on
+its own (in memory) and tries Redis again every few seconds; that is logged and counted
+(``clipfunnel_rate_limit_storage_errors_total``), never a refused request. Without Redis the
+windows live in each process: with N replicas a token can reach N× the configured rate.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import coredis
+import structlog
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
+from limits.errors import StorageError
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.auth import decode_token
 from shared.errors import TooManyRequests, problem_response
+from shared.metrics import RATE_LIMIT_STORAGE_ERRORS
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LIMITED_PREFIX = "/v1/"
+REDIS_KEY_PREFIX = "clipfunnel:ratelimit"
+# After a Redis failure, limit in memory for this long before trying Redis again.
+REDIS_RETRY_SECONDS = 5.0
+# A Redis that takes longer than this to connect or answer counts as down.
+REDIS_TIMEOUT_SECONDS = 0.5
+
+_log = structlog.get_logger("clipfunnel.ratelimit")
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    updated: float
+def limits_storage_uri(redis_url: str) -> str:
+    """The ``limits`` storage URI of a Redis URL (its asyncio flavour)."""
+    if redis_url.startswith("unix://"):
+        return "async+redis+unix://" + redis_url.removeprefix("unix://")
+    return "async+" + redis_url
 
 
-class TokenBuckets:
-    """Token buckets refilled at ``rate`` per second up to ``burst``; not thread-safe (one
-    event loop per process needs no lock: ``take`` never awaits)."""
+class TokenLimiter:
+    """Moving-window limits per (namespace, class, tenant, token id): in Redis when a URL is
+    given, else (and while Redis is down) in this process."""
 
     def __init__(
         self,
-        rate: float,
-        burst: float,
+        per_second: float,
+        burst: int,
         *,
+        namespace: str,
+        redis_url: str = "",
         clock: Callable[[], float] = time.monotonic,
-        sweep_every: int = 10_000,
     ) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
-        self.rate = rate
+        if per_second <= 0 or burst < 1:
+            raise ValueError("per_second must be > 0 and burst >= 1")
         self.burst = burst
+        self.window_seconds = max(1, math.ceil(burst / per_second))
+        self.item: RateLimitItem = RateLimitItemPerSecond(burst, self.window_seconds)
+        self.namespace = namespace
         self._clock = clock
-        self._buckets: dict[Hashable, _Bucket] = {}
-        self._sweep_every = sweep_every
-        self._since_sweep = 0
+        self._memory = MovingWindowRateLimiter(MemoryStorage())
+        self._redis: AsyncMovingWindow | None = None
+        self._pool: coredis.ConnectionPool | None = None
+        if redis_url:
+            # Our own pool (a documented option of the storage), so that close() can close it.
+            self._pool = coredis.ConnectionPool.from_url(
+                redis_url,
+                connect_timeout=REDIS_TIMEOUT_SECONDS,
+                stream_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            storage = RedisStorage(
+                limits_storage_uri(redis_url),
+                wrap_exceptions=True,
+                key_prefix=REDIS_KEY_PREFIX,
+                # The storage's options are annotated as scalars; a pool is what it documents.
+                connection_pool=self._pool,  # type: ignore[arg-type]
+            )
+            self._redis = AsyncMovingWindow(storage)
+        self._redis_down_until = -math.inf
 
-    def take(self, key: Hashable) -> float:
-        """Take one token: 0.0 when granted, else the seconds until one is available."""
-        now = self._clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = _Bucket(self.burst, now)
-            self._maybe_sweep(now)
-        else:
-            elapsed = max(0.0, now - bucket.updated)
-            bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
-            bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+    def close(self) -> None:
+        """Close the connections to Redis (at shutdown)."""
+        if self._pool is not None:
+            self._pool.disconnect()
+
+    @property
+    def shared(self) -> bool:
+        """Whether the limits are (meant to be) shared through Redis."""
+        return self._redis is not None
+
+    async def take(self, kind: str, tenant_id: str, token_id: str) -> float:
+        """Count one request: 0.0 when it is within the limit, else the seconds to wait."""
+        keys = (self.namespace, kind, tenant_id, token_id)
+        if self._redis is not None and self._clock() >= self._redis_down_until:
+            try:
+                if await self._redis.hit(self.item, *keys):
+                    return 0.0
+                stats = await self._redis.get_window_stats(self.item, *keys)
+                return max(0.0, stats.reset_time - time.time())
+            except StorageError as exc:
+                self._redis_down_until = self._clock() + REDIS_RETRY_SECONDS
+                RATE_LIMIT_STORAGE_ERRORS.inc()
+                _log.warning(
+                    "rate-limit storage unavailable; limiting in this process",
+                    error=type(exc.storage_error).__name__,
+                    retry_in_seconds=REDIS_RETRY_SECONDS,
+                )
+        # In memory: microseconds, no I/O, so the synchronous limiter is fine here.
+        if self._memory.hit(self.item, *keys):
             return 0.0
-        return (1.0 - bucket.tokens) / self.rate
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def _maybe_sweep(self, now: float) -> None:
-        # A bucket that has refilled completely is the same as no bucket: forget it, so the
-        # map holds only recently active tokens instead of every token ever seen.
-        self._since_sweep += 1
-        if self._since_sweep < self._sweep_every:
-            return
-        self._since_sweep = 0
-        full_after = self.burst / self.rate
-        idle = [k for k, b in self._buckets.items() if now - b.updated >= full_after]
-        for key in idle:
-            del self._buckets[key]
+        stats = self._memory.get_window_stats(self.item, *keys)
+        return max(0.0, stats.reset_time - time.time())
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -158,19 +198,17 @@ def label_route(scope: Scope) -> None:
 
 
 class RateLimitMiddleware:
-    """ASGI middleware applying :class:`TokenBuckets` to every authenticated ``/v1/`` request."""
+    """ASGI middleware applying a :class:`TokenLimiter` to every authenticated ``/v1/`` request
+    (``limiter`` None: no limit)."""
 
-    def __init__(self, app: ASGIApp, *, secret: str, per_second: float, burst: int) -> None:
+    def __init__(self, app: ASGIApp, *, secret: str, limiter: TokenLimiter | None) -> None:
         self.app = app
         self.secret = secret
-        self.enabled = per_second > 0
-        size = max(1, burst)
-        self.reads = TokenBuckets(per_second, size) if self.enabled else None
-        self.writes = TokenBuckets(per_second, size) if self.enabled else None
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
-            not self.enabled
+            self.limiter is None
             or scope["type"] != "http"
             or not str(scope.get("path", "")).startswith(LIMITED_PREFIX)
         ):
@@ -186,21 +224,20 @@ class RateLimitMiddleware:
             # Not a valid token: the auth dependency answers 401 with the reason.
             await self.app(scope, receive, send)
             return
-        buckets = self.reads if scope.get("method", "GET") in READ_METHODS else self.writes
-        assert buckets is not None
-        wait = buckets.take((principal.tenant_id, principal.token_id))
+        kind = "read" if scope.get("method", "GET") in READ_METHODS else "write"
+        wait = await self.limiter.take(kind, principal.tenant_id, principal.token_id)
         if wait <= 0.0:
             await self.app(scope, receive, send)
             return
         label_route(scope)
         scope.setdefault("state", {})["tenant_id"] = principal.tenant_id
-        retry_after = max(1, math.ceil(wait))
-        kind = "read" if buckets is self.reads else "write"
+        # Strictly more than the wait: the window includes its first instant.
+        retry_after = math.floor(wait) + 1
         response = problem_response(
             TooManyRequests.status,
             TooManyRequests.title,
-            f"This token has used its {kind} quota ({buckets.rate:g} requests/s, bursts of "
-            f"{buckets.burst:g}); retry after {retry_after} s.",
+            f"This token has used its {kind} quota ({self.limiter.burst} requests per "
+            f"{self.limiter.window_seconds} s); retry after {retry_after} s.",
             type_slug=TooManyRequests.type_slug,
             headers={"Retry-After": str(retry_after)},
             instance=str(scope.get("path", "")),

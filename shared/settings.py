@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_VAR_DIR = Path("var")
@@ -64,14 +64,30 @@ class ServiceSettings(BaseSettings):
         default=200.0,
         ge=0,
         validation_alias=AliasChoices("CLIPFUNNEL_RATE_LIMIT_PER_SECOND", "rate_limit_per_second"),
-        description="Per-token refill rate, reads and writes each, per process; 0 disables",
+        description="Per-token sustained rate, reads and writes each; 0 disables",
     )
     rate_limit_burst: int = Field(
         default=400,
         ge=1,
         validation_alias=AliasChoices("CLIPFUNNEL_RATE_LIMIT_BURST", "rate_limit_burst"),
-        description="Per-token bucket size (requests allowed at once after a quiet spell)",
+        description="Per-token requests allowed in any window of burst / rate seconds",
     )
+    redis_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("CLIPFUNNEL_REDIS_URL", "redis_url"),
+        description="Redis holding the rate limits, shared by every replica "
+        "(redis://host:6379/0, rediss:// for TLS); empty keeps them in each process",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                "CLIPFUNNEL_REDIS_URL must start with redis://, rediss:// or unix:// "
+                f"(got {value.split(':', 1)[0]}:…)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> ServiceSettings:
