@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -241,10 +240,9 @@ async def test_bounded_passes_results_and_exceptions_through() -> None:
 
 
 async def test_bounded_raises_a_503_with_retry_after() -> None:
-    started = time.monotonic()
+    # Without the bound the sleep ends after a minute, and the test fails: no QueryTimeout.
     with pytest.raises(QueryTimeout) as caught:
-        await bounded(asyncio.sleep(5), 0.05)
-    assert time.monotonic() - started < 1
+        await bounded(asyncio.sleep(60), 0.05)
     error = caught.value
     assert error.status == 503
     assert error.headers["Retry-After"] == "1"
@@ -267,12 +265,9 @@ async def test_a_timed_out_query_stops_in_the_database(make_database: DatabaseFa
         from sqlalchemy.ext.asyncio import AsyncSession
 
         async with AsyncSession(engine) as session:
-            started = time.monotonic()
             with pytest.raises(QueryTimeout):
                 await bounded(session.execute(text(slow)), 0.3, session=session)
-            assert time.monotonic() - started < 3
-        # The pool hands out a working connection at once (the abandoned one was discarded).
-        started = time.monotonic()
+        # The pool hands out a working connection (the abandoned one was discarded).
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT 1"))).scalar() == 1
             if dialect == "postgresql":
@@ -286,7 +281,6 @@ async def test_a_timed_out_query_stops_in_the_database(make_database: DatabaseFa
                     )
                 ).scalar()
                 assert running == 0, "the timed-out statement still runs on the server"
-        assert time.monotonic() - started < 2
         del pid
     finally:
         await engine.dispose()
@@ -298,6 +292,7 @@ async def test_a_slow_report_is_answered_503_problem_json(
     """The whole chain: a handler using ``bounded`` → 503 problem+json with Retry-After, and
     the next request on the same app is served."""
     from services.attribution.app import MIGRATIONS
+    from services.attribution.models import RevokedToken
     from tests.conftest import attribution_settings
 
     settings = attribution_settings(make_database(MIGRATIONS), var_dir, report_timeout_seconds=0.3)
@@ -323,13 +318,12 @@ async def test_a_slow_report_is_answered_503_problem_json(
         description="t",
         settings=settings,
         migrations=MIGRATIONS,
+        revoked_tokens=RevokedToken,
         routers=[router],
         configure_logs=False,
     )
     async with app.router.lifespan_context(app), client_for(app, "http://t") as client:
-        started = time.monotonic()
         response = await client.get("/v1/slow")
-        assert time.monotonic() - started < 3
         assert response.status_code == 503
         assert response.headers["content-type"] == PROBLEM_JSON
         assert response.headers["retry-after"] == "1"
