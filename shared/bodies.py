@@ -1,30 +1,17 @@
-"""Reading request bodies ourselves: bounded size, raw bytes (for signatures), clear errors."""
+"""Parsing request bodies read as raw bytes (for signatures), with clear errors.
+
+Their size is bounded before they get here, by the body limit middleware (``shared.limits``).
+"""
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from shared.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
+from shared.errors import BadRequest, UnprocessableEntity
 
 M = TypeVar("M", bound=BaseModel)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes without reading the rest."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The body exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def pydantic_errors(

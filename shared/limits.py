@@ -1,11 +1,13 @@
 """Request body size limit for every route of both services (``max_body_bytes``, 1 MiB).
 
-The limit is enforced where the body is read, not before routing: the ASGI ``receive`` is
-wrapped so that the first read of a body whose declared ``Content-Length`` is over the limit,
-or the read that takes an undeclared (chunked) body over it, raises :class:`BodyTooLarge`.
-Nothing beyond the limit is ever buffered, routes that read no body are unaffected, and the
-413 is answered inside routing, so metrics and the access log carry its route template and
-(for routes that authenticate before reading, like ``POST /v1/events``) its tenant.
+This is the one place a body's size is limited: routes that read the raw body
+(``await request.body()``) and those FastAPI parses are bounded alike. The limit is enforced
+where the body is read, not before routing: the ASGI ``receive`` is wrapped so that the first
+read of a body whose declared ``Content-Length`` is over the limit, or the read that takes an
+undeclared (chunked) body over it, raises :class:`BodyTooLarge`. Nothing beyond the limit is
+ever buffered, routes that read no body are unaffected, and the 413 is answered inside
+routing, so metrics and the access log carry its route template and (for routes that
+authenticate before reading, like ``POST /v1/events``) its tenant.
 """
 
 from __future__ import annotations
@@ -24,9 +26,15 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int, declared: int | None = None) -> None:
         if declared is not None:
-            detail = f"The body is {declared} bytes; the limit is {limit} bytes per request."
+            detail = (
+                f"The body is {declared} bytes; at most {limit} are accepted per request. "
+                "Split it into smaller requests."
+            )
         else:
-            detail = f"The body exceeds the limit of {limit} bytes per request."
+            detail = (
+                f"The body exceeds {limit} bytes, the most accepted per request. "
+                "Split it into smaller requests."
+            )
         super().__init__(status_code=413, detail=detail)
 
 

@@ -20,7 +20,7 @@ from services.attribution.events.schemas import (
 from shared.app import SessionDep
 from shared.auth import Principal, require_scope
 from shared.db import utcnow
-from shared.errors import PROBLEM_JSON, BadRequest, PayloadTooLarge, UnprocessableEntity
+from shared.errors import PROBLEM_JSON, UnprocessableEntity
 from shared.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
 
 log = logging.getLogger("clipfunnel.events")
@@ -32,28 +32,6 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid bearer token (problem+json)"},
     403: {"description": "The token lacks the `events:write` scope (problem+json)"},
 }
-
-
-async def read_body(request: Request, limit: int) -> bytearray:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise BadRequest("The Content-Length header is not a number.") from None
-        if size > limit:
-            raise PayloadTooLarge(
-                f"The body is {size} bytes; at most {limit} are accepted per request. Split it."
-            )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(
-                f"The body exceeds {limit} bytes, the most accepted per request. Split it."
-            )
-    return body
 
 
 @router.post(
@@ -89,7 +67,7 @@ async def read_body(request: Request, limit: int) -> bytearray:
 )
 async def post_events(request: Request, principal: EventsWriter, session: SessionDep) -> Response:
     settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes)
+    body = await request.body()  # size-limited (413) by the body limit middleware
     raw_events = service.parse_batch(body, max_events=settings.max_batch_events)
     group_commit: GroupCommitIngest | None = request.app.state.events_group_commit
     if group_commit is not None:  # SQLite: share a transaction with concurrent batches
