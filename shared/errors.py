@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://clipfunnel.dev/problems/"
@@ -260,7 +261,10 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         log.exception("database error")
         return problem_response(
-            500, "Internal error", "The request failed on a database error; it has been logged."
+            500,
+            "Internal error",
+            "The request failed on a database error; it has been logged.",
+            instance=request.url.path,
         )
 
     async def _driver_error(request: Request, exc: Exception) -> Response:
@@ -281,15 +285,55 @@ def install_error_handlers(app: FastAPI) -> None:
     for driver_error in driver_errors:
         app.add_exception_handler(driver_error, _driver_error)
 
-    @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            500,
-            "Internal error",
-            "The server failed to handle this request; the error has been logged.",
-            instance=request.url.path,
-        )
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return internal_error(request.url.path)
+
+    # Starlette answers a handler for Exception from its outermost middleware and then
+    # re-raises, which makes the server drop the connection. The middleware below answers
+    # instead, inside every other middleware; this handler stays for errors raised by those.
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(UnhandledErrorMiddleware)
+
+
+def internal_error(path: str) -> Response:
+    return problem_response(
+        500,
+        "Internal error",
+        "The server failed to handle this request; the error has been logged. Retrying will "
+        "not help unless the cause is fixed: report the time and the X-Request-ID header.",
+        instance=path,
+    )
+
+
+class UnhandledErrorMiddleware:
+    """Answers an exception no handler took with a 500 problem+json, without re-raising it, so
+    the server keeps the (kept-alive) connection open. An exception after the response has
+    started cannot be answered any more: that one propagates, and the server closes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            path = str(scope.get("path", ""))
+            log.error("unhandled error on %s %s", scope.get("method"), path, exc_info=exc)
+            await internal_error(path)(scope, receive, send)
 
 
 def _title(status: int) -> str:
