@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.auth import TokenVerifier
 from shared.db import make_engine, make_sessionmaker, reader
 from shared.errors import install_error_handlers
 from shared.health import health_router
@@ -19,7 +18,7 @@ from shared.migrate import MigrationSpec, head_revision
 from shared.observability import ObservabilityMiddleware, configure_logging
 from shared.openapi import install_problem_openapi
 from shared.ratelimit import RateLimitMiddleware, TokenLimiter
-from shared.revocation import RevokedTable, revoked_token_ids
+from shared.revocation import RevokedTable, TokenVerifier, revoked_token_ids
 from shared.settings import ServiceSettings
 
 Hook = Callable[[FastAPI], Awaitable[None]]

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import JSON, TypeDecorator, TypeEngine
 from sqlalchemy.util.concurrency import await_only, in_greenlet
 
@@ -121,6 +122,18 @@ class JSONDoc(TypeDecorator[Any]):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class RevokedTokenColumns:
+    """The columns of each service's ``revoked_tokens`` table, mixed into a model on the
+    service's own base (queried through ``shared.revocation``)."""
+
+    __tablename__ = "revoked_tokens"
+
+    # sort_order keeps tenant_id the first column, and so first in the primary key.
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True, sort_order=-100)
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 def is_sqlite(url: str) -> bool:

@@ -20,11 +20,17 @@ from services.attribution.app import MIGRATIONS as ATTRIBUTION_MIGRATIONS
 from services.attribution.models import RevokedToken as AttributionRevokedToken
 from services.catalog.app import MIGRATIONS as CATALOG_MIGRATIONS
 from services.catalog.models import RevokedToken as CatalogRevokedToken
-from shared.auth import TokenVerifier, mint_token
+from shared.auth import mint_token
 from shared.db import make_engine
 from shared.errors import PROBLEM_JSON, RevocationListStale, Unauthorized
 from shared.migrate import MigrationSpec
-from shared.revocation import RevokedTable, revoke, revoke_token_id, revoked_token_ids
+from shared.revocation import (
+    RevokedTable,
+    TokenVerifier,
+    revoke,
+    revoke_token_id,
+    revoked_token_ids,
+)
 from tests.conftest import TEST_SECRET, DatabaseFactory, auth, new_tenant
 
 REVOKED_AT = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)

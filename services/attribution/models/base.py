@@ -5,8 +5,7 @@ from __future__ import annotations
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import new_metadata
-from shared.revocation import RevokedTokenColumns
+from shared.db import RevokedTokenColumns, new_metadata
 
 
 class Base(DeclarativeBase):

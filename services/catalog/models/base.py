@@ -7,8 +7,7 @@ import datetime as dt
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import UTCDateTime, new_metadata, utcnow
-from shared.revocation import RevokedTokenColumns
+from shared.db import RevokedTokenColumns, UTCDateTime, new_metadata, utcnow
 
 
 class Base(DeclarativeBase):
