@@ -315,9 +315,6 @@ class UnhandledErrorMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -329,7 +326,7 @@ class UnhandledErrorMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            if started:
+            if started or scope["type"] != "http":  # lifespan and websocket errors propagate
                 raise
             path = str(scope.get("path", ""))
             log.error("unhandled error on %s %s", scope.get("method"), path, exc_info=exc)
