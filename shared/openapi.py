@@ -53,7 +53,8 @@ _DESCRIPTIONS = {
     413: "The body is larger than the limit (problem+json)",
     422: "Invalid input; `errors` names each field (problem+json)",
     429: "This token's rate limit is used up; retry after `Retry-After` seconds",
-    503: "The database (or a query's time bound) gave out; retry after `Retry-After` seconds",
+    503: "The database, a query's time bound or the revoked-token list gave out; retry after "
+    "`Retry-After` seconds",
 }
 _RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}
