@@ -1,4 +1,14 @@
-"""Demo data: a realistic month of short-video commerce, posted through the public APIs."""
+"""A simulated month of short-video commerce: generated here, posted through the public APIs.
+
+``generate`` builds the month (pure, seeded); ``load_demo`` posts the demo month to running
+services. The benchmark sends the ``LOAD`` scenario of the same generator.
+
+The modules, by concern: ``world`` (catalog objects and their request bodies), ``shop`` and
+``narrative`` (the demo's fixed shop), ``synthetic`` (a world that grows with the month),
+``timeline`` (time units, when sessions happen), ``viewers`` (a session's drop-off),
+``orders`` (orders, cancellations, refunds), ``ids``, ``wire`` (text of instants and money),
+``month`` (the generator and its scenarios) and ``post`` (the HTTP side).
+"""
 
 from __future__ import annotations
 
@@ -6,23 +16,26 @@ import datetime as dt
 
 import httpx
 
-from services.demo.generate import DemoData, demo_anchor, generate
+from services.demo.month import DEMO, LOAD, Month, Scenario, generate
 from services.demo.post import DemoError, LoadReport, load
+from services.demo.timeline import demo_anchor
 
 __all__ = [
-    "DemoData",
+    "DEMO",
+    "LOAD",
     "DemoError",
     "LoadReport",
+    "Month",
+    "Scenario",
     "demo_anchor",
     "generate",
     "load_demo",
-    "run_demo",
 ]
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
-async def run_demo(
+async def load_demo(
     *,
     catalog_url: str,
     attribution_url: str,
@@ -34,7 +47,8 @@ async def run_demo(
     attribution_transport: httpx.AsyncBaseTransport | None = None,
     concurrency: int = 4,
 ) -> LoadReport:
-    """Generate the demo for ``seed`` and post it; the token needs the tenant's admin scope.
+    """Generate the demo month for ``seed`` and post it; the token needs the tenant's admin
+    scope. Raises DemoError naming a failed request; ``str()`` of the report summarises it.
 
     The transports let tests route to in-process ASGI apps; ``now`` pins the demo's month.
     """
@@ -52,30 +66,3 @@ async def run_demo(
         ) as attribution,
     ):
         return await load(data, catalog, attribution, concurrency=concurrency)
-
-
-async def load_demo(
-    *,
-    catalog_url: str,
-    attribution_url: str,
-    token: str,
-    events: int = 100_000,
-    seed: int = 7,
-    now: dt.datetime | None = None,
-    catalog_transport: httpx.AsyncBaseTransport | None = None,
-    attribution_transport: httpx.AsyncBaseTransport | None = None,
-    concurrency: int = 4,
-) -> str:
-    """Post the demo and return a short human summary; raises DemoError naming a failed request."""
-    report = await run_demo(
-        catalog_url=catalog_url,
-        attribution_url=attribution_url,
-        token=token,
-        events=events,
-        seed=seed,
-        now=now,
-        catalog_transport=catalog_transport,
-        attribution_transport=attribution_transport,
-        concurrency=concurrency,
-    )
-    return report.summary()

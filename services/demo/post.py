@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -13,7 +12,12 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 
-from services.demo.generate import CURRENCY, TIMEZONE, DemoData, Event, Order, money
+from services.demo.month import Month
+from services.demo.orders import Order
+from services.demo.timeline import CURRENCY, DAY, TIMEZONE, TZ, from_us
+from services.demo.viewers import Event
+from services.demo.wire import money
+from services.demo.world import Request, World
 
 T = TypeVar("T")
 
@@ -54,7 +58,7 @@ class LoadReport:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
-    def summary(self) -> str:
+    def __str__(self) -> str:
         stages = ", ".join(f"{name} {secs:.1f}s" for name, secs in self.timings.items())
         return (
             f"demo (seed {self.seed}, {self.first_day} – {self.last_day} {TIMEZONE}) "
@@ -154,35 +158,28 @@ async def each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], concurren
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
 
 
-async def load_catalog(api: Api, data: DemoData, report: LoadReport, concurrency: int) -> None:
-    cat = data.catalog
+async def put_catalog(api: Api, world: World, concurrency: int) -> int:
+    """PUT every catalog object, stage by stage; returns how many."""
 
-    async def put(path_body: tuple[str, dict[str, Any]]) -> None:
-        await api.call("PUT", *path_body)
+    async def put(request: Request) -> None:
+        await api.call("PUT", *request)
 
-    async def put_all(requests: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        await each(requests, put, concurrency)
+    stages = world.requests()
+    for stage in stages:
+        await each(stage, put, concurrency)
+    return sum(map(len, stages))
 
-    # Each stage only references objects of the stages before it.
-    await put_all(
-        [(f"/v1/accounts/{a.id}", a.body()) for a in cat.accounts]
-        + [(f"/v1/products/{p.id}", p.body()) for p in cat.products]
-    )
-    await put_all((f"/v1/contents/{c.id}", c.body()) for c in cat.contents)
-    await put_all(
-        [(f"/v1/contents/{k.content_id}/products/{k.product_id}", k.body()) for k in cat.links]
-        + [(f"/v1/campaigns/{c.id}", c.body()) for c in cat.campaigns]
-    )
-    await put_all((f"/v1/ads/{ad.id}", ad.body()) for ad in cat.ads)
-    await put_all((f"/v1/ads/{s.ad_id}/spend/{s.day.isoformat()}", s.body()) for s in cat.spend)
-    report.accounts = len(cat.accounts)
-    report.products = len(cat.products)
-    report.videos = sum(c.kind == "video" for c in cat.contents)
-    report.lives = sum(c.kind == "live" for c in cat.contents)
-    report.links = len(cat.links)
-    report.campaigns = len(cat.campaigns)
-    report.ads = len(cat.ads)
-    report.spend_days = len(cat.spend)
+
+async def load_catalog(api: Api, world: World, report: LoadReport, concurrency: int) -> None:
+    await put_catalog(api, world, concurrency)
+    report.accounts = len(world.accounts)
+    report.products = len(world.products)
+    report.videos = sum(c.kind == "video" for c in world.contents)
+    report.lives = sum(c.kind == "live" for c in world.contents)
+    report.links = len(world.links)
+    report.campaigns = len(world.campaigns)
+    report.ads = len(world.ads)
+    report.spend_days = len(world.spend)
 
     # POST mints a new code each time, so a rerun first looks for the links it made before.
     existing: set[tuple[Any, ...]] = set()
@@ -197,23 +194,36 @@ async def load_catalog(api: Api, data: DemoData, report: LoadReport, concurrency
         cursor = page.get("next_cursor")
         if not cursor:
             break
-    for link in cat.tracking_links:
+    for link in world.tracking_links:
         key = (link.content_id, link.product_id, link.ad_id, link.destination_url)
         if key not in existing:
             await api.call("POST", "/v1/tracking-links", link.body(), ok=(201,), retry=False)
             report.tracking_links_created += 1
-    report.tracking_links_total = len(cat.tracking_links)
+    report.tracking_links_total = len(world.tracking_links)
 
 
-async def prepare_attribution(api: Api) -> None:
+async def prepare_attribution(api: Api) -> int:
+    """Tenant settings, then the catalog pulled into the read model (before events and orders
+    are attributed); returns the catalog sequence it reached."""
     await api.call("PUT", "/v1/settings", {"currency": CURRENCY, "timezone": TIMEZONE})
-    # The read model must hold the catalog before events and orders are attributed.
-    await api.call("POST", "/v1/sync")
+    _, answer = await api.call("POST", "/v1/sync")
+    seq: int = answer["catalog_seq"]
+    return seq
+
+
+def batch_body(events: list[Event]) -> bytes:
+    """A ``POST /v1/events`` body."""
+    return orjson.dumps({"events": [e.body() for e in events]})
+
+
+def event_batches(events: list[Event], size: int = EVENT_BATCH) -> list[bytes]:
+    """Pre-serialised batches of ``size`` events each."""
+    return [batch_body(events[i : i + size]) for i in range(0, len(events), size)]
 
 
 async def post_events(api: Api, events: list[Event], report: LoadReport, concurrency: int) -> None:
     async def post(chunk: list[Event]) -> None:
-        content = orjson.dumps({"events": [e.body() for e in chunk]})
+        content = batch_body(chunk)
         if len(content) > MAX_BODY_BYTES and len(chunk) > 1:
             half = len(chunk) // 2
             await post(chunk[:half])
@@ -246,19 +256,19 @@ async def post_orders(api: Api, orders: list[Order], report: LoadReport, concurr
         for body in order.status_bodies():
             status, _ = await api.call("POST", "/v1/orders", body)
             replayed = replayed or status == 200
-        for refund in order.refunds:
-            await api.call("POST", f"/v1/orders/{order.order_id}/refunds", refund.body())
+        if order.refund is not None:
+            await api.call("POST", f"/v1/orders/{order.order_id}/refunds", order.refund_body())
+            report.refunds += 1
+            report.full_refunds += order.refund.full
         report.orders += 1
         report.orders_replayed += replayed
-        report.cancelled += order.cancelled_at is not None
-        report.refunds += len(order.refunds)
-        report.full_refunds += sum(r.full for r in order.refunds)
+        report.cancelled += order.cancelled_us is not None
 
     await each(orders, post, concurrency)
 
 
 async def load(
-    data: DemoData,
+    data: Month,
     catalog: httpx.AsyncClient,
     attribution: httpx.AsyncClient,
     *,
@@ -268,13 +278,13 @@ async def load(
     started = time.perf_counter()
     report = LoadReport(
         seed=data.seed,
-        first_day=data.start.date().isoformat(),
-        last_day=(data.anchor - dt.timedelta(days=1)).date().isoformat(),
+        first_day=from_us(data.start_us).astimezone(TZ).date().isoformat(),
+        last_day=from_us(data.end_us - DAY).astimezone(TZ).date().isoformat(),
     )
     attr = Api(attribution, "attribution")
     # Thunks, not coroutines: a failing stage must not leave later ones never awaited.
-    stages: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-        ("catalog", lambda: load_catalog(Api(catalog, "catalog"), data, report, concurrency)),
+    stages: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("catalog", lambda: load_catalog(Api(catalog, "catalog"), data.world, report, concurrency)),
         ("sync", lambda: prepare_attribution(attr)),
         ("events", lambda: post_events(attr, data.events, report, concurrency)),
         ("orders", lambda: post_orders(attr, data.orders, report, concurrency)),
