@@ -31,6 +31,7 @@ PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 ALERT_TESTS = DEPLOY / "prometheus" / "alerts.test.yml"
 DASHBOARD = DEPLOY / "grafana" / "clipfunnel-dashboard.json"
+DOCKERFILE = ROOT / "Dockerfile"
 GRAFANA_PROVISIONING = DEPLOY / "grafana" / "provisioning"
 
 SERVICE_PORTS = {"catalog": 8001, "attribution": 8002}
@@ -285,7 +286,8 @@ def test_compose_service(name: str, port: int) -> None:
     assert f"{port}:{port}" in [str(p) for p in app.get("ports", [])]
     build = app["build"]
     assert build["context"] == "."
-    assert build["dockerfile"] == f"services/{name}/Dockerfile"
+    assert build["dockerfile"] == "Dockerfile"
+    assert build["args"] == {"SERVICE": name, "PORT": str(port)}
     assert not command(app), "the service runs the image's CMD"
 
     env = environment(app)
@@ -355,37 +357,79 @@ def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
     return instructions
 
 
+_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+
+
+def expand(text: str, values: dict[str, str]) -> str:
+    """``$NAME`` and ``${NAME}`` replaced by their values (unknown ones left as they are)."""
+    return _VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def test_one_dockerfile_for_both_services() -> None:
+    assert DOCKERFILE.is_file()
+    assert not sorted(ROOT.glob("services/*/Dockerfile")), "the services share the root one"
+    instructions = dockerfile_instructions(DOCKERFILE)
+    final = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    # The build stage knows no service, so building the second image reuses its layers.
+    before = " ".join(rest for _, rest in instructions[:final])
+    assert not re.search(r"\$\{?(SERVICE|PORT)\b", before)
+    declared = {rest.split("=")[0] for keyword, rest in instructions[final:] if keyword == "ARG"}
+    assert {"SERVICE", "PORT"} <= declared
+    # A build without the arguments, or with a mismatched pair, fails instead of guessing.
+    checks = [rest for keyword, rest in instructions[final:] if keyword == "RUN" and "case" in rest]
+    assert checks, "no RUN step checks the SERVICE and PORT build arguments"
+    accepted = re.search(r"in\s+(\S+)\)", checks[0])
+    assert accepted is not None
+    assert set(accepted.group(1).split("|")) == {f"{n}:{p}" for n, p in SERVICE_PORTS.items()}
+    assert "exit 1" in checks[0]
+
+
 @pytest.mark.parametrize(("name", "port"), sorted(SERVICE_PORTS.items()))
 def test_dockerfile(name: str, port: int) -> None:
-    instructions = dockerfile_instructions(ROOT / "services" / name / "Dockerfile")
+    instructions = dockerfile_instructions(DOCKERFILE)
     args = {
         key: value
         for keyword, rest in instructions
         if keyword == "ARG" and "=" in rest
         for key, value in [rest.split("=", 1)]
     }
+    args.update(SERVICE=name, PORT=str(port))  # what docker-compose.yml passes
     stages = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
     assert stages, "no FROM"
     for index in stages:
-        image = instructions[index][1].split()[0]
-        image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), image)
+        image = expand(instructions[index][1].split()[0], args)
         assert image == "python:3.11-slim" or image in {
             instructions[i][1].split()[-1] for i in stages
         }, f"unexpected base image {image}"
     final = instructions[stages[-1] :]
+    env = {
+        key: expand(value, args)
+        for keyword, rest in final
+        if keyword == "ENV"
+        for key, value in (item.split("=", 1) for item in shlex.split(rest))
+    }
+    assert env["CLIPFUNNEL_ENV"] == "production"
 
     users = [rest for keyword, rest in final if keyword == "USER"]
     assert users, "the final stage must switch to a non-root user"
     assert users[-1].split(":")[0] not in {"root", "0"}
 
-    cmd = [json.loads(rest) for keyword, rest in final if keyword == "CMD"]
-    assert cmd[-1] == ["clipfunnel", "serve", name, "--host", "0.0.0.0", "--port", str(port)]
+    cmd = [json.loads(rest) for keyword, rest in final if keyword == "CMD"][-1]
+    if cmd[:2] == ["sh", "-c"]:
+        script = shlex.split(expand(cmd[2], env))
+        assert script[0] == "exec", "the server must replace the shell (PID 1 gets signals)"
+        cmd = script[1:]
+    assert cmd == ["clipfunnel", "serve", name, "--host", "0.0.0.0", "--port", str(port)]
 
     healthchecks = [rest for keyword, rest in final if keyword == "HEALTHCHECK"]
     assert healthchecks, "no HEALTHCHECK"
-    assert f"127.0.0.1:{port}/healthz" in healthchecks[-1]
-    assert "urllib" in healthchecks[-1]
-    assert str(port) in [rest for keyword, rest in final if keyword == "EXPOSE"]
+    check = healthchecks[-1]
+    assert "urllib" in check
+    assert "/healthz" in check
+    # The check reads the port from the image's environment, set from the build argument.
+    assert "http://127.0.0.1:%s/healthz' % os.environ['CLIPFUNNEL_PORT']" in check
+    assert env["CLIPFUNNEL_PORT"] == str(port)
+    assert str(port) in [expand(rest, args) for keyword, rest in final if keyword == "EXPOSE"]
 
     # Cache-friendly order: dependencies install from pyproject.toml before the code is copied.
     copies = [(i, rest) for i, (keyword, rest) in enumerate(instructions) if keyword == "COPY"]

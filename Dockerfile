@@ -1,6 +1,8 @@
-# ClipFunnel catalog service. Build from the repository root (the build context):
-#   docker build -f services/catalog/Dockerfile -t clipfunnel/catalog .
-# The same image runs the one-shot migration: `clipfunnel migrate catalog`.
+# ClipFunnel: one image definition for both services. Build from the repository root:
+#   docker build --build-arg SERVICE=catalog --build-arg PORT=8001 -t clipfunnel/catalog .
+#   docker build --build-arg SERVICE=attribution --build-arg PORT=8002 -t clipfunnel/attribution .
+# The build stage does not depend on SERVICE, so the second build reuses all of its layers.
+# An image also runs its service's one-shot migration: `clipfunnel migrate <service>`.
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # ---- build: a virtualenv holding the dependencies, then the project ----
@@ -33,10 +35,20 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 
 # ---- runtime: the virtualenv only, run by an unprivileged user ----
 FROM ${PYTHON_IMAGE} AS runtime
+# Which service this image runs, and on which port (the service's default one).
+ARG SERVICE
+ARG PORT
+RUN case "${SERVICE}:${PORT}" in \
+      catalog:8001|attribution:8002) ;; \
+      *) echo "build with --build-arg SERVICE=catalog --build-arg PORT=8001" \
+              "or --build-arg SERVICE=attribution --build-arg PORT=8002" >&2; exit 1 ;; \
+    esac
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    CLIPFUNNEL_ENV=production
+    CLIPFUNNEL_ENV=production \
+    CLIPFUNNEL_SERVICE=${SERVICE} \
+    CLIPFUNNEL_PORT=${PORT}
 RUN groupadd --system --gid 10001 clipfunnel \
  && useradd --system --uid 10001 --gid clipfunnel --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin clipfunnel
@@ -46,7 +58,8 @@ WORKDIR /app
 RUN mkdir -p /app/var && chown -R clipfunnel:clipfunnel /app
 USER 10001:10001
 
-EXPOSE 8001
+EXPOSE ${PORT}
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8001/healthz', timeout=4).status == 200 else 1)"]
-CMD ["clipfunnel", "serve", "catalog", "--host", "0.0.0.0", "--port", "8001"]
+    CMD ["python", "-c", "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/healthz' % os.environ['CLIPFUNNEL_PORT']; sys.exit(0 if urllib.request.urlopen(url, timeout=4).status == 200 else 1)"]
+# exec: the server is PID 1 and gets the stop signal itself.
+CMD ["sh", "-c", "exec clipfunnel serve \"$CLIPFUNNEL_SERVICE\" --host 0.0.0.0 --port \"$CLIPFUNNEL_PORT\""]
