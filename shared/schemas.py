@@ -34,19 +34,35 @@ class OutSchema(BaseModel):
 
 
 def format_utc(value: dt.datetime) -> str:
-    """UTC with a `Z`, microseconds only when present."""
-    value = value.astimezone(dt.UTC)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}"
-    return text + "Z"
+    """UTC with a `Z`, microseconds only when present: ``0070-09-12T19:30:26Z``.
+
+    ``isoformat`` always writes four-digit years (``strftime("%Y")`` does not below 1000, which
+    no ISO-8601 reader takes back).
+    """
+    return value.astimezone(dt.UTC).isoformat().removesuffix("+00:00") + "Z"
+
+
+# The instants an API takes: from the Unix epoch to the end of year 9999, in UTC. Earlier
+# ones are typing mistakes (a two-digit year), and a bound keeps them out of the feed and
+# out of every store.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def _to_utc(value: dt.datetime) -> dt.datetime:
     try:
-        return value.astimezone(dt.UTC)
+        value = value.astimezone(dt.UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-        raise ValueError("is out of range once converted to UTC") from None
+        raise ValueError(
+            "is out of range once converted to UTC; send an instant from "
+            f"{format_utc(EARLIEST)} to {format_utc(LATEST)}"
+        ) from None
+    if value < EARLIEST:
+        raise ValueError(
+            f"{format_utc(value)} is before {format_utc(EARLIEST)}; send an instant from "
+            f"{format_utc(EARLIEST)} to {format_utc(LATEST)}"
+        )
+    return value
 
 
 ClientId = Annotated[
@@ -55,11 +71,17 @@ ClientId = Annotated[
     Field(description="Client-chosen id: letters, digits and . _ : - (1–128 characters)."),
 ]
 
-# Input: ISO-8601 with an offset (naive is refused); output: UTC with Z.
+# Input: ISO-8601 with an offset (naive is refused), from EARLIEST to LATEST; output: UTC
+# with Z.
 UTCDatetime = Annotated[
     AwareDatetime,
     AfterValidator(_to_utc),
     PlainSerializer(format_utc, return_type=str, when_used="json"),
+]
+# Output only (models built from stored rows): written like UTCDatetime, never re-checked, so a
+# row stored before the input bound existed still reads.
+UTCDatetimeOut = Annotated[
+    AwareDatetime, PlainSerializer(format_utc, return_type=str, when_used="json")
 ]
 
 

@@ -210,6 +210,55 @@ async def test_timestamps_without_an_offset_or_out_of_range_are_422(shop: Shop) 
     assert await refusals(shop, cases) == []
 
 
+async def test_an_instant_before_1970_is_422_and_never_reaches_the_feed(
+    shop: Shop, sync_token: str
+) -> None:
+    w = await shop.world()
+    feed_before = await read_feed(shop.client, sync_token)
+    cases = [
+        # A year typed with two digits, as reported: the feed once carried "70-09-12T…".
+        Bad(
+            "ends_at",
+            "PUT",
+            link_path(w),
+            {"placement": "mention", "ends_at": "0070-09-12T19:30:26Z"},
+        ),
+        Bad(
+            "published_at",
+            "PUT",
+            f"/v1/contents/{new_id('v')}",
+            video_body(w.account["id"], published_at="1969-12-31T23:59:59Z"),
+        ),
+        # 1970-01-01T00:00:00 at +01:00 is an hour before the epoch in UTC.
+        Bad(
+            "starts_at",
+            "PUT",
+            f"/v1/campaigns/{new_id('k')}",
+            campaign_body(starts_at="1970-01-01T00:00:00+01:00", ends_at=None),
+        ),
+    ]
+    assert await refusals(shop, cases) == []
+    response = await shop.request("PUT", link_path(w), json=cases[0].body)
+    messages = [error["msg"] for error in response.json()["errors"]]
+    assert any("0070-09-12T19:30:26Z is before 1970-01-01T00:00:00Z" in m for m in messages)
+    assert await read_feed(shop.client, sync_token) == feed_before
+
+
+async def test_the_first_and_last_instants_taken_are_fed_with_four_digit_years(
+    shop: Shop, sync_token: str
+) -> None:
+    w = await shop.world()
+    body = {
+        "placement": "mention",
+        "starts_at": "1970-01-01T00:00:00Z",
+        "ends_at": "9999-12-31T23:59:59.999999Z",
+    }
+    stored = await shop.put(link_path(w), body)
+    assert (stored["starts_at"], stored["ends_at"]) == (body["starts_at"], body["ends_at"])
+    fed = (await read_feed(shop.client, sync_token))[-1]
+    assert fed["data"] == stored
+
+
 async def test_text_the_database_cannot_hold_is_422_naming_the_field(shop: Shop) -> None:
     w = await shop.world()
     account_id = w.account["id"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationInfo, field_validator
 
 from services.catalog.core.schemas import ShortText, Stamped, end_after_start
-from shared.schemas import Currency, Money, MoneyOut, Schema, UTCDatetime
+from shared.schemas import Currency, Money, MoneyOut, Schema, UTCDatetime, UTCDatetimeOut
 
 
 class CampaignIn(Schema):
@@ -30,7 +30,7 @@ class CampaignOut(Stamped):
     id: str
     name: str
     objective: str | None
-    starts_at: UTCDatetime | None
-    ends_at: UTCDatetime | None
+    starts_at: UTCDatetimeOut | None
+    ends_at: UTCDatetimeOut | None
     budget: MoneyOut | None
     currency: str | None

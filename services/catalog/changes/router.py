@@ -6,7 +6,7 @@ from pydantic import BaseModel
 from services.catalog.changes.service import read_changes
 from shared.app import SessionDep
 from shared.auth import ALL_TENANTS, Principal, require_scope
-from shared.schemas import UTCDatetime
+from shared.schemas import UTCDatetimeOut
 
 router = APIRouter(prefix="/v1/changes", tags=["change feed"])
 
@@ -18,7 +18,7 @@ class ChangeOut(BaseModel):
     id: str
     op: str
     data: dict[str, Any]
-    at: UTCDatetime
+    at: UTCDatetimeOut
 
 
 class ChangeFeed(BaseModel):

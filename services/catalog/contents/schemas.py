@@ -12,7 +12,7 @@ from services.catalog.core.schemas import (
     Text,
     end_after_start,
 )
-from shared.schemas import ClientId, Schema, UTCDatetime
+from shared.schemas import ClientId, Schema, UTCDatetime, UTCDatetimeOut
 from shared.vocabulary import ContentKind
 
 Topic = Annotated[
@@ -39,9 +39,9 @@ class ContentOut(Stamped):
     kind: str
     account_id: str
     title: str
-    published_at: UTCDatetime | None
-    started_at: UTCDatetime | None
-    ended_at: UTCDatetime | None
+    published_at: UTCDatetimeOut | None
+    started_at: UTCDatetimeOut | None
+    ended_at: UTCDatetimeOut | None
     duration_seconds: int | None
     topics: list[str] | None
     format: str | None
@@ -59,5 +59,5 @@ class ContentProductOut(Stamped):
     content_id: str
     product_id: str
     placement: str
-    starts_at: UTCDatetime | None
-    ends_at: UTCDatetime | None
+    starts_at: UTCDatetimeOut | None
+    ends_at: UTCDatetimeOut | None

@@ -14,7 +14,7 @@ from pydantic import (
     ValidationInfo,
 )
 
-from shared.schemas import OutSchema, UTCDatetime
+from shared.schemas import OutSchema, UTCDatetimeOut
 
 Placement = Literal["product_card", "pinned", "cart_link", "mention", "native_ad"]
 AdFormat = Literal["native", "pre_roll", "overlay", "banner"]
@@ -36,8 +36,8 @@ Url = Annotated[
 
 
 class Stamped(OutSchema):
-    created_at: UTCDatetime
-    updated_at: UTCDatetime
+    created_at: UTCDatetimeOut
+    updated_at: UTCDatetimeOut
 
 
 def end_after_start(start_field: str) -> Any:
