@@ -1,25 +1,12 @@
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Depends, Response, status
-
 from services.catalog.contents.schemas import (
     ContentIn,
     ContentOut,
     ContentProductIn,
     ContentProductOut,
 )
-from services.catalog.core.crud import (
-    EntitySpec,
-    Reference,
-    get_or_404,
-    list_page,
-    soft_delete,
-    upsert,
-)
-from services.catalog.core.routes import ERRORS, IdPath, Reader, Writer, entity_router
+from services.catalog.core.crud import EntitySpec, Reference
+from services.catalog.core.routes import Operation, Parent, Wording, entity_router
 from services.catalog.models import Account, Content, ContentProduct, Product
-from shared.app import SessionDep
-from shared.pagination import Page, PageParams, page_params
 
 CONTENTS = EntitySpec(
     entity="content",
@@ -41,67 +28,16 @@ CONTENT_PRODUCTS = EntitySpec(
 )
 
 router = entity_router(CONTENTS, plural="contents", body_schema=ContentIn, tag="contents")
-links = APIRouter(prefix="/v1/contents/{content_id}/products", tags=["contents"], responses=ERRORS)
-
-
-@links.put(
-    "/{product_id}",
-    response_model=ContentProductOut,
-    summary="Link a product to a content (create or replace)",
-    responses={201: {"description": "Created", "model": ContentProductOut}},
+links = entity_router(
+    CONTENT_PRODUCTS,
+    plural="products",
+    body_schema=ContentProductIn,
+    tag="contents",
+    parent=Parent(CONTENTS, "contents"),
+    wording=Wording(
+        put=Operation("put_content_product", "Link a product to a content (create or replace)"),
+        list=Operation("list_content_products", "List a content's products"),
+        get=Operation("get_content_product", "Read one link"),
+        delete=Operation("delete_content_product", "Unlink"),
+    ),
 )
-async def put_content_product(
-    content_id: IdPath,
-    product_id: IdPath,
-    body: ContentProductIn,
-    principal: Writer,
-    session: SessionDep,
-    response: Response,
-) -> Any:
-    # The content is the path's parent: another tenant's (or no) content is 404, like the list.
-    await get_or_404(session, CONTENTS, principal.tenant_id, {"id": content_id})
-    key = {"content_id": content_id, "product_id": product_id}
-    obj, outcome = await upsert(
-        session, CONTENT_PRODUCTS, principal.tenant_id, key, body.model_dump()
-    )
-    await session.commit()
-    response.status_code = 201 if outcome == "created" else 200
-    return ContentProductOut.model_validate(obj)
-
-
-@links.get("", response_model=Page[ContentProductOut], summary="List a content's products")
-async def list_content_products(
-    content_id: IdPath,
-    principal: Reader,
-    session: SessionDep,
-    page: Annotated[PageParams, Depends(page_params)],
-) -> Any:
-    await get_or_404(session, CONTENTS, principal.tenant_id, {"id": content_id})
-    rows, cursor = await list_page(
-        session,
-        CONTENT_PRODUCTS,
-        principal.tenant_id,
-        page,
-        filters=[ContentProduct.content_id == content_id],
-    )
-    return {"items": [ContentProductOut.model_validate(r) for r in rows], "next_cursor": cursor}
-
-
-@links.get("/{product_id}", response_model=ContentProductOut, summary="Read one link")
-async def get_content_product(
-    content_id: IdPath, product_id: IdPath, principal: Reader, session: SessionDep
-) -> Any:
-    key = {"content_id": content_id, "product_id": product_id}
-    return ContentProductOut.model_validate(
-        await get_or_404(session, CONTENT_PRODUCTS, principal.tenant_id, key)
-    )
-
-
-@links.delete("/{product_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Unlink")
-async def delete_content_product(
-    content_id: IdPath, product_id: IdPath, principal: Writer, session: SessionDep
-) -> Response:
-    key = {"content_id": content_id, "product_id": product_id}
-    await soft_delete(session, CONTENT_PRODUCTS, principal.tenant_id, key)
-    await session.commit()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)

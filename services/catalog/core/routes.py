@@ -1,10 +1,15 @@
-"""Route factory for the catalog's PUT/GET/LIST/DELETE-by-id entities.
+"""Route factory for the catalog's PUT/GET/LIST/DELETE collections.
+
+A collection is either top-level (``/v1/accounts/{account_id}``) or the child of one object
+(``/v1/ads/{ad_id}/spend/{day}``): the same four routes, keyed by the path. A child's parent
+must exist in the tenant for PUT and LIST (404 otherwise, like an unknown object).
 
 Annotations here are evaluated eagerly (no ``from __future__ import annotations``) because
-FastAPI reads the concrete body and response types from each generated endpoint.
+FastAPI reads the concrete body, path and response types from each generated endpoint.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response, status
@@ -27,10 +32,96 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 ValuesFrom = Callable[[Any], dict[str, Any]]
+Key = dict[str, Any]
 
 
 def default_values(body: Schema) -> dict[str, Any]:
     return body.model_dump()
+
+
+def _id_path(name: str) -> Any:
+    return Annotated[str, Path(alias=name, pattern=ID_PATTERN, description="Client-chosen id")]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route's name (the OpenAPI operation id starts with it) and summary."""
+
+    name: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Wording:
+    put: Operation
+    list: Operation
+    get: Operation
+    delete: Operation
+    put_description: str | None = None
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A child collection's parent: its spec, where it sits in the URL and in the child's key.
+
+    ``item`` is the path parameter of the child's own key field (a client id by default).
+    """
+
+    spec: EntitySpec
+    plural: str
+    item: Any = None
+
+
+def top_level_wording(spec: EntitySpec, plural: str) -> Wording:
+    return Wording(
+        put=Operation("put_item", f"Create or replace a {spec.label}"),
+        list=Operation("list_items", f"List {plural}"),
+        get=Operation("get_item", f"Read a {spec.label}"),
+        delete=Operation(
+            "delete_item",
+            f"Delete a {spec.label} (soft: it leaves the lists and the feed says so)",
+        ),
+        put_description="201 when created, 200 when replaced or identical (an identical PUT "
+        "changes nothing, not even `updated_at`).",
+    )
+
+
+@dataclass(frozen=True)
+class _Paths:
+    prefix: str
+    item: str
+    # Path dependencies: the object's key, and the filters and check that scope its list.
+    key: Callable[..., Key]
+    scope: Callable[..., Key]
+
+
+def _top_level_paths(spec: EntitySpec, plural: str) -> _Paths:
+    # The path names the entity ({account_id}, {ad_id}…) as the API documents it.
+    id_name = f"{spec.entity}_id"
+    ItemId = _id_path(id_name)
+
+    def key(item_id: ItemId) -> Key:
+        return {"id": item_id}
+
+    def scope() -> Key:
+        return {}
+
+    return _Paths(f"/v1/{plural}", "/{" + id_name + "}", key, scope)
+
+
+def _child_paths(spec: EntitySpec, plural: str, parent: Parent) -> _Paths:
+    parent_field, item_field = spec.key_fields
+    ParentId = _id_path(parent_field)
+    ItemKey = parent.item if parent.item is not None else _id_path(item_field)
+
+    def key(parent_id: ParentId, item: ItemKey) -> Key:
+        return {parent_field: parent_id, item_field: item}
+
+    def scope(parent_id: ParentId) -> Key:
+        return {parent_field: parent_id}
+
+    prefix = f"/v1/{parent.plural}/{{{parent_field}}}/{plural}"
+    return _Paths(prefix, "/{" + item_field + "}", key, scope)
 
 
 def entity_router(
@@ -40,59 +131,79 @@ def entity_router(
     body_schema: type[Schema],
     tag: str,
     values_from: ValuesFrom = default_values,
+    parent: Parent | None = None,
+    wording: Wording | None = None,
 ) -> APIRouter:
-    router = APIRouter(prefix=f"/v1/{plural}", tags=[tag], responses=ERRORS)
+    """PUT (create or replace), LIST, GET and DELETE of one collection.
+
+    With ``parent``, the collection lives under one parent object and ``spec.key_fields`` is
+    (the parent's id field, the child's own key field).
+    """
+    paths = _top_level_paths(spec, plural) if parent is None else _child_paths(spec, plural, parent)
+    words = wording or top_level_wording(spec, plural)
+    router = APIRouter(prefix=paths.prefix, tags=[tag], responses=ERRORS)
     out = spec.out_schema
-    # The path names the entity ({account_id}, {ad_id}…) as the contract writes it.
-    id_name = f"{spec.entity}_id"
-    item = "/{" + id_name + "}"
-    ItemId = Annotated[str, Path(alias=id_name, pattern=ID_PATTERN, description="Client-chosen id")]
+    model: Any = spec.model
+    ObjectKey = Annotated[Key, Depends(paths.key)]
+    ListScope = Annotated[Key, Depends(paths.scope)]
+
+    async def check_parent(session: SessionDep, tenant_id: str, key: Key) -> None:
+        # The parent is the path's: another tenant's (or no) parent is 404, like the list.
+        if parent is not None:
+            parent_id = key[spec.key_fields[0]]
+            await get_or_404(session, parent.spec, tenant_id, {"id": parent_id})
 
     @router.put(
-        item,
+        paths.item,
         response_model=out,
         status_code=status.HTTP_200_OK,
-        summary=f"Create or replace a {spec.label}",
-        description="201 when created, 200 when replaced or identical (an identical PUT changes "
-        "nothing, not even `updated_at`).",
+        name=words.put.name,
+        summary=words.put.summary,
+        description=words.put_description,
         responses={201: {"description": "Created", "model": out}},
     )
     async def put_item(
-        item_id: ItemId,
-        body: body_schema,  # type: ignore[valid-type]
+        key: ObjectKey,
+        body: body_schema,  # type: ignore[valid-type]  # a class chosen at runtime, as FastAPI needs
         principal: Writer,
         session: SessionDep,
         response: Response,
     ) -> Any:
-        obj, outcome = await upsert(
-            session, spec, principal.tenant_id, {"id": item_id}, values_from(body)
-        )
+        await check_parent(session, principal.tenant_id, key)
+        obj, outcome = await upsert(session, spec, principal.tenant_id, key, values_from(body))
         await session.commit()
         response.status_code = 201 if outcome == "created" else 200
         return out.model_validate(obj)
 
-    @router.get("", response_model=Page[out], summary=f"List {plural}")  # type: ignore[valid-type]
+    @router.get(
+        "",
+        response_model=Page[out],  # type: ignore[valid-type]  # a class chosen at runtime
+        name=words.list.name,
+        summary=words.list.summary,
+    )
     async def list_items(
+        scope: ListScope,
         principal: Reader,
         session: SessionDep,
         page: Annotated[PageParams, Depends(page_params)],
     ) -> Any:
-        rows, cursor = await list_page(session, spec, principal.tenant_id, page)
+        await check_parent(session, principal.tenant_id, scope)
+        filters = [getattr(model, name) == value for name, value in scope.items()]
+        rows, cursor = await list_page(session, spec, principal.tenant_id, page, filters=filters)
         return {"items": [out.model_validate(r) for r in rows], "next_cursor": cursor}
 
-    @router.get(item, response_model=out, summary=f"Read a {spec.label}")
-    async def get_item(item_id: ItemId, principal: Reader, session: SessionDep) -> Any:
-        return out.model_validate(
-            await get_or_404(session, spec, principal.tenant_id, {"id": item_id})
-        )
+    @router.get(paths.item, response_model=out, name=words.get.name, summary=words.get.summary)
+    async def get_item(key: ObjectKey, principal: Reader, session: SessionDep) -> Any:
+        return out.model_validate(await get_or_404(session, spec, principal.tenant_id, key))
 
     @router.delete(
-        item,
+        paths.item,
         status_code=status.HTTP_204_NO_CONTENT,
-        summary=f"Delete a {spec.label} (soft: it leaves the lists and the feed says so)",
+        name=words.delete.name,
+        summary=words.delete.summary,
     )
-    async def delete_item(item_id: ItemId, principal: Writer, session: SessionDep) -> Response:
-        await soft_delete(session, spec, principal.tenant_id, {"id": item_id})
+    async def delete_item(key: ObjectKey, principal: Writer, session: SessionDep) -> Response:
+        await soft_delete(session, spec, principal.tenant_id, key)
         await session.commit()
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
