@@ -1,4 +1,9 @@
-"""The words both services and their clients share: platforms, content kinds, event types."""
+"""The words both services and their clients share, each declared once.
+
+Every enumeration is a ``Literal`` (for schemas and type checking) with its set or tuple of
+values derived from it (for checks at run time): platforms, content kinds, ad formats,
+placements of a product in a content, event types and the kinds of touch among them.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,14 @@ Platform = Literal[
     "other",
 ]
 ContentKind = Literal["video", "live"]
+AdFormat = Literal["native", "pre_roll", "overlay", "banner"]
+#: How a product appears in a content.
+Placement = Literal["product_card", "pinned", "cart_link", "mention", "native_ad"]
+
+#: Events that can earn an order credit as a click-through touch.
+ClickType = Literal["click"]
+#: Events that can earn an order credit as a view-through touch.
+ViewType = Literal["view", "view_complete", "live_enter"]
 EventType = Literal[
     "impression",
     "view",
@@ -31,4 +44,13 @@ EventType = Literal[
 ]
 
 PLATFORMS: frozenset[str] = frozenset(get_args(Platform))
+CONTENT_KINDS: tuple[ContentKind, ...] = get_args(ContentKind)
+AD_FORMATS: tuple[AdFormat, ...] = get_args(AdFormat)  # in their documented order
+PLACEMENTS: tuple[Placement, ...] = get_args(Placement)
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
+CLICK_TYPES: frozenset[str] = frozenset(get_args(ClickType))
+VIEW_TYPES: frozenset[str] = frozenset(get_args(ViewType))
+#: Touches: the events that can change an order's attribution.
+TOUCH_TYPES: frozenset[str] = CLICK_TYPES | VIEW_TYPES
+#: Events whose numeric ``properties.watch_seconds`` the reports sum.
+WATCH_TYPES: frozenset[str] = frozenset({"view", "view_complete"})

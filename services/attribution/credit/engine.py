@@ -40,6 +40,8 @@ from fractions import Fraction
 from itertools import pairwise
 from typing import Literal, get_args
 
+from shared.vocabulary import CLICK_TYPES, VIEW_TYPES
+
 from .money import allocate, minor_units
 
 __all__ = [
@@ -68,8 +70,6 @@ MODELS: tuple[Model, ...] = get_args(Model)
 Match = Literal["product", "any"]
 TouchKind = Literal["click", "view"]
 
-CLICK_TYPES: frozenset[str] = frozenset({"click"})
-VIEW_TYPES: frozenset[str] = frozenset({"view", "view_complete", "live_enter"})
 TIME_DECAY_HALF_LIFE = timedelta(days=7)
 
 _EMPTY: frozenset[str] = frozenset()
