@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -12,9 +13,9 @@ from sqlalchemy import func, select
 from services.attribution.events import group_commit
 from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.models import Event, EventDaily
-from shared.db import utcnow
 
 AT = "2025-03-01T10:00:00Z"
+NOW = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)  # the arrival time the batches are given
 
 
 def batch(prefix: str, n: int) -> list[dict[str, Any]]:
@@ -51,11 +52,10 @@ async def test_batches_arriving_together_commit_in_one_transaction(
     attribution_app: FastAPI, tenant: str
 ) -> None:
     writer = GroupCommitIngest(*makers(attribution_app))
-    now = utcnow()
     outcomes = await asyncio.gather(
         *(
             writer.ingest(
-                tenant, batch(f"b{k}", 50) + batch("shared", 5), now=now, max_future_seconds=300
+                tenant, batch(f"b{k}", 50) + batch("shared", 5), now=NOW, max_future_seconds=300
             )
             for k in range(6)
         )
@@ -71,10 +71,9 @@ async def test_a_group_never_grows_past_its_event_limit(
     attribution_app: FastAPI, tenant: str
 ) -> None:
     writer = GroupCommitIngest(*makers(attribution_app), max_group_events=100)
-    now = utcnow()
     await asyncio.gather(
         *(
-            writer.ingest(tenant, batch(f"b{k}", 40), now=now, max_future_seconds=300)
+            writer.ingest(tenant, batch(f"b{k}", 40), now=NOW, max_future_seconds=300)
             for k in range(5)
         )
     )
@@ -89,17 +88,16 @@ async def test_a_failing_batch_is_rolled_back_alone(
 
     async def store_batch(session: Any, tenant_id: str, batch: Any, **kwargs: Any) -> Any:
         outcome = await real_store(session, tenant_id, batch, **kwargs)
-        if batch.rows[0]["event_id"].startswith("bad"):
+        if batch.rows[0].event_id.startswith("bad"):
             raise RuntimeError("the database refused this batch")  # after its rows went in
         return outcome
 
     monkeypatch.setattr(group_commit, "store_batch", store_batch)
     writer = GroupCommitIngest(*makers(attribution_app))
-    now = utcnow()
     results = await asyncio.gather(
-        writer.ingest(tenant, batch("ok1", 10), now=now, max_future_seconds=300),
-        writer.ingest(tenant, batch("bad", 10), now=now, max_future_seconds=300),
-        writer.ingest(tenant, batch("ok2", 10), now=now, max_future_seconds=300),
+        writer.ingest(tenant, batch("ok1", 10), now=NOW, max_future_seconds=300),
+        writer.ingest(tenant, batch("bad", 10), now=NOW, max_future_seconds=300),
+        writer.ingest(tenant, batch("ok2", 10), now=NOW, max_future_seconds=300),
         return_exceptions=True,
     )
     assert writer.groups == 1
@@ -111,12 +109,11 @@ async def test_a_request_that_went_away_before_its_turn_is_dropped(
     attribution_app: FastAPI, tenant: str
 ) -> None:
     writer = GroupCommitIngest(*makers(attribution_app))
-    now = utcnow()
     first = asyncio.ensure_future(
-        writer.ingest(tenant, batch("a", 10), now=now, max_future_seconds=300)
+        writer.ingest(tenant, batch("a", 10), now=NOW, max_future_seconds=300)
     )
     gone = asyncio.ensure_future(
-        writer.ingest(tenant, batch("b", 10), now=now, max_future_seconds=300)
+        writer.ingest(tenant, batch("b", 10), now=NOW, max_future_seconds=300)
     )
     await asyncio.sleep(0)  # both queued; the writer has not run yet
     gone.cancel()

@@ -30,12 +30,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.attribution.events.service import (
-    BatchPartition,
-    IngestOutcome,
-    store_batch,
-    validate_batch,
-)
+from services.attribution.events.service import IngestOutcome, store_batch, validate_batch
+from services.attribution.events.validation import BatchPartition
 
 #: A group stops growing at this many events (so a transaction stays well under a second).
 MAX_GROUP_EVENTS = 8_000

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
 
-from services.attribution.events import service
+from services.attribution.events import repository, service
 from services.attribution.events.group_commit import GroupCommitIngest
+from services.attribution.events.parsing import parse_batch
 from services.attribution.events.schemas import (
     IngestProblem,
     IngestResult,
@@ -65,10 +64,12 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
         },
     },
 )
-async def post_events(request: Request, principal: EventsWriter, session: SessionDep) -> Response:
+async def post_events(
+    request: Request, principal: EventsWriter, session: SessionDep
+) -> IngestResult:
     settings = request.app.state.settings
     body = await request.body()  # size-limited (413) by the body limit middleware
-    raw_events = service.parse_batch(body, max_events=settings.max_batch_events)
+    raw_events = parse_batch(body, max_events=settings.max_batch_events)
     group_commit: GroupCommitIngest | None = request.app.state.events_group_commit
     if group_commit is not None:  # SQLite: share a transaction with concurrent batches
         outcome = await group_commit.ingest(
@@ -105,9 +106,9 @@ async def post_events(request: Request, principal: EventsWriter, session: Sessio
                 for item in outcome.rejected
                 for error in item.errors
             ],
-            extra=result,
+            extra=result.model_dump(),
         )
-    return Response(orjson.dumps(result), media_type="application/json")
+    return result
 
 
 @router.get(
@@ -133,20 +134,10 @@ async def get_rejected(
                 errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
             )
         after = decoded
-    rows, last = await service.list_rejected(
+    records, last = await repository.list_rejected(
         session, principal.tenant_id, limit=page.limit, after=after
     )
     return Page[RejectedEventOut](
-        items=[
-            RejectedEventOut(
-                id=row.id,
-                index=row.batch_index,
-                event_id=row.event_id,
-                errors=row.errors,
-                payload=row.payload,
-                received_at=row.received_at,
-            )
-            for row in rows
-        ],
+        items=[RejectedEventOut.model_validate(record, from_attributes=True) for record in records],
         next_cursor=encode_cursor(last) if last is not None else None,
     )

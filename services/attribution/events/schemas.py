@@ -1,21 +1,20 @@
 """Wire formats of the events API.
 
 ``EventIn`` documents one event for OpenAPI. Ingest does not run it: each event is validated
-by the hand-written checks in ``service.py`` (faster on the hot path, and with exact messages).
-Both take their enumerations from the ``Literal`` types here, and a test holds them in step.
+by the hand-written checks in ``validation.py`` (faster on the hot path, and with exact
+messages). Both take their enumerations from ``shared.vocabulary``, and a test holds them in
+step.
 """
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from shared.schemas import ClientId, Schema, UTCDatetime
 from shared.vocabulary import EventType, Platform
 
-EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
-PLATFORMS: frozenset[str] = frozenset(get_args(Platform))
 MAX_PROPERTIES_BYTES = 4096
 
 

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.events import service as events
-from services.attribution.events.service import ID_RE, IngestOutcome
+from services.attribution.events.service import IngestOutcome
+from services.attribution.events.validation import ID_RE, EventRow
 from services.attribution.models import CatalogTrackingLink
 
 COOKIE_NAME = "cf_uid"
@@ -106,21 +107,21 @@ async def record_click(
         user_id=user_id,
         location=with_click_id(link.destination_url, f"ck_{token}"),
     )
-    row = {
-        "event_id": click.event_id,
-        "type": "click",
-        "occurred_at": now,
-        "user_id": user_id,
-        "content_id": link.content_id,
-        "product_id": link.product_id,
-        "ad_id": link.ad_id,
-        "click_id": click.click_id,
-        "session_id": None,
-        "platform": None,
-        "properties": None,
-    }
+    row = EventRow(
+        event_id=click.event_id,
+        type="click",
+        occurred_at=now,
+        user_id=user_id,
+        content_id=link.content_id,
+        product_id=link.product_id,
+        ad_id=link.ad_id,
+        click_id=click.click_id,
+        session_id=None,
+        platform=None,
+        properties=None,
+    )
     stored = await events.store_events(session, link.tenant_id, [row], received_at=now)
     outcome = IngestOutcome(received=1)
-    outcome.accepted_types = [r["type"] for r in stored]
+    outcome.accepted_types = [r.type for r in stored]
     outcome.duplicate_types = [] if stored else ["click"]
     return click, outcome

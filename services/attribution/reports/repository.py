@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
-from services.attribution.events.service import DAY_US, WATCH_TYPES
+from services.attribution.events.rollup import DAY_US
 from services.attribution.models import (
     CatalogAccount,
     CatalogAd,
@@ -53,6 +53,7 @@ from services.attribution.models import (
     EventDaily,
 )
 from shared.db import from_epoch_us, to_epoch_us
+from shared.vocabulary import WATCH_TYPES
 
 ZERO = Decimal(0)
 Expr = ColumnElement[Any] | QueryableAttribute[Any]

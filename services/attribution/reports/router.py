@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from services.attribution.credit.engine import MODELS
-from services.attribution.events.schemas import PLATFORMS
 from services.attribution.reports import repository, service
 from services.attribution.reports.buckets import INTERVALS
 from services.attribution.reports.csv_export import csv_response
@@ -42,6 +41,7 @@ from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
 from shared.db import utcnow
 from shared.timeouts import bounded
+from shared.vocabulary import PLATFORMS
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
