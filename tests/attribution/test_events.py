@@ -115,6 +115,7 @@ def test_a_row_holds_every_events_column_but_the_tenant_and_the_arrival_time() -
         ({"occurred_at": "yesterday"}, None, "is not an ISO-8601 timestamp"),
         ({"occurred_at": 1717236000}, None, "`occurred_at` must be an ISO-8601 string"),
         ({"occurred_at": "0001-01-01T00:00:00+01:00"}, None, "is out of range"),
+        ({"occurred_at": "1970-01-01T07:59:59+08:00"}, None, "is before 1970-01-01T00:00:00Z"),
         ({"occurred_at": iso(NOW + dt.timedelta(minutes=6))}, None, "s in the future"),
         ({"properties": {"blob": "x" * 4100}}, None, "bytes serialised; at most 4096"),
         ({"properties": ["a"]}, None, "`properties` must be a JSON object (got array)"),
@@ -711,6 +712,8 @@ _MUTATIONS = [
             "2024-06-01T12:05:00.000001Z",  # just over
             "2024-06-01T12:00:00",  # naive
             "0001-01-01T00:00:00+01:00",  # out of range once in UTC
+            "1969-12-31T23:59:59.999999Z",  # before the epoch: refused
+            "1970-01-01T08:00:00+08:00",  # the epoch itself: accepted
             "yesterday",
             1717243200,
             _DROP,

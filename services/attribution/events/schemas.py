@@ -24,7 +24,8 @@ class EventIn(Schema):
     event_id: ClientId = Field(description="The sender's idempotency key, unique per tenant")
     type: EventType
     occurred_at: UTCDatetime = Field(
-        description="ISO-8601 with an offset (naive is refused); at most 5 minutes ahead"
+        description="ISO-8601 with an offset (naive is refused), from 1970 to at most 5 minutes "
+        "ahead"
     )
     user_id: ClientId = Field(
         description="The viewer's pseudonymous key: SHA-256 hex of the normalised platform id"

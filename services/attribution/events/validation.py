@@ -3,9 +3,10 @@
 Rules:
 
 - ids match ``[A-Za-z0-9._:-]{1,128}``; ``type`` and ``platform`` come from the shared
-  vocabulary; ``occurred_at`` is ISO-8601 with an offset, at most ``max_future_seconds``
-  ahead; ``properties`` is a JSON object of at most 4 KiB serialised; unknown fields are
-  refused. Every problem of an event is reported, not just the first.
+  vocabulary; ``occurred_at`` is ISO-8601 with an offset, not before 1970 (as every instant
+  the APIs take) and at most ``max_future_seconds`` ahead; ``properties`` is a JSON object of
+  at most 4 KiB serialised; unknown fields are refused. Every problem of an event is
+  reported, not just the first.
 - ``content_id`` is required except for ``add_to_cart`` (which needs ``product_id``) and
   ``follow``. An event without ``content_id`` whose ``click_id`` names a known click (a stored
   ``click`` of the tenant, else a valid click earlier in the same batch) takes that click's
@@ -27,6 +28,7 @@ import orjson
 
 from services.attribution.events.parsing import json_type
 from services.attribution.events.schemas import MAX_PROPERTIES_BYTES
+from shared.schemas import EARLIEST, format_utc
 from shared.vocabulary import EVENT_TYPES, PLATFORMS
 
 ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -151,6 +153,8 @@ def _timestamp_problem(value: object, now: dt.datetime, latest: dt.datetime) -> 
         parsed = parsed.astimezone(_UTC)
     except OverflowError:
         return f"`occurred_at` {_show(value)} is out of range"
+    if parsed < EARLIEST:
+        return f"`occurred_at` {_show(value)} is before {format_utc(EARLIEST)}"
     ahead = (parsed - now).total_seconds()
     allowed = (latest - now).total_seconds()
     return (
@@ -213,7 +217,7 @@ def _check(
             )
         except (ValueError, OverflowError):
             occurred_at = None
-        if occurred_at is not None and occurred_at > latest:
+        if occurred_at is not None and not EARLIEST <= occurred_at <= latest:
             occurred_at = None
     if occurred_at is None:
         errors.append(_timestamp_problem(occurred_raw, now, latest))
