@@ -57,6 +57,7 @@ _PLATFORMS_TEXT = ", ".join(sorted(PLATFORMS))
 _UTC = dt.UTC
 _id_ok = ID_RE.fullmatch
 _fromisoformat = dt.datetime.fromisoformat
+_new_row = tuple.__new__
 
 
 class EventRow(NamedTuple):
@@ -171,11 +172,9 @@ def validate_event(
     clicks: Mapping[str, ClickContext] | None = None,
 ) -> EventCheck:
     """Validate one decoded event; ``clicks`` are the known clicks it may inherit from."""
-    latest = now + dt.timedelta(seconds=max_future_seconds)
-    verdict = _check(raw, now, latest, clicks)
-    if isinstance(verdict, list):
-        return EventCheck(None, verdict)
-    return EventCheck(verdict, [])
+    errors: list[str] = []
+    row = _check(raw, now, now + dt.timedelta(seconds=max_future_seconds), clicks, errors)
+    return EventCheck(row, errors)
 
 
 def _check(
@@ -183,11 +182,13 @@ def _check(
     now: dt.datetime,
     latest: dt.datetime,
     clicks: Mapping[str, ClickContext] | None,
-) -> EventRow | list[str]:
-    """The row of a valid event, else every reason it is refused (``raw`` is decoded JSON)."""
+    errors: list[str],
+) -> EventRow | None:
+    """The row of a valid event, else None with every reason it is refused added to
+    ``errors`` (``raw`` is decoded JSON)."""
     if type(raw) is not dict:
-        return [f"an event must be a JSON object (got {json_type(raw)})"]
-    errors: list[str] = []
+        errors.append(f"an event must be a JSON object (got {json_type(raw)})")
+        return None
     if not EVENT_FIELDS.issuperset(raw):
         unknown = ", ".join(f"`{name}`" for name in sorted(set(raw) - EVENT_FIELDS))
         errors.append(f"unknown field(s) {unknown}; allowed: {_ALLOWED_FIELDS_TEXT}")
@@ -261,7 +262,7 @@ def _check(
                 properties_json = encoded.decode()
 
     if errors or occurred_at is None:  # (occurred_at is set when no error was found)
-        return errors
+        return None
 
     if content_id is None and click_id is not None and clicks:
         source = clicks.get(click_id)
@@ -273,27 +274,33 @@ def _check(
                 ad_id = source.ad_id
     if event_type == "add_to_cart":
         if product_id is None:
-            return [
+            errors.append(
                 "`product_id` is required for type `add_to_cart` "
                 "(or a `click_id` of a known click to inherit it from)"
-            ]
+            )
+            return None
     elif content_id is None and event_type != "follow":
-        return [
+        errors.append(
             f"`content_id` is required for type `{event_type}` "
             "(or a `click_id` of a known click to inherit it from)"
-        ]
-    return EventRow(
-        event_id,
-        event_type,
-        occurred_at,
-        user_id,
-        content_id,
-        product_id,
-        ad_id,
-        click_id,
-        session_id,
-        platform,
-        properties_json,
+        )
+        return None
+    # tuple.__new__ skips the named tuple's Python-level __new__: half the cost of a row.
+    return _new_row(
+        EventRow,
+        (
+            event_id,
+            event_type,
+            occurred_at,
+            user_id,
+            content_id,
+            product_id,
+            ad_id,
+            click_id,
+            session_id,
+            platform,
+            properties_json,
+        ),
     )
 
 
@@ -339,9 +346,10 @@ def partition_batch(
     seen: set[str] = set()
     latest = now + dt.timedelta(seconds=max_future_seconds)
     for index, raw in enumerate(raw_events):
-        row = _check(raw, now, latest, clicks)
-        if isinstance(row, list):
-            rejected.append(Rejection(index, _raw_event_id(raw), row, raw, _type_label(raw)))
+        errors: list[str] = []
+        row = _check(raw, now, latest, clicks, errors)
+        if row is None:
+            rejected.append(Rejection(index, _raw_event_id(raw), errors, raw, _type_label(raw)))
             continue
         event_id = row.event_id
         if event_id in seen:
