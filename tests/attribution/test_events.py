@@ -78,19 +78,20 @@ def test_a_valid_event_becomes_a_row() -> None:
         )
     )
     assert result.errors == []
-    assert result.row == EventRow(
-        event_id="e:1.a_b-c",
-        type="click",
-        occurred_at=dt.datetime(2024, 6, 1, 11, 59, tzinfo=dt.UTC),
-        user_id="u-1",
-        content_id="c-1",
-        product_id="p1",
-        ad_id="ad1",
-        click_id="ck1",
-        session_id="s1",
-        platform="douyin",
-        properties='{"watch_seconds":12.5}',  # serialised once, stored as is
-    )
+    assert type(result.row) is EventRow
+    assert result.row._asdict() == {
+        "event_id": "e:1.a_b-c",
+        "type": "click",
+        "occurred_at": dt.datetime(2024, 6, 1, 11, 59, tzinfo=dt.UTC),
+        "user_id": "u-1",
+        "content_id": "c-1",
+        "product_id": "p1",
+        "ad_id": "ad1",
+        "click_id": "ck1",
+        "session_id": "s1",
+        "platform": "douyin",
+        "properties": '{"watch_seconds":12.5}',  # serialised once, stored as is
+    }
 
 
 def test_a_row_holds_every_events_column_but_the_tenant_and_the_arrival_time() -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.core.metrics import EVENTS_RECEIVED
 from services.attribution.credit import reattribution
+from services.attribution.credit.reattribution import StoredTouch
 from services.attribution.events import repository
 from services.attribution.events.rollup import daily_rollup
 from services.attribution.events.schemas import IngestResult, RejectedItem
@@ -126,13 +127,7 @@ async def store_events(
     new_ids = await repository.insert_events(session, tenant_id, rows, received_at=received_at)
     stored = [row for row in rows if row.event_id in new_ids]
     touches = [
-        reattribution.StoredTouch(
-            event_id=row.event_id,
-            type=row.type,
-            occurred_at=row.occurred_at,
-            user_id=row.user_id,
-            click_id=row.click_id,
-        )
+        StoredTouch(row.event_id, row.type, row.occurred_at, row.user_id, row.click_id)
         for row in stored
         if row.type in TOUCH_TYPES
     ]
