@@ -10,7 +10,6 @@ credits must name the click. SQLite runs one writer at a time, so the race is Po
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -29,11 +28,11 @@ async def test_a_late_click_committed_during_the_order_is_credited(
 ) -> None:
     if db_backend != "postgres":
         pytest.skip("SQLite serialises writers; the race needs concurrent transactions")
-    read_touches = credit_service.buyer_touches
+    read_touches = credit_service.buyer_evidence
     paused, proceed = asyncio.Event(), asyncio.Event()
     first_call = True
 
-    async def hold_after_reading(*args: Any, **kwargs: Any) -> Sequence[Any]:
+    async def hold_after_reading(*args: Any, **kwargs: Any) -> Any:
         nonlocal first_call
         found = await read_touches(*args, **kwargs)
         if first_call:  # the order's own read, not the late event's re-attribution
@@ -42,7 +41,7 @@ async def test_a_late_click_committed_during_the_order_is_credited(
             await asyncio.wait_for(proceed.wait(), timeout=30)
         return found
 
-    monkeypatch.setattr(credit_service, "buyer_touches", hold_after_reading)
+    monkeypatch.setattr(credit_service, "buyer_evidence", hold_after_reading)
     order = asyncio.create_task(shop.order(when=at(hours=4)))
     await asyncio.wait_for(paused.wait(), timeout=30)
     late_click = touch("click", at(hours=3), product="p1", click_id="c-late", event_id="late")

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.attribution.credit.repository import (
     lines_of_orders,
     lock_touch_keys,
+    orders_credited_by_clicks,
     orders_naming_clicks,
     paid_orders_of_buyers,
     stitch_buyer,
@@ -57,6 +58,9 @@ async def affected_orders(
     }
     click_ids = sorted({t.click_id for t in touches if t.click_id and t.type == "click"})
     for order in await orders_naming_clicks(session, tenant_id, click_ids, besides=set(found)):
+        found[order.order_id] = order
+    # A click id now reported for another user can turn a credited touch suspicious.
+    for order in await orders_credited_by_clicks(session, tenant_id, click_ids, besides=set(found)):
         found[order.order_id] = order
     return [found[key] for key in sorted(found)]
 

@@ -18,6 +18,8 @@ from sqlalchemy import Engine, Table, bindparam, delete, insert, select, text, u
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.attribution.credit import engine
+from services.attribution.credit.fraud import HOUR as FLOOD_HORIZON
+from services.attribution.credit.fraud import BuyerActivity, SeenTouch
 from services.attribution.models import (
     CatalogContentProduct,
     Credit,
@@ -25,9 +27,9 @@ from services.attribution.models import (
     Order,
     OrderClick,
     OrderLine,
+    TouchVerdict,
 )
-
-TOUCH_TYPES = tuple(sorted(engine.CLICK_TYPES | engine.VIEW_TYPES))
+from shared.vocabulary import TOUCH_TYPES
 
 _EVENTS = cast(Table, Event.__table__)
 _LINKS = cast(Table, CatalogContentProduct.__table__)
@@ -40,13 +42,15 @@ _TOUCH_COLUMNS = (
     _EVENTS.c.content_id,
     _EVENTS.c.ad_id,
     _EVENTS.c.product_id,
+    _EVENTS.c.user_id,
+    _EVENTS.c.click_id,
 )
-# The buyer's touches in the lookback: served by the (tenant_id, user_id, occurred_at, type)
-# index.
+# The buyer's events in the lookback (plus the hour before it, which the fraud rules count):
+# every type, since the rate cap counts them all; served by the (tenant_id, user_id,
+# occurred_at, type) index.
 _TOUCHES_BY_USER = select(*_TOUCH_COLUMNS).where(
     _EVENTS.c.tenant_id == bindparam("tenant_id"),
     _EVENTS.c.user_id == bindparam("buyer_id"),
-    _EVENTS.c.type.in_(TOUCH_TYPES),
     _EVENTS.c.occurred_at >= bindparam("earliest"),
     _EVENTS.c.occurred_at <= bindparam("order_time"),
 )
@@ -69,6 +73,27 @@ _CLEAR_CREDITS = delete(_CREDITS).where(
     _CREDITS.c.tenant_id == bindparam("tenant_id"), _CREDITS.c.order_id == bindparam("order_id")
 )
 _INSERT_CREDITS = insert(_CREDITS)
+_VERDICTS = cast(Table, TouchVerdict.__table__)
+_INSERT_VERDICTS = insert(_VERDICTS)
+_CLEAR_VERDICTS = delete(_VERDICTS).where(
+    _VERDICTS.c.tenant_id == bindparam("tenant_id"), _VERDICTS.c.order_id == bindparam("order_id")
+)
+_ORDER_VERDICTS = (
+    select(
+        _VERDICTS.c.event_id,
+        _VERDICTS.c.reason,
+        _VERDICTS.c.mode,
+        _VERDICTS.c.touch,
+        _VERDICTS.c.touch_at,
+        _VERDICTS.c.content_id,
+        _VERDICTS.c.ad_id,
+    )
+    .where(
+        _VERDICTS.c.tenant_id == bindparam("tenant_id"),
+        _VERDICTS.c.order_id == bindparam("order_id"),
+    )
+    .order_by(_VERDICTS.c.touch_at, _VERDICTS.c.event_id, _VERDICTS.c.reason)
+)
 _STORED_CREDITS = (
     select(
         _CREDITS.c.product_id,
@@ -79,6 +104,7 @@ _STORED_CREDITS = (
         _CREDITS.c.touch_at,
         _CREDITS.c.weight,
         _CREDITS.c.amount,
+        _CREDITS.c.flags,
     )
     .where(
         _CREDITS.c.tenant_id == bindparam("tenant_id"),
@@ -96,7 +122,15 @@ _CLICK_USERS = select(_EVENTS.c.click_id, _EVENTS.c.user_id).where(
 )
 
 
-async def buyer_touches(
+@dataclass(frozen=True, slots=True)
+class BuyerEvidence:
+    """The touches that may earn an order credit, and what the fraud rules look at."""
+
+    touches: list[SeenTouch]
+    activity: BuyerActivity
+
+
+async def buyer_evidence(
     conn: AsyncConnection,
     tenant_id: str,
     *,
@@ -104,12 +138,13 @@ async def buyer_touches(
     click_ids: Sequence[str],
     order_time: dt.datetime,
     lookback_seconds: int,
-) -> list[engine.Touch]:
-    """The buyer's touches that can fall in a window: by user and by the order's click ids."""
+) -> BuyerEvidence:
+    """The buyer's touches that can fall in a window (by user and by the order's click ids),
+    with the buyer's event and click times for the rate and flood rules."""
     earliest = order_time - dt.timedelta(seconds=lookback_seconds)
     params: dict[str, Any] = {"tenant_id": tenant_id}
     if buyer_id is not None:
-        params.update(buyer_id=buyer_id, earliest=earliest, order_time=order_time)
+        params.update(buyer_id=buyer_id, earliest=earliest - FLOOD_HORIZON, order_time=order_time)
     if click_ids:
         params["click_ids"] = list(click_ids)
     if buyer_id is not None and click_ids:
@@ -119,19 +154,42 @@ async def buyer_touches(
     elif click_ids:
         statement = _TOUCHES_BY_CLICKS
     else:
-        return []
+        return BuyerEvidence([], BuyerActivity())
     seen: set[str] = set()
-    touches: list[engine.Touch] = []
-    for event_id, type_, occurred_at, content_id, ad_id, product_id in await conn.execute(
-        statement, params
-    ):
-        if event_id in seen or type_ not in TOUCH_TYPES:
-            continue
-        if not earliest <= occurred_at <= order_time:
+    touches: list[SeenTouch] = []
+    event_times: list[dt.datetime] = []
+    click_times: list[dt.datetime] = []
+    for row in await conn.execute(statement, params):
+        event_id, type_, occurred_at, content_id, ad_id, product_id, user_id, click_id = row
+        if event_id in seen:
             continue
         seen.add(event_id)
-        touches.append(engine.Touch(event_id, type_, occurred_at, content_id, ad_id, product_id))
-    return touches
+        if buyer_id is not None and user_id == buyer_id:
+            event_times.append(occurred_at)
+            if type_ in engine.CLICK_TYPES:
+                click_times.append(occurred_at)
+        if type_ not in TOUCH_TYPES or not earliest <= occurred_at <= order_time:
+            continue
+        touch = engine.Touch(event_id, type_, occurred_at, content_id, ad_id, product_id)
+        touches.append(SeenTouch(touch, user_id, click_id))
+    event_times.sort()
+    click_times.sort()
+    return BuyerEvidence(touches, BuyerActivity(event_times, click_times))
+
+
+async def click_users(
+    conn: AsyncConnection, tenant_id: str, click_ids: Iterable[str]
+) -> dict[str, frozenset[str]]:
+    """Click id -> every user a click with that id was reported for."""
+    ids = sorted(set(click_ids))
+    if not ids:
+        return {}
+    users: dict[str, set[str]] = {}
+    for click_id, user_id in await conn.execute(
+        _CLICK_USERS, {"tenant_id": tenant_id, "click_ids": ids}
+    ):
+        users.setdefault(click_id, set()).add(user_id)
+    return {click_id: frozenset(found) for click_id, found in users.items()}
 
 
 async def stitch_buyer(
@@ -217,8 +275,16 @@ async def insert_credits(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) 
         await conn.execute(_INSERT_CREDITS, list(rows))
 
 
+async def insert_verdicts(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_INSERT_VERDICTS, list(rows))
+
+
 async def clear_credits(conn: AsyncConnection, tenant_id: str, order_id: str) -> None:
-    await conn.execute(_CLEAR_CREDITS, {"tenant_id": tenant_id, "order_id": order_id})
+    """Drop an order's credits and fraud verdicts (they are always rewritten together)."""
+    key = {"tenant_id": tenant_id, "order_id": order_id}
+    await conn.execute(_CLEAR_CREDITS, key)
+    await conn.execute(_CLEAR_VERDICTS, key)
 
 
 async def stored_credits(
@@ -230,17 +296,26 @@ async def stored_credits(
     )
     return [
         {
-            "product_id": product_id,
-            "content_id": content_id,
-            "ad_id": ad_id,
-            "event_id": event_id,
-            "touch": touch,
-            "occurred_at": touch_at,
-            "weight": weight,
-            "amount": amount,
+            "product_id": row.product_id,
+            "content_id": row.content_id,
+            "ad_id": row.ad_id,
+            "event_id": row.event_id,
+            "touch": row.touch,
+            "occurred_at": row.touch_at,
+            "weight": row.weight,
+            "amount": row.amount,
+            "flags": row.flags.split(",") if row.flags else [],
         }
-        for product_id, content_id, ad_id, event_id, touch, touch_at, weight, amount in rows
+        for row in rows
     ]
+
+
+async def stored_verdicts(
+    conn: AsyncConnection, tenant_id: str, order_id: str
+) -> list[dict[str, Any]]:
+    """The fraud rules an order's touches broke when it was last attributed."""
+    rows = await conn.execute(_ORDER_VERDICTS, {"tenant_id": tenant_id, "order_id": order_id})
+    return [dict(row._mapping) for row in rows]
 
 
 # --------------------------------------------------------------------------- late touches
@@ -286,6 +361,29 @@ async def orders_naming_clicks(
         )
         - besides
     )
+    if not order_ids:
+        return []
+    return list(
+        await session.scalars(
+            select(Order).where(Order.tenant_id == tenant_id, Order.order_id.in_(order_ids))
+        )
+    )
+
+
+async def orders_credited_by_clicks(
+    session: AsyncSession, tenant_id: str, click_ids: Sequence[str], *, besides: set[str]
+) -> list[Order]:
+    """Orders credited to a touch with one of these click ids (another user reporting the
+    same click id makes that touch suspicious), other than the ``besides`` order ids."""
+    if not click_ids:
+        return []
+    credited = (
+        select(Credit.order_id)
+        .join(Event, (Event.tenant_id == Credit.tenant_id) & (Event.event_id == Credit.event_id))
+        .where(Credit.tenant_id == tenant_id, Event.click_id.in_(click_ids))
+        .distinct()
+    )
+    order_ids = set(await session.scalars(credited)) - besides
     if not order_ids:
         return []
     return list(

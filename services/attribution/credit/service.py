@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -17,11 +18,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.attribution.core.metrics import ATTRIBUTION_SECONDS
 from services.attribution.credit import engine
+from services.attribution.credit.fraud import (
+    BuyerActivity,
+    SeenTouch,
+    Verdict,
+    flags_by_touch,
+    judge,
+    rejected_ids,
+)
 from services.attribution.credit.repository import (
-    buyer_touches,
+    buyer_evidence,
     clear_credits,
+    click_users,
     content_products,
     insert_credits,
+    insert_verdicts,
 )
 from services.attribution.models import Order
 from services.attribution.settings.service import Rules
@@ -53,6 +64,14 @@ def is_attributable(status: str, paid_at: dt.datetime | None, revenue: Decimal) 
 # --------------------------------------------------------------------------- credits
 
 
+@dataclass(slots=True)
+class Attribution:
+    """An order's credit rows under every model, and the fraud verdicts on its touches."""
+
+    credits: list[dict[str, Any]] = field(default_factory=list)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+
+
 def credit_rows(
     *,
     tenant_id: str,
@@ -63,8 +82,13 @@ def credit_rows(
     touches: Sequence[engine.Touch],
     links: dict[str, frozenset[str]],
     rules: Rules,
+    flags: dict[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The credit rows of one order under every model (pure: no database)."""
+    """The credit rows of one order under every model (pure: no database).
+
+    ``flags``: event id -> the fraud rules (in flag mode) its touch broke for this order.
+    """
+    flags = flags or {}
     if not touches:
         return []
     rows: list[dict[str, Any]] = []
@@ -103,9 +127,38 @@ def credit_rows(
                     "order_share": share,
                     "paid_at": paid_at,
                     "currency": currency,
+                    "flags": ",".join(flags[credit.event_id]) if credit.event_id in flags else None,
                 }
             )
             position += 1
+    return rows
+
+
+def verdict_rows(
+    tenant_id: str,
+    order_id: str,
+    paid_at: dt.datetime,
+    touches: Sequence[SeenTouch],
+    verdicts: Sequence[Verdict],
+) -> list[dict[str, Any]]:
+    by_id = {seen.touch.event_id: seen.touch for seen in touches}
+    rows = []
+    for verdict in verdicts:
+        touch = by_id[verdict.event_id]
+        rows.append(
+            {
+                "tenant_id": tenant_id,
+                "order_id": order_id,
+                "event_id": verdict.event_id,
+                "reason": verdict.reason,
+                "mode": verdict.mode,
+                "touch": engine.touch_kind(touch.type),
+                "touch_at": touch.occurred_at,
+                "content_id": touch.content_id,
+                "ad_id": touch.ad_id,
+                "paid_at": paid_at,
+            }
+        )
     return rows
 
 
@@ -121,10 +174,11 @@ async def compute_credits(
     lines: Sequence[LineLike],
     rules: Rules,
     catalog_generation: int | None = None,
-) -> list[dict[str, Any]]:
-    """Read the buyer's touches and the catalog links, and run the engine for every model."""
+) -> Attribution:
+    """Read the buyer's touches and the catalog links, judge the touches by the fraud rules,
+    and run the engine for every model on those not rejected."""
     lookback = max(rules.click_window_seconds, rules.view_window_seconds)
-    touches = await buyer_touches(
+    evidence = await buyer_evidence(
         conn,
         tenant_id,
         buyer_id=buyer_id,
@@ -132,15 +186,30 @@ async def compute_credits(
         order_time=paid_at,
         lookback_seconds=lookback,
     )
-    if not touches:
-        return []
+    if not evidence.touches:
+        return Attribution()
+    shared_clicks = await click_users(
+        conn,
+        tenant_id,
+        (s.click_id for s in evidence.touches if s.click_id and s.touch.type in engine.CLICK_TYPES),
+    )
+    verdicts = judge(
+        evidence.touches,
+        order_time=paid_at,
+        activity=BuyerActivity(
+            evidence.activity.event_times, evidence.activity.click_times, shared_clicks
+        ),
+        rules=rules.fraud,
+    )
+    rejected = rejected_ids(verdicts)
+    touches = [s.touch for s in evidence.touches if s.touch.event_id not in rejected]
     links = await content_products(
         conn,
         tenant_id,
         (t.content_id for t in touches if t.content_id),
         generation=catalog_generation,
     )
-    return credit_rows(
+    credits = credit_rows(
         tenant_id=tenant_id,
         order_id=order_id,
         paid_at=paid_at,
@@ -149,7 +218,16 @@ async def compute_credits(
         touches=touches,
         links=links,
         rules=rules,
+        flags=flags_by_touch(verdicts),
     )
+    return Attribution(
+        credits, verdict_rows(tenant_id, order_id, paid_at, evidence.touches, verdicts)
+    )
+
+
+async def store_attribution(conn: AsyncConnection, attribution: Attribution) -> None:
+    await insert_credits(conn, attribution.credits)
+    await insert_verdicts(conn, attribution.verdicts)
 
 
 async def attribute_order(
@@ -165,7 +243,7 @@ async def attribute_order(
     if not is_attributable(order.status, order.paid_at, order.revenue):
         return []
     assert order.paid_at is not None
-    rows = await compute_credits(
+    attribution = await compute_credits(
         conn,
         tenant_id=order.tenant_id,
         order_id=order.order_id,
@@ -176,10 +254,10 @@ async def attribute_order(
         lines=lines,
         rules=rules,
     )
-    await insert_credits(conn, rows)
+    await store_attribution(conn, attribution)
     order.attributed_at = dt.datetime.now(dt.UTC)
     ATTRIBUTION_SECONDS.observe(time.perf_counter() - started)
-    return rows
+    return attribution.credits
 
 
 def credits_of_model(rows: Iterable[dict[str, Any]], model: str) -> list[dict[str, Any]]:
@@ -194,6 +272,7 @@ def credits_of_model(rows: Iterable[dict[str, Any]], model: str) -> list[dict[st
             "occurred_at": row["touch_at"],
             "weight": row["weight"],
             "amount": row["amount"],
+            "flags": row["flags"].split(",") if row["flags"] else [],
         }
         for row in rows
         if row["model"] == model

@@ -16,7 +16,7 @@ from services.attribution.models.catalog import (
     CatalogTrackingLink,
     SyncState,
 )
-from services.attribution.models.credits import Credit
+from services.attribution.models.credits import Credit, TouchVerdict
 from services.attribution.models.events import Event, EventDaily, RejectedEvent
 from services.attribution.models.orders import (
     Order,
@@ -49,5 +49,6 @@ __all__ = [
     "RevokedToken",
     "SyncState",
     "TenantSettings",
+    "TouchVerdict",
     "tenant_key",
 ]

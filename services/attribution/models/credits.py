@@ -38,3 +38,27 @@ class Credit(Base):
     order_share: Mapped[float] = mapped_column(Float)
     paid_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     currency: Mapped[str] = mapped_column(String(3))
+    # Fraud rules in flag mode this touch broke for this order, comma-separated (or null).
+    flags: Mapped[str | None] = mapped_column(String(128))
+
+
+class TouchVerdict(Base):
+    """A fraud rule one touch broke for one order, in flag or reject mode.
+
+    Rewritten with the order's credits each time it is attributed; the fraud report and the
+    order's attribution answer read them.
+    """
+
+    __tablename__ = "touch_verdicts"
+    __table_args__ = (Index(None, "tenant_id", "touch_at"),)
+
+    tenant_id: Mapped[str] = tenant_key()
+    order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(8))
+    touch: Mapped[str] = mapped_column(String(8))
+    touch_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    content_id: Mapped[str | None] = mapped_column(String(128))
+    ad_id: Mapped[str | None] = mapped_column(String(128))
+    paid_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

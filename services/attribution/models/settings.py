@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.attribution.models.base import Base, tenant_key
-from shared.db import UTCDateTime, utcnow
+from shared.db import JSONDoc, UTCDateTime, utcnow
 
 
 class TenantSettings(Base):
@@ -23,5 +24,7 @@ class TenantSettings(Base):
     default_model: Mapped[str] = mapped_column(String(32), default="last_touch")
     # Encrypted at rest under a key derived from CLIPFUNNEL_SECRET (see shared.crypto).
     webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # Thresholds and modes of the fraud rules; null or missing keys take the defaults.
+    fraud_rules: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -70,6 +70,21 @@ class CreditOut(BaseModel):
     occurred_at: UTCDatetime
     weight: float
     amount: MoneyOut
+    flags: list[str] = Field(
+        default_factory=list, description="Fraud rules in flag mode this touch broke"
+    )
+
+
+class SuspiciousTouch(BaseModel):
+    """A touch that broke a fraud rule for this order: credited but marked, or rejected."""
+
+    event_id: str
+    reason: Literal["click_injection", "click_flood", "rate_cap", "duplicate_click_id"]
+    mode: Literal["flag", "reject"]
+    touch: Literal["click", "view"]
+    touch_at: UTCDatetime
+    content_id: str | None
+    ad_id: str | None
 
 
 class OrderAnswer(BaseModel):
@@ -126,3 +141,7 @@ class AttributionOut(BaseModel):
     currency: str
     revenue: MoneyOut
     credits: list[CreditOut]
+    suspicious_touches: list[SuspiciousTouch] = Field(
+        default_factory=list,
+        description="Touches that broke a fraud rule: rejected ones earned nothing",
+    )

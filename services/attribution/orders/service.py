@@ -20,12 +20,18 @@ from services.attribution.core.metrics import ATTRIBUTION_SECONDS, ORDERS_RECEIV
 from services.attribution.credit import engine
 from services.attribution.credit.engine import MODELS
 from services.attribution.credit.repository import (
-    insert_credits,
     lock_touch_keys,
     stitch_buyer,
     stored_credits,
+    stored_verdicts,
 )
-from services.attribution.credit.service import attribute_order, compute_credits, credits_of_model
+from services.attribution.credit.service import (
+    Attribution,
+    attribute_order,
+    compute_credits,
+    credits_of_model,
+    store_attribution,
+)
 from services.attribution.models import Order, Refund
 from services.attribution.orders import repository
 from services.attribution.orders.lifecycle import (
@@ -142,11 +148,11 @@ async def _ingest_new(
     lines = line_rows(tenant_id, payload)
     gross = sum((row["revenue"] for row in lines), ZERO)
     paid_at = payload.occurred_at if payload.status == "paid" else None
-    credits: list[dict[str, Any]] = []
+    attribution = Attribution()
     attribution_seconds: float | None = None
     if paid_at is not None and gross > 0:
         started = time.perf_counter()
-        credits = await compute_credits(
+        attribution = await compute_credits(
             conn,
             tenant_id=tenant_id,
             order_id=payload.order_id,
@@ -191,7 +197,7 @@ async def _ingest_new(
         revenue=gross,
         currency=payload.currency,
         model=rules.default_model,
-        credits=credits_of_model(credits, rules.default_model),
+        credits=credits_of_model(attribution.credits, rules.default_model),
     )
     await repository.insert_post(
         conn,
@@ -209,7 +215,7 @@ async def _ingest_new(
     await repository.add_clicks(conn, tenant_id, payload.order_id, click_ids, known=False)
     if attribution_seconds is not None:
         started = time.perf_counter()
-        await insert_credits(conn, credits)
+        await store_attribution(conn, attribution)
         ATTRIBUTION_SECONDS.observe(attribution_seconds + time.perf_counter() - started)
     ORDERS_RECEIVED.labels(payload.status, "accepted").inc()
     return Answer(201, body)
@@ -418,7 +424,9 @@ async def get_attribution(
     order = await repository.get_order(session, tenant_id, order_id)
     if order is None:
         raise NotFound(f"No order {order_id!r} in this tenant.")
-    credits = await stored_credits(await session.connection(), tenant_id, order_id, model)
+    conn = await session.connection()
+    credits = await stored_credits(conn, tenant_id, order_id, model)
+    verdicts = await stored_verdicts(conn, tenant_id, order_id)
     return AttributionOut.model_validate(
         {
             "order_id": order_id,
@@ -426,5 +434,6 @@ async def get_attribution(
             "currency": order.currency,
             "revenue": order.revenue,
             "credits": credits,
+            "suspicious_touches": verdicts,
         }
     )

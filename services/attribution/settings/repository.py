@@ -21,6 +21,7 @@ RULE_COLUMNS = (
     SETTINGS.c.match,
     SETTINGS.c.default_model,
     SETTINGS.c.webhook_secret_encrypted,
+    SETTINGS.c.fraud_rules,
 )
 _RULES = select(*RULE_COLUMNS).where(SETTINGS.c.tenant_id == bindparam("tenant_id"))
 

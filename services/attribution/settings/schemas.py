@@ -28,6 +28,29 @@ Timezone = Annotated[
 WindowSeconds = Annotated[int, Field(ge=1, le=MAX_WINDOW_SECONDS)]
 
 
+FraudMode = Literal["flag", "reject"]
+
+
+class FraudSettings(Schema):
+    """Each fraud rule's mode and threshold; on PUT, fields left out stay as they are."""
+
+    click_injection: FraudMode | None = Field(
+        None, description="A click less than min_click_to_order_seconds before the order"
+    )
+    min_click_to_order_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
+    click_flood: FraudMode | None = Field(
+        None, description="A user with more than max_clicks_per_user_hour clicks in an hour"
+    )
+    max_clicks_per_user_hour: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    rate_cap: FraudMode | None = Field(
+        None, description="A user with more than max_events_per_user_minute events in a minute"
+    )
+    max_events_per_user_minute: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    duplicate_click_id: FraudMode | None = Field(
+        None, description="A click id reported for more than one user"
+    )
+
+
 class SettingsUpdate(Schema):
     """Fields left out stay as they are; `webhook_secret: null` clears the secret."""
 
@@ -39,6 +62,9 @@ class SettingsUpdate(Schema):
     default_model: AttributionModel | None = None
     webhook_secret: Annotated[str, StringConstraints(min_length=16, max_length=256)] | None = Field(
         None, description="Write-only HMAC key for signed order posts; null clears it"
+    )
+    fraud: FraudSettings | None = Field(
+        None, description="Fraud rules: flag marks a touch's credit, reject withholds it"
     )
     # Read-only: accepted so a GET body can be PUT back unchanged (see update_settings).
     webhook_secret_set: bool | None = Field(
@@ -55,3 +81,4 @@ class SettingsOut(BaseModel):
     default_model: AttributionModel
     webhook_secret: None = Field(None, description="Write-only: never shown")
     webhook_secret_set: bool
+    fraud: FraudSettings

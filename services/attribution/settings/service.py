@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.models import TenantSettings
 from services.attribution.settings import repository
-from services.attribution.settings.schemas import SettingsOut, SettingsUpdate
+from services.attribution.settings.fraud import DEFAULT_FRAUD_RULES, FraudRules
+from services.attribution.settings.schemas import FraudSettings, SettingsOut, SettingsUpdate
 from shared.crypto import decrypt_secret, encrypt_secret
 from shared.db import utcnow
 from shared.errors import Conflict, UnprocessableEntity
@@ -27,6 +28,7 @@ class Rules:
     match: str
     default_model: str
     webhook_secret: str | None
+    fraud: FraudRules = DEFAULT_FRAUD_RULES
 
 
 DEFAULTS = Rules(
@@ -64,6 +66,7 @@ def rules_from(row: Any, secret: str, *, with_webhook_secret: bool = True) -> Ru
             if row.webhook_secret_encrypted and with_webhook_secret
             else None
         ),
+        fraud=FraudRules.from_dict(row.fraud_rules),
     )
 
 
@@ -82,6 +85,7 @@ def to_out(rules: Rules) -> SettingsOut:
         match=rules.match,
         default_model=rules.default_model,
         webhook_secret_set=rules.webhook_secret is not None,
+        fraud=FraudSettings(**rules.fraud.as_dict()),
     )
 
 
@@ -162,6 +166,10 @@ async def update_settings(
         value = getattr(update, name)
         if name in given and value is not None:
             setattr(row, name, value)
+    if "fraud" in given and update.fraud is not None:
+        stored = FraudRules.from_dict(row.fraud_rules).as_dict()
+        stored.update(update.fraud.model_dump(exclude_unset=True, exclude_none=True))
+        row.fraud_rules = stored
     if "webhook_secret" in given and not echoed:
         row.webhook_secret_encrypted = (
             encrypt_secret(secret, update.webhook_secret) if update.webhook_secret else None
