@@ -13,6 +13,7 @@ from services.attribution.catalog_sync.router import router as sync_router
 from services.attribution.catalog_sync.service import CatalogSync
 from services.attribution.config import AttributionSettings
 from services.attribution.dashboard.router import router as dashboard_router
+from services.attribution.datadriven.router import router as datadriven_router
 from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.events.router import router as events_router
 from services.attribution.funnels.router import router as funnels_router
@@ -41,6 +42,7 @@ def domain_routers() -> list[APIRouter]:
         redirect_router,
         funnels_router,
         reports_router,
+        datadriven_router,
         dashboard_router,
     ]
 

@@ -17,7 +17,6 @@ from fastapi.responses import Response
 from services.attribution.credit.engine import MODELS
 from services.attribution.reports import repository, service
 from services.attribution.reports.buckets import INTERVALS
-from services.attribution.reports.csv_export import csv_response
 from services.attribution.reports.metrics import money_text
 from services.attribution.reports.params import (
     OUTPUTS,
@@ -39,6 +38,7 @@ from services.attribution.reports.schemas import (
 from services.attribution.settings.service import Rules, load_rules
 from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
+from shared.csv_export import csv_response
 from shared.db import utcnow
 from shared.timeouts import bounded
 from shared.vocabulary import PLATFORMS

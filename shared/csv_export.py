@@ -10,8 +10,6 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from services.attribution.reports.metrics import money_text
-
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 ROWS_PER_CHUNK = 500
 
@@ -21,7 +19,7 @@ def cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return money_text(value)
+        return format(value, "f")  # amounts arrive quantized to their currency
     if isinstance(value, float):
         return repr(value)
     return str(value)
