@@ -336,5 +336,5 @@ def test_fast_path_agrees_with_group_path_on_long_histories(data) -> None:
     events = sorted(zip(times, masks, values, strict=True))
     for restrict, value in [(False, None), (True, "x"), (True, "y")]:
         fast = acc._best_chain(events, 0, 1, 2, restrict, value, 0)
-        slow = acc._best_chain_ties(events, 0, 1, 2, restrict, value, 0)
+        slow = acc._best_chain(events, 0, 1, 2, restrict, value, 0, ties=True)
         assert fast == slow

@@ -127,6 +127,12 @@ class FunnelResult:
     steps: list[StepStat]
     breakdown: list[BreakdownResult]
 
+    @classmethod
+    def of(cls, steps: list[StepStat], breakdown: Iterable[BreakdownResult]) -> FunnelResult:
+        """The result with its breakdown in order: step-1 users descending, then value."""
+        ordered = sorted(breakdown, key=lambda b: (-b.steps[0].users, b.value))
+        return cls(steps, ordered)
+
 
 class _Tally:
     """Per-funnel aggregate: users per deepest level and the chosen-chain step gaps."""
@@ -285,7 +291,7 @@ class FunnelAccumulator:
         chain = self._best_chain_split(every, pure, later)
         if chain is None:  # two events share a timestamp: the exact tie-aware DP
             events = merge_split(starts, all_later, start_values, later_values)
-            chain = self._best_chain_ties(events, 0, 1, 2, value is not None, value, 0)
+            chain = self._best_chain(events, 0, 1, 2, value is not None, value, 0, ties=True)
         return cast(Chain, chain)  # every holds an in-range start
 
     def _add_split_breakdown(
@@ -368,11 +374,10 @@ class FunnelAccumulator:
             tally.depth[1] += 1
 
     def result(self) -> FunnelResult:
-        breakdown = [
-            BreakdownResult(value, tally.stats()) for value, tally in self._by_value.items()
-        ]
-        breakdown.sort(key=lambda b: (-b.steps[0].users, b.value))
-        return FunnelResult(self._overall.stats(), breakdown)
+        return FunnelResult.of(
+            self._overall.stats(),
+            (BreakdownResult(value, tally.stats()) for value, tally in self._by_value.items()),
+        )
 
     # ------------------------------------------------------------------ internals
 
@@ -438,13 +443,15 @@ class FunnelAccumulator:
         restrict: bool,
         value: str | None,
         start: int,
+        ties: bool = False,
     ) -> Chain | None:
         """Key-minimal valid chain of the deepest reachable level, or None.
 
-        Fast path for users whose timestamps are strictly increasing; on the first tie it
-        restarts with :meth:`_best_chain_ties`. ``events[start:]`` are considered (callers
-        only skip events that cannot take part in any chain). With ``restrict`` only events
-        whose breakdown value equals ``value`` may start a chain.
+        ``events[start:]`` are considered (callers only skip events that cannot take part in
+        any chain). With ``restrict`` only events whose breakdown value equals ``value`` may
+        start a chain. A fast walk serves users whose timestamps are strictly increasing; on
+        the first tie (or with ``ties``) the exact DP runs instead, handling a group of
+        events sharing a timestamp together.
         """
         n = self.n_steps
         lo = self.from_us
@@ -453,39 +460,55 @@ class FunnelAccumulator:
         full = self._full
         upper = self._upper
         best: list[Chain | None] = [None] * (n + 1)
-        prev_t: int | None = None
-        for e in islice(events, start, None) if start else events:
-            t: int = e[it]
-            if prev_t is not None and t <= prev_t:
-                if t < prev_t:
+        if not ties:
+            prev_t: int | None = None
+            for e in islice(events, start, None) if start else events:
+                t: int = e[it]
+                if prev_t is not None and t <= prev_t:
+                    if t < prev_t:
+                        raise ValueError("events of a user must be sorted by timestamp")
+                    best = [None] * (n + 1)
+                    break  # a tie: start again with the exact DP
+                prev_t = t
+                m: int = e[im] & full
+                if m:
+                    starts = bool(m & 1) and lo <= t < hi and (not restrict or e[ib] == value)
+                    _extend(best, upper[m], t, window, starts)
+            else:
+                return _deepest(best)
+        total = len(events)
+        i = start
+        while i < total:
+            e = events[i]
+            t = e[it]
+            j = i + 1
+            if j < total:
+                t_next: int = events[j][it]
+                if t_next < t:
                     raise ValueError("events of a user must be sorted by timestamp")
-                return self._best_chain_ties(events, it, im, ib, restrict, value, start)
-            prev_t = t
-            m: int = e[im] & full
-            if not m:
-                continue
-            for k in upper[m]:
-                p = best[k - 1]
-                if p is None:
+                if t_next == t:
+                    masks: list[int] = []
+                    while j < total and events[j][it] == t:
+                        j += 1
+                    if j < total and events[j][it] < t:
+                        raise ValueError("events of a user must be sorted by timestamp")
+                    for g in range(i, j):
+                        eg = events[g]
+                        m = eg[im] & full
+                        if m & 1 and (not lo <= t < hi or (restrict and eg[ib] != value)):
+                            m &= ~1  # this event cannot start a chain
+                        if m:
+                            masks.append(m)
+                    if masks:
+                        self._apply_group(best, masks, t, window)
+                    i = j
                     continue
-                s = p[0]
-                if t - s > window:
-                    continue
-                c = best[k]
-                # With strictly increasing timestamps a level's chain for a given start is
-                # final once set: the only way to build one is extending best[k - 1] with
-                # that start, which never changes either, and later extensions end later.
-                # Hence only a strictly later start can improve best[k].
-                if c is None or s > c[0]:
-                    best[k] = (*p, t)
-            if m & 1 and lo <= t < hi and (not restrict or e[ib] == value):
-                c = best[1]
-                if c is None or c[0] < t:
-                    best[1] = (t,)
-        for k in range(n, 0, -1):
-            if best[k] is not None:
-                return best[k]
-        return None
+            i = j
+            m = e[im] & full
+            if m:
+                starts = bool(m & 1) and lo <= t < hi and (not restrict or e[ib] == value)
+                _extend(best, upper[m], t, window, starts)
+        return _deepest(best)
 
     def _best_chain_split(
         self, every: Sequence[int], starts: Sequence[int], later: Sequence[int]
@@ -529,85 +552,13 @@ class FunnelAccumulator:
                 if t - s > window:
                     continue
                 c = best[k]
-                # As in _best_chain: only a strictly later start can improve a level.
+                # As in _extend: only a strictly later start can improve a level.
                 if c is None or s > c[0]:
                     best[k] = (*p, t)
         for k in range(n, 1, -1):
             if best[k] is not None:
                 return best[k]
         return (every[-1],)
-
-    def _best_chain_ties(
-        self,
-        events: Sequence[Sequence[Any]],
-        it: int,
-        im: int,
-        ib: int,
-        restrict: bool,
-        value: str | None,
-        start: int,
-    ) -> Chain | None:
-        """Exact DP for users with equal timestamps: such events are handled as a group."""
-        n = self.n_steps
-        lo = self.from_us
-        hi = self.to_us
-        window = self.window_us
-        full = self._full
-        upper = self._upper
-        best: list[Chain | None] = [None] * (n + 1)
-        total = len(events)
-        i = start
-        while i < total:
-            e = events[i]
-            t: int = e[it]
-            j = i + 1
-            if j < total:
-                t_next: int = events[j][it]
-                if t_next < t:
-                    raise ValueError("events of a user must be sorted by timestamp")
-                if t_next == t:
-                    masks: list[int] = []
-                    while j < total and events[j][it] == t:
-                        j += 1
-                    if j < total and events[j][it] < t:
-                        raise ValueError("events of a user must be sorted by timestamp")
-                    for g in range(i, j):
-                        eg = events[g]
-                        m = eg[im] & full
-                        if m & 1 and (not lo <= t < hi or (restrict and eg[ib] != value)):
-                            m &= ~1  # this event cannot start a chain
-                        if m:
-                            masks.append(m)
-                    if masks:
-                        self._apply_group(best, masks, t, window)
-                    i = j
-                    continue
-            i = j
-            m = e[im] & full
-            if not m:
-                continue
-            for k in upper[m]:
-                p = best[k - 1]
-                if p is None:
-                    continue
-                s = p[0]
-                if t - s > window:
-                    continue
-                c = best[k]
-                if c is None or s > c[0]:
-                    best[k] = (*p, t)
-                elif s == c[0]:  # defensive: tie groups break the fast-path argument
-                    cand = (*p, t)
-                    if cand < c:
-                        best[k] = cand
-            if m & 1 and lo <= t < hi and (not restrict or e[ib] == value):
-                c = best[1]
-                if c is None or c[0] < t:
-                    best[1] = (t,)
-        for k in range(n, 0, -1):
-            if best[k] is not None:
-                return best[k]
-        return None
 
     def _apply_group(self, best: list[Chain | None], masks: list[int], t: int, window: int) -> None:
         """Update ``best`` with a group of >= 2 events sharing timestamp ``t``."""
@@ -643,6 +594,46 @@ class FunnelAccumulator:
                 cand = base + (t,) * length
                 if _better(cand, best[j + length]):
                     best[j + length] = cand
+
+
+def _deepest(best: list[Chain | None]) -> Chain | None:
+    """The chain of the deepest level reached, or None (not even a start)."""
+    for chain in reversed(best):
+        if chain is not None:
+            return chain
+    return None
+
+
+def _extend(
+    best: list[Chain | None], levels: tuple[int, ...], t: int, window: int, starts: bool
+) -> None:
+    """Update ``best`` with one event at ``t`` (no other event of the user at ``t``).
+
+    ``levels``: the levels >= 2 it matches, highest first (so it is used once per chain);
+    ``starts``: it may start a chain. With timestamps strictly increasing, a level's chain
+    for a given start is final once set: the only way to build one is extending
+    ``best[k - 1]`` with that start, which never changes either, and later extensions end
+    later. Hence only a strictly later start improves ``best[k]``; the equal-start
+    comparison guards what tie groups (:meth:`FunnelAccumulator._apply_group`) leave.
+    """
+    for k in levels:
+        p = best[k - 1]
+        if p is None:
+            continue
+        s = p[0]
+        if t - s > window:
+            continue
+        c = best[k]
+        if c is None or s > c[0]:
+            best[k] = (*p, t)
+        elif s == c[0]:
+            cand = (*p, t)
+            if cand < c:
+                best[k] = cand
+    if starts:
+        c = best[1]
+        if c is None or c[0] < t:
+            best[1] = (t,)
 
 
 def _longest_cover(masks: list[int], first: int, n: int) -> int:
