@@ -1,4 +1,4 @@
-"""Wire formats of ``POST /v1/funnels`` (CONTRACT "Funnel query", DESIGN §6).
+"""Wire formats of ``POST /v1/funnels``: the funnel query and its answer.
 
 Every refusal names what is allowed: unknown step types, breakdowns and filter keys list
 the accepted ones; counts and ranges give their bounds.
@@ -10,16 +10,17 @@ import datetime as dt
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     Field,
-    PlainSerializer,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 
 from services.attribution.funnels.engine import MAX_STEPS, MIN_STEPS
-from shared.schemas import ClientId, Schema, format_utc
+from shared.schemas import ClientId, Schema, UTCDatetime, format_utc
 from shared.vocabulary import ContentKind, EventType, Platform
 
 StepType = Literal[EventType, "order"]
@@ -27,33 +28,27 @@ BreakdownKey = Literal["platform", "content_id", "ad_id", "account_id", "content
 
 STEP_TYPES: tuple[str, ...] = get_args(StepType)
 BREAKDOWN_KEYS: tuple[str, ...] = get_args(BreakdownKey)
-FILTER_KEYS: tuple[str, ...] = (
-    "content_id",
-    "ad_id",
-    "product_id",
-    "platform",
-    "account_id",
-    "content_kind",
-)
 DEFAULT_STEPS: tuple[str, ...] = ("impression", "view", "click", "order")
 DEFAULT_WINDOW_SECONDS = 7 * 86400
 MAX_WINDOW_SECONDS = 90 * 86400
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            "a timestamp must carry a timezone offset, e.g. 2024-05-01T00:00:00Z or "
-            "2024-05-01T08:00:00+08:00 (naive timestamps are refused)"
-        )
-    return value.astimezone(dt.UTC)
+def _explain_naive(value: Any, handler: ValidatorFunctionWrapHandler) -> dt.datetime:
+    """The shared instant's rules, with a hint of what to send for a naive timestamp."""
+    try:
+        result: dt.datetime = handler(value)
+    except ValidationError as exc:
+        if any(e["type"] == "timezone_aware" for e in exc.errors()):
+            raise ValueError(
+                "a timestamp must carry a timezone offset, e.g. 2024-05-01T00:00:00Z or "
+                "2024-05-01T08:00:00+08:00 (naive timestamps are refused)"
+            ) from None
+        raise
+    return result
 
 
-Instant = Annotated[
-    dt.datetime,
-    AfterValidator(_aware),
-    PlainSerializer(format_utc, return_type=str, when_used="json"),
-]
+#: An instant from 1970 to the end of 9999 in UTC (see ``shared.schemas.UTCDatetime``).
+Instant = Annotated[UTCDatetime, WrapValidator(_explain_naive)]
 
 
 class FunnelFilters(Schema):
@@ -66,12 +61,20 @@ class FunnelFilters(Schema):
     does.
     """
 
-    content_id: ClientId | None = None
-    ad_id: ClientId | None = None
-    product_id: ClientId | None = None
-    platform: Platform | None = None
-    account_id: ClientId | None = None
-    content_kind: ContentKind | None = None
+    content_id: ClientId | None = Field(
+        None, description="The event's content (an order's: that of a last-touch credit)"
+    )
+    ad_id: ClientId | None = Field(
+        None, description="The event's ad (an order's: that of a last-touch credit)"
+    )
+    product_id: ClientId | None = Field(
+        None, description="The event's product (an order's: that of one of its lines)"
+    )
+    platform: Platform | None = Field(
+        None, description="The event's platform, else that of its content's account"
+    )
+    account_id: ClientId | None = Field(None, description="The account of the content")
+    content_kind: ContentKind | None = Field(None, description="The kind of the content")
 
     @model_validator(mode="before")
     @classmethod
@@ -88,6 +91,10 @@ class FunnelFilters(Schema):
         """The filters that were set, in a fixed key order."""
         values = {key: getattr(self, key) for key in FILTER_KEYS}
         return {key: value for key, value in values.items() if value is not None}
+
+
+#: The filter keys, in the order a plan lists them.
+FILTER_KEYS: tuple[str, ...] = tuple(FunnelFilters.model_fields)
 
 
 class FunnelStep(Schema):
