@@ -60,6 +60,7 @@ def metrics_router() -> APIRouter:
     async def prometheus_metrics() -> Response:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
+            # prometheus_client ships this constructor without annotations.
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             payload = generate_latest(registry)
         else:

@@ -167,4 +167,5 @@ def install_problem_openapi(app: FastAPI) -> None:
         schema = generate()  # FastAPI's, cached on the app after the first call
         return document_problems(schema) if fresh else schema
 
+    # FastAPI documents replacing app.openapi as the way to customise the schema.
     app.openapi = openapi  # type: ignore[method-assign]
