@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from services.attribution.funnels import service
 from services.attribution.funnels.schemas import FunnelOut, FunnelQuery
+from services.attribution.funnels.source import FunnelSource, SqlFunnelSource
 from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
 from shared.errors import UnprocessableEntity, validation_errors
@@ -38,8 +39,14 @@ class _FunnelRoute(APIRoute):
         return route_handler
 
 
+def funnel_source(session: ReadSessionDep) -> FunnelSource:
+    """Where funnels are answered: the one place that chooses (today, the SQL store)."""
+    return SqlFunnelSource(session)
+
+
 router = APIRouter(prefix="/v1/funnels", tags=["funnels"], route_class=_FunnelRoute)
 Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
+Source = Annotated[FunnelSource, Depends(funnel_source)]
 
 
 @router.post(
@@ -48,9 +55,10 @@ Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
     summary="Ordered conversion funnel: distinct users per step, conversions, median times",
     description=(
         "A user reaches step k when distinct events e1…ek match steps 1…k, e1 lies in "
-        "[from, to), their times do not decrease and ek − e1 ≤ window_seconds (DESIGN §6, "
-        "ClickHouse windowFunnel). `order` is a paid order of the buyer at its paid time; its "
-        "contents and ads are those of its last-touch credits, its products its lines. "
+        "[from, to), their times do not decrease and ek − e1 ≤ window_seconds (ClickHouse's "
+        "windowFunnel, with distinct events). `order` is a paid order of the buyer at its "
+        "paid time; its contents and ads are those of its last-touch credits, its products "
+        "its lines. "
         "Global filters apply to every step, a step's filters to that step; an event lacking "
         "a filtered dimension does not match. With `breakdown`, each value of the first "
         "step's event is its own funnel."
@@ -61,7 +69,8 @@ Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
         422: {
             "description": "Invalid query (problem+json naming what is allowed): unknown step "
             "type, filter key or breakdown; not 2–10 steps; `from` not before `to`; a range "
-            "longer than the report limit; a window outside 1 s – 90 days; a naive timestamp"
+            "longer than the report limit; a window outside 1 s – 90 days; a naive timestamp, or "
+            "one outside the years 1970–9999 in UTC"
         },
         503: {
             "description": "The funnel took longer than `report_timeout_seconds` (problem+json, "
@@ -70,12 +79,16 @@ Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
     },
 )
 async def post_funnel(
-    query: FunnelQuery, principal: Reader, session: ReadSessionDep, request: Request
+    query: FunnelQuery,
+    principal: Reader,
+    source: Source,
+    session: ReadSessionDep,
+    request: Request,
 ) -> FunnelOut:
     settings = request.app.state.settings
     return await bounded(
         service.run_funnel(
-            session, principal.tenant_id, query, max_report_days=settings.max_report_days
+            source, principal.tenant_id, query, max_report_days=settings.max_report_days
         ),
         getattr(settings, "report_timeout_seconds", None),
         session=session,
