@@ -7,12 +7,13 @@ posted through ``PUT`` (catalog), ``POST /v1/sync``, ``POST /v1/events`` and
 generated and the catalog it created; of the orders it takes what the API answers
 (``GET /v1/orders/{id}`` and their ``last_touch`` attribution).
 
-:func:`reference` evaluates DESIGN §6 literally, written independently of the engine and of
-the SQL: it enumerates every valid chain of distinct items (events or orders) of a user by
-depth-first search, takes the deepest level and the chosen chain (latest start, then
+:func:`reference` evaluates the funnel's definition
+(``services.attribution.funnels.engine``) literally, written independently of the engine and
+of the SQL: it enumerates every valid chain of distinct items (events or orders) of a user
+by depth-first search, takes the deepest level and the chosen chain (latest start, then
 earliest later steps), and builds each breakdown value's funnel by allowing only items
-having that value as the first step. An item's dimensions are *sets* (an order has those
-of all its last-touch credits), and a filter matches when its value is in the set.
+having that value as the first step. An item's dimensions are *sets* (an order has those of
+all its last-touch credits), and a filter matches when its value is in the set.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import time_machine
 
 from tests.conftest import auth
 
 S = 1_000_000  # microseconds per second
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: The services' clock while the data is posted and queried (ingest refuses events more than
+#: a few minutes ahead of it): a fixed moment, so every run sees the same instants.
+NOW = dt.datetime(2026, 3, 4, 12, 0, tzinfo=dt.UTC)
 
 ACCOUNTS = {"acc-d": "douyin", "acc-t": "tiktok"}
 CONTENTS = {  # id -> (kind, account)
@@ -104,6 +109,11 @@ class World:
 
 
 # --------------------------------------------------------------------------- building
+
+
+def fixed_clock() -> time_machine.travel:
+    """The clock of tests posting worlds: :data:`NOW`, then running on."""
+    return time_machine.travel(NOW, tick=True)
 
 
 async def put_catalog(
@@ -268,9 +278,11 @@ async def build_world(
     slots: int = SLOTS,
     orders: int = 8,
 ) -> World:
-    """Creates the catalog, posts random events then random orders; returns the world."""
-    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-    world = World(tenant, token, now - dt.timedelta(days=3))
+    """Creates the catalog, posts random events then random orders; returns the world.
+
+    Its events lie three days before :data:`NOW` (run under :func:`fixed_clock`).
+    """
+    world = World(tenant, token, NOW - dt.timedelta(days=3))
     await put_catalog(catalog, attribution, token)
     user_ids = [f"u{i}" for i in range(users)]
     world.events = random_events(rng, world.t0, user_ids, events, slots)

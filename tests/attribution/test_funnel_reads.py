@@ -9,12 +9,21 @@ any event row still count), breakdowns. Compared with the brute-force reference.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.attribution.funnel_data import SLOTS, build_world, iso, reference
+from tests.attribution.funnel_data import SLOTS, build_world, fixed_clock, iso, reference
 from tests.conftest import auth
+
+
+@pytest.fixture(autouse=True)
+def _clock() -> Iterator[None]:
+    with fixed_clock():
+        yield
+
 
 STEPS: list[list[dict[str, Any]]] = [
     [{"type": "impression"}, {"type": "view"}, {"type": "click"}, {"type": "order"}],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -24,8 +24,10 @@ from services.attribution.funnels.router import funnel_source
 from services.attribution.funnels.schemas import BREAKDOWN_KEYS, FILTER_KEYS, STEP_TYPES
 from tests.attribution.funnel_data import (
     BREAKDOWNS,
+    NOW,
     SLOTS,
     build_world,
+    fixed_clock,
     iso,
     post_events,
     post_order,
@@ -51,6 +53,12 @@ async def funnel(
 
 def users(body: dict[str, Any]) -> list[int]:
     return [step["users"] for step in body["steps"]]
+
+
+@pytest.fixture(autouse=True)
+def _clock() -> Iterator[None]:
+    with fixed_clock():
+        yield
 
 
 # --------------------------------------------------------------------------- reference
@@ -140,7 +148,7 @@ async def test_a_hand_checked_funnel(
 ) -> None:
     token = make_token(tenant, "admin")
     await put_catalog(catalog, attribution, token)
-    t0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+    t0 = NOW - dt.timedelta(days=1)
 
     def ev(i: int, kind: str, user: str, seconds: float, **extra: Any) -> dict[str, Any]:
         when = t0 + dt.timedelta(seconds=seconds)
@@ -227,7 +235,7 @@ async def order_shop(
     token = make_token(tenant, "admin")
     await put_catalog(catalog, attribution, token)
     headers = auth(token)
-    t0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=2)
+    t0 = NOW - dt.timedelta(days=2)
 
     def click(
         i: int, user: str, content: str, product: str, minutes: int, **extra: str
