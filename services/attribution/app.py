@@ -16,6 +16,7 @@ from services.attribution.dashboard.router import router as dashboard_router
 from services.attribution.datadriven.router import router as datadriven_router
 from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.events.router import router as events_router
+from services.attribution.fraud.router import router as fraud_router
 from services.attribution.funnels.router import router as funnels_router
 from services.attribution.models import RevokedToken
 from services.attribution.orders.router import router as orders_router
@@ -43,6 +44,7 @@ def domain_routers() -> list[APIRouter]:
         funnels_router,
         reports_router,
         datadriven_router,
+        fraud_router,
         dashboard_router,
     ]
 

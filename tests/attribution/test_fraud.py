@@ -168,3 +168,34 @@ async def test_an_unknown_mode_is_422(shop: Shop) -> None:
     )
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_the_fraud_report_counts_by_rule_day_content_and_ad(shop: Shop) -> None:
+    await set_fraud(shop, click_injection="reject", duplicate_click_id="flag")
+    await shop.events(
+        touch("click", at(hours=1), product="p1", click_id="dup", event_id="d1"),
+        touch("click", at(hours=1), user="u2", product="p1", click_id="dup", event_id="d2"),
+        touch("click", ORDER_AT - dt.timedelta(seconds=3), product="p1", event_id="inj"),
+    )
+    await shop.order(when=ORDER_AT)
+    params = {"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"}
+    response = await shop.attribution.get("/v1/reports/fraud", params=params, headers=shop.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [(r["reason"], r["mode"], r["touches"], r["orders"]) for r in body["by_rule"]] == [
+        ("click_injection", "reject", 1, 1),
+        ("duplicate_click_id", "flag", 1, 1),
+    ]
+    assert [(r["day"], r["reason"], r["content_id"]) for r in body["rows"]] == [
+        ("2026-11-01", "click_injection", "v1"),
+        ("2026-11-01", "duplicate_click_id", "v1"),
+    ]
+    csv_response = await shop.attribution.get(
+        "/v1/reports/fraud", params={**params, "format": "csv"}, headers=shop.headers
+    )
+    assert csv_response.text.splitlines()[0] == "day,reason,mode,content_id,ad_id,touches,orders"
+    assert len(csv_response.text.splitlines()) == 3
+    # Outside the range of touch times: nothing.
+    later = {"from": "2026-11-02T00:00:00Z", "to": "2026-11-03T00:00:00Z"}
+    empty = await shop.attribution.get("/v1/reports/fraud", params=later, headers=shop.headers)
+    assert empty.json()["by_rule"] == []
