@@ -37,7 +37,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("touch_verdicts", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_touch_verdicts_tenant_id_touch_at"), ["tenant_id", "touch_at"], unique=False
+            batch_op.f("ix_touch_verdicts_tenant_id_touch_at"),
+            ["tenant_id", "touch_at"],
+            unique=False,
         )
     with op.batch_alter_table("credits", schema=None) as batch_op:
         batch_op.add_column(sa.Column("flags", sa.String(length=128), nullable=True))
