@@ -86,9 +86,14 @@ ORDER_MODEL = "last_touch"
 
 #: ``(user_id, t, mask, value, start)``: one order row (SQLite reads them apart).
 OrderRowColumns = tuple[str, int, int, str | None, int]
+#: A user's times as the driver gives them: PostgreSQL's bigints in a ``bytea``, SQLite's
+#: JSON text; None when the user has no such row.
+RawInts = bytes | str | None
+#: A user's breakdown values: a PostgreSQL array, SQLite's JSON text, or None.
+RawValues = list[str | None] | str | None
 #: ``(user_id, starts, later, start_values, later_values)``: one user's lists, as the
 #: driver hands them over (see :func:`_per_user`; decoded by the reader).
-UserRowColumns = tuple[str, Any, Any, Any, Any]
+UserRowColumns = tuple[str, RawInts, RawInts, RawValues, RawValues]
 
 # --------------------------------------------------------------------------- expressions
 

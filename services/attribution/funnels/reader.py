@@ -19,15 +19,15 @@ import orjson
 
 from services.attribution.funnels.engine import MASK_BITS
 from services.attribution.funnels.planner import CONTENT_MARK, FunnelPlan, ReadPlan
-from services.attribution.funnels.queries import OrderRowColumns, UserRowColumns
+from services.attribution.funnels.queries import (
+    OrderRowColumns,
+    RawInts,
+    RawValues,
+    UserRowColumns,
+)
 from services.attribution.funnels.repository import FunnelRepository
 
 Values = list[str | None]
-#: A user's times as the driver gives them: PostgreSQL's bigints in a ``bytea``, SQLite's
-#: JSON text; None when the user has no such row.
-RawInts = bytes | str | None
-#: A user's breakdown values: a PostgreSQL array, SQLite's JSON text, or None.
-RawValues = Values | str | None
 
 
 class FunnelUser(NamedTuple):
