@@ -8,12 +8,12 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.attribution.credit.engine import CLICK_TYPES, VIEW_TYPES
 from services.attribution.datadriven.paths import PaidOrder, PathTouch
 from services.attribution.models import CatalogAd, Event, Order
+from shared.vocabulary import TOUCH_TYPES
 
 ChannelDimension = Literal["content", "ad", "platform", "format"]
-_TOUCH_TYPES = sorted(CLICK_TYPES | VIEW_TYPES)
+_TOUCH_TYPES = sorted(TOUCH_TYPES)
 _STREAM_ROWS = 20_000
 
 
