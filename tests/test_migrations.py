@@ -55,6 +55,8 @@ SERVICES = [
                 ("sync_state", PRIMARY_KEY),
                 # The public /r/{code} redirect carries no tenant.
                 ("catalog_tracking_links", "uq_catalog_tracking_links_code"),
+                # The shop webhook URL carries only the integration id, no tenant.
+                ("integrations", "uq_integrations_integration_id"),
             },
         ),
         id="attribution",

@@ -18,6 +18,7 @@ from services.attribution.models.catalog import (
 )
 from services.attribution.models.credits import Credit, TouchVerdict
 from services.attribution.models.events import Event, EventDaily, RejectedEvent
+from services.attribution.models.integrations import Integration, IntegrationDelivery
 from services.attribution.models.orders import (
     Order,
     OrderClick,
@@ -40,6 +41,8 @@ __all__ = [
     "Credit",
     "Event",
     "EventDaily",
+    "Integration",
+    "IntegrationDelivery",
     "Order",
     "OrderClick",
     "OrderLine",
