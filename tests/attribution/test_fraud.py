@@ -47,6 +47,7 @@ async def test_defaults_flag_and_are_shown_in_settings(shop: Shop) -> None:
         "min_click_to_order_seconds": 10,
         "click_flood": "flag",
         "max_clicks_per_user_hour": 20,
+        "max_clicks_per_order": 10,
         "rate_cap": "flag",
         "max_events_per_user_minute": 120,
         "duplicate_click_id": "flag",
@@ -199,3 +200,33 @@ async def test_the_fraud_report_counts_by_rule_day_content_and_ad(shop: Shop) ->
     later = {"from": "2026-11-02T00:00:00Z", "to": "2026-11-03T00:00:00Z"}
     empty = await shop.attribution.get("/v1/reports/fraud", params=later, headers=shop.headers)
     assert empty.json()["by_rule"] == []
+
+
+@pytest.mark.parametrize("mode", ["flag", "reject"])
+async def test_an_ad_flooded_with_clicks_per_order_is_a_click_flood(shop: Shop, mode: str) -> None:
+    await set_fraud(shop, click_flood=mode, max_clicks_per_order=3)
+    # The ad takes 4 clicks that day from other users and wins no other order: 4 > 3 × 1.
+    others = [touch("click", at(hours=1), user=f"bot{i}", ad="ad1", product="p1") for i in range(3)]
+    await shop.events(
+        touch("view", at(hours=1), product="p1", event_id="seen"),
+        *others,
+        touch("click", at(hours=2), ad="ad1", product="p1", event_id="ad-click"),
+    )
+    await shop.order(when=ORDER_AT)
+    body = await attribution_of(shop)
+    assert suspicious(body) == [("ad-click", "click_flood", mode)]
+    credits = [c["event_id"] for c in body["credits"]]
+    # Rejected, the order falls back to the view (clicks beat views only while eligible).
+    assert credits == (["ad-click"] if mode == "flag" else ["seen"])
+
+
+async def test_an_ad_within_its_clicks_per_order_is_clean(shop: Shop) -> None:
+    await set_fraud(shop, click_flood="reject", max_clicks_per_order=4)
+    await shop.events(
+        *(touch("click", at(hours=1), user=f"u{i + 5}", ad="ad1", product="p1") for i in range(3)),
+        touch("click", at(hours=2), ad="ad1", product="p1", event_id="ad-click"),
+    )
+    await shop.order(when=ORDER_AT)
+    body = await attribution_of(shop)
+    assert suspicious(body) == []
+    assert [c["event_id"] for c in body["credits"]] == ["ad-click"]

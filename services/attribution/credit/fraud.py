@@ -7,7 +7,8 @@ honest touch for another, later one.
 
 - ``click_injection``: a click less than ``min_click_to_order_seconds`` before the order.
 - ``click_flood``: a click by a user who clicked more than ``max_clicks_per_user_hour``
-  times in the hour up to and including it.
+  times in the hour up to and including it; or a click on an ad whose clicks that UTC day
+  exceed ``max_clicks_per_order`` times the orders credited to it that day (this one included).
 - ``rate_cap``: a touch by a user with more than ``max_events_per_user_minute`` events (of
   any type) in the minute up to and including it.
 - ``duplicate_click_id``: a click whose click id was also reported for another user.
@@ -44,6 +45,8 @@ class BuyerActivity:
     click_times: Sequence[dt.datetime] = ()
     # Click id -> the users it was reported for (only the touches' click ids).
     click_users: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # (ad id, UTC day) -> (clicks on the ad that day, other orders credited to it that day).
+    ad_days: Mapping[tuple[str, dt.date], tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,7 @@ def judge(
             in_hour = bisect.bisect_right(clicks, touch.occurred_at) - bisect.bisect_left(
                 clicks, touch.occurred_at - HOUR
             )
-            if in_hour > rules.max_clicks_per_user_hour:
+            if in_hour > rules.max_clicks_per_user_hour or _ad_flooded(touch, activity, rules):
                 broken.append("click_flood")
         in_minute = bisect.bisect_right(times, touch.occurred_at) - bisect.bisect_left(
             times, touch.occurred_at - MINUTE
@@ -89,6 +92,21 @@ def judge(
                 broken.append("duplicate_click_id")
         verdicts.extend(Verdict(touch.event_id, reason, rules.mode(reason)) for reason in broken)
     return verdicts
+
+
+def ad_day(touch: Touch) -> tuple[str, dt.date] | None:
+    """The (ad, UTC day) a click's ad flood is counted in; None for a click without an ad."""
+    if touch.ad_id is None:
+        return None
+    return touch.ad_id, touch.occurred_at.astimezone(dt.UTC).date()
+
+
+def _ad_flooded(touch: Touch, activity: BuyerActivity, rules: FraudRules) -> bool:
+    key = ad_day(touch)
+    if key is None or key not in activity.ad_days:
+        return False
+    clicks, other_orders = activity.ad_days[key]
+    return clicks > rules.max_clicks_per_order * (other_orders + 1)
 
 
 def rejected_ids(verdicts: Sequence[Verdict]) -> set[str]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, delete, insert, select, text, union_all
+from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.attribution.credit import engine
@@ -24,6 +24,7 @@ from services.attribution.models import (
     CatalogContentProduct,
     Credit,
     Event,
+    EventDaily,
     Order,
     OrderClick,
     OrderLine,
@@ -115,6 +116,22 @@ _STORED_CREDITS = (
 )
 
 
+_DAILY = cast(Table, EventDaily.__table__)
+_AD_DAY_CLICKS = select(func.coalesce(func.sum(_DAILY.c.events), 0)).where(
+    _DAILY.c.tenant_id == bindparam("tenant_id"),
+    _DAILY.c.day == bindparam("day"),
+    _DAILY.c.type == "click",
+    _DAILY.c.ad_id == bindparam("ad_id"),
+)
+_AD_DAY_ORDERS = select(func.count(func.distinct(_CREDITS.c.order_id))).where(
+    _CREDITS.c.tenant_id == bindparam("tenant_id"),
+    _CREDITS.c.model == "last_touch",
+    _CREDITS.c.ad_id == bindparam("ad_id"),
+    _CREDITS.c.paid_at >= bindparam("paid_from"),
+    _CREDITS.c.paid_at < bindparam("paid_to"),
+    _CREDITS.c.order_id != bindparam("order_id"),
+)
+
 _CLICK_USERS = select(_EVENTS.c.click_id, _EVENTS.c.user_id).where(
     _EVENTS.c.tenant_id == bindparam("tenant_id"),
     _EVENTS.c.type == "click",
@@ -175,6 +192,30 @@ async def buyer_evidence(
     event_times.sort()
     click_times.sort()
     return BuyerEvidence(touches, BuyerActivity(event_times, click_times))
+
+
+async def ad_day_activity(
+    conn: AsyncConnection, tenant_id: str, order_id: str, keys: Iterable[tuple[str, dt.date]]
+) -> dict[tuple[str, dt.date], tuple[int, int]]:
+    """(ad, UTC day) -> clicks on the ad that day and other orders credited to it that day."""
+    found: dict[tuple[str, dt.date], tuple[int, int]] = {}
+    for ad_id, day in sorted(set(keys)):
+        start = dt.datetime.combine(day, dt.time(), dt.UTC)
+        clicks = await conn.scalar(
+            _AD_DAY_CLICKS, {"tenant_id": tenant_id, "ad_id": ad_id, "day": start}
+        )
+        orders = await conn.scalar(
+            _AD_DAY_ORDERS,
+            {
+                "tenant_id": tenant_id,
+                "ad_id": ad_id,
+                "order_id": order_id,
+                "paid_from": start,
+                "paid_to": start + dt.timedelta(days=1),
+            },
+        )
+        found[(ad_id, day)] = (int(clicks or 0), int(orders or 0))
+    return found
 
 
 async def click_users(

@@ -22,11 +22,13 @@ from services.attribution.credit.fraud import (
     BuyerActivity,
     SeenTouch,
     Verdict,
+    ad_day,
     flags_by_touch,
     judge,
     rejected_ids,
 )
 from services.attribution.credit.repository import (
+    ad_day_activity,
     buyer_evidence,
     clear_credits,
     click_users,
@@ -193,11 +195,21 @@ async def compute_credits(
         tenant_id,
         (s.click_id for s in evidence.touches if s.click_id and s.touch.type in engine.CLICK_TYPES),
     )
+    ad_days = await ad_day_activity(
+        conn,
+        tenant_id,
+        order_id,
+        (
+            key
+            for s in evidence.touches
+            if s.touch.type in engine.CLICK_TYPES and (key := ad_day(s.touch)) is not None
+        ),
+    )
     verdicts = judge(
         evidence.touches,
         order_time=paid_at,
         activity=BuyerActivity(
-            evidence.activity.event_times, evidence.activity.click_times, shared_clicks
+            evidence.activity.event_times, evidence.activity.click_times, shared_clicks, ad_days
         ),
         rules=rules.fraud,
     )

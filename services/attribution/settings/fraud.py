@@ -21,6 +21,7 @@ class FraudRules:
     min_click_to_order_seconds: int = 10
     click_flood: Mode = "flag"
     max_clicks_per_user_hour: int = 20
+    max_clicks_per_order: int = 10
     rate_cap: Mode = "flag"
     max_events_per_user_minute: int = 120
     duplicate_click_id: Mode = "flag"

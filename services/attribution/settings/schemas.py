@@ -42,6 +42,9 @@ class FraudSettings(Schema):
         None, description="A user with more than max_clicks_per_user_hour clicks in an hour"
     )
     max_clicks_per_user_hour: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    max_clicks_per_order: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        None, description="click_flood also: an ad's clicks in a UTC day per order it won"
+    )
     rate_cap: FraudMode | None = Field(
         None, description="A user with more than max_events_per_user_minute events in a minute"
     )
