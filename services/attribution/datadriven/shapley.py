@@ -47,20 +47,34 @@ def coalition_of(path: tuple[Channel, ...]) -> Coalition:
 
 
 def shapley_values(players: Coalition, value: Mapping[Coalition, float]) -> dict[Channel, float]:
-    """Exact Shapley values of the game ``value`` (missing coalitions are worth 0)."""
+    """Exact Shapley values of the game ``value`` (missing coalitions are worth 0).
+
+    phi_i = sum over T ⊆ C∖{i} of w(|T|)·(v(T ∪ {i}) − v(T)), w(k) = k!(n−k−1)!/n!. Each
+    worth v(S) enters once per player: +w(|S|−1)·v(S) for the members of S and −w(|S|)·v(S)
+    for the others, so only the subsets with a worth need visiting — the observed ones, found
+    by enumerating the subsets of C or by scanning the observed coalitions, whichever is
+    fewer.
+    """
     members = sorted(players)
     n = len(members)
     weights = [factorial(k) * factorial(n - k - 1) / factorial(n) for k in range(n)]
-    result: dict[Channel, float] = {}
-    for player in members:
-        others = [m for m in members if m != player]
-        total = 0.0
-        for size in range(n):
-            for subset in combinations(others, size):
-                base = frozenset(subset)
-                gain = value.get(base | {player}, 0.0) - value.get(base, 0.0)
-                total += weights[size] * gain
-        result[player] = total
+    if 2**n <= len(value):
+        worths = [
+            (subset, value[subset])
+            for size in range(1, n + 1)
+            for combo in combinations(members, size)
+            if (subset := frozenset(combo)) in value
+        ]
+    else:
+        worths = [(s, v) for s, v in value.items() if s and s <= players]
+    result = dict.fromkeys(members, 0.0)
+    for subset, worth in sorted(worths, key=lambda item: sorted(item[0])):
+        if not worth:
+            continue
+        inside = weights[len(subset) - 1] * worth
+        outside = weights[len(subset)] * worth if len(subset) < n else 0.0
+        for player in members:
+            result[player] += inside if player in subset else -outside
     return result
 
 
