@@ -649,7 +649,8 @@
     if (s.default_model && !state.modelChosen) $('#f-model').value = s.default_model;
     const claims = tokenClaims(state.token);
     const bits = [];
-    if (claims && claims.tid) bits.push(`Tenant ${claims.tid}`);
+    const tenant = claims && (claims.sub || claims.tid);  // JWTs name the tenant in sub
+    if (tenant) bits.push(`Tenant ${tenant}`);
     if (s.currency) bits.push(s.currency);
     bits.push(zone);
     $('#tenant-info').textContent = bits.join(' · ');
