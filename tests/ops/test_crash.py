@@ -21,9 +21,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from services.attribution.app import MIGRATIONS
+from services.launcher import Server
 from shared.db import sync_url
 from tests.conftest import DatabaseFactory
-from tests.ops.conftest import Launcher, ServiceProcess, bearer, make_events, token
+from tests.ops.conftest import Launcher, bearer, make_events, token
 
 pytestmark = pytest.mark.ops
 
@@ -51,7 +52,7 @@ class Figures:
 class Killer(threading.Thread):
     """SIGKILLs the service ``kills`` times at random moments, restarting it after each."""
 
-    def __init__(self, service: ServiceProcess, rng: random.Random, kills: int) -> None:
+    def __init__(self, service: Server, rng: random.Random, kills: int) -> None:
         super().__init__(name="killer", daemon=True)
         self.service = service
         self.rng = rng

@@ -21,16 +21,9 @@ from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
+from services.launcher import Server, migrate
 from shared.errors import database_unreachable, install_error_handlers
-from tests.ops.conftest import (
-    Launcher,
-    PgCluster,
-    ServiceProcess,
-    bearer,
-    make_events,
-    migrate,
-    token,
-)
+from tests.ops.conftest import Launcher, PgCluster, bearer, make_events, token
 
 pytestmark = pytest.mark.ops
 
@@ -74,7 +67,7 @@ def test_service_rides_out_a_database_outage(pg_cluster: PgCluster, launcher: La
     with psycopg.connect(pg_cluster.url("postgres", driver="psycopg").replace("+psycopg", "")) as c:
         c.autocommit = True
         c.execute("CREATE DATABASE attribution")
-    service: ServiceProcess = launcher.service(
+    service: Server = launcher.service(
         "attribution", database_url=migrate("attribution", pg_cluster.url("attribution"))
     )
     service.start()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,23 +21,14 @@ import httpx
 import pytest
 import yaml
 
-from tests.ops.conftest import (
-    REPO,
-    Launcher,
-    bearer,
-    free_port,
-    log_tail,
-    make_events,
-    migrate,
-    sqlite_url,
-    token,
-)
+from services.launcher import Server, environment, free_port, migrate, sqlite_url
+from tests.ops.conftest import Launcher, bearer, make_events, token
 
 pytestmark = pytest.mark.ops
 
 PROMETHEUS = Path(os.environ.get("CLIPFUNNEL_PROMETHEUS_BIN", "/usr/bin/prometheus"))
 PROMTOOL = PROMETHEUS.with_name("promtool")
-DEPLOY = REPO / "deploy" / "prometheus"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 REQUIRE = os.environ.get("CLIPFUNNEL_REQUIRE_PROMETHEUS") == "1"
 JOBS = ("catalog", "attribution")
 SCRAPES_TIMEOUT = 30.0
@@ -79,45 +69,27 @@ def promtool(*args: str) -> str:
 @contextlib.contextmanager
 def prometheus(config_path: Path, root: Path) -> Iterator[str]:
     port = free_port()
-    log_path = root / "prometheus.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                str(PROMETHEUS),
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={root / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--storage.tsdb.retention.time=1h",
-                "--log.level=warn",
-            ],
-            cwd=root,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            with httpx.Client(timeout=2.0) as client:
-                while True:
-                    if process.poll() is not None:
-                        raise AssertionError("prometheus exited:\n" + log_tail(log_path))
-                    with contextlib.suppress(httpx.HTTPError):
-                        if client.get(url + "/-/ready").status_code == 200:
-                            break
-                    if time.monotonic() > deadline:
-                        raise AssertionError("prometheus not ready:\n" + log_tail(log_path))
-                    time.sleep(0.1)
-            yield url
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
+    command = [
+        str(PROMETHEUS),
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={root / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=1h",
+        "--log.level=warn",
+    ]
+    server = Server(
+        "prometheus",
+        port,
+        command,
+        environment({}),
+        root / "prometheus.log",
+        ready_path="/-/ready",
+        cwd=root,
+    )
+    try:
+        yield server.start().wait_ready(timeout=30).url
+    finally:
+        server.stop()
 
 
 def _scrape_time(value: str) -> float:

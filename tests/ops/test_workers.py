@@ -15,7 +15,8 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.ops.conftest import Launcher, bearer, migrate, sqlite_url, token
+from services.launcher import migrate, sqlite_url
+from tests.ops.conftest import Launcher, bearer, token
 
 pytestmark = pytest.mark.ops
 
