@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import logging
 import os
 import platform
 import shutil
@@ -26,9 +27,9 @@ from typing import Any
 import orjson
 
 from bench import report
-from bench.dataset import generate
 from bench.infra import REPO_ROOT, Backend, postgres_reachable
-from bench.runner import Config, Prepared, median_sections, one_run, start_catalog
+from bench.runner import END, Config, Prepared, median_sections, one_run, start_catalog
+from services.demo import LOAD, generate
 
 DEFAULT_JSON = REPO_ROOT / "bench" / "results" / "latest.json"
 QUICK_EVENTS = 20_000
@@ -51,11 +52,18 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m bench") -> 
         "--quick", action="store_true", help=f"{QUICK_EVENTS:,} events, 1 run, short phases"
     )
     parser.add_argument("--workers", type=int, default=1, help="attribution service workers")
-    parser.add_argument("--concurrency", type=int, default=6, help="ingest requests in flight")
+    parser.add_argument(
+        "--concurrency",
+        dest="ingest_concurrency",
+        type=int,
+        default=6,
+        help="ingest requests in flight",
+    )
     parser.add_argument("--order-rate", type=float, default=200.0, help="open-loop orders/s")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--pg-url",
+        dest="pg_admin_url",
         default=os.environ.get(
             "CLIPFUNNEL_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
@@ -70,7 +78,8 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m bench") -> 
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write JSON")
     parser.add_argument(
         "--profile",
-        type=Path,
+        dest="profile_dir",
+        type=lambda text: Path(text).resolve(),
         default=None,
         metavar="DIR",
         help="after the measured runs, one more run with the attribution service under "
@@ -120,41 +129,25 @@ def machine() -> dict[str, Any]:
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration otherwise
     backends: list[Backend] = []
     notes: list[str] = []
     if args.db in (None, "both", "sqlite"):
         backends.append("sqlite")
     if args.db in (None, "both", "postgres"):
-        problem = await postgres_reachable(args.pg_url)
+        problem = await postgres_reachable(args.pg_admin_url)
         if problem is None:
             backends.append("postgres")
         elif args.db is None:
             notes.append(f"PostgreSQL skipped: unreachable ({problem})")
             print(notes[-1], flush=True)
         else:
-            print(f"PostgreSQL unreachable at {args.pg_url}: {problem}", file=sys.stderr)
+            print(f"PostgreSQL unreachable at {args.pg_admin_url}: {problem}", file=sys.stderr)
             return 2
     workdir = Path(tempfile.mkdtemp(prefix="cf-bench-"))
-    cfg = Config(
-        events=args.events,
-        runs=args.runs,
-        quick=args.quick,
-        workers=args.workers,
-        ingest_concurrency=args.concurrency,
-        order_rate=args.order_rate,
-        open_loop_seconds=2.0 if args.quick else 10.0,
-        closed_loop_max=500 if args.quick else 3000,
-        query_reps=1 if args.quick else 3,
-        seed=args.seed,
-        pg_admin_url=args.pg_url,
-        pg_baseline=args.pg_baseline,
-        profile_dir=args.profile.resolve() if args.profile else None,
-        py_spy=args.py_spy,
-        workdir=workdir,
-        keep=args.keep,
-    )
+    cfg = Config.from_args(args, workdir)
     started = time.perf_counter()
-    data = generate(cfg.events, cfg.seed)
+    data = generate(cfg.seed, cfg.events, END, LOAD)
     prep = Prepared.build(data, cfg)
     generated = time.perf_counter() - started
     summary = data.summary()

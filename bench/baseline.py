@@ -26,40 +26,15 @@ from typing import Any
 
 import orjson
 
-from bench.dataset import (
-    E_AD,
-    E_CLICK,
-    E_CONTENT,
-    E_ID,
-    E_PLATFORM,
-    E_PRODUCT,
-    E_SESSION,
-    E_T,
-    E_TYPE,
-    E_USER,
-    E_WATCH,
-    EPOCH,
-    EventRow,
-)
 from bench.infra import process_cpu_seconds
+from services.attribution.models import Event as StoredEvent
+from services.demo.timeline import from_us, to_us
+from services.demo.viewers import Event
 from shared.db import SQLITE_CACHE_KIB, SQLITE_WAL_CHECKPOINT_PAGES
 
 BATCH_ROWS = 10_000
-COLUMNS = (
-    "tenant_id",
-    "event_id",
-    "type",
-    "occurred_at",
-    "user_id",
-    "content_id",
-    "product_id",
-    "ad_id",
-    "click_id",
-    "session_id",
-    "platform",
-    "properties",
-    "received_at",
-)
+#: The columns of the service's own events table, in its order.
+COLUMNS = tuple(column.name for column in StoredEvent.__table__.columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,31 +50,17 @@ class InsertResult:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
-def _props(row: EventRow) -> str | None:
-    watch = row[E_WATCH]
-    return None if watch is None else orjson.dumps({"watch_seconds": watch}).decode()
-
-
-def _values(row: EventRow) -> tuple[Any, ...]:
-    return (
-        row[E_ID],
-        row[E_TYPE],
-        row[E_T],
-        row[E_USER],
-        row[E_CONTENT],
-        row[E_PRODUCT],
-        row[E_AD],
-        row[E_CLICK],
-        row[E_SESSION],
-        row[E_PLATFORM],
-        _props(row),
-    )
+def _values(event: Event) -> tuple[Any, ...]:
+    """The event's values for the columns between ``tenant_id`` and ``received_at``."""
+    watch = event.watch_seconds
+    properties = None if watch is None else orjson.dumps({"watch_seconds": watch}).decode()
+    return (*event[:10], properties)
 
 
 # --------------------------------------------------------------------------- SQLite
 
 
-def sqlite_rows(tenant: str, events: Sequence[EventRow], received_us: int) -> list[tuple[Any, ...]]:
+def sqlite_rows(tenant: str, events: Sequence[Event], received_us: int) -> list[tuple[Any, ...]]:
     """SQLite stores ``UTCDateTime`` as integer epoch microseconds."""
     return [(tenant, *_values(row), received_us) for row in events]
 
@@ -134,14 +95,12 @@ def sqlite_bulk_insert(path: Path, rows: Sequence[tuple[Any, ...]]) -> InsertRes
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def pg_rows(
-    tenant: str, events: Sequence[EventRow], received: dt.datetime
-) -> list[tuple[Any, ...]]:
+def pg_rows(tenant: str, events: Sequence[Event], received: dt.datetime) -> list[tuple[Any, ...]]:
     """asyncpg values: ``timestamptz`` as aware datetimes, ``jsonb`` as JSON text."""
     out = []
-    for row in events:
-        values = list(_values(row))
-        values[2] = EPOCH + dt.timedelta(microseconds=row[E_T])
+    for event in events:
+        values = list(_values(event))
+        values[2] = from_us(event.t_us)
         out.append((tenant, *values, received))
     return out
 
@@ -264,8 +223,8 @@ def sqlite_greedy_funnel(
 ) -> GreedyResult:
     params = {
         "tenant": tenant,
-        "start": _epoch_us(start),
-        "end": _epoch_us(end),
+        "start": to_us(start),
+        "end": to_us(end),
         "window": window_s * 1_000_000,
     }
     conn = sqlite3.connect(path)
@@ -315,8 +274,3 @@ async def pg_analyze(dsn: str) -> None:
         await conn.execute("VACUUM (ANALYZE)")
     finally:
         await conn.close()
-
-
-def _epoch_us(value: dt.datetime) -> int:
-    delta = value - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -2,19 +2,17 @@
 
 Every run gets fresh databases (SQLite files in a temporary folder, or PostgreSQL databases
 named ``cf_bench_<random>_<role>``) migrated by the real migrations, and the real services
-started as subprocesses (``python -m services.cli serve …``) on free ports.
+started by the services' launcher (``python -m services.cli serve …``) on free ports.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import httpx
-
-from shared.migrate import MigrationSpec, upgrade
+from services.launcher import SERVE, Server, environment, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -37,19 +33,6 @@ log = logging.getLogger("bench")
 
 class BenchError(RuntimeError):
     """The benchmark could not run (a service died, a database is unreachable, …)."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def migrate(spec: MigrationSpec, url: str) -> None:
-    """``alembic upgrade head`` with the service's own migrations, quietly."""
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    upgrade(spec, url)
 
 
 # --------------------------------------------------------------------------- databases
@@ -136,64 +119,12 @@ async def postgres_reachable(admin_url: str) -> str | None:
 
 
 @dataclass
-class ServiceProcess:
-    """One service (`python -m services.cli serve NAME`) running as a subprocess."""
+class ServiceProcess(Server):
+    """A service of the benchmark; with ``profile_dir`` it runs under ``bench.serve_profiled``,
+    which switches cProfile on and off by signal."""
 
-    name: str
-    port: int
-    env: dict[str, str]
-    log_path: Path
-    workers: int = 1
-    profile_dir: Path | None = None  # run under bench.serve_profiled (cProfile on signals)
-    process: subprocess.Popen[bytes] | None = None
-    _phases: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self) -> None:
-        if self.profile_dir is not None:
-            self.env["BENCH_PROFILE_DIR"] = str(self.profile_dir)
-            command = [sys.executable, "-m", "bench.serve_profiled", self.name]
-        else:
-            command = [sys.executable, "-m", "services.cli", "serve", self.name]
-        command += ["--port", str(self.port)]
-        if self.workers > 1:
-            command += ["--workers", str(self.workers)]
-        with self.log_path.open("ab") as log_file:
-            self.process = subprocess.Popen(
-                command,
-                cwd=REPO_ROOT,
-                env=self.env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped as one, by its id
-            )
-
-    async def wait_ready(self, within_s: float = 60.0) -> None:
-        deadline = time.monotonic() + within_s
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.process is None or self.process.poll() is not None:
-                    raise BenchError(f"{self.name} exited while starting; {self.tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
-                        return
-                await asyncio.sleep(0.2)
-        raise BenchError(f"{self.name} not ready after {within_s:.0f}s; {self.tail()}")
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            return "(no log)"
-        return "log tail:\n" + "\n".join(text)
+    profile_dir: Path | None = None
+    phases: int = 0
 
     def profile_on(self) -> bool:
         """Start cProfile in the service (only when started with ``profile_dir``)."""
@@ -207,8 +138,8 @@ class ServiceProcess:
         if self.profile_dir is None or not self.alive():
             return None
         os.kill(self.pid, signal.SIGUSR2)
-        self._phases += 1
-        written = self.profile_dir / f"phase-{self._phases}.prof"
+        self.phases += 1
+        written = self.profile_dir / f"phase-{self.phases}.prof"
         for _ in range(300):
             if written.exists():
                 written.replace(target)
@@ -219,29 +150,10 @@ class ServiceProcess:
             await asyncio.sleep(0.1)
         return None
 
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        # The process group is this service and its uvicorn workers, nothing else.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-
 
 def service_env(dbs: Databases, secret: str, workdir: Path, catalog_url: str) -> dict[str, str]:
     """The environment both services are started with."""
-    env = dict(os.environ)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.update(
+    return environment(
         {
             "CLIPFUNNEL_SECRET": secret,
             "CLIPFUNNEL_LOG_LEVEL": "WARNING",
@@ -249,18 +161,16 @@ def service_env(dbs: Databases, secret: str, workdir: Path, catalog_url: str) ->
             "CATALOG_DATABASE_URL": dbs.url("catalog"),
             "ATTRIBUTION_DATABASE_URL": dbs.url("attribution"),
             "ATTRIBUTION_CATALOG_URL": catalog_url,
-            "PYTHONUNBUFFERED": "1",
             # The benchmark measures the service, not its per-token rate limiter.
             "CLIPFUNNEL_RATE_LIMIT_PER_SECOND": "0",
         }
     )
-    return env
 
 
 def catalog_service(dbs: Databases, secret: str, workdir: Path) -> ServiceProcess:
     port = free_port()
     env = service_env(dbs, secret, workdir, f"http://127.0.0.1:{port}")
-    return ServiceProcess("catalog", port, env, workdir / "catalog.log")
+    return ServiceProcess.serving("catalog", port, env, workdir / "catalog.log")
 
 
 def attribution_service(
@@ -281,14 +191,20 @@ def attribution_service(
         shutil.rmtree(prom, ignore_errors=True)
         prom.mkdir(parents=True)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
-    return ServiceProcess(
+    profile_dir = workdir / f"profile-{tag}" if profile and workers == 1 else None
+    if profile_dir is not None:
+        env["BENCH_PROFILE_DIR"] = str(profile_dir)
+    service = ServiceProcess.serving(
         "attribution",
         port,
         env,
         workdir / f"attribution-{tag}.log",
-        workers=workers,
-        profile_dir=workdir / f"profile-{tag}" if profile and workers == 1 else None,
+        options=["--workers", str(workers)] if workers > 1 else [],
+        serve=["bench.serve_profiled"] if profile_dir is not None else SERVE,
+        cwd=REPO_ROOT,  # bench is not installed: it runs from the repository
     )
+    service.profile_dir = profile_dir
+    return service
 
 
 # --------------------------------------------------------------------------- profiling

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
 import os
 import secrets
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bench import baseline, workloads
-from bench.dataset import (
-    CURRENCY,
-    PLATFORMS,
-    TIMEZONE,
-    Dataset,
-    cancel_body,
-    event_batches,
-    iso,
-    order_body,
-    refund_body,
-)
 from bench.infra import (
     Backend,
     BenchError,
@@ -36,12 +26,19 @@ from bench.infra import (
     ServiceProcess,
     attribution_service,
     catalog_service,
-    migrate,
 )
 from bench.profiling import summarise, summarise_pstats, summarise_sql
+from services.demo import Month
+from services.demo.post import Api, event_batches, prepare_attribution, put_catalog
+from services.demo.synthetic import PLATFORMS
+from services.demo.timeline import to_us
+from services.demo.wire import iso
+from services.launcher import migrate
 from shared.auth import mint_token
 
 TENANT = "bench"
+#: The data set's month ends here: fixed and in the past, so runs on any day post identical bodies.
+END = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
 SCOPES = ("admin", "events:write", "orders:write", "reports:read")
 FUNNEL_WINDOW_S = 7 * 86_400
 
@@ -70,45 +67,50 @@ class Config:
     workdir: Path = Path("/tmp")
     keep: bool = False
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, workdir: Path) -> Config:
+        """The options named like the fields; ``--quick`` also shortens the phases."""
+        given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        if args.quick:
+            given.update(open_loop_seconds=2.0, closed_loop_max=500, query_reps=1)
+        return cls(**{**given, "workdir": workdir})
+
 
 @dataclass
 class Prepared:
     """Request bodies built once per invocation (outside every timed region)."""
 
-    data: Dataset
+    data: Month
     event_bodies: list[bytes]
     open_loop: list[bytes]
     closed_loop: list[bytes]
     after_sales: list[tuple[str, bytes]]
-    catalog_stages: list[list[tuple[str, dict[str, Any]]]]
     baseline_rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, data: Dataset, cfg: Config) -> Prepared:
-        orders = [orjson.dumps(order_body(o)) for o in data.orders]
+    def build(cls, data: Month, cfg: Config) -> Prepared:
+        orders = [orjson.dumps(o.body()) for o in data.orders]
         n_open = min(int(cfg.order_rate * cfg.open_loop_seconds), len(orders) // 2)
         after: list[tuple[str, bytes]] = []
         for order in data.orders:
             if order.cancelled_us is not None:
-                after.append(("/v1/orders", orjson.dumps(cancel_body(order))))
+                after.append(("/v1/orders", orjson.dumps(order.body("cancelled"))))
             if order.refund is not None:
                 path = f"/v1/orders/{order.order_id}/refunds"
-                after.append((path, orjson.dumps(refund_body(order))))
+                after.append((path, orjson.dumps(order.refund_body())))
         return cls(
             data=data,
             event_bodies=event_batches(data.events),
             open_loop=orders[:n_open],
             closed_loop=orders[n_open : n_open + cfg.closed_loop_max],
             after_sales=after,
-            catalog_stages=data.catalog.requests(),
         )
 
     def rows_for(self, backend: Backend) -> list[tuple[Any, ...]]:
         if backend not in self.baseline_rows:
             received = dt.datetime.now(dt.UTC)
             if backend == "sqlite":
-                received_us = baseline._epoch_us(received)
-                rows = baseline.sqlite_rows(TENANT, self.data.events, received_us)
+                rows = baseline.sqlite_rows(TENANT, self.data.events, to_us(received))
             else:
                 rows = baseline.pg_rows(TENANT, self.data.events, received)
             self.baseline_rows[backend] = rows
@@ -140,8 +142,6 @@ class CatalogHost:
 
 
 async def start_catalog(backend: Backend, cfg: Config, prep: Prepared) -> CatalogHost:
-    from services.catalog.app import MIGRATIONS as CATALOG_MIGRATIONS
-
     workdir = cfg.workdir / f"{backend}-catalog"
     workdir.mkdir(parents=True, exist_ok=True)
     dbs = Databases(backend, workdir, cfg.pg_admin_url)
@@ -149,13 +149,13 @@ async def start_catalog(backend: Backend, cfg: Config, prep: Prepared) -> Catalo
     host.secret = host.service.env["CLIPFUNNEL_SECRET"]
     try:
         await dbs.create("catalog")
-        await asyncio.to_thread(migrate, CATALOG_MIGRATIONS, dbs.url("catalog"))
+        await asyncio.to_thread(migrate, "catalog", dbs.url("catalog"))
         host.service.start()
-        await host.service.wait_ready()
+        await asyncio.to_thread(host.service.wait_ready)
         token = mint_token(host.secret, TENANT, ("catalog:write",), ttl_seconds=86_400)
         started = time.perf_counter()
         async with workloads.client(host.service.url, token) as catalog:
-            host.puts = await workloads.load_catalog(catalog, prep.catalog_stages)
+            host.puts = await put_catalog(Api(catalog, "catalog"), prep.data.world, 8)
         _say(f"catalog: {host.puts:,} PUTs in {time.perf_counter() - started:.1f}s")
     except BaseException:
         await host.stop(cfg.keep)
@@ -176,8 +176,6 @@ async def one_run(
 
     ``profiled``: the service runs under cProfile during ingest and orders (its figures are
     then distorted by the profiler, so such a run is kept out of the medians)."""
-    from services.attribution.app import MIGRATIONS as ATTRIBUTION_MIGRATIONS
-
     workdir = cfg.workdir / f"{backend}-run{index + 1}"
     workdir.mkdir(parents=True, exist_ok=True)
     dbs = Databases(backend, workdir, cfg.pg_admin_url)
@@ -189,7 +187,7 @@ async def one_run(
     try:
         for role in ("attribution", "baseline"):
             await dbs.create(role)
-            await asyncio.to_thread(migrate, ATTRIBUTION_MIGRATIONS, dbs.url(role))
+            await asyncio.to_thread(migrate, "attribution", dbs.url(role))
         service = attribution_service(
             dbs,
             host.secret,
@@ -200,10 +198,10 @@ async def one_run(
             profile=profile is not None,
         )
         service.start()
-        await service.wait_ready()
+        await asyncio.to_thread(service.wait_ready)
         token = mint_token(host.secret, TENANT, SCOPES, ttl_seconds=7 * 86_400)
         async with workloads.client(service.url, token) as attribution:
-            seq = await workloads.prepare_attribution(attribution, CURRENCY, TIMEZONE)
+            seq = await prepare_attribution(Api(attribution, "attribution"))
             _say(f"  attribution ready, catalog synced to seq {seq}")
             result["ingest"] = await _ingest(
                 backend, cfg, prep, dbs, service, attribution, profile, info
@@ -365,16 +363,16 @@ def _users(answer: Any) -> list[int] | None:
 async def _funnels(
     backend: Backend,
     cfg: Config,
-    data: Dataset,
+    data: Month,
     dbs: Databases,
     attribution: Any,
     info: dict[str, Any],
 ) -> Section:
-    whole = {"from": iso_dt(data.start), "to": iso_dt(data.end)}
+    whole = {"from": iso(data.start_us), "to": iso(data.end_us)}
     queries: dict[str, dict[str, Any]] = {
         "default": whole,
         "platform_filter": {**whole, "filters": {"platform": PLATFORMS[0]}},
-        "content_filter": {**whole, "filters": {"content_id": data.top_content()}},
+        "content_filter": {**whole, "filters": {"content_id": data.world.contents[0].id}},
         "breakdown_platform": {**whole, "breakdown": "platform"},
     }
     section: Section = {}
@@ -420,8 +418,8 @@ async def _funnels(
     return section
 
 
-async def _reports(cfg: Config, data: Dataset, attribution: Any) -> Section:
-    whole = {"from": iso_dt(data.start), "to": iso_dt(data.end)}
+async def _reports(cfg: Config, data: Month, attribution: Any) -> Section:
+    whole = {"from": iso(data.start_us), "to": iso(data.end_us)}
     queries = {
         "ads": ("/v1/reports/ads", whole),
         "contents": ("/v1/reports/contents", whole),
@@ -445,10 +443,6 @@ async def _reports(cfg: Config, data: Dataset, attribution: Any) -> Section:
 
 def _ms(value: float | str) -> Value:
     return value if isinstance(value, str) else round(value, 1)
-
-
-def iso_dt(value: dt.datetime) -> str:
-    return iso(baseline._epoch_us(value))
 
 
 def _meter(

@@ -1,20 +1,19 @@
-"""The HTTP workloads: catalog load, event ingest, orders, funnels and reports."""
+"""The measured HTTP workloads: event ingest, orders, funnels and reports."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
 
 from bench.infra import BenchError
-
-T = TypeVar("T")
+from services.demo.post import each
 
 #: A measurement that could not be taken; the string says why.
 NA_MISSING = "n/a (endpoint missing)"
@@ -32,17 +31,6 @@ def client(base_url: str, token: str, connections: int = 64) -> httpx.AsyncClien
     )
 
 
-async def each(items: Iterable[T], fn: Callable[[T], Awaitable[None]], concurrency: int) -> None:
-    """``fn`` over ``items`` with ``concurrency`` in flight; workers share one iterator."""
-    shared = iter(items)
-
-    async def worker() -> None:
-        for item in shared:
-            await fn(item)
-
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-
-
 def _problem(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {response.text[:400]}"
 
@@ -56,44 +44,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = int(pos)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-# --------------------------------------------------------------------------- catalog
-
-
-async def load_catalog(
-    catalog: httpx.AsyncClient,
-    stages: Sequence[Sequence[tuple[str, dict[str, Any]]]],
-    concurrency: int = 8,
-) -> int:
-    """PUT every catalog object, stage by stage; returns how many."""
-    count = 0
-
-    async def put(item: tuple[str, dict[str, Any]]) -> None:
-        nonlocal count
-        path, body = item
-        response = await catalog.put(path, content=orjson.dumps(body))
-        if response.status_code not in (200, 201):
-            raise BenchError(f"catalog PUT {path}: {_problem(response)}")
-        count += 1
-
-    for stage in stages:
-        await each(stage, put, concurrency)
-    return count
-
-
-async def prepare_attribution(attribution: httpx.AsyncClient, currency: str, tz: str) -> int:
-    """Tenant settings, then pull the catalog change feed into the read model."""
-    response = await attribution.put(
-        "/v1/settings", content=orjson.dumps({"currency": currency, "timezone": tz})
-    )
-    if response.status_code != 200:
-        raise BenchError(f"PUT /v1/settings: {_problem(response)}")
-    response = await attribution.post("/v1/sync")
-    if response.status_code != 200:
-        raise BenchError(f"POST /v1/sync: {_problem(response)}")
-    seq: int = response.json()["catalog_seq"]
-    return seq
 
 
 # --------------------------------------------------------------------------- ingest

@@ -13,8 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.dataset import event_batches, generate
-from bench.runner import SECTIONS
+from bench.runner import END, SECTIONS
+from services.demo import LOAD, generate
+from services.demo.post import event_batches
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,10 +49,10 @@ def _numeric_or_na(value: object) -> bool:
 
 
 def test_dataset_is_deterministic_and_valid_json() -> None:
-    first, second = generate(2_000, seed=3), generate(2_000, seed=3)
+    first, second = generate(3, 2_000, END, LOAD), generate(3, 2_000, END, LOAD)
     assert event_batches(first.events) == event_batches(second.events)
     assert first.unique_events == 2_000
-    assert len({row[0] for row in first.events}) == 2_000
+    assert len({event.event_id for event in first.events}) == 2_000
     body = orjson.loads(event_batches(first.events, size=1000)[0])
     assert 1 <= len(body["events"]) <= 1000
     assert first.orders, "the data set has orders"
@@ -60,8 +61,7 @@ def test_dataset_is_deterministic_and_valid_json() -> None:
 @pytest.mark.slow
 def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
-    # Through the command line (`clipfunnel bench`), which hands over to `python -m bench`.
-    command = ["services.cli", "bench", "--quick", "--db", "sqlite", "--json", str(output)]
+    command = ["bench", "--quick", "--db", "sqlite", "--json", str(output)]
     completed = subprocess.run(
         [sys.executable, "-m", *command],
         cwd=REPO_ROOT,
@@ -74,7 +74,7 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     assert "ingest ratio HTTP / baseline" in completed.stdout
 
     document = orjson.loads(output.read_bytes())
-    assert document["meta"]["command"].startswith("clipfunnel bench --quick")
+    assert document["meta"]["command"].startswith("python -m bench --quick")
     assert document["meta"]["dataset"]["unique_events"] == 20_000
     result = document["results"]["sqlite"]
     assert result["runs_completed"] == 1
