@@ -1,18 +1,20 @@
-"""The `clipfunnel` command line: run, migrate, serve, token, revoke, demo."""
+"""The `clipfunnel` command line: run, migrate, serve, token, revoke, demo.
+
+The benchmark suite is not part of the installed package: run it from the repository with
+`python -m bench`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
 from shared.auth import SCOPES, mint_token
@@ -47,22 +49,10 @@ def _settings(service: Service):  # type: ignore[no-untyped-def]
     return AttributionSettings()
 
 
-def _migrations(service: Service):  # type: ignore[no-untyped-def]
-    if service is Service.catalog:
-        from services.catalog.app import MIGRATIONS
-
-        return MIGRATIONS
-    from services.attribution.app import MIGRATIONS as ATTRIBUTION_MIGRATIONS
-
-    return ATTRIBUTION_MIGRATIONS
-
-
 def migrate_service(service: Service) -> str:
-    from shared.migrate import upgrade
+    from services.launcher import migrate
 
-    settings = _settings(service)
-    upgrade(_migrations(service), settings.database_url)
-    return str(settings.database_url)
+    return migrate(service.value, str(_settings(service).database_url))
 
 
 @app.command()
@@ -166,6 +156,23 @@ def revoke(
     typer.echo(f"revoked token {principal.token_id} of tenant {principal.tenant_id}", err=True)
 
 
+def _load_demo(catalog_url: str, attribution_url: str, tenant: str, events: int, seed: int) -> None:
+    """Post the demo month for ``tenant`` and print its summary (on stderr)."""
+    from services.demo import load_demo
+
+    admin = mint_token(_settings(Service.catalog).secret, tenant, ["admin"], ttl_seconds=3600)
+    report = asyncio.run(
+        load_demo(
+            catalog_url=catalog_url,
+            attribution_url=attribution_url,
+            token=admin,
+            events=events,
+            seed=seed,
+        )
+    )
+    typer.echo(str(report), err=True)
+
+
 @app.command()
 def demo(
     catalog_url: Annotated[str, typer.Option()] = "http://127.0.0.1:8001",
@@ -175,34 +182,7 @@ def demo(
     tenant: Annotated[str, typer.Option(help="Tenant to load the demo into")] = DEMO_TENANT,
 ) -> None:
     """Post a realistic month of short-video commerce through the public APIs."""
-    from services.demo import load_demo
-
-    settings = _settings(Service.catalog)
-    admin = mint_token(settings.secret, tenant, ["admin"], ttl_seconds=3600)
-    summary = asyncio.run(
-        load_demo(
-            catalog_url=catalog_url,
-            attribution_url=attribution_url,
-            token=admin,
-            events=events,
-            seed=seed,
-        )
-    )
-    typer.echo(summary, err=True)
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with code {process.returncode} while starting")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} was not ready after {timeout:.0f}s")
+    _load_demo(catalog_url, attribution_url, tenant, events, seed)
 
 
 @app.command()
@@ -213,58 +193,33 @@ def run(
     demo_events: Annotated[int, typer.Option(help="Viewer events in the demo")] = 100_000,
 ) -> None:
     """Migrate, start both services on 127.0.0.1, load demo data, print URLs and a token."""
-    catalog_url = f"http://127.0.0.1:{catalog_port}"
-    attribution_url = f"http://127.0.0.1:{attribution_port}"
-    env = dict(os.environ)
-    env.setdefault("ATTRIBUTION_CATALOG_URL", catalog_url)
-    env.setdefault("ATTRIBUTION_PUBLIC_URL", attribution_url)
-    # The demo load would bury the ready message under access logs; warnings still show.
-    env.setdefault("CLIPFUNNEL_LOG_LEVEL", "WARNING")
-    os.environ.update({k: env[k] for k in ("ATTRIBUTION_CATALOG_URL", "ATTRIBUTION_PUBLIC_URL")})
+    from services.launcher import LaunchError, stack
+
+    # The services read the configured databases and secret from this environment; the demo
+    # load would bury the ready message under access logs (warnings still show).
+    settings = {"CLIPFUNNEL_LOG_LEVEL": os.environ.get("CLIPFUNNEL_LOG_LEVEL", "WARNING")}
+    for key, port in (
+        ("ATTRIBUTION_CATALOG_URL", catalog_port),
+        ("ATTRIBUTION_PUBLIC_URL", attribution_port),
+    ):
+        settings[key] = os.environ.setdefault(key, f"http://127.0.0.1:{port}")
     for service in Service:
         migrate_service(service)
-    exe = [sys.executable, "-m", "services.cli"]
-    children = [
-        subprocess.Popen([*exe, "serve", "catalog", "--port", str(catalog_port)], env=env),
-        subprocess.Popen([*exe, "serve", "attribution", "--port", str(attribution_port)], env=env),
-    ]
-
-    def stop(*_: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+    services = stack(settings=settings, ports=(catalog_port, attribution_port), isolated=False)
+    catalog_url, attribution_url = services.catalog.url, services.attribution.url
 
     def on_sigterm(*_: object) -> None:
-        stop()
+        services.stop()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        _wait_ready(catalog_url, children[0])
-        _wait_ready(attribution_url, children[1])
-        settings = _settings(Service.catalog)
+        services.start()
         if not no_demo:
             typer.echo("loading demo data…", err=True)
-            from services.demo import load_demo
-
-            admin = mint_token(settings.secret, DEMO_TENANT, ["admin"], ttl_seconds=3600)
-            summary = asyncio.run(
-                load_demo(
-                    catalog_url=catalog_url,
-                    attribution_url=attribution_url,
-                    token=admin,
-                    events=demo_events,
-                    seed=7,
-                )
-            )
-            typer.echo(summary, err=True)
+            _load_demo(catalog_url, attribution_url, DEMO_TENANT, demo_events, seed=7)
         ready_token = mint_token(
-            settings.secret,
+            _settings(Service.catalog).secret,
             DEMO_TENANT,
             [s for s in SCOPES if s != "catalog:sync"],
             ttl_seconds=30 * 86400,
@@ -278,28 +233,16 @@ def run(
             f"  token        {ready_token}\n"
             "Press Ctrl-C to stop.\n"
         )
-        while all(child.poll() is None for child in children):
+        while services.alive():
             time.sleep(0.5)
         raise typer.Exit(1)
+    except LaunchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         pass
     finally:
-        stop()
-
-
-@app.command(
-    context_settings={
-        "allow_extra_args": True,
-        "ignore_unknown_options": True,
-        "help_option_names": [],  # --help goes to the benchmark's own parser
-    },
-    add_help_option=False,
-)
-def bench(ctx: typer.Context) -> None:
-    """Run the benchmark suite: `make bench` does the same (`clipfunnel bench --help`)."""
-    from bench.__main__ import main as run_benchmarks
-
-    raise typer.Exit(run_benchmarks(list(ctx.args), prog="clipfunnel bench"))
+        services.stop()
 
 
 def main() -> None:
