@@ -47,32 +47,35 @@ RETRY_WINDOW = 5_000  # a retried event is sent again within this many events
 
 @dataclass(frozen=True)
 class Scenario:
+    """A kind of month; the defaults make the plain one a load test sends."""
+
     world: WorldBuilder
-    #: DatedIds (a month posted by hand, perhaps again another day), else RandomIds.
-    dated_ids: bool
     #: The text hashed into viewer ids, with ``{seed}`` and ``{index}``.
     viewer_key: str
+    #: DatedIds (a month posted by hand, perhaps again another day), else RandomIds.
+    dated_ids: bool = False
     #: Sessions begin in the month's first this-many days (orders and late events run on).
-    viewing_days: int
+    viewing_days: int = DAYS - 2
     #: LocalTimes (the tenant's day, videos' publication, live windows), else FreeTimes.
-    local_times: bool
+    local_times: bool = False
     #: Nothing at or after the month's end is sent (it is now: the future is refused).
-    within_month: bool
+    within_month: bool = False
     #: A live entry also sends a view with the stay, so live rooms count viewers.
-    live_views: bool
-    platform_missing_rate: float
-    view_through_rate: float  # of sessions that viewed without clicking
-    full_refund_rate: float  # of orders
+    live_views: bool = False
+    platform_missing_rate: float = 0.15
+    view_through_rate: float = 0.006  # of sessions that viewed without clicking
+    full_refund_rate: float = 0.0  # of orders
     #: Seconds from checkout (a `created` order) to payment; None: only paid orders.
-    checkout_s: tuple[int, int] | None
-    retry_rate: float  # share of events a client sends twice
-    live_pull: float  # a live room's popularity against a video of the same rank
+    checkout_s: tuple[int, int] | None = None
+    retry_rate: float = 0.002  # share of events a client sends twice
+    live_pull: float = 1.0  # a live room's popularity against a video of the same rank
 
 
+LOAD = Scenario(synthetic.build, viewer_key="bench:{seed}:user:{index}")
 DEMO = Scenario(
-    world=narrative.build,
-    dated_ids=True,
+    narrative.build,
     viewer_key="clipfunnel-demo/{seed}/viewer/{index}",
+    dated_ids=True,
     viewing_days=DAYS,
     local_times=True,
     within_month=True,
@@ -83,21 +86,6 @@ DEMO = Scenario(
     checkout_s=(30, 600),
     retry_rate=0.0,
     live_pull=3.0,
-)
-LOAD = Scenario(
-    world=synthetic.build,
-    dated_ids=False,
-    viewer_key="bench:{seed}:user:{index}",
-    viewing_days=DAYS - 2,
-    local_times=False,
-    within_month=False,
-    live_views=False,
-    platform_missing_rate=0.15,
-    view_through_rate=0.006,
-    full_refund_rate=0.0,
-    checkout_s=None,
-    retry_rate=0.002,
-    live_pull=1.0,
 )
 
 

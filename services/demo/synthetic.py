@@ -10,18 +10,8 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+from services.demo import world
 from services.demo.timeline import DAY, DAYS, SECOND, from_us
-from services.demo.world import (
-    CATEGORIES,
-    Account,
-    Ad,
-    Campaign,
-    Content,
-    Link,
-    Product,
-    Spend,
-    World,
-)
 from shared.vocabulary import AdFormat, ContentKind, Placement, Platform
 
 PLATFORMS: tuple[Platform, ...] = (
@@ -44,25 +34,25 @@ AD_MIX: tuple[AdFormat, ...] = (
 PRICES = (19, 29, 39, 59, 79, 99, 129, 199, 299, 599)
 
 
-def build(r: random.Random, events: int, start_us: int, span_us: int) -> World:
+def build(r: random.Random, events: int, start_us: int, span_us: int) -> world.World:
     n_contents = max(40, int(1.2 * events**0.5))
     n_accounts = max(5, n_contents // 20)
     accounts = []
     for i in range(n_accounts):
         platform = PLATFORMS[min(int(r.expovariate(0.6)), len(PLATFORMS) - 1)]
-        accounts.append(Account(f"acct-{i:04d}", platform, f"@c{i}"))
+        accounts.append(world.Account(f"acct-{i:04d}", platform, f"@c{i}"))
     products = [
-        Product(
+        world.Product(
             f"prod-{i:05d}",
             f"product {i}",
             Decimal(r.choice(PRICES)) - Decimal("0.10"),
-            CATEGORIES[i % len(CATEGORIES)],
+            world.CATEGORIES[i % len(world.CATEGORIES)],
         )
         for i in range(max(10, n_contents // 10))
     ]
     product_ids = [p.id for p in products]
-    contents: list[Content] = []
-    links: list[Link] = []
+    contents: list[world.Content] = []
+    links: list[world.Link] = []
     linked_of: list[list[str]] = []
     for i in range(n_contents):
         account = accounts[int(r.paretovariate(1.2)) % n_accounts]
@@ -72,7 +62,7 @@ def build(r: random.Random, events: int, start_us: int, span_us: int) -> World:
         linked = sorted(r.sample(product_ids, 1 + int(r.random() < 0.3) + live))
         kind: ContentKind = "live" if live else "video"
         content_id = f"{'live' if live else 'vid'}-{i:05d}"
-        content = Content(
+        content = world.Content(
             id=content_id,
             kind=kind,
             account_id=account.id,
@@ -86,18 +76,18 @@ def build(r: random.Random, events: int, start_us: int, span_us: int) -> World:
         contents.append(content)
         linked_of.append(linked)
         placement: Placement = "pinned" if live else "product_card"
-        links.extend(Link(content.id, product, placement) for product in linked)
+        links.extend(world.Link(content.id, product, placement) for product in linked)
     n_campaigns = max(2, n_contents // 200)
-    campaigns = [Campaign(f"camp-{i:03d}", f"campaign {i}") for i in range(n_campaigns)]
+    campaigns = [world.Campaign(f"camp-{i:03d}", f"campaign {i}") for i in range(n_campaigns)]
     # Ads promote some of the popular contents (low index = popular).
     n_ads = max(4, n_contents // 40)
     promoted = r.sample(range(min(n_contents, max(n_ads * 3, 10))), k=min(n_contents, n_ads))
-    ads: list[Ad] = []
-    spend: list[Spend] = []
+    ads: list[world.Ad] = []
+    spend: list[world.Spend] = []
     for i, index in enumerate(promoted):
         content = contents[index]
         ad_format = AD_MIX[i % len(AD_MIX)]
-        ad = Ad(
+        ad = world.Ad(
             f"ad-{i:04d}",
             campaigns[i % n_campaigns].id,
             content.id,
@@ -109,7 +99,7 @@ def build(r: random.Random, events: int, start_us: int, span_us: int) -> World:
         first_day, days = r.randrange(DAYS - 7), r.randrange(7, 22)
         daily = Decimal(r.randrange(5_000, 200_000)) / 100
         spend.extend(
-            Spend(ad.id, from_us(start_us + day * DAY).date(), daily)
+            world.Spend(ad.id, from_us(start_us + day * DAY).date(), daily)
             for day in range(first_day, min(DAYS, first_day + days))
         )
-    return World(accounts, products, contents, links, campaigns, ads, spend)
+    return world.World(accounts, products, contents, links, campaigns, ads, spend)

@@ -25,12 +25,8 @@ from shared.vocabulary import AdFormat, EventType
 # Drop-off rates, per session.
 VIEW_RATE = 0.45
 COMPLETE_RATE = 0.35
-ENGAGEMENT: tuple[tuple[EventType, float], ...] = (
-    ("like", 0.05),
-    ("comment", 0.015),
-    ("share", 0.01),
-    ("follow", 0.006),
-)
+Rates = tuple[tuple[EventType, float], ...]
+ENGAGEMENT: Rates = (("like", 0.05), ("comment", 0.015), ("share", 0.01), ("follow", 0.006))
 CLICK_RATE: dict[AdFormat | None, float] = {
     None: 0.045,  # organic
     "native": 0.08,
@@ -42,23 +38,10 @@ CART_RATE = 0.35
 CLICK_ORDER_RATE = 0.22
 AD_SERVED_RATE = 0.5
 LIVE_ENTER_RATE = 0.42
-LIVE_ENGAGEMENT: tuple[tuple[EventType, float], ...] = (
-    ("like", 0.09),
-    ("comment", 0.04),
-    ("share", 0.01),
-)
+LIVE_ENGAGEMENT: Rates = (("like", 0.09), ("comment", 0.04), ("share", 0.01))
 LIVE_CLICK_RATE = 0.06
 #: Senders on these platforms stamp local time (+08:00), the others UTC.
 LOCAL_TIME_PLATFORMS = frozenset({"douyin", "kuaishou", "xiaohongshu", "wechat_channels"})
-
-_OPTIONAL = (
-    ("content_id", 4),
-    ("product_id", 5),
-    ("ad_id", 6),
-    ("click_id", 7),
-    ("session_id", 8),
-    ("platform", 9),
-)
 
 
 class Event(NamedTuple):
@@ -89,13 +72,17 @@ class Event(NamedTuple):
             "occurred_at": iso(self.t_us, self.offset_hours),
             "user_id": self.user_id,
         }
-        for key, index in _OPTIONAL:
+        for index in _OPTIONAL:
             value = self[index]
             if value is not None:
-                body[key] = value
+                body[self._fields[index]] = value
         if self.watch_seconds is not None:
             body["properties"] = {"watch_seconds": self.watch_seconds}
         return body
+
+
+# The fields a sender leaves out when it has no value: content_id … platform.
+_OPTIONAL = range(Event._fields.index("content_id"), Event._fields.index("platform") + 1)
 
 
 @dataclass

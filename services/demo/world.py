@@ -23,6 +23,21 @@ CATEGORIES = ("beauty", "skincare", "fashion", "snacks", "home", "digital")
 Request = tuple[str, dict[str, Any]]
 
 
+def with_set(body: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    """``body`` plus those of the ``optional`` fields that are set (not None), in order."""
+    body.update((key, value) for key, value in optional.items() if value is not None)
+    return body
+
+
+def window(
+    start_key: str, end_key: str, start_us: int | None, end_us: int | None
+) -> dict[str, str]:
+    """The two instants of a time window as fields, or none when it is open."""
+    if start_us is None or end_us is None:
+        return {}
+    return {start_key: iso(start_us), end_key: iso(end_us)}
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     id: str
@@ -31,10 +46,8 @@ class Account:
     display_name: str | None = None
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"platform": self.platform, "handle": self.handle}
-        if self.display_name is not None:
-            body["display_name"] = self.display_name
-        return body
+        body = {"platform": self.platform, "handle": self.handle}
+        return with_set(body, display_name=self.display_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +59,8 @@ class Product:
     url: str | None = None
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"title": self.title, "price": money(self.price)}
-        if self.url is not None:
-            body["url"] = self.url
-        if self.category is not None:
-            body["category"] = self.category
-        body["currency"] = CURRENCY
-        return body
+        body = {"title": self.title, "price": money(self.price)}
+        return {**with_set(body, url=self.url, category=self.category), "currency": CURRENCY}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,21 +78,19 @@ class Content:
     format: str | None = None
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
+        body = {
             "kind": self.kind,
             "account_id": self.account_id,
             "title": self.title,
             "published_at": iso(self.published_us),
             "duration_seconds": self.duration_s,
         }
-        if self.topics:
-            body["topics"] = list(self.topics)
-        if self.format is not None:
-            body["format"] = self.format
-        if self.started_us is not None and self.ended_us is not None:
-            body["started_at"] = iso(self.started_us)
-            body["ended_at"] = iso(self.ended_us)
-        return body
+        return with_set(
+            body,
+            topics=list(self.topics) or None,
+            format=self.format,
+            **window("started_at", "ended_at", self.started_us, self.ended_us),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +104,10 @@ class Link:
     ends_us: int | None = None
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"placement": self.placement}
-        if self.starts_us is not None and self.ends_us is not None:
-            body["starts_at"] = iso(self.starts_us)
-            body["ends_at"] = iso(self.ends_us)
-        return body
+        return {
+            "placement": self.placement,
+            **window("starts_at", "ends_at", self.starts_us, self.ends_us),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +120,13 @@ class Campaign:
     budget: Decimal | None = None
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": self.name}
-        if self.objective is not None:
-            body["objective"] = self.objective
-        if self.starts_us is not None and self.ends_us is not None:
-            body["starts_at"] = iso(self.starts_us)
-            body["ends_at"] = iso(self.ends_us)
-        if self.budget is not None:
-            body["budget"] = money(self.budget)
-            body["currency"] = CURRENCY
-        return body
+        budget = {} if self.budget is None else {"budget": money(self.budget), "currency": CURRENCY}
+        return with_set(
+            {"name": self.name},
+            objective=self.objective,
+            **window("starts_at", "ends_at", self.starts_us, self.ends_us),
+            **budget,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +166,12 @@ class TrackingLink:
     destination_url: str
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
+        body = {
             "content_id": self.content_id,
             "product_id": self.product_id,
             "destination_url": self.destination_url,
         }
-        if self.ad_id is not None:
-            body["ad_id"] = self.ad_id
-        return body
+        return with_set(body, ad_id=self.ad_id)
 
 
 @dataclass
