@@ -89,6 +89,7 @@ class Item:
     t: int  # epoch microseconds
     type: str  # event type, or "order"
     dims: dict[str, frozenset[str]]
+    id: str = ""  # event or order id: orders a user's items of equal time
 
 
 @dataclass
@@ -262,7 +263,11 @@ async def order_item(
             dims[key] |= credit_dims[key]
     paid_at = dt.datetime.fromisoformat(order["paid_at"].replace("Z", "+00:00"))
     return Item(
-        order["buyer_id"], to_us(paid_at), "order", {k: frozenset(v) for k, v in dims.items()}
+        order["buyer_id"],
+        to_us(paid_at),
+        "order",
+        {k: frozenset(v) for k, v in dims.items()},
+        order_id,
     )
 
 
@@ -294,6 +299,7 @@ async def build_world(
                 to_us(dt.datetime.fromisoformat(event["occurred_at"])),
                 event["type"],
                 event_dims(event),
+                event["event_id"],
             )
         )
     events_by_id = {e["event_id"]: e for e in world.events}

@@ -90,8 +90,10 @@ __all__ = [
     "FunnelResult",
     "FunnelRow",
     "StepStat",
+    "Tally",
     "UserEvent",
     "evaluate",
+    "longest_cover",
     "merge_split",
 ]
 
@@ -134,7 +136,7 @@ class FunnelResult:
         return cls(steps, ordered)
 
 
-class _Tally:
+class Tally:
     """Per-funnel aggregate: users per deepest level and the chosen-chain step gaps."""
 
     __slots__ = ("deltas", "depth")
@@ -219,8 +221,8 @@ class FunnelAccumulator:
             tuple(k + 1 for k in range(n_steps - 1, 0, -1) if mask >> k & 1)
             for mask in range(1 << n_steps)
         ]
-        self._overall = _Tally(n_steps)
-        self._by_value: dict[str, _Tally] = {}
+        self._overall = Tally(n_steps)
+        self._by_value: dict[str, Tally] = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -344,7 +346,7 @@ class FunnelAccumulator:
                 )
             tally = by_value.get(value)
             if tally is None:
-                tally = by_value[value] = _Tally(self.n_steps)
+                tally = by_value[value] = Tally(self.n_steps)
             tally.add(vchain)
 
     def _add_single_step(
@@ -370,7 +372,7 @@ class FunnelAccumulator:
         for value in values:
             tally = self._by_value.get(cast(str, value))
             if tally is None:
-                tally = self._by_value[cast(str, value)] = _Tally(self.n_steps)
+                tally = self._by_value[cast(str, value)] = Tally(self.n_steps)
             tally.depth[1] += 1
 
     def result(self) -> FunnelResult:
@@ -431,7 +433,7 @@ class FunnelAccumulator:
                 continue
             tally = by_value.get(value)
             if tally is None:
-                tally = by_value[value] = _Tally(n)
+                tally = by_value[value] = Tally(n)
             tally.add(vchain)
 
     def _best_chain(
@@ -589,7 +591,7 @@ class FunnelAccumulator:
                     top += 1
                 cover = top - j
             else:
-                cover = _longest_cover(masks, j + 1, n)
+                cover = longest_cover(masks, j + 1, n)
             for length in range(1, cover + 1):
                 cand = base + (t,) * length
                 if _better(cand, best[j + length]):
@@ -636,7 +638,7 @@ def _extend(
             best[1] = (t,)
 
 
-def _longest_cover(masks: list[int], first: int, n: int) -> int:
+def longest_cover(masks: list[int], first: int, n: int) -> int:
     """Largest m such that levels first..first+m-1 match distinct events (by mask)."""
     owner: list[int] = [0] * len(masks)  # level matched to each event, 0 = free
 

@@ -30,6 +30,14 @@ class StepPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class ExclusionPlan:
+    type: str
+    filters: Mapping[str, str]  # its own filters (the global ones come on top)
+    from_step: int  # 0-based
+    to_step: int
+
+
+@dataclass(frozen=True, slots=True)
 class FunnelPlan:
     """One funnel request: validated, merged, in UTC."""
 
@@ -40,6 +48,13 @@ class FunnelPlan:
     end: dt.datetime
     window: dt.timedelta  # longest time from the first step to the last, inclusive
     breakdown: str | None
+    order: str = "ordered"  # ordered | strict | unordered
+    exclusions: tuple[ExclusionPlan, ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        """The ordered funnel without exclusions (the streaming engine's fast path)."""
+        return self.order == "ordered" and not self.exclusions
 
     @property
     def until(self) -> dt.datetime | None:
@@ -86,6 +101,11 @@ def plan_funnel(tenant_id: str, query: FunnelQuery) -> FunnelPlan:
         end=query.to,
         window=dt.timedelta(seconds=query.window_seconds),
         breakdown=query.breakdown,
+        order=query.order,
+        exclusions=tuple(
+            ExclusionPlan(x.type, x.filters.given() if x.filters else {}, x.from_step, x.to_step)
+            for x in query.exclusions
+        ),
     )
 
 

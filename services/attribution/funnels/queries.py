@@ -33,7 +33,7 @@ import datetime as dt
 import operator
 from collections.abc import Mapping, Sequence
 from functools import reduce
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -540,3 +540,103 @@ def order_breakdown_statement(plan: FunnelPlan, key: str) -> Select[tuple[str, s
         )
         .distinct()
     )
+
+
+# --------------------------------------------------------------------------- user streams
+
+#: ``(user_id, t, item_id, mask, value, is_order)``: one item of a user's stream (see
+#: :func:`stream_rows_statement`).
+StreamRowColumns = tuple[str, int, str, int, str | None, int]
+
+
+def _stream_steps(plan: FunnelPlan) -> list[StepPlan]:
+    """The funnel's steps, then its exclusions as further steps (mask bits ``n, n + 1…``)."""
+    return [*plan.steps, *(StepPlan(x.type, x.filters) for x in plan.exclusions)]
+
+
+def stream_rows_statement(plan: FunnelPlan, read: ReadPlan) -> Select[StreamRowColumns]:
+    """Each item of each user's stream in ``[start, end + window)``, grouped by user.
+
+    ``mask`` has bit ``k`` for step ``k + 1`` and bit ``n + i`` for exclusion ``i`` (global
+    filters are part of every bit: an item failing them matches nothing, but it is still
+    an item of the stream). ``value`` is an event's breakdown value, or an order's id (its
+    values are those of its credits). A strict funnel needs every item of the user (any
+    item between two steps breaks a chain); the other modes only the items matching a bit.
+    Rows come by user; within a user the reader orders them (time, then id).
+    """
+    steps = _stream_steps(plan)
+    strict = plan.order == "strict"
+    parts: list[Select[Any]] = []
+    event_types = sorted({s.type for s in steps if s.type != ORDER_STEP})
+    if strict or event_types:
+        breakdown = plan.breakdown if plan.breakdown is not None else None
+        src = _EventSource(plan.tenant_id, breakdown, "e")
+        e = src.e
+        every = src.matches(plan.filters)
+        matches = {
+            k: [*every, *src.matches(s.filters)]
+            for k, s in enumerate(steps)
+            if s.type != ORDER_STEP
+        }
+        where = [
+            e.c.tenant_id == plan.tenant_id,
+            *_in_range(e.c.occurred_at, plan.start, plan.until),
+        ]
+        if not strict:
+            where.append(e.c.type.in_(event_types))
+            any_step = _any_step(matches, steps, e.c.type)
+            if any_step is not None:
+                where.append(any_step)
+        value: ColumnElement[Any] = src.dims[breakdown] if breakdown is not None else null()
+        mask = _bit_mask(steps, e.c.type, matches) if matches else literal(0, Integer)
+        parts.append(
+            select(
+                e.c.user_id.label("user_id"),
+                _epoch_us(e.c.occurred_at, read, plan).label("t"),
+                e.c.event_id.label("item_id"),
+                mask.label("mask"),
+                type_coerce(value, String).label("value"),
+                literal(0, Integer).label("is_order"),
+            )
+            .select_from(src.source)
+            .where(*where)
+        )
+    if strict or any(s.type == ORDER_STEP for s in steps):
+        o = Order.__table__.alias("o")
+        every = _order_matches(o, plan.tenant_id, plan.filters)
+        matches = {
+            k: [*every, *_order_matches(o, plan.tenant_id, s.filters)]
+            for k, s in enumerate(steps)
+            if s.type == ORDER_STEP
+        }
+        where = [
+            o.c.tenant_id == plan.tenant_id,
+            *_in_range(o.c.paid_at, plan.start, plan.until),
+            o.c.buyer_id.is_not(None),
+        ]
+        if not strict:
+            any_step = _any_step(matches, steps, None)
+            if any_step is not None:
+                where.append(any_step)
+        mask = _bit_mask(steps, None, matches) if matches else literal(0, Integer)
+        parts.append(
+            select(
+                o.c.buyer_id.label("user_id"),
+                _epoch_us(o.c.paid_at, read, plan).label("t"),
+                o.c.order_id.label("item_id"),
+                mask.label("mask"),
+                type_coerce(o.c.order_id, String).label("value"),
+                literal(1, Integer).label("is_order"),
+            ).where(*where)
+        )
+    rows = parts[0].subquery("s") if len(parts) == 1 else union_all(*parts).subquery("s")
+    statement = select(
+        type_coerce(rows.c.user_id, String),
+        type_coerce(rows.c.t, BigInteger),
+        type_coerce(rows.c.item_id, String),
+        type_coerce(rows.c.mask, Integer),
+        type_coerce(rows.c.value, String),
+        type_coerce(rows.c.is_order, Integer),
+    ).order_by(rows.c.user_id)
+    # The value may be NULL, which type_coerce's String does not say.
+    return cast(Select[StreamRowColumns], statement)

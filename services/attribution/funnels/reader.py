@@ -13,11 +13,12 @@ import sys
 from array import array
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import orjson
 
 from services.attribution.funnels.engine import MASK_BITS
+from services.attribution.funnels.modes import StreamItem
 from services.attribution.funnels.planner import CONTENT_MARK, FunnelPlan, ReadPlan
 from services.attribution.funnels.queries import (
     OrderRowColumns,
@@ -178,3 +179,48 @@ async def stream_users(
             yield decoder.users(chunk)
     if orders:
         yield decoder.leftover()
+
+
+#: One user's stream: ``(user_id, items ordered by time then id)``.
+StreamUser = tuple[str, list[StreamItem]]
+_NO_VALUES: frozenset[str] = frozenset()
+
+
+async def stream_users_items(
+    repository: FunnelRepository, plan: FunnelPlan, read: ReadPlan
+) -> AsyncGenerator[list[StreamUser], None]:
+    """Every user's stream (see ``queries.stream_rows_statement``), in chunks of users.
+
+    Ties in time are ordered by id here, by Python's string order, so that both databases
+    (whatever their collation) give the same stream.
+    """
+    await repository.prepare(read)
+    order_values = await repository.order_breakdown_values(plan)
+    n = len(plan.steps)
+    steps = (1 << n) - 1
+    pending: list[tuple[int, str, int, int, frozenset[str]]] = []
+    user: str | None = None
+
+    def finish() -> StreamUser:
+        pending.sort(key=lambda row: (row[0], row[1], row[2]))
+        items = [(t, mask & steps, mask >> n, values) for t, _, _, mask, values in pending]
+        return cast(str, user), items
+
+    async with aclosing(repository.stream_rows(plan, read)) as chunks:
+        async for chunk in chunks:
+            out: list[StreamUser] = []
+            for user_id, t, item_id, mask, value, is_order in chunk:
+                if user_id != user:
+                    if pending:
+                        out.append(finish())
+                        pending = []
+                    user = user_id
+                if is_order:
+                    values = order_values.get(value or "", _NO_VALUES)
+                else:
+                    values = _NO_VALUES if value is None else frozenset((value,))
+                pending.append((t, item_id, is_order, mask, values))
+            if out:
+                yield out
+    if pending:
+        yield [finish()]

@@ -16,7 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.funnels import queries
 from services.attribution.funnels.planner import FunnelPlan, ReadPlan
-from services.attribution.funnels.queries import OrderRowColumns, UserRowColumns
+from services.attribution.funnels.queries import (
+    OrderRowColumns,
+    StreamRowColumns,
+    UserRowColumns,
+)
 
 Row = TypeVar("Row", bound=tuple[object, ...])
 
@@ -62,6 +66,13 @@ class FunnelRepository:
     ) -> AsyncGenerator[Sequence[UserRowColumns], None]:
         """Every user who can start a chain (one row each), in chunks of ``read.chunk_size``."""
         statement = queries.funnel_users_statement(plan, read)
+        return self._chunks(statement, read.chunk_size, read_ahead=read.read_ahead)
+
+    def stream_rows(
+        self, plan: FunnelPlan, read: ReadPlan
+    ) -> AsyncGenerator[Sequence[StreamRowColumns], None]:
+        """Every item of the users' streams (see ``queries.stream_rows_statement``), by user."""
+        statement = queries.stream_rows_statement(plan, read)
         return self._chunks(statement, read.chunk_size, read_ahead=read.read_ahead)
 
     async def _chunks(

@@ -1,19 +1,27 @@
-"""``POST /v1/funnels``: thin HTTP over ``service.py``."""
+"""``POST /v1/funnels`` (and its time to convert and users): thin HTTP over ``service.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from services.attribution.funnels import service
-from services.attribution.funnels.schemas import FunnelOut, FunnelQuery
+from services.attribution.funnels.schemas import (
+    FunnelOut,
+    FunnelQuery,
+    FunnelUsersOut,
+    FunnelUsersQuery,
+    TimeToConvertOut,
+    TimeToConvertQuery,
+)
 from services.attribution.funnels.source import FunnelSource, SqlFunnelSource
 from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
+from shared.csv_export import csv_response
 from shared.errors import UnprocessableEntity, validation_errors
 from shared.timeouts import bounded
 
@@ -93,3 +101,74 @@ async def post_funnel(
         getattr(settings, "report_timeout_seconds", None),
         session=session,
     )
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid bearer token (problem+json)"},
+    403: {"description": "The token lacks the `reports:read` scope (problem+json)"},
+    422: {"description": "Invalid query (problem+json naming the field and what is allowed)"},
+    503: {"description": "Longer than `report_timeout_seconds` (problem+json, Retry-After)"},
+}
+
+
+@router.post(
+    "/time-to-convert",
+    response_model=TimeToConvertOut,
+    summary="Time to convert: per converted user, the time from `from_step` to `to_step`",
+    description=(
+        "Per user who reached `to_step` (0-based, default the last step), the time from the "
+        "`from_step` item (default 0) to the `to_step` item of their first conversion: the "
+        "non-void chain ending at `to_step` that starts earliest, then reaches it earliest. "
+        "Mean, median and equal-width bins covering the times."
+    ),
+    responses=_ERRORS,
+)
+async def post_time_to_convert(
+    query: TimeToConvertQuery,
+    principal: Reader,
+    source: Source,
+    session: ReadSessionDep,
+    request: Request,
+) -> TimeToConvertOut:
+    settings = request.app.state.settings
+    return await bounded(
+        service.run_time_to_convert(
+            source, principal.tenant_id, query, max_report_days=settings.max_report_days
+        ),
+        getattr(settings, "report_timeout_seconds", None),
+        session=session,
+    )
+
+
+@router.post(
+    "/users",
+    response_model=FunnelUsersOut,
+    summary="The users behind a step: who reached it, or who dropped off before it",
+    description=(
+        "`reached`: users whose deepest level includes `step` (0-based); `dropped`: users "
+        "who reached `step − 1` but not `step`. Ascending user ids, keyset-paged by "
+        "`cursor`; `?format=csv` answers the page as CSV (one `user_id` column)."
+    ),
+    responses=_ERRORS,
+)
+async def post_funnel_users(
+    query: FunnelUsersQuery,
+    principal: Reader,
+    source: Source,
+    session: ReadSessionDep,
+    request: Request,
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    settings = request.app.state.settings
+    page = await bounded(
+        service.run_funnel_users(
+            source, principal.tenant_id, query, max_report_days=settings.max_report_days
+        ),
+        getattr(settings, "report_timeout_seconds", None),
+        session=session,
+    )
+    if format == "csv":
+        headers = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
+        rows = ({"user_id": user} for user in page.users)
+        return csv_response(["user_id"], rows, filename="funnel-users.csv", headers=headers)
+    return page

@@ -28,6 +28,10 @@ BreakdownKey = Literal["platform", "content_id", "ad_id", "account_id", "content
 
 STEP_TYPES: tuple[str, ...] = get_args(StepType)
 BREAKDOWN_KEYS: tuple[str, ...] = get_args(BreakdownKey)
+FunnelOrder = Literal["ordered", "strict", "unordered"]
+FUNNEL_ORDERS: tuple[str, ...] = get_args(FunnelOrder)
+#: At most this many exclusion steps per funnel.
+MAX_EXCLUSIONS = 5
 DEFAULT_STEPS: tuple[str, ...] = ("impression", "view", "click", "order")
 DEFAULT_WINDOW_SECONDS = 7 * 86400
 MAX_WINDOW_SECONDS = 90 * 86400
@@ -106,6 +110,25 @@ class FunnelStep(Schema):
     )
 
 
+class FunnelExclusion(Schema):
+    """An event (or order) that voids a conversion when it lies between two of its steps."""
+
+    type: StepType = Field(description="An event type, or `order`")
+    filters: FunnelFilters | None = Field(
+        default=None, description="Filters of the excluded item (the global ones come on top)"
+    )
+    from_step: int = Field(strict=True, ge=0, description="0-based step after which it voids")
+    to_step: int = Field(strict=True, ge=1, description="0-based step before which it voids")
+
+    @model_validator(mode="after")
+    def _steps_in_order(self) -> FunnelExclusion:
+        if self.from_step >= self.to_step:
+            raise ValueError(
+                f"from_step ({self.from_step}) must be smaller than to_step ({self.to_step})"
+            )
+        return self
+
+
 def _default_steps() -> list[FunnelStep]:
     return [FunnelStep(type=step) for step in DEFAULT_STEPS]
 
@@ -134,6 +157,19 @@ class FunnelQuery(Schema):
         description="Split by this dimension of the first step's event: each value is its own "
         "funnel whose first step has that value",
     )
+    order: FunnelOrder = Field(
+        default="ordered",
+        description="`ordered` (default): steps in time order; `strict`: each step's item "
+        "directly follows the previous one in the user's stream (any other event or order "
+        "between them breaks the chain); `unordered`: the steps in any order within the window",
+    )
+    exclusions: list[FunnelExclusion] = Field(
+        default_factory=list,
+        description=f"Up to {MAX_EXCLUSIONS} exclusion steps: a conversion with a matching item "
+        "strictly between its `from_step` and `to_step` items (or, stopping before `to_step`, "
+        "after its `from_step` item within the window) is void",
+        json_schema_extra={"maxItems": MAX_EXCLUSIONS},
+    )
 
     @field_validator("steps")
     @classmethod
@@ -150,6 +186,15 @@ class FunnelQuery(Schema):
                 f"window_seconds must be between 1 and {MAX_WINDOW_SECONDS} (90 days); got {value}"
             )
         return value
+
+    @field_validator("exclusions")
+    @classmethod
+    def _exclusion_count(cls, exclusions: list[FunnelExclusion]) -> list[FunnelExclusion]:
+        if len(exclusions) > MAX_EXCLUSIONS:
+            raise ValueError(
+                f"a funnel has at most {MAX_EXCLUSIONS} exclusions; got {len(exclusions)}"
+            )
+        return exclusions
 
     @model_validator(mode="after")
     def _range(self) -> FunnelQuery:
@@ -186,3 +231,54 @@ class FunnelOut(BaseModel):
         description="One funnel per value of the breakdown dimension, most step-1 users first "
         "(empty without `breakdown`)"
     )
+
+
+#: At most this many bins in a time-to-convert histogram.
+MAX_BINS = 100
+#: At most this many user ids per page of ``POST /v1/funnels/users``.
+MAX_USERS_PAGE = 10_000
+
+
+class TimeToConvertQuery(FunnelQuery):
+    from_step: int = Field(default=0, strict=True, ge=0, description="0-based; default 0")
+    to_step: int | None = Field(
+        default=None, strict=True, ge=1, description="0-based; default the last step"
+    )
+    bins: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_BINS,
+        description=f"1 to {MAX_BINS} equal-width bins; default automatic (Sturges' rule)",
+    )
+
+
+class TimeBinOut(BaseModel):
+    from_seconds: float = Field(description="Start of the bin (inclusive)")
+    to_seconds: float = Field(description="End of the bin (exclusive)")
+    users: int
+
+
+class TimeToConvertOut(BaseModel):
+    users: int = Field(description="Users who reached `to_step`")
+    average_seconds: float | None = Field(description="Mean time (null without users)")
+    median_seconds: float | None = Field(description="Median time (null without users)")
+    bins: list[TimeBinOut] = Field(description="Equal-width bins covering the times")
+
+
+class FunnelUsersQuery(FunnelQuery):
+    step: int = Field(strict=True, ge=0, description="0-based step")
+    status: Literal["reached", "dropped"] = Field(
+        default="reached",
+        description="`reached`: users who reached `step`; `dropped`: users who reached the "
+        "step before it but not `step`",
+    )
+    limit: int = Field(default=1000, strict=True, ge=1, le=MAX_USERS_PAGE, description="Page size")
+    cursor: str | None = Field(
+        default=None, description="`next_cursor` of the previous page (user ids after it)"
+    )
+
+
+class FunnelUsersOut(BaseModel):
+    users: list[str] = Field(description="User ids, ascending")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page (null: last)")

@@ -7,17 +7,25 @@ store answering the same request.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Sequence
 
 from services.attribution.funnels.engine import FunnelResult, StepStat
 from services.attribution.funnels.planner import FunnelPlan, plan_funnel
 from services.attribution.funnels.schemas import (
+    MAX_BINS,
     FunnelBreakdownOut,
     FunnelOut,
     FunnelQuery,
     FunnelStepOut,
+    FunnelUsersOut,
+    FunnelUsersQuery,
+    TimeBinOut,
+    TimeToConvertOut,
+    TimeToConvertQuery,
 )
 from services.attribution.funnels.source import FunnelSource
 from shared.errors import UnprocessableEntity
@@ -40,8 +48,7 @@ def check_range(query: FunnelQuery, max_report_days: int) -> None:
 async def run_funnel(
     source: FunnelSource, tenant_id: str, query: FunnelQuery, *, max_report_days: int
 ) -> FunnelOut:
-    check_range(query, max_report_days)
-    plan = plan_funnel(tenant_id, query)
+    plan = _checked_plan(tenant_id, query, max_report_days)
     return to_out(plan, await source.step_counts(plan))
 
 
@@ -60,3 +67,115 @@ def to_out(plan: FunnelPlan, result: FunnelResult) -> FunnelOut:
             for b in result.breakdown
         ],
     )
+
+
+def _refuse(field: list[str | int], message: str) -> UnprocessableEntity:
+    return UnprocessableEntity(
+        f"Invalid funnel query: {message}.", errors=[{"loc": ["body", *field], "msg": message}]
+    )
+
+
+def check_modes(query: FunnelQuery) -> None:
+    """What the schema alone cannot check: exclusions against the steps and the order."""
+    last = len(query.steps) - 1
+    for i, exclusion in enumerate(query.exclusions):
+        if exclusion.to_step > last:
+            raise _refuse(
+                ["exclusions", i, "to_step"],
+                f"exclusions.{i}.to_step is {exclusion.to_step}, but the steps are numbered "
+                f"0 to {last}",
+            )
+    if query.exclusions and query.order == "unordered":
+        raise _refuse(
+            ["exclusions"],
+            "exclusions need steps in order: use order `ordered` or `strict`, or send no "
+            "exclusions with an `unordered` funnel",
+        )
+
+
+def _checked_plan(tenant_id: str, query: FunnelQuery, max_report_days: int) -> FunnelPlan:
+    check_range(query, max_report_days)
+    check_modes(query)
+    return plan_funnel(tenant_id, query)
+
+
+async def run_time_to_convert(
+    source: FunnelSource, tenant_id: str, query: TimeToConvertQuery, *, max_report_days: int
+) -> TimeToConvertOut:
+    plan = _checked_plan(tenant_id, query, max_report_days)
+    last = len(plan.steps) - 1
+    to_step = last if query.to_step is None else query.to_step
+    if to_step > last:
+        raise _refuse(["to_step"], f"to_step is {to_step}, but the steps are numbered 0 to {last}")
+    if query.from_step >= to_step:
+        raise _refuse(
+            ["from_step"], f"from_step ({query.from_step}) must be smaller than to_step ({to_step})"
+        )
+    if plan.order == "unordered":
+        raise _refuse(
+            ["order"],
+            "an `unordered` funnel has no first and last step to time: use `ordered` or `strict`",
+        )
+    times = await source.conversion_times(plan, query.from_step, to_step)
+    return time_histogram(times, query.bins)
+
+
+def time_histogram(times_us: list[int], bins: int | None) -> TimeToConvertOut:
+    """Mean, median and ``bins`` equal-width bins (default: Sturges' rule) of the times.
+
+    Bins are whole microseconds wide, ``[min + i·w, min + (i + 1)·w)``, with
+    ``w = (max − min) // bins + 1`` so that the last bin holds the largest time.
+    """
+    if not times_us:
+        return TimeToConvertOut(users=0, average_seconds=None, median_seconds=None, bins=[])
+    ordered = sorted(times_us)
+    count = len(ordered)
+    if bins is None:
+        bins = min(MAX_BINS, math.ceil(math.log2(count)) + 1)
+    low, high = ordered[0], ordered[-1]
+    width = (high - low) // bins + 1
+    counts = [0] * bins
+    for value in ordered:
+        counts[(value - low) // width] += 1
+    mid = count // 2
+    median = ordered[mid] if count % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return TimeToConvertOut(
+        users=count,
+        average_seconds=sum(ordered) / count / 1_000_000,
+        median_seconds=median / 1_000_000,
+        bins=[
+            TimeBinOut(
+                from_seconds=(low + i * width) / 1_000_000,
+                to_seconds=(low + (i + 1) * width) / 1_000_000,
+                users=counts[i],
+            )
+            for i in range(bins)
+        ],
+    )
+
+
+async def run_funnel_users(
+    source: FunnelSource, tenant_id: str, query: FunnelUsersQuery, *, max_report_days: int
+) -> FunnelUsersOut:
+    plan = _checked_plan(tenant_id, query, max_report_days)
+    last = len(plan.steps) - 1
+    if query.step > last:
+        raise _refuse(["step"], f"step is {query.step}, but the steps are numbered 0 to {last}")
+    if query.status == "dropped" and query.step == 0:
+        raise _refuse(["step"], "no user drops before step 0: ask `dropped` at a step from 1 on")
+    if plan.breakdown is not None:
+        raise _refuse(
+            ["breakdown"], "the users of a step are those of the whole funnel: send no breakdown"
+        )
+    levels = await source.user_levels(plan)
+    level = query.step + 1
+    if query.status == "reached":
+        chosen = [user for user, reached in levels.items() if reached >= level]
+    else:
+        chosen = [user for user, reached in levels.items() if reached == level - 1]
+    chosen.sort()
+    if query.cursor is not None:
+        chosen = chosen[bisect.bisect_right(chosen, query.cursor) :]
+    page = chosen[: query.limit]
+    more = len(chosen) > query.limit
+    return FunnelUsersOut(users=page, next_cursor=page[-1] if more else None)

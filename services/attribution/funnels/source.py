@@ -14,7 +14,7 @@ import gc
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from functools import partial
-from typing import Protocol
+from typing import Protocol, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,7 @@ from services.attribution.funnels.engine import (
     UserEvent,
     merge_split,
 )
+from services.attribution.funnels.modes import ModeAccumulator, ModeSpec
 from services.attribution.funnels.planner import FunnelPlan, read_plan
 from services.attribution.funnels.reader import FunnelUser
 from services.attribution.funnels.repository import FunnelRepository
@@ -37,7 +38,16 @@ class FunnelSource(Protocol):
 
     async def step_counts(self, plan: FunnelPlan) -> FunnelResult:
         """One :class:`StepStat` per step of ``plan`` (and per breakdown value, ordered
-        by step-1 users descending, then value), as :mod:`.engine` defines them."""
+        by step-1 users descending, then value), as :mod:`.engine` and :mod:`.modes`
+        define them."""
+        ...
+
+    async def conversion_times(self, plan: FunnelPlan, from_step: int, to_step: int) -> list[int]:
+        """Microseconds of each converted user's first conversion (:mod:`.modes`)."""
+        ...
+
+    async def user_levels(self, plan: FunnelPlan) -> dict[str, int]:
+        """User id → the deepest level reached (users reaching none are left out)."""
         ...
 
 
@@ -48,6 +58,10 @@ class SqlFunnelSource:
         self._repository = FunnelRepository(session)
 
     async def step_counts(self, plan: FunnelPlan) -> FunnelResult:
+        if not plan.plain:
+            modes = ModeAccumulator(mode_spec(plan), breakdown=plan.breakdown is not None)
+            await self._stream(plan, modes)
+            return modes.result()
         read = read_plan(plan, self._repository.dialect)
         funnel = partial(
             FunnelAccumulator,
@@ -67,6 +81,37 @@ class SqlFunnelSource:
         acc = funnel(breakdown=plan.breakdown is not None)
         await feed(users, lambda user: acc.add_split(*user))
         return acc.result()
+
+    async def conversion_times(self, plan: FunnelPlan, from_step: int, to_step: int) -> list[int]:
+        acc = ModeAccumulator(mode_spec(plan, (from_step, to_step)))
+        await self._stream(plan, acc)
+        return acc.conversions
+
+    async def user_levels(self, plan: FunnelPlan) -> dict[str, int]:
+        acc = ModeAccumulator(mode_spec(plan), levels=True)
+        await self._stream(plan, acc)
+        return cast(dict[str, int], acc.levels)
+
+    async def _stream(self, plan: FunnelPlan, acc: ModeAccumulator) -> None:
+        """Every user's whole stream through ``acc`` (the modes beyond the plain funnel)."""
+        read = read_plan(plan, self._repository.dialect)
+        chunks = reader.stream_users_items(self._repository, plan, read)
+        with _no_cycle_collection():
+            async with aclosing(chunks):
+                async for users in chunks:
+                    acc.add_users(users)
+
+
+def mode_spec(plan: FunnelPlan, convert: tuple[int, int] | None = None) -> ModeSpec:
+    return ModeSpec(
+        n_steps=len(plan.steps),
+        window_us=plan.window_us,
+        from_us=to_epoch_us(plan.start),
+        to_us=to_epoch_us(plan.end),
+        order=plan.order,
+        exclusions=tuple((x.from_step, x.to_step) for x in plan.exclusions),
+        convert=convert,
+    )
 
 
 async def feed(

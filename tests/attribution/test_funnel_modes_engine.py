@@ -1,0 +1,190 @@
+"""The funnel modes' evaluator (``modes``) against the brute-force reference, without a
+database: random streams with many equal times, every mode, exclusions, breakdowns and
+first conversions; and the worked example of each rule."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.attribution.funnels.engine import FunnelResult
+from services.attribution.funnels.modes import ModeAccumulator, ModeSpec, StreamItem, evaluate_user
+from tests.attribution.funnel_data import Item, S, iso, to_us
+from tests.attribution.reference_modes import (
+    _masks,
+    _per_user,
+    reference_conversion_times,
+    reference_modes,
+)
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+TYPES = ("view", "click", "like", "order")
+VALUES = ("a", "b")
+
+
+def _items(rng: random.Random, count: int) -> list[Item]:
+    out = []
+    for i in range(count):
+        value = rng.choice((*VALUES, None))
+        dims = {"content_id": frozenset([value]) if value else frozenset()}
+        t = to_us(T0) + rng.randrange(8) * 10 * S + rng.choice((0, 0, 1))
+        out.append(Item(rng.choice(("u1", "u2", "u3")), t, rng.choice(TYPES), dims, f"i{i:02d}"))
+    return out
+
+
+def _query(rng: random.Random) -> dict[str, Any]:
+    n = rng.choice((2, 3, 3, 4))
+    steps: list[dict[str, Any]] = [{"type": rng.choice(TYPES[:3])} for _ in range(n)]
+    if rng.random() < 0.3:
+        steps[rng.randrange(n)]["filters"] = {"content_id": rng.choice(VALUES)}
+    query: dict[str, Any] = {
+        "steps": steps,
+        "from": iso(T0 + dt.timedelta(seconds=rng.choice((0, 10, 20)))),
+        "to": iso(T0 + dt.timedelta(seconds=rng.choice((30, 50, 90)))),
+        "window_seconds": rng.choice((10, 20, 40, 100)),
+        "order": rng.choice(("ordered", "strict", "unordered")),
+    }
+    if query["order"] != "unordered" and rng.random() < 0.6:
+        exclusions = []
+        for _ in range(rng.choice((1, 1, 2))):
+            f = rng.randrange(n - 1)
+            exclusions.append(
+                {"type": rng.choice(TYPES), "from_step": f, "to_step": rng.randint(f + 1, n - 1)}
+            )
+        query["exclusions"] = exclusions
+    if rng.random() < 0.3:
+        query["filters"] = {"content_id": rng.choice(VALUES)}
+    if rng.random() < 0.4:
+        query["breakdown"] = "content_id"
+    return query
+
+
+def _spec(query: dict[str, Any], convert: tuple[int, int] | None = None) -> ModeSpec:
+    return ModeSpec(
+        n_steps=len(query["steps"]),
+        window_us=query["window_seconds"] * S,
+        from_us=to_us(dt.datetime.fromisoformat(query["from"])),
+        to_us=to_us(dt.datetime.fromisoformat(query["to"])),
+        order=query["order"],
+        exclusions=tuple((x["from_step"], x["to_step"]) for x in query.get("exclusions", [])),
+        convert=convert,
+    )
+
+
+def _streams(items: list[Item], query: dict[str, Any]) -> list[tuple[str, list[StreamItem]]]:
+    """The users' streams as the SQL source hands them over (masks by the reference)."""
+    out = []
+    for user, user_items in _per_user(items).items():
+        steps = _masks(user_items, query["steps"], query.get("filters") or {})
+        excluded = _masks(user_items, query.get("exclusions") or [], query.get("filters") or {})
+        out.append(
+            (
+                user,
+                [
+                    (item.t, m, x, item.dims["content_id"])
+                    for item, m, x in zip(user_items, steps, excluded, strict=True)
+                ],
+            )
+        )
+    return out
+
+
+def _plain(result: FunnelResult, query: dict[str, Any]) -> dict[str, Any]:
+    types = [s["type"] for s in query["steps"]]
+
+    def steps(stats: list[Any]) -> list[dict[str, Any]]:
+        return [
+            {"type": t, **dataclasses.asdict(stat)} for t, stat in zip(types, stats, strict=True)
+        ]
+
+    return {
+        "steps": steps(result.steps),
+        "breakdown": [{"value": b.value, "steps": steps(b.steps)} for b in result.breakdown],
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**32), st.integers(0, 40))
+def test_every_mode_matches_the_brute_force_reference(seed: int, count: int) -> None:
+    rng = random.Random(seed)
+    items = _items(rng, count)
+    query = _query(rng)
+    acc = ModeAccumulator(_spec(query), breakdown="breakdown" in query)
+    acc.add_users(_streams(items, query))
+    assert _plain(acc.result(), query) == reference_modes(items, query), query
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32), st.integers(0, 40))
+def test_first_conversions_match_the_brute_force_reference(seed: int, count: int) -> None:
+    rng = random.Random(seed)
+    items = _items(rng, count)
+    query = _query(rng)
+    query["order"] = rng.choice(("ordered", "strict"))
+    n = len(query["steps"])
+    a = rng.randrange(n - 1)
+    b = rng.randint(a + 1, n - 1)
+    query.update(from_step=a, to_step=b)
+    acc = ModeAccumulator(_spec(query, (a, b)))
+    acc.add_users(_streams(items, query))
+    assert sorted(acc.conversions) == reference_conversion_times(items, query), query
+
+
+# --------------------------------------------------------------------------- worked examples
+
+VIEW, CLICK, LIKE = 1, 2, 4  # masks of a 3-step funnel view → click → like
+NONE: frozenset[str] = frozenset()
+WIDE = ModeSpec(3, 100 * S, 0, 10**15)
+
+
+def _at(seconds: int, mask: int, excluded: int = 0) -> StreamItem:
+    return (seconds * S, mask, excluded, NONE)
+
+
+def test_strict_needs_each_step_right_after_the_previous_one() -> None:
+    stream = [_at(1, VIEW), _at(2, 0), _at(3, CLICK), _at(4, LIKE)]  # 0: another event type
+    assert evaluate_user(stream, WIDE).level == 3
+    strict = dataclasses.replace(WIDE, order="strict")
+    assert evaluate_user(stream, strict).level == 1  # the other event breaks view → click
+    assert evaluate_user([_at(1, VIEW), _at(3, CLICK), _at(4, LIKE)], strict).level == 3
+
+
+def test_unordered_counts_distinct_steps_within_the_window_of_the_earliest() -> None:
+    unordered = dataclasses.replace(WIDE, order="unordered", window_us=10 * S)
+    stream = [_at(1, LIKE), _at(5, CLICK), _at(9, VIEW), _at(30, VIEW)]
+    assert evaluate_user(stream, WIDE).level == 1  # in order: view only (then nothing)
+    assert evaluate_user(stream, unordered).level == 3
+    # The earliest must lie in [from, to): here only the like at 1 s does.
+    late = dataclasses.replace(unordered, from_us=0, to_us=2 * S)
+    assert evaluate_user(stream, late).level == 3
+    gone = dataclasses.replace(unordered, from_us=2 * S, to_us=3 * S)
+    assert evaluate_user(stream, gone).level == 0
+
+
+def test_an_excluded_event_between_two_steps_voids_the_chain() -> None:
+    spec = dataclasses.replace(WIDE, exclusions=((0, 2),))  # nothing excluded view … like
+    clean = [_at(1, VIEW), _at(2, CLICK), _at(5, LIKE)]
+    assert evaluate_user(clean, spec).level == 3
+    blocked = [_at(1, VIEW), _at(2, CLICK), _at(3, 0, 1), _at(5, LIKE)]
+    # view → click stops before step 2 with the excluded event in its window: void too.
+    assert evaluate_user(blocked, spec) == evaluate_user([], spec)
+    assert evaluate_user(blocked, spec).level == 0
+    # A later start after the excluded event is clean.
+    again = [*blocked, _at(6, VIEW), _at(7, CLICK), _at(8, LIKE)]
+    assert evaluate_user(again, spec).chain == (6 * S, 7 * S, 8 * S)
+    # Outside the window of a chain stopping early, an excluded event does not void it.
+    narrow = dataclasses.replace(spec, window_us=1 * S)
+    assert evaluate_user(blocked, narrow).level == 2
+
+
+def test_the_first_conversion_starts_earliest_then_ends_earliest() -> None:
+    spec = dataclasses.replace(WIDE, convert=(0, 2))
+    stream = [_at(1, VIEW), _at(4, VIEW), _at(5, CLICK), _at(7, LIKE), _at(9, LIKE)]
+    outcome = evaluate_user(stream, spec)
+    assert outcome.chain == (4 * S, 5 * S, 7 * S)  # the chosen chain starts latest
+    assert outcome.conversion_us == 6 * S  # the first conversion starts at 1 s: 1 → 7
