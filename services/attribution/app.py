@@ -18,6 +18,7 @@ from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.events.router import router as events_router
 from services.attribution.fraud.router import router as fraud_router
 from services.attribution.funnels.router import router as funnels_router
+from services.attribution.integrations.router import router as integrations_router
 from services.attribution.models import RevokedToken
 from services.attribution.orders.router import router as orders_router
 from services.attribution.redirect.router import router as redirect_router
@@ -40,6 +41,7 @@ def domain_routers() -> list[APIRouter]:
         sync_router,
         events_router,
         orders_router,
+        integrations_router,
         redirect_router,
         funnels_router,
         reports_router,
@@ -81,6 +83,8 @@ def create_app(
             if settings.sync_enabled
             else None
         )
+        # /readyz: 503 while the background sync has stopped advancing.
+        app.state.readiness_checks = [sync.stall] if settings.sync_enabled else []
 
     async def stop(app: FastAPI) -> None:
         task: asyncio.Task[None] | None = app.state.sync_task

@@ -22,3 +22,8 @@ CATALOG_SYNC_LAG = Gauge(
     "Seconds since the catalog change feed was last read to its end",
     multiprocess_mode="max",
 )
+SHOP_WEBHOOKS = Counter(
+    "clipfunnel_shop_webhooks_total",
+    "Shop webhook deliveries, by integration and outcome",
+    ["integration", "outcome"],
+)
