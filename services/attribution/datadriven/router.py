@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import Field
 
 from services.attribution.datadriven import service
 from services.attribution.datadriven.markov import TooManyStates
@@ -18,34 +18,19 @@ from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
 from shared.csv_export import csv_response
 from shared.errors import UnprocessableEntity
+from shared.ranges import RangeQuery
 from shared.timeouts import bounded
 
 router = APIRouter(prefix="/v1/attribution", tags=["attribution"])
 Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
-MAX_RANGE = dt.timedelta(days=366)
 CSV_COLUMNS = ("channel", "removal_effect", "conversions", "revenue")
 
 
-class DataDrivenQuery(BaseModel):
-    model_config = {"populate_by_name": True, "extra": "forbid"}
-
-    from_: AwareDatetime = Field(alias="from", description="Range start (inclusive), with offset")
-    to: AwareDatetime = Field(description="Range end (exclusive), with offset")
+class DataDrivenQuery(RangeQuery):
     method: Method = "markov"
     channel: ChannelDimension = "content"
     order: Literal[1, 2, 3] = Field(1, description="Markov order (states of k channels)")
     format: Literal["json", "csv"] = "json"
-
-    @model_validator(mode="after")
-    def _range(self) -> DataDrivenQuery:
-        for value in (self.from_, self.to):
-            if not 1970 <= value.year <= 9998:
-                raise ValueError("from and to must fall in the years 1970 to 9998")
-        if self.to <= self.from_:
-            raise ValueError("to must be after from")
-        if self.to - self.from_ > MAX_RANGE:
-            raise ValueError(f"the range may span at most {MAX_RANGE.days} days")
-        return self
 
 
 @router.get(

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from services.attribution.fraud import repository
 from services.attribution.fraud.schemas import FraudReport
@@ -16,30 +15,15 @@ from services.attribution.settings.service import load_rules
 from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
 from shared.csv_export import csv_response
+from shared.ranges import RangeQuery
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
 CSV_COLUMNS = ("day", "reason", "mode", "content_id", "ad_id", "touches", "orders")
-MAX_RANGE = dt.timedelta(days=366)
 
 
-class FraudQuery(BaseModel):
-    model_config = {"populate_by_name": True, "extra": "forbid"}
-
-    from_: AwareDatetime = Field(alias="from", description="Touches from (inclusive)")
-    to: AwareDatetime = Field(description="Touches until (exclusive)")
+class FraudQuery(RangeQuery):
     format: Literal["json", "csv"] = "json"
-
-    @model_validator(mode="after")
-    def _range(self) -> FraudQuery:
-        for value in (self.from_, self.to):
-            if not 1970 <= value.year <= 9998:
-                raise ValueError("from and to must fall in the years 1970 to 9998")
-        if self.to <= self.from_:
-            raise ValueError("to must be after from")
-        if self.to - self.from_ > MAX_RANGE:
-            raise ValueError(f"the range may span at most {MAX_RANGE.days} days")
-        return self
 
 
 @router.get(
