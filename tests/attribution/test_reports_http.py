@@ -16,7 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.reports import metrics, service
 from services.attribution.reports.metrics import Totals
+from shared.currencies import minor_units
 from tests.conftest import TokenFactory, auth
+
+CNY, JPY, KWD = minor_units("CNY"), minor_units("JPY"), minor_units("KWD")  # 2, 0, 3 places
 
 PATHS = ("/v1/reports/ads", "/v1/reports/contents", "/v1/reports/timeseries?metric=clicks")
 PROBLEM_JSON = "application/problem+json"
@@ -207,10 +210,10 @@ def test_ratios_are_null_when_the_denominator_is_zero() -> None:
     assert metrics.engagement_rate(empty) is None
     assert metrics.cvr(empty) is None
     assert metrics.avg_watch_seconds(empty) is None
-    assert metrics.gpm(empty, "CNY") is None
-    assert metrics.cpm(empty, "CNY") is None
-    assert metrics.cpc(empty, "CNY") is None
-    assert metrics.cpa(empty, "CNY") is None
+    assert metrics.gpm(empty, CNY) is None
+    assert metrics.cpm(empty, CNY) is None
+    assert metrics.cpc(empty, CNY) is None
+    assert metrics.cpa(empty, CNY) is None
     assert metrics.roas(empty) is None
 
 
@@ -231,16 +234,16 @@ def test_money_ratios_round_half_even_to_the_minor_unit() -> None:
     assert metrics.engagement_rate(t) == 1.0
     assert metrics.rounded_orders(t.orders) == 1.0
     assert metrics.cvr(t) == 1 / 8
-    assert metrics.cpc(t, "CNY") == Decimal("0.02")  # 0.015625 → 0.02
-    assert metrics.cpa(t, "CNY") == Decimal("0.12")  # 0.125 → half-even 0.12
-    assert metrics.cpm(t, "CNY") == Decimal("41.67")
-    assert metrics.cpm(t, "JPY") == Decimal("42")
-    assert metrics.cpm(t, "KWD") == Decimal("41.667")
-    assert metrics.gpm(t, "CNY") == Decimal("14285.71")
+    assert metrics.cpc(t, CNY) == Decimal("0.02")  # 0.015625 → 0.02
+    assert metrics.cpa(t, CNY) == Decimal("0.12")  # 0.125 → half-even 0.12
+    assert metrics.cpm(t, CNY) == Decimal("41.67")
+    assert metrics.cpm(t, JPY) == Decimal("42")
+    assert metrics.cpm(t, KWD) == Decimal("41.667")
+    assert metrics.gpm(t, CNY) == Decimal("14285.71")
     assert metrics.roas(t) == 800.0
-    assert metrics.money(Decimal("-0.001"), "CNY") == Decimal("0.00")
-    assert metrics.money_text(metrics.money(Decimal("-0.001"), "CNY")) == "0.00"
-    assert metrics.money_text(metrics.money(Decimal("1500"), "JPY")) == "1500"
+    assert metrics.money(Decimal("-0.001"), CNY) == Decimal("0.00")
+    assert metrics.money_text(metrics.money(Decimal("-0.001"), CNY)) == "0.00"
+    assert metrics.money_text(metrics.money(Decimal("1500"), JPY)) == "1500"
 
 
 SLOW = {

@@ -1,26 +1,22 @@
-"""Report metric math (DESIGN §7): pure functions from summed totals to report figures.
+"""Report metric math: pure functions from summed totals to report figures.
 
 Counts are ints, ``orders`` is a float (Σ order_share: fractional under multi-touch models),
 money is ``Decimal``. A ratio whose denominator is zero is ``None`` (JSON ``null``).
 
 - Rates (CTR, completion, engagement, CVR) and ROAS are floats (JSON numbers).
 - Money and money ratios (GMV, spend, GPM, CPM, CPC, CPA) are ``Decimal`` rounded half-even to
-  the currency's minor unit (decimal strings on the wire).
+  ``places`` decimals, the report currency's minor unit (decimal strings on the wire).
 - ``orders`` is rounded to ``ORDERS_DECIMALS`` places to drop float summation noise; CVR and
   CPA are computed from that rounded figure, so they can be re-derived from what is shown.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from shared.currencies import CURRENCY_MINOR_UNITS
-
 ZERO = Decimal(0)
-THOUSAND = Decimal(1000)
 ORDERS_DECIMALS = 6
-DEFAULT_MINOR_UNITS = 2  # a tenant without a currency yet
 
 
 @dataclass(slots=True)
@@ -42,31 +38,17 @@ class Totals:
     spend: Decimal = ZERO
 
     def add(self, other: Totals) -> None:
-        """Add another row's sums (for per-format totals)."""
-        self.impressions += other.impressions
-        self.views += other.views
-        self.completions += other.completions
-        self.likes += other.likes
-        self.comments += other.comments
-        self.shares += other.shares
-        self.clicks += other.clicks
-        self.watch_seconds += other.watch_seconds
-        self.watch_events += other.watch_events
-        self.orders += other.orders
-        self.gmv += other.gmv
-        self.direct_gmv += other.direct_gmv
-        self.spend += other.spend
+        """Add another row's sums (for per-format totals): every field is a sum."""
+        for name in _TOTALS_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def minor_units(currency: str | None) -> int:
-    if currency is None:
-        return DEFAULT_MINOR_UNITS
-    return CURRENCY_MINOR_UNITS.get(currency, DEFAULT_MINOR_UNITS)
+_TOTALS_FIELDS = tuple(f.name for f in fields(Totals))
 
 
-def money(amount: Decimal, currency: str | None) -> Decimal:
-    """``amount`` rounded half-even to the currency's minor unit (never ``-0``)."""
-    exponent = Decimal(1).scaleb(-minor_units(currency))
+def money(amount: Decimal, places: int) -> Decimal:
+    """``amount`` rounded half-even to ``places`` decimals (never ``-0``)."""
+    exponent = Decimal(1).scaleb(-places)
     value = amount.quantize(exponent, rounding=ROUND_HALF_EVEN)
     return value if value != 0 else abs(value)
 
@@ -83,13 +65,13 @@ def rate(numerator: float, denominator: float) -> float | None:
 
 
 def money_ratio(
-    amount: Decimal, denominator: int | float | Decimal, currency: str | None, *, per: int = 1
+    amount: Decimal, denominator: int | float | Decimal, places: int, *, per: int = 1
 ) -> Decimal | None:
     """``amount × per / denominator`` as money, or None when the denominator is zero."""
     if denominator == 0:
         return None
     divisor = denominator if isinstance(denominator, Decimal) else Decimal(repr(denominator))
-    return money(amount * per / divisor, currency)
+    return money(amount * per / divisor, places)
 
 
 def rounded_orders(orders: float) -> float:
@@ -117,20 +99,20 @@ def avg_watch_seconds(t: Totals) -> float | None:
     return rate(t.watch_seconds, t.watch_events)
 
 
-def gpm(t: Totals, currency: str | None) -> Decimal | None:
-    return money_ratio(t.gmv, t.views, currency, per=1000)
+def gpm(t: Totals, places: int) -> Decimal | None:
+    return money_ratio(t.gmv, t.views, places, per=1000)
 
 
-def cpm(t: Totals, currency: str | None) -> Decimal | None:
-    return money_ratio(t.spend, t.impressions, currency, per=1000)
+def cpm(t: Totals, places: int) -> Decimal | None:
+    return money_ratio(t.spend, t.impressions, places, per=1000)
 
 
-def cpc(t: Totals, currency: str | None) -> Decimal | None:
-    return money_ratio(t.spend, t.clicks, currency)
+def cpc(t: Totals, places: int) -> Decimal | None:
+    return money_ratio(t.spend, t.clicks, places)
 
 
-def cpa(t: Totals, currency: str | None) -> Decimal | None:
-    return money_ratio(t.spend, rounded_orders(t.orders), currency)
+def cpa(t: Totals, places: int) -> Decimal | None:
+    return money_ratio(t.spend, rounded_orders(t.orders), places)
 
 
 def roas(t: Totals) -> float | None:

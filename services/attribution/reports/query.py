@@ -1,46 +1,65 @@
-"""Report query parameters: parsed and checked by hand so that every problem is reported at
-once, each with what is allowed (422 problem+json with ``errors: [{loc, msg}]``)."""
+"""Report query parameters: typed models FastAPI fills from the query string.
+
+Each field checks its own value and says what is allowed; pydantic reports every bad field at
+once, and the reports' route turns them into one 422 problem+json (``errors: [{loc, msg}]``,
+with every reason in ``detail`` too). What depends on the clock, the service's settings or
+the tenant (the default range and model, the longest range) is settled by ``scope``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from services.attribution.credit.engine import MODELS
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+
+from services.attribution.credit.engine import MODELS, Model
+from services.attribution.reports.buckets import INTERVALS, Interval
 from shared.errors import UnprocessableEntity
+from shared.schemas import ID_PATTERN
+from shared.vocabulary import CONTENT_KINDS, ContentKind, Platform
 
 Output = Literal["json", "csv"]
-OUTPUTS: tuple[Output, ...] = ("json", "csv")
+OUTPUTS: tuple[Output, ...] = get_args(Output)
+Table = Literal["rows", "by_format"]
+TABLES: tuple[Table, ...] = get_args(Table)
+Metric = Literal["impressions", "views", "clicks", "orders", "gmv"]
+METRICS: tuple[Metric, ...] = get_args(Metric)
+PLATFORMS: tuple[Platform, ...] = get_args(Platform)
 DEFAULT_DAYS = 30
 MIN_YEAR, MAX_YEAR = 1900, 9000  # keeps local-time arithmetic clear of datetime's limits
-ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+EXAMPLES = "e.g. 2026-03-01T00:00:00+08:00 or 2026-03-01T00:00:00Z"
+_ID = re.compile(ID_PATTERN)
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 # "+08:00" arrives as " 08:00" when a client forgets to percent-encode the plus sign.
 _SPACED_OFFSET = re.compile(r"^(.*T[0-9:.]+) ([0-9]{2}(:?[0-9]{2})?)$")
+# What to send when a required parameter is missing.
+_MISSING = {"metric": f"is required; use one of: {', '.join(METRICS)}"}
 
 
-class QueryErrors:
-    """Collects problems with query parameters; ``check()`` raises them all as one 422."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-
-    def add(self, name: str, message: str) -> None:
-        self.items.append({"loc": ["query", name], "msg": message})
-
-    def check(self) -> None:
-        if self.items:
-            summary = "; ".join(f"{item['loc'][-1]}: {item['msg']}" for item in self.items)
-            raise UnprocessableEntity(f"Invalid report query: {summary}.", errors=self.items)
+def invalid_query(problems: Iterable[tuple[str, str]]) -> UnprocessableEntity:
+    """One 422 naming every (parameter, reason), in ``errors`` and in ``detail``."""
+    errors = [{"loc": ["query", name], "field": name, "msg": msg} for name, msg in problems]
+    summary = "; ".join(f"{error['field']}: {error['msg']}" for error in errors)
+    return UnprocessableEntity(f"Invalid report query: {summary}.", errors=errors)
 
 
-def parse_instant(name: str, value: str | None, errors: QueryErrors) -> dt.datetime | None:
-    if value is None:
-        return None
+def reason(error: Mapping[str, Any]) -> tuple[str, str]:
+    """A pydantic error of a report query as (parameter, reason)."""
+    name = str(error["loc"][-1])
+    if error["type"] == "missing":
+        return name, _MISSING.get(name, "is required")
+    return name, str(error["msg"]).removeprefix("Value error, ")
+
+
+def _instant(value: object) -> object:
+    """An ISO-8601 instant with an offset, from 1900 to 8999, as UTC."""
+    if not isinstance(value, str):
+        return value  # left to the datetime type
     text = value.strip()
     spaced = _SPACED_OFFSET.match(text)
     if spaced:
@@ -48,107 +67,112 @@ def parse_instant(name: str, value: str | None, errors: QueryErrors) -> dt.datet
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
-        errors.add(
-            name,
-            f"{value!r} is not an ISO-8601 timestamp; send one with an offset, "
-            "e.g. 2026-03-01T00:00:00+08:00 or 2026-03-01T00:00:00Z",
-        )
-        return None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        errors.add(
-            name,
-            f"{value!r} has no timezone offset; add one, "
-            "e.g. 2026-03-01T00:00:00+08:00 or 2026-03-01T00:00:00Z",
-        )
-        return None
+        raise ValueError(
+            f"{value!r} is not an ISO-8601 timestamp; send one with an offset, {EXAMPLES}"
+        ) from None
+    if parsed.utcoffset() is None:
+        raise ValueError(f"{value!r} has no timezone offset; add one, {EXAMPLES}")
     if not MIN_YEAR <= parsed.year < MAX_YEAR:
-        errors.add(name, f"{value!r} is out of range; use a year from {MIN_YEAR} to {MAX_YEAR - 1}")
-        return None
+        raise ValueError(f"{value!r} is out of range; use a year from {MIN_YEAR} to {MAX_YEAR - 1}")
     return parsed.astimezone(dt.UTC)
 
 
-def parse_choice(
-    name: str, value: str | None, allowed: Sequence[str], errors: QueryErrors
-) -> str | None:
-    if value is None or value in allowed:
+def _one_of(allowed: tuple[str, ...]) -> BeforeValidator:
+    def check(value: object) -> object:
+        if value is not None and value not in allowed:
+            raise ValueError(f"{value!r} is not allowed; use one of: {', '.join(allowed)}")
         return value
-    errors.add(name, f"{value!r} is not allowed; use one of: {', '.join(allowed)}")
-    return None
+
+    return BeforeValidator(check)
 
 
-def parse_id(name: str, value: str | None, errors: QueryErrors) -> str | None:
-    if value is None or ID_RE.fullmatch(value):
+def _id(value: object) -> object:
+    if isinstance(value, str) and not _ID.fullmatch(value):
+        raise ValueError("must be 1–128 characters from letters, digits and . _ : -")
+    return value
+
+
+def _flag(value: object) -> object:
+    if not isinstance(value, str):
         return value
-    errors.add(name, "must be 1–128 characters from letters, digits and . _ : -")
-    return None
-
-
-def parse_bool(name: str, value: str | None, errors: QueryErrors) -> bool:
-    if value is None:
-        return False
     lowered = value.strip().lower()
     if lowered in _TRUE:
         return True
-    if lowered not in _FALSE:
-        errors.add(name, f"{value!r} is not allowed; use true or false")
-    return False
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not allowed; use true or false")
+
+
+Instant = Annotated[dt.datetime | None, BeforeValidator(_instant)]
+Id = Annotated[Annotated[str, StringConstraints(pattern=ID_PATTERN)] | None, BeforeValidator(_id)]
+
+
+class ReportQuery(BaseModel):
+    """What every report takes."""
+
+    from_: Instant = Field(
+        None,
+        alias="from",
+        description="Start, inclusive: ISO-8601 with an offset (default: `to` − 30 days)",
+        examples=["2026-03-01T00:00:00+08:00"],
+    )
+    to: Instant = Field(None, description="End, exclusive: ISO-8601 with an offset (default: now)")
+    model: Annotated[Model | None, _one_of(MODELS)] = Field(
+        None, description="Attribution model (default: the tenant's)"
+    )
+    format: Annotated[Output | None, _one_of(OUTPUTS)] = Field(
+        None, description="json (default) or csv; `Accept: text/csv` also selects CSV"
+    )
+    include_inactive: Annotated[bool, BeforeValidator(_flag)] = Field(
+        False, description="true adds every catalog ad/content without activity, with zeros"
+    )
+
+
+class AdsQuery(ReportQuery):
+    campaign_id: Id = Field(None, description="Only this campaign's ads")
+    table: Annotated[Table, _one_of(TABLES)] = Field(
+        "rows", description="CSV only: rows (default) or by_format"
+    )
+
+
+class ContentsQuery(ReportQuery):
+    kind: Annotated[ContentKind | None, _one_of(CONTENT_KINDS)] = Field(
+        None, description="video or live"
+    )
+    platform: Annotated[Platform | None, _one_of(PLATFORMS)] = Field(
+        None, description="The account's platform"
+    )
+    account_id: Id = Field(None, description="Only this account's contents")
+
+
+class TimeseriesQuery(ReportQuery):
+    metric: Annotated[Metric, _one_of(METRICS)] = Field(description="The metric")
+    interval: Annotated[Interval, _one_of(INTERVALS)] = Field(
+        "day", description="hour or day (default)"
+    )
+    content_id: Id = Field(None, description="Only this content")
+    ad_id: Id = Field(None, description="Only this ad")
 
 
 @dataclass(frozen=True, slots=True)
-class Common:
-    """What every report takes: the range, the model, the output format."""
+class Scope:
+    """What a report covers: ``[start, end)`` in UTC, under one model."""
 
     start: dt.datetime
     end: dt.datetime
     model: str
-    output: Output
     include_inactive: bool
 
 
-def parse_common(
-    errors: QueryErrors,
-    *,
-    from_: str | None,
-    to: str | None,
-    model: str | None,
-    output: str | None,
-    include_inactive: str | None,
-    accept: str | None,
-    default_model: str,
-    max_days: int,
-    now: dt.datetime,
-) -> Common:
-    """Parse the shared parameters into ``errors``; the caller calls ``errors.check()``.
-
-    Defaults: ``to`` = now, ``from`` = ``to`` − 30 days; the model is the tenant's default;
-    CSV when ``format=csv``, or when ``format`` is absent and ``Accept`` asks for text/csv.
-    """
-    start = parse_instant("from", from_, errors)
-    end = parse_instant("to", to, errors)
-    chosen_model = parse_choice("model", model, MODELS, errors) or default_model
-    chosen_output = parse_choice("format", output, OUTPUTS, errors)
-    inactive = parse_bool("include_inactive", include_inactive, errors)
-    if chosen_output is None:
-        chosen_output = "csv" if output is None and _wants_csv(accept) else "json"
-    if (from_ is not None and start is None) or (to is not None and end is None):
-        return Common(now, now, chosen_model, "json", inactive)  # errors already recorded
-    end = end or now
-    start = start or end - dt.timedelta(days=DEFAULT_DAYS)
+def scope(query: ReportQuery, *, default_model: str, max_days: int, now: dt.datetime) -> Scope:
+    """The query's range and model with their defaults: ``to`` = now, ``from`` = ``to`` − 30
+    days, the tenant's model; 422 when the range is empty or longer than ``max_days``."""
+    end = query.to or now
+    start = query.from_ or end - dt.timedelta(days=DEFAULT_DAYS)
     if start >= end:
-        errors.add("from", "must be before `to` (from is inclusive, to exclusive)")
-    elif end - start > dt.timedelta(days=max_days):
+        raise invalid_query([("from", "must be before `to` (from is inclusive, to exclusive)")])
+    if end - start > dt.timedelta(days=max_days):
         days = (end - start) / dt.timedelta(days=1)
-        errors.add(
-            "to",
-            f"the range spans {days:.6g} days; at most {max_days} days are allowed per report",
-        )
-    return Common(start, end, chosen_model, "csv" if chosen_output == "csv" else "json", inactive)
-
-
-def _wants_csv(accept: str | None) -> bool:
-    if not accept:
-        return False
-    types = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
-    return "text/csv" in types and (
-        "application/json" not in types or types.index("text/csv") < types.index("application/json")
-    )
+        too_long = f"the range spans {days:.6g} days; at most {max_days} days are allowed"
+        raise invalid_query([("to", f"{too_long} per report")])
+    return Scope(start, end, query.model or default_model, query.include_inactive)

@@ -53,7 +53,7 @@ from services.attribution.models import (
     EventDaily,
 )
 from shared.db import from_epoch_us, to_epoch_us
-from shared.vocabulary import WATCH_TYPES
+from shared.vocabulary import WATCH_TYPES, AdFormat, ContentKind
 
 ZERO = Decimal(0)
 Expr = ColumnElement[Any] | QueryableAttribute[Any]
@@ -83,12 +83,12 @@ async def begin_snapshot(session: AsyncSession) -> None:
 class AdInfo:
     campaign_id: str
     content_id: str
-    format: str
+    format: AdFormat
 
 
 @dataclass(frozen=True, slots=True)
 class ContentInfo:
-    kind: str
+    kind: ContentKind
     account_id: str
     platform: str | None
     started_at: dt.datetime | None
@@ -460,6 +460,12 @@ async def ad_credits(
     return {str(key[0]): value for key, value in sums.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class ContentCredit:
+    total: MoneySums
+    direct: Decimal  # the part paid while a live room was live (direct GMV)
+
+
 async def content_credits(
     session: AsyncSession,
     tenant_id: str,
@@ -468,7 +474,7 @@ async def content_credits(
     start: dt.datetime,
     end: dt.datetime,
     only: Select[tuple[str]] | None,
-) -> dict[str, tuple[MoneySums, Decimal]]:
+) -> dict[str, ContentCredit]:
     """Per content: its credit sums and the part paid while it was live (direct GMV).
 
     A live room is live from ``started_at`` to ``ended_at`` inclusive (open-ended while
@@ -499,17 +505,16 @@ async def content_credits(
     sums = await grouped_money(
         session, query, [Credit.content_id, direct], Credit.amount, Credit.order_share
     )
-    result: dict[str, tuple[MoneySums, Decimal]] = {}
+    result: dict[str, ContentCredit] = {}
     for (content_id, is_direct), value in sums.items():
-        total, direct_amount = result.get(str(content_id), (MoneySums(), ZERO))
-        total = MoneySums(
-            total.amount + value.amount,
-            total.share + value.share,
-            total.rows + value.rows,
+        seen = result.get(str(content_id))
+        total = seen.total if seen else MoneySums()
+        result[str(content_id)] = ContentCredit(
+            MoneySums(
+                total.amount + value.amount, total.share + value.share, total.rows + value.rows
+            ),
+            (seen.direct if seen else ZERO) + (value.amount if is_direct else ZERO),
         )
-        if is_direct:
-            direct_amount += value.amount
-        result[str(content_id)] = (total, direct_amount)
     return result
 
 
@@ -541,61 +546,62 @@ async def ad_spend(
 # --- time series --------------------------------------------------------------------------
 
 
-def _slot(dialect: str, column: str, origin: dt.datetime, slot_seconds: int) -> Any:
-    """The UTC slot number of ``column`` counted from ``origin`` (both ints, inlined)."""
-    if dialect == "postgresql":
-        origin_seconds = to_epoch_us(origin) // 1_000_000
+@dataclass(frozen=True, slots=True)
+class SeriesFilter:
+    """What a time series counts: one tenant's rows in ``[start, end)``, optionally of one
+    content and/or ad, grouped by UTC slots of ``slot_seconds`` counted from ``origin``."""
+
+    tenant_id: str
+    start: dt.datetime
+    end: dt.datetime
+    origin: dt.datetime
+    slot_seconds: int
+    content_id: str | None
+    ad_id: str | None
+
+    def slot(self, dialect: str, column: str) -> Any:
+        """The slot number of ``column`` (both ints, inlined)."""
+        if dialect == "postgresql":
+            origin_seconds = to_epoch_us(self.origin) // 1_000_000
+            return literal_column(
+                f"CAST(floor((extract(epoch FROM {column}) - {origin_seconds}) / "
+                f"{self.slot_seconds}) AS BIGINT)"
+            ).label("slot")
+        # Epoch microseconds; never below origin inside the range, so integer division floors.
         return literal_column(
-            f"CAST(floor((extract(epoch FROM {column}) - {origin_seconds}) / {slot_seconds}) "
-            "AS BIGINT)"
+            f"(({column} - {to_epoch_us(self.origin)}) / {self.slot_seconds * 1_000_000})"
         ).label("slot")
-    # Epoch microseconds; never below origin inside the range, so integer division floors.
-    return literal_column(
-        f"(({column} - {to_epoch_us(origin)}) / {slot_seconds * 1_000_000})"
-    ).label("slot")
+
+    def narrow(self, query: Select[Any], content: Expr, ad: Expr) -> Select[Any]:
+        """``query`` limited to the content and ad asked for."""
+        if self.content_id is not None:
+            query = query.where(content == self.content_id)
+        if self.ad_id is not None:
+            query = query.where(ad == self.ad_id)
+        return query
 
 
 async def event_series(
-    session: AsyncSession,
-    tenant_id: str,
-    *,
-    event_type: str,
-    start: dt.datetime,
-    end: dt.datetime,
-    origin: dt.datetime,
-    slot_seconds: int,
-    content_id: str | None,
-    ad_id: str | None,
+    session: AsyncSession, where: SeriesFilter, *, event_type: str
 ) -> dict[int, int]:
-    """Events of one type per UTC slot since ``origin``."""
-    slot = _slot(dialect_of(session), "events.occurred_at", origin, slot_seconds)
-    query = select(slot, func.count()).where(*_event_filters(tenant_id, start, end, [event_type]))
-    if content_id is not None:
-        query = query.where(Event.content_id == content_id)
-    if ad_id is not None:
-        query = query.where(Event.ad_id == ad_id)
+    """Events of one type per slot."""
+    slot = where.slot(dialect_of(session), "events.occurred_at")
+    query = select(slot, func.count()).where(
+        *_event_filters(where.tenant_id, where.start, where.end, [event_type])
+    )
+    query = where.narrow(query, Event.content_id, Event.ad_id)
     rows = await session.execute(query.group_by(literal_column("slot")))
     return {int(number): int(count) for number, count in rows}
 
 
 async def credit_series(
-    session: AsyncSession,
-    tenant_id: str,
-    *,
-    model: str,
-    start: dt.datetime,
-    end: dt.datetime,
-    origin: dt.datetime,
-    slot_seconds: int,
-    content_id: str | None,
-    ad_id: str | None,
+    session: AsyncSession, where: SeriesFilter, *, model: str
 ) -> dict[int, MoneySums]:
-    """Σ credited amount and Σ order_share per UTC slot (by paid time) since ``origin``."""
-    slot = _slot(dialect_of(session), "credits.paid_at", origin, slot_seconds)
-    query = select(Credit.order_id).where(*_credit_filters(tenant_id, model, start, end))
-    if content_id is not None:
-        query = query.where(Credit.content_id == content_id)
-    if ad_id is not None:
-        query = query.where(Credit.ad_id == ad_id)
+    """Σ credited amount and Σ order_share per slot (by paid time)."""
+    slot = where.slot(dialect_of(session), "credits.paid_at")
+    query = select(Credit.order_id).where(
+        *_credit_filters(where.tenant_id, model, where.start, where.end)
+    )
+    query = where.narrow(query, Credit.content_id, Credit.ad_id)
     sums = await grouped_money(session, query, [slot], Credit.amount, Credit.order_share)
     return {int(str(key[0])): value for key, value in sums.items()}

@@ -1,21 +1,48 @@
-"""Wire formats of the reports (OpenAPI documentation and the CSV column order).
+"""The reports as typed models: what the service builds, FastAPI encodes and OpenAPI shows.
 
-The handlers encode answers with orjson directly (reports can hold many rows); these models
-describe that JSON. Money is a decimal string in the report's currency, rounded to its minor
-unit; rates and ROAS are numbers; a ratio whose denominator is zero is ``null``.
+Money is a ``Decimal`` already rounded to the report currency's minor unit, written as a
+decimal string ("129.90", "1500" for JPY); rates and ROAS are numbers; a ratio whose
+denominator is zero is ``null``. The CSV columns are the row models' fields, in order.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-Money = str
-MoneyField = Field(description='Decimal string in the report currency, e.g. "129.90"')
+from services.attribution.reports.buckets import Interval
+from services.attribution.reports.metrics import money_text
+from services.attribution.reports.query import Metric
+from shared.schemas import UTCDatetimeOut
+from shared.vocabulary import AdFormat, ContentKind
+
+Money = Annotated[
+    Decimal,
+    PlainSerializer(money_text, return_type=str, when_used="json"),
+    Field(description='Decimal string in the report currency, e.g. "129.90"'),
+]
 
 
-class _Metrics(BaseModel):
+class _Row(BaseModel):
+    # Rows are built by the service from checked sums: no coercion to undo.
+    model_config = ConfigDict(strict=True)
+
+
+class _AdKey(_Row):
+    ad_id: str
+    campaign_id: str | None = Field(description="null when the ad is not in the catalog yet")
+    content_id: str | None
+
+
+class _FormatKey(_Row):
+    format: AdFormat | None = Field(description="null: ads that are not in the catalog yet")
+
+
+class AdMetrics(_Row):
+    """The figures of an ad, or of all ads of one format."""
+
     impressions: int
     views: int
     completions: int = Field(description="view_complete events")
@@ -23,42 +50,27 @@ class _Metrics(BaseModel):
     clicks: int
     ctr: float | None = Field(description="clicks / impressions")
     orders: float = Field(description="Σ credited order shares (fractional under multi-touch)")
-    gmv: Money = MoneyField
+    gmv: Money
     cvr: float | None = Field(description="orders / clicks")
-    spend: Money = MoneyField
+    spend: Money
     cpm: Money | None = Field(description="spend / impressions × 1000")
     cpc: Money | None = Field(description="spend / clicks")
     cpa: Money | None = Field(description="spend / orders")
     roas: float | None = Field(description="gmv / spend")
 
 
-class AdRow(_Metrics):
-    ad_id: str
-    campaign_id: str | None = Field(description="null when the ad is not in the catalog yet")
-    content_id: str | None
-    format: Literal["native", "pre_roll", "overlay", "banner"] | None
+# Fields come base-last-first: the keys, then the format, then the figures.
+class FormatRow(AdMetrics, _FormatKey):
+    pass
 
 
-class FormatRow(_Metrics):
-    format: Literal["native", "pre_roll", "overlay", "banner"] | None = Field(
-        description="null sums ads that are not in the catalog yet"
-    )
+class AdRow(AdMetrics, _FormatKey, _AdKey):
+    pass
 
 
-class AdsReport(BaseModel):
-    currency: str | None = Field(description="The tenant's currency (null before it has one)")
-    model: str
-    timezone: str
-    from_: str = Field(alias="from")
-    to: str
-    rows: list[AdRow]
-    by_format: list[FormatRow] = Field(description="native, pre_roll, overlay, banner")
-    warnings: list[str]
-
-
-class ContentRow(BaseModel):
+class ContentRow(_Row):
     content_id: str
-    kind: Literal["video", "live"] | None
+    kind: ContentKind | None
     platform: str | None
     account_id: str | None
     impressions: int
@@ -76,7 +88,7 @@ class ContentRow(BaseModel):
     clicks: int
     ctr: float | None
     orders: float
-    gmv: Money = MoneyField
+    gmv: Money
     gpm: Money | None = Field(description="gmv / views × 1000")
     direct_gmv: Money = Field(
         description="Live rooms: credited revenue of orders paid while the room was live "
@@ -85,75 +97,45 @@ class ContentRow(BaseModel):
     indirect_gmv: Money = Field(description="gmv − direct_gmv (all of it for a video)")
 
 
-class ContentsReport(BaseModel):
-    currency: str | None
+class _Report(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    currency: str | None = Field(description="The report currency (null before the tenant has one)")
     model: str
     timezone: str
-    from_: str = Field(alias="from")
-    to: str
+    from_: UTCDatetimeOut = Field(alias="from")
+    to: UTCDatetimeOut
+
+
+class AdsReport(_Report):
+    rows: list[AdRow]
+    by_format: list[FormatRow] = Field(description="native, pre_roll, overlay, banner")
+    warnings: list[str]
+
+
+class ContentsReport(_Report):
     rows: list[ContentRow]
     warnings: list[str]
 
 
-class Point(BaseModel):
-    start: str = Field(description="The bucket's start, UTC with Z")
-    value: int | float | str = Field(
+class Point(_Row):
+    start: UTCDatetimeOut = Field(description="The bucket's start, UTC with Z")
+    value: int | float | Money = Field(
         description="Count; orders as a number; gmv as a decimal string"
     )
 
 
-class Timeseries(BaseModel):
-    metric: Literal["impressions", "views", "clicks", "orders", "gmv"]
-    interval: Literal["hour", "day"]
-    timezone: str
-    currency: str | None
-    model: str
-    from_: str = Field(alias="from")
-    to: str
+class Timeseries(_Report):
+    metric: Metric
+    interval: Interval
     points: list[Point]
 
 
-AD_COLUMNS: tuple[str, ...] = (
-    "ad_id",
-    "campaign_id",
-    "content_id",
-    "format",
-    "impressions",
-    "views",
-    "completions",
-    "completion_rate",
-    "clicks",
-    "ctr",
-    "orders",
-    "gmv",
-    "cvr",
-    "spend",
-    "cpm",
-    "cpc",
-    "cpa",
-    "roas",
-)
-FORMAT_COLUMNS: tuple[str, ...] = ("format", *AD_COLUMNS[4:])
-CONTENT_COLUMNS: tuple[str, ...] = (
-    "content_id",
-    "kind",
-    "platform",
-    "account_id",
-    "impressions",
-    "views",
-    "unique_viewers",
-    "completion_rate",
-    "avg_watch_seconds",
-    "likes",
-    "comments",
-    "shares",
-    "engagement_rate",
-    "clicks",
-    "ctr",
-    "orders",
-    "gmv",
-    "gpm",
-    "direct_gmv",
-    "indirect_gmv",
-)
-POINT_COLUMNS: tuple[str, ...] = ("start", "value")
+def columns(row: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(row.model_fields)
+
+
+AD_COLUMNS = columns(AdRow)
+FORMAT_COLUMNS = columns(FormatRow)
+CONTENT_COLUMNS = columns(ContentRow)
+POINT_COLUMNS = columns(Point)

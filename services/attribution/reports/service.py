@@ -1,64 +1,56 @@
-"""Reports: gather the sums (``repository``), derive the metrics (``metrics``), shape rows.
+"""Reports: gather the sums (``repository``), derive the figures (``metrics``), build the rows.
 
-Row rules (CONTRACT "Report ranges"): events count by ``occurred_at`` in ``[from, to)``;
-orders and GMV come from the stored credits of the chosen model whose order was paid in the
-range; spend comes from the catalog's per-day spend for the local days (tenant timezone)
-that begin in the range. A row exists for every ad/content with events, credits or spend in
-the range; ``include_inactive`` adds the rest of the catalog read model with zeros. Rows are
-sorted by GMV descending, then id.
+Row rules: events count by ``occurred_at`` in ``[from, to)``; orders and GMV come from the
+stored credits of the chosen model whose order was paid in the range; spend comes from the
+catalog's per-day spend for the local days (tenant timezone) that begin in the range. A row
+exists for every ad/content with events, credits or spend in the range; ``include_inactive``
+adds the rest of the catalog read model with zeros. Rows are sorted by GMV descending, then id.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.reports import metrics, repository
-from services.attribution.reports.buckets import Interval, make_buckets, spend_days
+from services.attribution.reports.buckets import make_buckets, spend_days
 from services.attribution.reports.metrics import ZERO, Totals
-from services.attribution.reports.params import Common
+from services.attribution.reports.query import Metric, Scope, TimeseriesQuery
+from services.attribution.reports.schemas import (
+    AdMetrics,
+    AdRow,
+    AdsReport,
+    ContentRow,
+    ContentsReport,
+    FormatRow,
+    Point,
+    Timeseries,
+)
 from services.attribution.settings.service import Rules
-from shared.schemas import format_utc
+from shared.currencies import minor_units
+from shared.vocabulary import AD_FORMATS, AdFormat
 
-AD_FORMATS = ("native", "pre_roll", "overlay", "banner")
 AD_EVENT_TYPES = ("impression", "view", "view_complete", "click")
 CONTENT_EVENT_TYPES = ("impression", "view", "view_complete", "like", "comment", "share", "click")
-CONTENT_KINDS = ("video", "live")
-METRIC_EVENT_TYPES = {"impressions": "impression", "views": "view", "clicks": "click"}
-METRICS = ("impressions", "views", "clicks", "orders", "gmv")
+METRIC_EVENT_TYPES: dict[Metric, str] = {
+    "impressions": "impression",
+    "views": "view",
+    "clicks": "click",
+}
 LISTED_IDS = 10  # ids named in one warning before "and N more"
+# A report has no currency only while the tenant has taken no order and no spend is counted
+# in it: every amount in it is zero, written with the usual two decimals.
+NO_CURRENCY_PLACES = 2
+R = TypeVar("R", bound=AdMetrics)
 
-Row = dict[str, Any]
 
-
-@dataclass(slots=True)
-class Report:
-    """A report ready to encode: ``rows`` hold ints, floats, Decimals (money) and None."""
-
-    currency: str | None
-    model: str
-    timezone: str
-    start: dt.datetime
-    end: dt.datetime
-    rows: list[Row]
-    by_format: list[Row] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def header(self) -> dict[str, Any]:
-        return {
-            "currency": self.currency,
-            "model": self.model,
-            "timezone": self.timezone,
-            "from": format_utc(self.start),
-            "to": format_utc(self.end),
-        }
+def _places(currency: str | None) -> int:
+    return NO_CURRENCY_PLACES if currency is None else minor_units(currency)
 
 
 def _name_ids(ids: Iterable[str]) -> str:
@@ -69,23 +61,35 @@ def _name_ids(ids: Iterable[str]) -> str:
     return named
 
 
-def _totals_from_events(totals: Totals, sums: repository.EventSums | None) -> None:
-    if sums is None:
-        return
-    counts = sums.counts
-    totals.impressions = counts.get("impression", 0)
-    totals.views = counts.get("view", 0)
-    totals.completions = counts.get("view_complete", 0)
-    totals.likes = counts.get("like", 0)
-    totals.comments = counts.get("comment", 0)
-    totals.shares = counts.get("share", 0)
-    totals.clicks = counts.get("click", 0)
-    totals.watch_seconds = sums.watch_seconds
-    totals.watch_events = sums.watch_events
+def _not_in_catalog(ids: Iterable[str], catalog: Iterable[str], what: str, where: str) -> str:
+    """A warning naming the ids the catalog read model does not know yet ('' when none)."""
+    known = set(catalog)
+    unknown = sorted(i for i in ids if i not in known)
+    if not unknown:
+        return ""
+    return (
+        f"{len(unknown)} {what}(s) seen in {where} are not in the catalog read model yet: "
+        f"{_name_ids(unknown)}"
+    )
 
 
-def _sort(rows: list[Row], key: str) -> list[Row]:
-    return sorted(rows, key=lambda row: (-row["gmv"], row[key]))
+def _totals(sums: repository.EventSums | None, credit: repository.MoneySums | None) -> Totals:
+    totals = Totals()
+    if sums is not None:
+        counts = sums.counts
+        totals.impressions = counts.get("impression", 0)
+        totals.views = counts.get("view", 0)
+        totals.completions = counts.get("view_complete", 0)
+        totals.likes = counts.get("like", 0)
+        totals.comments = counts.get("comment", 0)
+        totals.shares = counts.get("share", 0)
+        totals.clicks = counts.get("click", 0)
+        totals.watch_seconds = sums.watch_seconds
+        totals.watch_events = sums.watch_events
+    if credit is not None:
+        totals.orders = credit.share
+        totals.gmv = credit.amount
+    return totals
 
 
 # --- spend and currency -------------------------------------------------------------------
@@ -125,12 +129,12 @@ def settle_spend(
             left_out.setdefault(spend_currency, []).append((ad_id, sums))
     for other in sorted(left_out):
         entries = left_out[other]
-        total = sum((sums.amount for _, sums in entries), ZERO)
+        total = metrics.money(sum((sums.amount for _, sums in entries), ZERO), minor_units(other))
         days = sum(sums.rows for _, sums in entries)
         where = f", which is in {currency}" if currency else ""
         warnings.append(
             f"Spend in {other} is left out of this report{where}: "
-            f"{metrics.money_text(metrics.money(total, other))} {other} over {days} ad-day(s) "
+            f"{metrics.money_text(total)} {other} over {days} ad-day(s) "
             f"on {_name_ids(ad for ad, _ in entries)}."
         )
     return currency, kept, {ad for ad, _ in spend}, warnings
@@ -139,33 +143,35 @@ def settle_spend(
 # --- ads ----------------------------------------------------------------------------------
 
 
-def _metric_columns(t: Totals, currency: str | None) -> Row:
-    return {
-        "impressions": t.impressions,
-        "views": t.views,
-        "completions": t.completions,
-        "completion_rate": metrics.completion_rate(t),
-        "clicks": t.clicks,
-        "ctr": metrics.ctr(t),
-        "orders": metrics.rounded_orders(t.orders),
-        "gmv": metrics.money(t.gmv, currency),
-        "cvr": metrics.cvr(t),
-        "spend": metrics.money(t.spend, currency),
-        "cpm": metrics.cpm(t, currency),
-        "cpc": metrics.cpc(t, currency),
-        "cpa": metrics.cpa(t, currency),
-        "roas": metrics.roas(t),
-    }
+def _metric_row(row: type[R], t: Totals, places: int, **keys: str | None) -> R:
+    """An ad's (or an ad format's) row: its ``keys`` and the figures of its totals."""
+    return row(
+        **keys,
+        impressions=t.impressions,
+        views=t.views,
+        completions=t.completions,
+        completion_rate=metrics.completion_rate(t),
+        clicks=t.clicks,
+        ctr=metrics.ctr(t),
+        orders=metrics.rounded_orders(t.orders),
+        gmv=metrics.money(t.gmv, places),
+        cvr=metrics.cvr(t),
+        spend=metrics.money(t.spend, places),
+        cpm=metrics.cpm(t, places),
+        cpc=metrics.cpc(t, places),
+        cpa=metrics.cpa(t, places),
+        roas=metrics.roas(t),
+    )
 
 
 async def ads_report(
     session: AsyncSession,
     tenant_id: str,
     rules: Rules,
-    query: Common,
+    scope: Scope,
     *,
     campaign_id: str | None,
-) -> Report:
+) -> AdsReport:
     await repository.begin_snapshot(session)
     tz = ZoneInfo(rules.timezone)
     only = repository.campaign_ads(tenant_id, campaign_id) if campaign_id else None
@@ -174,15 +180,15 @@ async def ads_report(
         session,
         tenant_id,
         key="ad_id",
-        start=query.start,
-        end=query.end,
+        start=scope.start,
+        end=scope.end,
         types=AD_EVENT_TYPES,
         only=only,
     )
     credits = await repository.ad_credits(
-        session, tenant_id, model=query.model, start=query.start, end=query.end, only=only
+        session, tenant_id, model=scope.model, start=scope.start, end=scope.end, only=only
     )
-    days = spend_days(query.start, query.end, tz)
+    days = spend_days(scope.start, scope.end, tz)
     spend = (
         await repository.ad_spend(
             session, tenant_id, first_day=days[0], last_day=days[1], only=only
@@ -191,51 +197,47 @@ async def ads_report(
         else {}
     )
     currency, spend_by_ad, spent_ads, warnings = settle_spend(rules.currency, spend)
+    places = _places(currency)
 
     ids = set(events) | set(credits) | spent_ads
-    if query.include_inactive:
+    if scope.include_inactive:
         ids |= set(catalog)
-    unknown = sorted(ad for ad in ids if ad not in catalog)
+    unknown = _not_in_catalog(ids, catalog, "ad", "events, credits or spend")
     if unknown:
         warnings.append(
-            f"{len(unknown)} ad(s) seen in events, credits or spend are not in the catalog "
-            f"read model yet: {_name_ids(unknown)}; their campaign, content and format are "
-            "null (POST /v1/sync pulls the catalog now)."
+            f"{unknown}; their campaign, content and format are null "
+            "(POST /v1/sync pulls the catalog now)."
         )
 
-    rows: list[Row] = []
-    format_totals: dict[str | None, Totals] = {fmt: Totals() for fmt in AD_FORMATS}
+    rows: list[AdRow] = []
+    format_totals: dict[AdFormat | None, Totals] = {fmt: Totals() for fmt in AD_FORMATS}
     for ad_id in ids:
-        totals = Totals()
-        _totals_from_events(totals, events.get(ad_id))
-        credit = credits.get(ad_id)
-        if credit is not None:
-            totals.orders = credit.share
-            totals.gmv = credit.amount
+        totals = _totals(events.get(ad_id), credits.get(ad_id))
         totals.spend = spend_by_ad.get(ad_id, ZERO)
         info = catalog.get(ad_id)
         fmt = info.format if info is not None else None
         format_totals.setdefault(fmt, Totals()).add(totals)
         rows.append(
-            {
-                "ad_id": ad_id,
-                "campaign_id": info.campaign_id if info else None,
-                "content_id": info.content_id if info else None,
-                "format": fmt,
-                **_metric_columns(totals, currency),
-            }
+            _metric_row(
+                AdRow,
+                totals,
+                places,
+                ad_id=ad_id,
+                campaign_id=info.campaign_id if info else None,
+                content_id=info.content_id if info else None,
+                format=fmt,
+            )
         )
     by_format = [
-        {"format": fmt, **_metric_columns(totals, currency)}
-        for fmt, totals in format_totals.items()
+        _metric_row(FormatRow, totals, places, format=fmt) for fmt, totals in format_totals.items()
     ]
-    return Report(
+    return AdsReport(
         currency=currency,
-        model=query.model,
+        model=scope.model,
         timezone=rules.timezone,
-        start=query.start,
-        end=query.end,
-        rows=_sort(rows, "ad_id"),
+        from_=scope.start,
+        to=scope.end,
+        rows=sorted(rows, key=lambda row: (-row.gmv, row.ad_id)),
         by_format=by_format,
         warnings=warnings,
     )
@@ -248,14 +250,15 @@ async def contents_report(
     session: AsyncSession,
     tenant_id: str,
     rules: Rules,
-    query: Common,
+    scope: Scope,
     *,
     kind: str | None,
     platform: str | None,
     account_id: str | None,
-) -> Report:
+) -> ContentsReport:
     await repository.begin_snapshot(session)
     currency = rules.currency
+    places = _places(currency)
     only = repository.matching_contents(
         tenant_id, kind=kind, platform=platform, account_id=account_id
     )
@@ -264,72 +267,66 @@ async def contents_report(
         session,
         tenant_id,
         key="content_id",
-        start=query.start,
-        end=query.end,
+        start=scope.start,
+        end=scope.end,
         types=CONTENT_EVENT_TYPES,
         only=only,
         watch=True,
         viewers=True,
     )
     credits = await repository.content_credits(
-        session, tenant_id, model=query.model, start=query.start, end=query.end, only=only
+        session, tenant_id, model=scope.model, start=scope.start, end=scope.end, only=only
     )
     ids = set(events) | set(credits)
-    if query.include_inactive:
+    if scope.include_inactive:
         ids |= set(catalog)
     warnings: list[str] = []
-    unknown = sorted(content for content in ids if content not in catalog)
+    unknown = _not_in_catalog(ids, catalog, "content", "events or credits")
     if unknown:
         warnings.append(
-            f"{len(unknown)} content(s) seen in events or credits are not in the catalog read "
-            f"model yet: {_name_ids(unknown)}; their kind, platform and account are null "
+            f"{unknown}; their kind, platform and account are null "
             "(POST /v1/sync pulls the catalog now)."
         )
 
-    rows: list[Row] = []
+    rows: list[ContentRow] = []
     for content_id in ids:
-        totals = Totals()
         sums = events.get(content_id)
-        _totals_from_events(totals, sums)
         credit = credits.get(content_id)
-        if credit is not None:
-            totals.orders = credit[0].share
-            totals.gmv = credit[0].amount
-            totals.direct_gmv = credit[1]
+        totals = _totals(sums, credit.total if credit else None)
+        direct = metrics.money(credit.direct if credit else ZERO, places)
+        gmv = metrics.money(totals.gmv, places)
         info = catalog.get(content_id)
-        gmv = metrics.money(totals.gmv, currency)
-        direct = metrics.money(totals.direct_gmv, currency)
         rows.append(
-            {
-                "content_id": content_id,
-                "kind": info.kind if info else None,
-                "platform": info.platform if info else None,
-                "account_id": info.account_id if info else None,
-                "impressions": totals.impressions,
-                "views": totals.views,
-                "unique_viewers": sums.unique_viewers if sums else 0,
-                "completion_rate": metrics.completion_rate(totals),
-                "avg_watch_seconds": metrics.avg_watch_seconds(totals),
-                "likes": totals.likes,
-                "comments": totals.comments,
-                "shares": totals.shares,
-                "engagement_rate": metrics.engagement_rate(totals),
-                "clicks": totals.clicks,
-                "ctr": metrics.ctr(totals),
-                "orders": metrics.rounded_orders(totals.orders),
-                "gmv": gmv,
-                "gpm": metrics.gpm(totals, currency),
-                "direct_gmv": direct,
-                "indirect_gmv": metrics.money(gmv - direct, currency),
-            }
+            ContentRow(
+                content_id=content_id,
+                kind=info.kind if info else None,
+                platform=info.platform if info else None,
+                account_id=info.account_id if info else None,
+                impressions=totals.impressions,
+                views=totals.views,
+                unique_viewers=sums.unique_viewers if sums else 0,
+                completion_rate=metrics.completion_rate(totals),
+                avg_watch_seconds=metrics.avg_watch_seconds(totals),
+                likes=totals.likes,
+                comments=totals.comments,
+                shares=totals.shares,
+                engagement_rate=metrics.engagement_rate(totals),
+                clicks=totals.clicks,
+                ctr=metrics.ctr(totals),
+                orders=metrics.rounded_orders(totals.orders),
+                gmv=gmv,
+                gpm=metrics.gpm(totals, places),
+                direct_gmv=direct,
+                indirect_gmv=metrics.money(gmv - direct, places),
+            )
         )
-    return Report(
+    return ContentsReport(
         currency=currency,
-        model=query.model,
+        model=scope.model,
         timezone=rules.timezone,
-        start=query.start,
-        end=query.end,
-        rows=_sort(rows, "content_id"),
+        from_=scope.start,
+        to=scope.end,
+        rows=sorted(rows, key=lambda row: (-row.gmv, row.content_id)),
         warnings=warnings,
     )
 
@@ -337,94 +334,58 @@ async def contents_report(
 # --- time series --------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Series:
-    metric: str
-    interval: Interval
-    timezone: str
-    currency: str | None
-    model: str
-    start: dt.datetime
-    end: dt.datetime
-    points: list[Row]
-
-    def header(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "interval": self.interval,
-            "timezone": self.timezone,
-            "currency": self.currency,
-            "model": self.model,
-            "from": format_utc(self.start),
-            "to": format_utc(self.end),
-        }
-
-
 async def timeseries(
     session: AsyncSession,
     tenant_id: str,
     rules: Rules,
-    query: Common,
-    *,
-    metric: str,
-    interval: Interval,
-    content_id: str | None,
-    ad_id: str | None,
-) -> Series:
+    scope: Scope,
+    query: TimeseriesQuery,
+) -> Timeseries:
     """One metric per local hour/day bucket; every bucket present, in order of start."""
     await repository.begin_snapshot(session)
-    tz = ZoneInfo(rules.timezone)
-    buckets = make_buckets(query.start, query.end, tz, interval)
-    values: list[Any]
-    if metric in METRIC_EVENT_TYPES:
+    buckets = make_buckets(scope.start, scope.end, ZoneInfo(rules.timezone), query.interval)
+    where = repository.SeriesFilter(
+        tenant_id,
+        start=scope.start,
+        end=scope.end,
+        origin=buckets.origin,
+        slot_seconds=buckets.slot_seconds,
+        content_id=query.content_id,
+        ad_id=query.ad_id,
+    )
+    values: Sequence[int | float | Decimal]
+    if query.metric in METRIC_EVENT_TYPES:
         counts = [0] * len(buckets.starts)
         per_slot = await repository.event_series(
-            session,
-            tenant_id,
-            event_type=METRIC_EVENT_TYPES[metric],
-            start=query.start,
-            end=query.end,
-            origin=buckets.origin,
-            slot_seconds=buckets.slot_seconds,
-            content_id=content_id,
-            ad_id=ad_id,
+            session, where, event_type=METRIC_EVENT_TYPES[query.metric]
         )
         for slot, count in per_slot.items():
             counts[buckets.bucket_of_slot(slot)] += count
-        values = list(counts)
+        values = counts
     else:
-        credit_slots = await repository.credit_series(
-            session,
-            tenant_id,
-            model=query.model,
-            start=query.start,
-            end=query.end,
-            origin=buckets.origin,
-            slot_seconds=buckets.slot_seconds,
-            content_id=content_id,
-            ad_id=ad_id,
-        )
         amounts = [ZERO] * len(buckets.starts)
         shares: list[list[float]] = [[] for _ in buckets.starts]
-        for slot, sums in credit_slots.items():
+        for slot, sums in (
+            await repository.credit_series(session, where, model=scope.model)
+        ).items():
             index = buckets.bucket_of_slot(slot)
             amounts[index] += sums.amount
             shares[index].append(sums.share)
-        if metric == "gmv":
-            values = [metrics.money(amount, rules.currency) for amount in amounts]
+        if query.metric == "gmv":
+            places = _places(rules.currency)
+            values = [metrics.money(amount, places) for amount in amounts]
         else:
             values = [metrics.rounded_orders(math.fsum(parts)) for parts in shares]
-    points = [
-        {"start": format_utc(start), "value": value}
-        for start, value in zip(buckets.starts, values, strict=True)
-    ]
-    return Series(
-        metric=metric,
-        interval=interval,
+    return Timeseries(
+        metric=query.metric,
+        interval=query.interval,
         timezone=rules.timezone,
         currency=rules.currency,
-        model=query.model,
-        start=query.start,
-        end=query.end,
-        points=points,
+        model=scope.model,
+        from_=scope.start,
+        to=scope.end,
+        points=[
+            Point(start=start, value=value)
+            for start, value in zip(buckets.starts, values, strict=True)
+        ],
     )
