@@ -399,3 +399,37 @@ def test_every_signature_vector_verifies() -> None:
         assert woocommerce_valid(body, entry["expected"], ["other", entry["secret"]])
         assert not woocommerce_valid(body + b" ", entry["expected"], [entry["secret"]])
     assert not shopify_valid(b"{}", None, [""])
+
+
+async def test_shopify_order_updated_carries_refunds_once(shops: Shops) -> None:
+    assert outcome(await shops.shopify(_paid_twin_of_cancelled(), "orders/paid", "w-p")) == (
+        "applied"
+    )
+    # The cancelled body is also what `orders/updated` sends once the order is refunded.
+    updated = await shops.shopify(raw("shopify_orders_cancelled.json"), "orders/updated", "w-u")
+    assert outcome(updated) == "applied"
+    # The refund's own webhook brings the same refund: it counts once.
+    refund = "shopify_refunds_create.json"
+    again = await shops.shopify(raw(refund), "refunds/create", "w-r", vector(refund))
+    assert outcome(again) == "replayed"
+    order = await shops.order("shop1:5324790137142")
+    assert Decimal(order["refunded"]) == Decimal("1776.38")
+    assert len(order["refunds"]) == 1
+
+
+async def test_outcomes_are_counted_per_integration(shops: Shops) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(outcome_: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "clipfunnel_shop_webhooks_total", {"integration": "woo1", "outcome": outcome_}
+        )
+        return value or 0.0
+
+    before = count("applied"), count("duplicate"), count("unauthorized")
+    name = "woocommerce_order_created.json"
+    await shops.woo(raw(name), "order.created", vector(name))
+    await shops.woo(raw(name), "order.created", vector(name))
+    await shops.woo(raw(name), "order.created", "bm90IGl0")
+    after = count("applied"), count("duplicate"), count("unauthorized")
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]

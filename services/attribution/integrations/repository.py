@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, func, select, update
+from sqlalchemy import Row, Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.models import CatalogProduct, Integration, IntegrationDelivery, OrderLine
@@ -60,6 +60,7 @@ async def set_outcome(
     delivery_key: str,
     outcome: str,
     reason: str | None,
+    order_id: str | None,
 ) -> None:
     await session.execute(
         update(DELIVERIES)
@@ -68,7 +69,20 @@ async def set_outcome(
             DELIVERIES.c.integration_id == integration_id,
             DELIVERIES.c.delivery_key == delivery_key,
         )
-        .values(outcome=outcome, reason=reason)
+        .values(outcome=outcome, reason=reason, order_id=order_id)
+    )
+
+
+async def prune(
+    session: AsyncSession, tenant_id: str, integration_id: str, before: dt.datetime
+) -> None:
+    """Deliveries are kept for a while only: drop this integration's older ones."""
+    await session.execute(
+        delete(DELIVERIES).where(
+            DELIVERIES.c.tenant_id == tenant_id,
+            DELIVERIES.c.integration_id == integration_id,
+            DELIVERIES.c.received_at < before,
+        )
     )
 
 
@@ -132,21 +146,3 @@ async def unmatched_products(
             .order_by(OrderLine.product_id)
         )
     ).all()
-
-
-async def set_order(
-    session: AsyncSession,
-    tenant_id: str,
-    integration_id: str,
-    delivery_key: str,
-    order_id: str | None,
-) -> None:
-    await session.execute(
-        update(DELIVERIES)
-        .where(
-            DELIVERIES.c.tenant_id == tenant_id,
-            DELIVERIES.c.integration_id == integration_id,
-            DELIVERIES.c.delivery_key == delivery_key,
-        )
-        .values(order_id=order_id)
-    )

@@ -215,6 +215,7 @@ async def receive(
     except orjson.JSONDecodeError:
         body = None
     key = delivery_key(row, headers, topic, body, raw)
+    await repository.prune(session, row.tenant_id, row.integration_id, now - RETENTION)
     kept = {k: v for k, v in headers.items() if k not in _DROPPED_HEADERS}
     claimed = await repository.claim_delivery(
         session,
@@ -235,8 +236,9 @@ async def receive(
         SHOP_WEBHOOKS.labels(label, "duplicate").inc()
         return Received(200, WebhookAnswer(outcome="duplicate"))
     outcome, order_id, reason = await _process(session, row, topic, body, secret)
-    await repository.set_outcome(session, row.tenant_id, row.integration_id, key, outcome, reason)
-    await repository.set_order(session, row.tenant_id, row.integration_id, key, order_id)
+    await repository.set_outcome(
+        session, row.tenant_id, row.integration_id, key, outcome, reason, order_id
+    )
     if outcome in ("applied", "replayed") and order_id is not None:
         await _retry_pending(session, row, order_id, key, secret)
     SHOP_WEBHOOKS.labels(label, outcome).inc()
@@ -253,9 +255,9 @@ async def _retry_pending(
         if pending.delivery_key == current_key:
             continue
         body = orjson.loads(pending.body)
-        outcome, _, reason = await _process(session, row, pending.topic, body, secret)
+        outcome, found, reason = await _process(session, row, pending.topic, body, secret)
         await repository.set_outcome(
-            session, row.tenant_id, row.integration_id, pending.delivery_key, outcome, reason
+            session, row.tenant_id, row.integration_id, pending.delivery_key, outcome, reason, found
         )
 
 
