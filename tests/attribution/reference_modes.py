@@ -115,6 +115,8 @@ def _unordered_level(
         if len(chosen) == n:
             return
         for j in range(next_index, len(items)):
+            if chosen and items[j].t - items[chosen[0]].t > window:
+                break  # items come in time order: the rest lie further still
             for step in range(n):
                 if masks[j] >> step & 1 and not used_steps >> step & 1:
                     grow([*chosen, j], used_steps | 1 << step, j + 1)

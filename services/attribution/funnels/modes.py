@@ -141,6 +141,7 @@ def _ordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None) -> 
     convert_from = spec.convert[0] if spec.convert is not None else None
     convert_to = spec.convert[1] if spec.convert is not None else -1
     states: dict[tuple[int, ...], Chain] = {}
+    oldest = 0  # the earliest start among the states
     i = 0
     total = len(items)
     while i < total:
@@ -155,13 +156,16 @@ def _ordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None) -> 
             i += 1
         if not masks:
             continue
-        if states:  # chains out of reach can extend no more
+        if states and t - oldest > window:  # chains out of reach can extend no more
             states = {key: c for key, c in states.items() if t - c[0] <= window}
+            oldest = min((c[0] for c in states.values()), default=t)
+        single = masks[0] if len(masks) == 1 else 0  # the common case: one item at t
         for base in [(), *states.values()]:
             k = len(base)
             if k == n:
                 continue
-            for length in range(1, longest_cover(masks, k + 1, n) + 1):
+            cover = (single >> k & 1) if single else longest_cover(masks, k + 1, n)
+            for length in range(1, cover + 1):
                 chain = base + (t,) * length
                 if judge.extension_void(chain):
                     break  # and so is every longer run from this base

@@ -71,7 +71,14 @@ def to_out(plan: FunnelPlan, result: FunnelResult) -> FunnelOut:
 
 def _refuse(field: list[str | int], message: str) -> UnprocessableEntity:
     return UnprocessableEntity(
-        f"Invalid funnel query: {message}.", errors=[{"loc": ["body", *field], "msg": message}]
+        f"Invalid funnel query: {message}.",
+        errors=[
+            {
+                "loc": ["body", *field],
+                "field": ".".join(str(part) for part in field),
+                "msg": message,
+            }
+        ],
     )
 
 
