@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, Table, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.models import CatalogProduct, Integration, IntegrationDelivery, OrderLine
@@ -42,6 +42,11 @@ async def add(session: AsyncSession, integration: Integration) -> None:
     await session.flush()
 
 
+def _of(tenant_id: str, integration_id: str) -> ColumnElement[bool]:
+    """This integration's deliveries (the leading columns of their key and index)."""
+    return and_(DELIVERIES.c.tenant_id == tenant_id, DELIVERIES.c.integration_id == integration_id)
+
+
 async def claim_delivery(session: AsyncSession, row: dict[str, Any]) -> bool:
     """Insert the delivery unless its key was seen: False means a duplicate."""
     insert = insert_for(session.get_bind().dialect.name)
@@ -64,11 +69,7 @@ async def set_outcome(
 ) -> None:
     await session.execute(
         update(DELIVERIES)
-        .where(
-            DELIVERIES.c.tenant_id == tenant_id,
-            DELIVERIES.c.integration_id == integration_id,
-            DELIVERIES.c.delivery_key == delivery_key,
-        )
+        .where(_of(tenant_id, integration_id), DELIVERIES.c.delivery_key == delivery_key)
         .values(outcome=outcome, reason=reason, order_id=order_id)
     )
 
@@ -78,11 +79,7 @@ async def prune(
 ) -> None:
     """Deliveries are kept for a while only: drop this integration's older ones."""
     await session.execute(
-        delete(DELIVERIES).where(
-            DELIVERIES.c.tenant_id == tenant_id,
-            DELIVERIES.c.integration_id == integration_id,
-            DELIVERIES.c.received_at < before,
-        )
+        delete(DELIVERIES).where(_of(tenant_id, integration_id), DELIVERIES.c.received_at < before)
     )
 
 
@@ -93,8 +90,7 @@ async def pending_of(
         await session.scalars(
             select(IntegrationDelivery)
             .where(
-                IntegrationDelivery.tenant_id == tenant_id,
-                IntegrationDelivery.integration_id == integration_id,
+                _of(tenant_id, integration_id),
                 IntegrationDelivery.order_id == order_id,
                 IntegrationDelivery.outcome == "pending",
             )
@@ -109,11 +105,7 @@ async def deliveries(
     return (
         await session.scalars(
             select(IntegrationDelivery)
-            .where(
-                IntegrationDelivery.tenant_id == tenant_id,
-                IntegrationDelivery.integration_id == integration_id,
-                IntegrationDelivery.received_at >= since,
-            )
+            .where(_of(tenant_id, integration_id), IntegrationDelivery.received_at >= since)
             .order_by(IntegrationDelivery.received_at.desc(), IntegrationDelivery.delivery_key)
             .limit(limit)
         )
