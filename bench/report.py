@@ -24,6 +24,10 @@ def _ingest_ok(value: float, backend: str) -> bool | None:
     return value >= 0.6
 
 
+def _within_a_second(section: str, key: str, label: str) -> Row:
+    return Row(section, key, label, "ms", "< 1000", lambda v, b: v < 1000)
+
+
 ROWS: tuple[Row, ...] = (
     Row(
         "ingest",
@@ -44,30 +48,9 @@ ROWS: tuple[Row, ...] = (
     Row("orders", "closed_loop_per_s", "orders closed loop max", "orders/s"),
     Row("orders", "closed_loop_p50_ms", "orders closed loop p50", "ms"),
     Row("orders", "closed_loop_p99_ms", "orders closed loop p99", "ms"),
-    Row(
-        "funnel",
-        "default_ms",
-        "funnel default 4 steps (exact)",
-        "ms",
-        "< 1000",
-        lambda v, b: v < 1000,
-    ),
-    Row(
-        "funnel",
-        "platform_filter_ms",
-        "funnel platform filter",
-        "ms",
-        "< 1000",
-        lambda v, b: v < 1000,
-    ),
-    Row(
-        "funnel",
-        "content_filter_ms",
-        "funnel content filter",
-        "ms",
-        "< 1000",
-        lambda v, b: v < 1000,
-    ),
+    _within_a_second("funnel", "default_ms", "funnel default 4 steps (exact)"),
+    _within_a_second("funnel", "platform_filter_ms", "funnel platform filter"),
+    _within_a_second("funnel", "content_filter_ms", "funnel content filter"),
     Row("funnel", "breakdown_platform_ms", "funnel breakdown by platform", "ms"),
     Row("funnel", "greedy_sql_ms", "funnel greedy SQL baseline", "ms"),
     Row(
@@ -78,9 +61,9 @@ ROWS: tuple[Row, ...] = (
         "≤ 2",
         lambda v, b: v <= 2,
     ),
-    Row("reports", "ads_ms", "report ads", "ms", "< 1000", lambda v, b: v < 1000),
-    Row("reports", "contents_ms", "report contents", "ms", "< 1000", lambda v, b: v < 1000),
-    Row("reports", "timeseries_ms", "report timeseries", "ms", "< 1000", lambda v, b: v < 1000),
+    _within_a_second("reports", "ads_ms", "report ads"),
+    _within_a_second("reports", "contents_ms", "report contents"),
+    _within_a_second("reports", "timeseries_ms", "report timeseries"),
 )
 
 

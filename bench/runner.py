@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
 from bench import baseline, workloads
@@ -183,7 +184,6 @@ async def one_run(
     info: dict[str, Any] = {}
     result: dict[str, Any] = {"load_average_start": _load(), "info": info}
     profile = cfg.profile_dir if profiled else None
-    data = prep.data
     try:
         for role in ("attribution", "baseline"):
             await dbs.create(role)
@@ -203,14 +203,13 @@ async def one_run(
         async with workloads.client(service.url, token) as attribution:
             seq = await prepare_attribution(Api(attribution, "attribution"))
             _say(f"  attribution ready, catalog synced to seq {seq}")
-            result["ingest"] = await _ingest(
-                backend, cfg, prep, dbs, service, attribution, profile, info
-            )
-            result["orders"] = await _orders(backend, cfg, prep, dbs, service, attribution, profile)
+            run = Run(backend, cfg, prep, dbs, service, attribution, profile, info)
+            result["ingest"] = await _ingest(run)
+            result["orders"] = await _orders(run)
             if backend == "postgres":
                 await baseline.pg_analyze(dbs.dsn("attribution"))
-            result["funnel"] = await _funnels(backend, cfg, data, dbs, attribution, info)
-            result["reports"] = await _reports(cfg, data, attribution)
+            result["funnel"] = await _funnels(run)
+            result["reports"] = await _reports(run)
         if not service.alive():
             raise RuntimeError(f"attribution died during the run; {service.tail()}")
     except Exception as exc:
@@ -225,16 +224,23 @@ async def one_run(
     return result
 
 
-async def _ingest(
-    backend: Backend,
-    cfg: Config,
-    prep: Prepared,
-    dbs: Databases,
-    service: ServiceProcess,
-    attribution: Any,
-    profile: Path | None,
-    info: dict[str, Any],
-) -> Section:
+@dataclass
+class Run:
+    """What the measurements of one run share."""
+
+    backend: Backend
+    cfg: Config
+    prep: Prepared
+    dbs: Databases
+    service: ServiceProcess
+    attribution: httpx.AsyncClient
+    profile: Path | None  # cProfile the service into this folder
+    info: dict[str, Any]  # facts worth keeping beside the figures
+
+
+async def _ingest(run: Run) -> Section:
+    backend, cfg, prep, dbs, service = run.backend, run.cfg, run.prep, run.dbs, run.service
+    attribution, profile, info = run.attribution, run.profile, run.info
     profiler = _profiler(service, cfg, profile, backend, "ingest")
     meter = _meter(service, dbs, backend, "attribution")
     stats = await workloads.ingest(attribution, prep.event_bodies, cfg.ingest_concurrency)
@@ -291,15 +297,9 @@ async def _ingest(
     return section
 
 
-async def _orders(
-    backend: Backend,
-    cfg: Config,
-    prep: Prepared,
-    dbs: Databases,
-    service: ServiceProcess,
-    attribution: Any,
-    profile: Path | None,
-) -> Section:
+async def _orders(run: Run) -> Section:
+    backend, cfg, prep, dbs, service = run.backend, run.cfg, run.prep, run.dbs, run.service
+    attribution, profile = run.attribution, run.profile
     profiler = _profiler(service, cfg, profile, backend, "orders")
     opened = await workloads.orders_open_loop(attribution, prep.open_loop, cfg.order_rate)
     meter = _meter(service, dbs, backend, "attribution")
@@ -360,14 +360,9 @@ def _users(answer: Any) -> list[int] | None:
     return None
 
 
-async def _funnels(
-    backend: Backend,
-    cfg: Config,
-    data: Month,
-    dbs: Databases,
-    attribution: Any,
-    info: dict[str, Any],
-) -> Section:
+async def _funnels(run: Run) -> Section:
+    backend, cfg, data, dbs = run.backend, run.cfg, run.prep.data, run.dbs
+    attribution, info = run.attribution, run.info
     whole = {"from": iso(data.start_us), "to": iso(data.end_us)}
     queries: dict[str, dict[str, Any]] = {
         "default": whole,
@@ -418,7 +413,8 @@ async def _funnels(
     return section
 
 
-async def _reports(cfg: Config, data: Month, attribution: Any) -> Section:
+async def _reports(run: Run) -> Section:
+    cfg, data, attribution = run.cfg, run.prep.data, run.attribution
     whole = {"from": iso(data.start_us), "to": iso(data.end_us)}
     queries = {
         "ads": ("/v1/reports/ads", whole),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from services.catalog.accounts.schemas import AccountIn
 from services.catalog.ads.schemas import AdIn, AdSpendIn
@@ -122,25 +124,23 @@ def test_catalog_shape_and_bodies_valid_for_the_catalog_api(demo: Month) -> None
     assert len({(s.ad_id, s.day) for s in cat.spend}) == len(cat.spend)
 
     # Every body passes the catalog's own input schemas, and every id the id rule.
-    for account in cat.accounts:
-        AccountIn.model_validate(account.body())
+    schemas: list[tuple[type[BaseModel], Sequence[Any]]] = [
+        (AccountIn, cat.accounts),
+        (ContentIn, cat.contents),
+        (ContentProductIn, cat.links),
+        (CampaignIn, cat.campaigns),
+        (AdIn, cat.ads),
+        (AdSpendIn, cat.spend),
+        (TrackingLinkIn, cat.tracking_links),
+    ]
+    for schema, objects in schemas:
+        for item in objects:
+            schema.model_validate(item.body())
     for product in cat.products:
         body = ProductIn.model_validate(product.body())
         assert body.currency == "CNY"
         assert body.price > 0
-    for content in cat.contents:
-        ContentIn.model_validate(content.body())
-    for link in cat.links:
-        ContentProductIn.model_validate(link.body())
-    for campaign in cat.campaigns:
-        CampaignIn.model_validate(campaign.body())
-    for ad in cat.ads:
-        AdIn.model_validate(ad.body())
-    for spend in cat.spend:
-        AdSpendIn.model_validate(spend.body())
-    for tracking in cat.tracking_links:
-        TrackingLinkIn.model_validate(tracking.body())
-        assert tracking.product_id in products
+    assert all(tracking.product_id in products for tracking in cat.tracking_links)
     ids = [
         *(a.id for a in cat.accounts),
         *(p.id for p in cat.products),
@@ -390,19 +390,23 @@ async def test_posts_catalog_then_settings_sync_events_then_orders() -> None:
     assert sorted(b["refund_id"] for _, p, b in fake.requests if p.endswith("/refunds")) == refunded
 
 
+async def load_small_demo(transport: httpx.MockTransport) -> None:
+    """Ten events of the demo, both services answered by ``transport``."""
+    await load_demo(
+        catalog_url="http://c",
+        attribution_url="http://a",
+        token="tok",
+        events=10,
+        now=NOW,
+        catalog_transport=transport,
+        attribution_transport=transport,
+    )
+
+
 async def test_an_error_answer_names_the_request() -> None:
     fake = FakeServices(fail=("PUT", "/v1/accounts/acc-douyin-glowlab", 422))
-    transport = httpx.MockTransport(fake)
     with pytest.raises(DemoError, match=r"catalog PUT /v1/accounts/acc-douyin-glowlab failed"):
-        await load_demo(
-            catalog_url="http://c",
-            attribution_url="http://a",
-            token="tok",
-            events=10,
-            now=NOW,
-            catalog_transport=transport,
-            attribution_transport=transport,
-        )
+        await load_small_demo(httpx.MockTransport(fake))
 
 
 async def test_rejected_events_are_an_error() -> None:
@@ -414,17 +418,8 @@ async def test_rejected_events_are_an_error() -> None:
             )
         return FakeServices()(request)
 
-    transport = httpx.MockTransport(handler)
     with pytest.raises(DemoError, match=r"rejected 1 of 10 events: #3 e3: occurred_at"):
-        await load_demo(
-            catalog_url="http://c",
-            attribution_url="http://a",
-            token="tok",
-            events=10,
-            now=NOW,
-            catalog_transport=transport,
-            attribution_transport=transport,
-        )
+        await load_small_demo(httpx.MockTransport(handler))
 
 
 # --- end to end, against the real in-process services (both database backends) ---------
