@@ -40,7 +40,8 @@ def default_values(body: Schema) -> dict[str, Any]:
 
 
 def _id_path(name: str) -> Any:
-    return Annotated[str, Path(alias=name, pattern=ID_PATTERN, description="Client-chosen id")]
+    """A client id in the path under ``name`` (``{account_id}``, ``{product_id}``…)."""
+    return Path(alias=name, pattern=ID_PATTERN, description="Client-chosen id")
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class _Paths:
 def _top_level_paths(spec: EntitySpec, plural: str) -> _Paths:
     # The path names the entity ({account_id}, {ad_id}…) as the API documents it.
     id_name = f"{spec.entity}_id"
-    ItemId = _id_path(id_name)
+    ItemId = Annotated[str, _id_path(id_name)]
 
     def key(item_id: ItemId) -> Key:
         return {"id": item_id}
@@ -111,10 +112,11 @@ def _top_level_paths(spec: EntitySpec, plural: str) -> _Paths:
 
 def _child_paths(spec: EntitySpec, plural: str, parent: Parent) -> _Paths:
     parent_field, item_field = spec.key_fields
-    ParentId = _id_path(parent_field)
-    ItemKey = parent.item if parent.item is not None else _id_path(item_field)
+    ParentId = Annotated[str, _id_path(parent_field)]
+    ItemKey = parent.item or Annotated[str, _id_path(item_field)]
 
-    def key(parent_id: ParentId, item: ItemKey) -> Key:
+    # ItemKey is chosen at runtime (a client id, or e.g. a day), as FastAPI reads it.
+    def key(parent_id: ParentId, item: ItemKey) -> Key:  # type: ignore[valid-type]
         return {parent_field: parent_id, item_field: item}
 
     def scope(parent_id: ParentId) -> Key:
