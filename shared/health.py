@@ -1,13 +1,28 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes.
+
+Readiness is: the database answers, its schema is at head, and every check a service puts in
+``app.state.readiness_checks`` passes (each returns None when ready, else why not; e.g. the
+attribution service's catalog sync that has stopped advancing).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from collections.abc import Callable, Iterable
+
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from shared.db import reader
 from shared.errors import problem_response
+
+ReadinessCheck = Callable[[], str | None]
+
+
+def _not_ready(detail: str) -> Response:
+    return problem_response(
+        503, "Not ready", detail, type_slug="not-ready", headers={"Retry-After": "5"}
+    )
 
 
 def health_router(version_table: str) -> APIRouter:
@@ -19,7 +34,8 @@ def health_router(version_table: str) -> APIRouter:
 
     @router.get(
         "/readyz",
-        summary="Readiness: the database answers and migrations are at head",
+        summary="Readiness: the database answers, migrations are at head and the service's "
+        "own checks pass",
         responses={503: {"description": "Not ready (problem+json)"}},
         response_model=None,
     )
@@ -31,22 +47,16 @@ def health_router(version_table: str) -> APIRouter:
                     await conn.execute(text(f"SELECT version_num FROM {version_table}"))
                 ).scalar_one_or_none()
         except Exception as exc:
-            return problem_response(
-                503,
-                "Not ready",
-                f"The database did not answer ({type(exc).__name__}).",
-                type_slug="not-ready",
-                headers={"Retry-After": "5"},
-            )
+            return _not_ready(f"The database did not answer ({type(exc).__name__}).")
         if current != expected:
-            return problem_response(
-                503,
-                "Not ready",
+            return _not_ready(
                 f"Database schema is at {current!r}, expected {expected!r}: "
-                "run `clipfunnel migrate`.",
-                type_slug="not-ready",
-                headers={"Retry-After": "5"},
+                "run `clipfunnel migrate`."
             )
+        checks: Iterable[ReadinessCheck] = getattr(request.app.state, "readiness_checks", ())
+        reasons = [reason for check in checks if (reason := check()) is not None]
+        if reasons:
+            return _not_ready(" ".join(reasons))
         return JSONResponse({"status": "ready", "revision": current})
 
     return router

@@ -18,7 +18,12 @@ class SyncResult(BaseModel):
     "",
     response_model=SyncResult,
     summary="Pull the catalog change feed now; answers once applied",
-    responses={503: {"description": "Catalog unreachable (problem+json, Retry-After)"}},
+    description="A change the read model cannot take is skipped (kept in "
+    "`catalog_sync_skipped`, logged and counted) rather than stop the feed.",
+    responses={
+        502: {"description": "The catalog answered with no usable change feed (problem+json)"},
+        503: {"description": "Catalog unreachable (problem+json, Retry-After)"},
+    },
 )
 async def post_sync(
     _: Annotated[Principal, Depends(require_scope("admin"))], request: Request

@@ -1,197 +1,121 @@
-"""Keeping the local read model of the catalog current by pulling the change feed."""
+"""Keeping the local read model of the catalog current by pulling the change feed.
+
+A change the read model cannot take (a value it cannot parse or hold, one the database
+refuses) is recorded in ``catalog_sync_skipped``, counted and logged, and the feed moves past
+it: one tenant's bad object never stops the sync of every tenant behind it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, select
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from services.attribution.core.metrics import CATALOG_SYNC_LAG
-from services.attribution.models import (
-    Base,
-    CatalogAccount,
-    CatalogAd,
-    CatalogAdSpend,
-    CatalogCampaign,
-    CatalogContent,
-    CatalogContentProduct,
-    CatalogProduct,
-    CatalogTrackingLink,
-    SyncState,
+from services.attribution.catalog_sync import repository
+from services.attribution.catalog_sync.metrics import CATALOG_SYNC_SKIPPED
+from services.attribution.catalog_sync.projection import (
+    Row,
+    Unappliable,
+    parse_change,
+    project,
 )
+from services.attribution.catalog_sync.repository import STATE_KEY, current_seq
+from services.attribution.core.metrics import CATALOG_SYNC_LAG
 from shared.auth import ALL_TENANTS, mint_token
-from shared.db import insert_for, utcnow
-from shared.errors import ServiceUnavailable
+from shared.db import utcnow
+from shared.errors import ProblemError, ServiceUnavailable
+
+__all__ = ["STATE_KEY", "CatalogFeedError", "CatalogSync", "CatalogUnreachable", "current_seq"]
 
 log = logging.getLogger("clipfunnel.catalog_sync")
-STATE_KEY = "catalog"
 PAGE_SIZE = 1000
+# A reason is stored and logged whole up to this many characters.
+_REASON_CHARS = 1000
 
 
-def _dt(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+class CatalogUnreachable(ServiceUnavailable):
+    type_slug, title = "catalog-unreachable", "Catalog unreachable"
 
 
-def _date(value: Any) -> dt.date:
-    return dt.date.fromisoformat(str(value))
+class CatalogFeedError(ProblemError):
+    """The catalog answered, but not with a change feed this service can read."""
+
+    status, type_slug, title = 502, "catalog-feed-error", "Catalog change feed unusable"
 
 
 @dataclass(frozen=True)
-class Projection:
-    """How one feed entity lands in one read-model table."""
+class _Planned:
+    """A fresh feed entry and what it does: a row, nothing (an entity not kept), or a skip."""
 
-    model: type[Base]
-    key: tuple[str, ...]  # read-model columns of the key, taken from data
-    columns: dict[str, Any] = field(default_factory=dict)  # column -> converter(data)
-
-
-def _pick(name: str, convert: Any = None) -> Any:
-    def get(data: dict[str, Any]) -> Any:
-        value = data.get(name)
-        return convert(value) if convert is not None and value is not None else value
-
-    return get
+    raw: dict[str, Any]
+    row: Row | None = None
+    reason: str | None = None
 
 
-PROJECTIONS: dict[str, Projection] = {
-    "account": Projection(
-        CatalogAccount,
-        ("id",),
-        {
-            "platform": _pick("platform"),
-            "handle": _pick("handle"),
-            "display_name": _pick("display_name"),
-        },
-    ),
-    "content": Projection(
-        CatalogContent,
-        ("id",),
-        {
-            "kind": _pick("kind"),
-            "account_id": _pick("account_id"),
-            "title": _pick("title"),
-            "published_at": _pick("published_at", _dt),
-            "started_at": _pick("started_at", _dt),
-            "ended_at": _pick("ended_at", _dt),
-            "duration_seconds": _pick("duration_seconds"),
-            "topics": _pick("topics"),
-            "format": _pick("format"),
-        },
-    ),
-    "product": Projection(
-        CatalogProduct,
-        ("id",),
-        {
-            "title": _pick("title"),
-            "price": _pick("price", Decimal),
-            "currency": _pick("currency"),
-            "category": _pick("category"),
-        },
-    ),
-    "content_product": Projection(
-        CatalogContentProduct,
-        ("content_id", "product_id"),
-        {
-            "placement": _pick("placement"),
-            "starts_at": _pick("starts_at", _dt),
-            "ends_at": _pick("ends_at", _dt),
-        },
-    ),
-    "campaign": Projection(CatalogCampaign, ("id",), {"name": _pick("name")}),
-    "ad": Projection(
-        CatalogAd,
-        ("id",),
-        {
-            "campaign_id": _pick("campaign_id"),
-            "content_id": _pick("content_id"),
-            "product_id": _pick("product_id"),
-            "format": _pick("format"),
-            "name": _pick("name"),
-        },
-    ),
-    "ad_spend": Projection(
-        CatalogAdSpend,
-        ("ad_id", "day"),
-        {"amount": _pick("amount", Decimal), "currency": _pick("currency")},
-    ),
-    "tracking_link": Projection(
-        CatalogTrackingLink,
-        ("code",),
-        {
-            "content_id": _pick("content_id"),
-            "product_id": _pick("product_id"),
-            "ad_id": _pick("ad_id"),
-            "destination_url": _pick("destination_url"),
-        },
-    ),
-}
+def plan(raw: dict[str, Any]) -> _Planned:
+    try:
+        return _Planned(raw, row=project(parse_change(raw)))
+    except Unappliable as exc:
+        return _Planned(raw, reason=str(exc))
 
 
-def _key_values(projection: Projection, entity: str, change: dict[str, Any]) -> dict[str, Any]:
-    data = change.get("data") or {}
-    if entity == "tracking_link":
-        return {"code": data.get("id") or change["id"]}
-    values: dict[str, Any] = {}
-    parts = str(change["id"]).split("/")
-    for position, name in enumerate(projection.key):
-        raw = data.get(name, parts[position] if position < len(parts) else None)
-        values[name] = _date(raw) if name == "day" else raw
-    return values
-
-
-async def apply_changes(session: AsyncSession, changes: Sequence[dict[str, Any]]) -> None:
-    """Apply feed entries in order; unknown entities are skipped (a newer catalog)."""
-    dialect = session.get_bind().dialect.name
-    insert = insert_for(dialect)
-    for change in changes:
-        projection = PROJECTIONS.get(change["entity"])
-        if projection is None:
-            continue
-        model: Any = projection.model
-        key = {
-            "tenant_id": change["tenant_id"],
-            **_key_values(projection, change["entity"], change),
-        }
-        if change["op"] == "delete":
-            await session.execute(
-                delete(model).where(*[getattr(model, k) == v for k, v in key.items()])
-            )
-            continue
-        data = change.get("data") or {}
-        values = {column: convert(data) for column, convert in projection.columns.items()}
-        stmt = insert(model).values(**key, **values)
-        stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=values)
-        await session.execute(stmt)
-
-
-async def current_seq(session: AsyncSession) -> int:
-    value = await session.scalar(select(SyncState.catalog_seq).where(SyncState.name == STATE_KEY))
-    return int(value or 0)
+def page_changes(feed: Any) -> list[dict[str, Any]]:
+    """The entries of one feed page, each with an integer ``seq``, in increasing order."""
+    changes = feed.get("changes") if isinstance(feed, dict) else None
+    if not isinstance(changes, list) or not all(
+        isinstance(c, dict) and type(c.get("seq")) is int for c in changes
+    ):
+        raise CatalogFeedError(
+            "The catalog answered the change feed with something that is not one (each "
+            "change needs an integer `seq`); check that ATTRIBUTION_CATALOG_URL points at "
+            "the catalog service."
+        )
+    seqs = [c["seq"] for c in changes]
+    if seqs != sorted(set(seqs)):
+        raise CatalogFeedError("The catalog's change feed page is not in increasing `seq` order.")
+    return changes
 
 
 @dataclass
 class CatalogSync:
-    """Pulls the catalog's change feed into the read model; one per app."""
+    """Pulls the catalog's change feed into the read model; one per app.
+
+    ``clock`` (monotonic seconds) and ``sleep`` are the loop's time, so tests can drive it.
+    """
 
     sessionmaker: async_sessionmaker[AsyncSession]
     client: httpx.AsyncClient
     secret: str
     interval_seconds: float = 2.0
     max_backoff_seconds: float = 60.0
+    # No successful pull for this long, for any reason but an unreachable catalog, is a stall
+    # (GET /readyz answers 503). Default: the longer of 10 intervals and 2 longest backoffs.
+    stall_after_seconds: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    last_caught_up: float | None = None  # monotonic time the feed was last read to its end
-    started: float = field(default_factory=time.monotonic)
+    last_caught_up: float | None = None  # clock time the feed was last read to its end
+    started: float = field(init=False)
+    last_error: str | None = None  # the latest pull's failure, None after a success
+    catalog_unreachable: bool = False  # whether that failure was the catalog not answering
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    @property
+    def stall_seconds(self) -> float:
+        if self.stall_after_seconds is not None:
+            return self.stall_after_seconds
+        return max(10 * self.interval_seconds, 2 * self.max_backoff_seconds)
 
     def _token(self) -> str:
         return mint_token(self.secret, ALL_TENANTS, ["catalog:sync"], ttl_seconds=300)
@@ -199,68 +123,193 @@ class CatalogSync:
     async def pull(self) -> int:
         """Read the feed to its end and apply it; returns the catalog sequence reached."""
         async with self.lock:
-            headers = {"Authorization": f"Bearer {self._token()}"}
-            while True:
-                async with self.sessionmaker() as session:
-                    after = await current_seq(session)
-                try:
-                    response = await self.client.get(
-                        "/v1/changes", params={"after": after, "limit": PAGE_SIZE}, headers=headers
-                    )
-                    response.raise_for_status()
-                except httpx.HTTPError as exc:
-                    raise ServiceUnavailable(
-                        "The catalog service did not answer the change feed "
-                        f"({type(exc).__name__}); "
-                        "attribution keeps serving with the catalog data it has.",
-                        headers={"Retry-After": "5"},
-                    ) from exc
-                feed = response.json()
-                changes = feed["changes"]
-                if changes:
-                    await self._apply(after, changes)
-                if len(changes) < PAGE_SIZE:
-                    self.last_caught_up = time.monotonic()
-                    self.update_lag()
-                    async with self.sessionmaker() as session:
-                        return await current_seq(session)
+            try:
+                seq = await self._pull_to_end()
+            except CatalogUnreachable as exc:
+                self._failed(exc, unreachable=True)
+                raise
+            except Exception as exc:
+                self._failed(exc, unreachable=False)
+                raise
+            self.last_error = None
+            self.catalog_unreachable = False
+            self.last_caught_up = self.clock()
+            self.update_lag()
+            return seq
 
-    async def _apply(self, after: int, changes: list[dict[str, Any]]) -> None:
-        async with self.sessionmaker() as session:
-            # Lock the state row so two replicas never apply overlapping pages out of order.
-            state = await session.scalar(
-                select(SyncState).where(SyncState.name == STATE_KEY).with_for_update()
+    def _failed(self, exc: Exception, *, unreachable: bool) -> None:
+        detail = exc.detail if isinstance(exc, ProblemError) else str(exc)
+        self.last_error = f"{type(exc).__name__}: {detail}"[:_REASON_CHARS]
+        self.catalog_unreachable = unreachable
+
+    async def _pull_to_end(self) -> int:
+        headers = {"Authorization": f"Bearer {self._token()}"}
+        while True:
+            async with self.sessionmaker() as session:
+                after = await current_seq(session)
+            changes = await self._fetch(after, headers)
+            if changes:
+                await self._apply(changes)
+            if len(changes) < PAGE_SIZE:
+                async with self.sessionmaker() as session:
+                    return await current_seq(session)
+
+    async def _fetch(self, after: int, headers: dict[str, str]) -> list[dict[str, Any]]:
+        try:
+            response = await self.client.get(
+                "/v1/changes", params={"after": after, "limit": PAGE_SIZE}, headers=headers
             )
-            if state is None:
-                state = SyncState(name=STATE_KEY, catalog_seq=0)
-                session.add(state)
-            fresh = [c for c in changes if c["seq"] > state.catalog_seq]
+        except httpx.HTTPError as exc:
+            raise self._unreachable(type(exc).__name__) from exc
+        if response.status_code >= 500:
+            raise self._unreachable(f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise CatalogFeedError(
+                f"The catalog refused the change feed (HTTP {response.status_code}); check "
+                "that both services share CLIPFUNNEL_SECRET and ATTRIBUTION_CATALOG_URL points "
+                "at the catalog."
+            )
+        try:
+            feed = response.json()
+        except ValueError:
+            feed = None
+        return page_changes(feed)
+
+    @staticmethod
+    def _unreachable(why: str) -> CatalogUnreachable:
+        return CatalogUnreachable(
+            f"The catalog service did not answer the change feed ({why}); "
+            "attribution keeps serving with the catalog data it has.",
+            headers={"Retry-After": "5"},
+        )
+
+    async def _apply(self, changes: Sequence[dict[str, Any]]) -> None:
+        async with self.sessionmaker() as session:
+            state = await repository.lock_state(session)
+            fresh = [plan(c) for c in changes if c["seq"] > state.catalog_seq]
             if fresh:
-                await apply_changes(session, fresh)
-                state.catalog_seq = fresh[-1]["seq"]
+                await self._apply_planned(session, fresh)
+                state.catalog_seq = fresh[-1].raw["seq"]
                 state.last_change_at = utcnow()
             state.last_success_at = utcnow()
             await session.commit()
 
+    async def _apply_planned(self, session: AsyncSession, planned: list[_Planned]) -> None:
+        rows = [p.row for p in planned if p.row is not None]
+        try:
+            # The whole page in one savepoint: the usual case, and the fast one.
+            async with session.begin_nested():
+                await repository.apply_rows(session, rows)
+        except StatementError as exc:
+            if not _refused(exc):
+                raise
+            # The database refused one of them: apply each in its own savepoint to find it.
+            planned = [await self._apply_one(session, p) for p in planned]
+        for skipped in planned:
+            if skipped.reason is not None:
+                await self._skip(session, skipped.raw, skipped.reason)
+
+    @staticmethod
+    async def _apply_one(session: AsyncSession, planned: _Planned) -> _Planned:
+        if planned.row is None:
+            return planned
+        try:
+            async with session.begin_nested():
+                await repository.apply_rows(session, [planned.row])
+        except StatementError as exc:
+            if not _refused(exc):
+                raise
+            # The driver's message without the statement and its parameters.
+            message = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+            return _Planned(planned.raw, reason=f"the database refused it: {message}")
+        return planned
+
+    async def _skip(self, session: AsyncSession, raw: dict[str, Any], reason: str) -> None:
+        reason = reason[:_REASON_CHARS]
+        entity = _label(raw.get("entity"), 64)
+        log.warning(
+            "catalog change %s skipped (tenant %s, %s %s, %s): %s",
+            raw["seq"],
+            raw.get("tenant_id"),
+            raw.get("entity"),
+            raw.get("id"),
+            raw.get("op"),
+            reason,
+        )
+        CATALOG_SYNC_SKIPPED.labels(entity).inc()
+        await repository.record_skipped(
+            session,
+            seq=raw["seq"],
+            tenant_id=_label(raw.get("tenant_id"), 128),
+            entity=entity,
+            entity_id=_label(raw.get("id"), 300),
+            op=_label(raw.get("op"), 16),
+            reason=reason,
+            # ensure_ascii: control characters (NUL included) become escapes any column holds.
+            change=json.dumps(raw, ensure_ascii=True, sort_keys=True, default=str),
+            at=utcnow(),
+        )
+
     def update_lag(self) -> float:
         reference = self.last_caught_up if self.last_caught_up is not None else self.started
-        lag = max(0.0, time.monotonic() - reference)
+        lag = max(0.0, self.clock() - reference)
         CATALOG_SYNC_LAG.set(lag)
         return lag
 
+    def stall(self) -> str | None:
+        """Why the sync has stopped advancing, or None while it keeps up (a readiness check).
+
+        An unreachable catalog is not a stall of this service (it keeps serving with the
+        catalog data it has; the lag metric and its alert say so); anything else that keeps
+        pulls from succeeding for ``stall_seconds`` is.
+        """
+        if self.catalog_unreachable:
+            return None
+        behind = self.update_lag()
+        if behind <= self.stall_seconds:
+            return None
+        cause = self.last_error or "a pull has been running without finishing"
+        return (
+            f"The catalog sync has not advanced for {behind:.0f} s (more than "
+            f"{self.stall_seconds:g} s): {cause}"
+        )
+
     async def run_forever(self) -> None:
-        backoff = self.interval_seconds
+        """Pull every ``interval_seconds``; after a failure retry with exponential backoff
+        (jittered, at most ``max_backoff_seconds``), for ever."""
         while True:
-            try:
-                await self.pull()
-                backoff = self.interval_seconds
-            except ServiceUnavailable:
-                backoff = min(self.max_backoff_seconds, max(backoff * 2, self.interval_seconds))
-                log.warning("catalog unreachable; next try in %.1fs", backoff)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                backoff = min(self.max_backoff_seconds, max(backoff * 2, self.interval_seconds))
-                log.exception("catalog sync failed; next try in %.1fs", backoff)
-            self.update_lag()
-            await asyncio.sleep(backoff)
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(Exception),
+                wait=wait_exponential_jitter(
+                    multiplier=self.interval_seconds,
+                    max=self.max_backoff_seconds,
+                    jitter=self.interval_seconds,
+                ),
+                sleep=self.sleep,
+                before_sleep=self._before_retry,
+            )
+            async for attempt in retrying:
+                with attempt:
+                    await self.pull()
+            await self.sleep(self.interval_seconds)
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        self.update_lag()
+        wait = state.upcoming_sleep
+        failure = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(failure, CatalogUnreachable):
+            log.warning("catalog unreachable; next try in %.1fs", wait)
+        else:
+            log.error("catalog sync failed; next try in %.1fs", wait, exc_info=failure)
+
+
+def _refused(exc: StatementError) -> bool:
+    """Whether the database (or a column type, binding the value) refused the values, as
+    opposed to failing (a lost connection, a timeout), which a later pull retries."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, IntegrityError | DataError)
+    return True
+
+
+def _label(value: Any, length: int) -> str:
+    return value[:length] if isinstance(value, str) else ""

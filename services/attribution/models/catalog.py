@@ -116,3 +116,23 @@ class SyncState(Base):
     catalog_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_change_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class SkippedCatalogChange(Base):
+    """A change of the catalog feed the sync could not apply, kept as received.
+
+    The sync moves past it rather than stall every tenant behind it; this row says what was
+    left out of the read model and why, so that it can be fixed at the source and re-sent.
+    """
+
+    __tablename__ = "catalog_sync_skipped"
+
+    # The change's tenant ("" when the change did not say one).
+    tenant_id: Mapped[str] = tenant_key()
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(300))
+    op: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    change: Mapped[str] = mapped_column(Text)  # the feed entry as JSON text
+    skipped_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
