@@ -141,6 +141,22 @@ def empty_report(response: httpx.Response, world: World) -> list[str]:
     return problems
 
 
+def empty_data_driven(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    body = response.json()
+    if body["channels"] or body["converting_paths"] or body["non_converting_paths"]:
+        return [f"B's data-driven report has A's journeys: {str(body)[:300]}"]
+    return ["B's data-driven report is in A's currency"] if body["currency"] == "CNY" else []
+
+
+def empty_fraud(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    body = response.json()
+    return [f"B's fraud report has A's verdicts: {body}"] if body["by_rule"] or body["rows"] else []
+
+
 def fixed(path: str) -> Callable[[Ids], str]:
     return lambda ids: path
 
@@ -359,6 +375,15 @@ cases(
             )
             for name, params in _REPORT_PARAMS.items()
         },
+        ("GET", "/v1/attribution/data-driven"): Case(
+            "",
+            fixed("/v1/attribution/data-driven"),
+            params=lambda ids: RANGE,
+            check=empty_data_driven,
+        ),
+        ("GET", "/v1/reports/fraud"): Case(
+            "", fixed("/v1/reports/fraud"), params=lambda ids: RANGE, check=empty_fraud
+        ),
     },
 )
 
