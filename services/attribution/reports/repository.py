@@ -426,33 +426,40 @@ async def _grouped_money_by_amount(
     return {key: MoneySums(amounts[key], math.fsum(shares[key]), counts[key]) for key in counts}
 
 
-def _credit_filters(
-    tenant_id: str, model: str, start: dt.datetime, end: dt.datetime
-) -> list[ColumnElement[bool]]:
-    return [
-        Credit.tenant_id == tenant_id,
-        Credit.model == model,
-        Credit.paid_at >= start,
-        Credit.paid_at < end,
-    ]
+@dataclass(frozen=True, slots=True)
+class CreditRange:
+    """The credits a report reads: one tenant's, under one model, of orders paid in
+    ``[start, end)``."""
+
+    tenant_id: str
+    model: str
+    start: dt.datetime
+    end: dt.datetime
+
+    def where(
+        self, key: Expr | None = None, only: Select[tuple[str]] | None = None
+    ) -> list[ColumnElement[bool]]:
+        """The conditions; with ``key``, only credits with one (and in ``only``, if given)."""
+        conditions = [
+            Credit.tenant_id == self.tenant_id,
+            Credit.model == self.model,
+            Credit.paid_at >= self.start,
+            Credit.paid_at < self.end,
+        ]
+        if key is not None:
+            conditions.append(key.is_not(None))
+            if only is not None:
+                conditions.append(key.in_(only))
+        return conditions
 
 
 async def ad_credits(
-    session: AsyncSession,
-    tenant_id: str,
-    *,
-    model: str,
-    start: dt.datetime,
-    end: dt.datetime,
-    only: Select[tuple[str]] | None,
+    session: AsyncSession, credits: CreditRange, only: Select[tuple[str]] | None
 ) -> dict[str, MoneySums]:
-    """Per ad: Σ credited amount and Σ order_share of orders paid in ``[start, end)``."""
-    where = [*_credit_filters(tenant_id, model, start, end), Credit.ad_id.is_not(None)]
-    if only is not None:
-        where.append(Credit.ad_id.in_(only))
+    """Per ad: Σ credited amount and Σ order_share."""
     sums = await grouped_money(
         session,
-        select(Credit.ad_id).where(*where),
+        select(Credit.ad_id).where(*credits.where(Credit.ad_id, only)),
         [Credit.ad_id],
         Credit.amount,
         Credit.order_share,
@@ -467,13 +474,7 @@ class ContentCredit:
 
 
 async def content_credits(
-    session: AsyncSession,
-    tenant_id: str,
-    *,
-    model: str,
-    start: dt.datetime,
-    end: dt.datetime,
-    only: Select[tuple[str]] | None,
+    session: AsyncSession, credits: CreditRange, only: Select[tuple[str]] | None
 ) -> dict[str, ContentCredit]:
     """Per content: its credit sums and the part paid while it was live (direct GMV).
 
@@ -487,9 +488,6 @@ async def content_credits(
         (CatalogContent.ended_at.is_(None)) | (Credit.paid_at <= CatalogContent.ended_at),
     )
     direct = case((live, 1), else_=0).label("direct")
-    where = [*_credit_filters(tenant_id, model, start, end), Credit.content_id.is_not(None)]
-    if only is not None:
-        where.append(Credit.content_id.in_(only))
     query = (
         select(Credit.content_id)
         .select_from(Credit)
@@ -500,7 +498,7 @@ async def content_credits(
                 CatalogContent.id == Credit.content_id,
             ),
         )
-        .where(*where)
+        .where(*credits.where(Credit.content_id, only))
     )
     sums = await grouped_money(
         session, query, [Credit.content_id, direct], Credit.amount, Credit.order_share
@@ -547,13 +545,10 @@ async def ad_spend(
 
 
 @dataclass(frozen=True, slots=True)
-class SeriesFilter:
-    """What a time series counts: one tenant's rows in ``[start, end)``, optionally of one
-    content and/or ad, grouped by UTC slots of ``slot_seconds`` counted from ``origin``."""
+class Slots:
+    """How a time series groups rows: UTC slots of ``slot_seconds`` counted from ``origin``,
+    of one content and/or ad when given."""
 
-    tenant_id: str
-    start: dt.datetime
-    end: dt.datetime
     origin: dt.datetime
     slot_seconds: int
     content_id: str | None
@@ -582,26 +577,29 @@ class SeriesFilter:
 
 
 async def event_series(
-    session: AsyncSession, where: SeriesFilter, *, event_type: str
+    session: AsyncSession,
+    tenant_id: str,
+    slots: Slots,
+    *,
+    event_type: str,
+    start: dt.datetime,
+    end: dt.datetime,
 ) -> dict[int, int]:
-    """Events of one type per slot."""
-    slot = where.slot(dialect_of(session), "events.occurred_at")
-    query = select(slot, func.count()).where(
-        *_event_filters(where.tenant_id, where.start, where.end, [event_type])
-    )
-    query = where.narrow(query, Event.content_id, Event.ad_id)
+    """Events of one type in ``[start, end)`` per slot."""
+    slot = slots.slot(dialect_of(session), "events.occurred_at")
+    query = select(slot, func.count()).where(*_event_filters(tenant_id, start, end, [event_type]))
+    query = slots.narrow(query, Event.content_id, Event.ad_id)
     rows = await session.execute(query.group_by(literal_column("slot")))
     return {int(number): int(count) for number, count in rows}
 
 
 async def credit_series(
-    session: AsyncSession, where: SeriesFilter, *, model: str
+    session: AsyncSession, credits: CreditRange, slots: Slots
 ) -> dict[int, MoneySums]:
     """Σ credited amount and Σ order_share per slot (by paid time)."""
-    slot = where.slot(dialect_of(session), "credits.paid_at")
-    query = select(Credit.order_id).where(
-        *_credit_filters(where.tenant_id, model, where.start, where.end)
+    slot = slots.slot(dialect_of(session), "credits.paid_at")
+    query = slots.narrow(
+        select(Credit.order_id).where(*credits.where()), Credit.content_id, Credit.ad_id
     )
-    query = where.narrow(query, Credit.content_id, Credit.ad_id)
     sums = await grouped_money(session, query, [slot], Credit.amount, Credit.order_share)
     return {int(str(key[0])): value for key, value in sums.items()}

@@ -7,14 +7,16 @@ tenant's), ``format=json|csv`` (or ``Accept: text/csv``) and ``include_inactive`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.reports import render, repository, service
 from services.attribution.reports.query import (
@@ -72,28 +74,49 @@ def _responses(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
     }
 
 
-async def _start(
-    request: Request, session: ReadSessionDep, principal: Principal, query: ReportQuery
-) -> tuple[Rules, Scope]:
-    """The tenant's rules and what the report covers, read in the report's snapshot."""
-    settings = request.app.state.settings
-    await repository.begin_snapshot(session)  # before the first query of the request
-    rules = await load_rules(
-        session, principal.tenant_id, settings.secret, with_webhook_secret=False
-    )
-    return rules, scope(
-        query, default_model=rules.default_model, max_days=settings.max_report_days, now=utcnow()
-    )
+Q = TypeVar("Q", bound=ReportQuery)
+R = TypeVar("R", bound=BaseModel)
+Build = Callable[[AsyncSession, str, Rules, Scope, Q], Awaitable[R]]
 
 
-def _timeout(request: Request) -> float | None:
-    """The report time bound (503 problem+json beyond it); see ``shared.timeouts``."""
-    seconds: float | None = getattr(request.app.state.settings, "report_timeout_seconds", None)
-    return seconds
+@dataclass(frozen=True, slots=True)
+class _Reports:
+    """What every report route does: read the tenant's rules and settle the query's scope in
+    one snapshot, then build the report within its time bound."""
+
+    request: Request
+    session: AsyncSession
+    tenant_id: str
+
+    async def build(self, build: Build[Q, R], query: Q) -> R:
+        settings = self.request.app.state.settings
+        await repository.begin_snapshot(self.session)  # before the first query of the request
+        rules = await load_rules(
+            self.session, self.tenant_id, settings.secret, with_webhook_secret=False
+        )
+        covered = scope(
+            query,
+            default_model=rules.default_model,
+            max_days=settings.max_report_days,
+            now=utcnow(),
+        )
+        # The time bound answers 503 problem+json beyond it; see ``shared.timeouts``.
+        seconds: float | None = getattr(settings, "report_timeout_seconds", None)
+        return await bounded(
+            build(self.session, self.tenant_id, rules, covered, query),
+            seconds,
+            session=self.session,
+        )
+
+    def csv(self, query: ReportQuery) -> bool:
+        return render.output(query.format, self.request.headers.get("accept")) == "csv"
 
 
-def _csv(request: Request, query: ReportQuery) -> bool:
-    return render.output(query.format, request.headers.get("accept")) == "csv"
+def _reports(request: Request, principal: Reader, session: ReadSessionDep) -> _Reports:
+    return _Reports(request, session, principal.tenant_id)
+
+
+Reports = Annotated[_Reports, Depends(_reports)]
 
 
 @router.get(
@@ -106,21 +129,9 @@ def _csv(request: Request, query: ReportQuery) -> bool:
     "`warnings`. CSV gives `rows`, or `by_format` with `table=by_format`.",
     responses=_responses(AdsReport),
 )
-async def ads(
-    request: Request,
-    principal: Reader,
-    session: ReadSessionDep,
-    query: Annotated[AdsQuery, Query()],
-) -> AdsReport | Response:
-    rules, covered = await _start(request, session, principal, query)
-    report = await bounded(
-        service.ads_report(
-            session, principal.tenant_id, rules, covered, campaign_id=query.campaign_id
-        ),
-        _timeout(request),
-        session=session,
-    )
-    return render.ads_csv(report, query.table) if _csv(request, query) else report
+async def ads(reports: Reports, query: Annotated[AdsQuery, Query()]) -> AdsReport | Response:
+    report = await reports.build(service.ads_report, query)
+    return render.ads_csv(report, query.table) if reports.csv(query) else report
 
 
 @router.get(
@@ -133,26 +144,10 @@ async def ads(
     responses=_responses(ContentsReport),
 )
 async def contents(
-    request: Request,
-    principal: Reader,
-    session: ReadSessionDep,
-    query: Annotated[ContentsQuery, Query()],
+    reports: Reports, query: Annotated[ContentsQuery, Query()]
 ) -> ContentsReport | Response:
-    rules, covered = await _start(request, session, principal, query)
-    report = await bounded(
-        service.contents_report(
-            session,
-            principal.tenant_id,
-            rules,
-            covered,
-            kind=query.kind,
-            platform=query.platform,
-            account_id=query.account_id,
-        ),
-        _timeout(request),
-        session=session,
-    )
-    return render.contents_csv(report) if _csv(request, query) else report
+    report = await reports.build(service.contents_report, query)
+    return render.contents_csv(report) if reports.csv(query) else report
 
 
 @router.get(
@@ -166,15 +161,7 @@ async def contents(
     responses=_responses(Timeseries),
 )
 async def timeseries(
-    request: Request,
-    principal: Reader,
-    session: ReadSessionDep,
-    query: Annotated[TimeseriesQuery, Query()],
+    reports: Reports, query: Annotated[TimeseriesQuery, Query()]
 ) -> Timeseries | Response:
-    rules, covered = await _start(request, session, principal, query)
-    series = await bounded(
-        service.timeseries(session, principal.tenant_id, rules, covered, query),
-        _timeout(request),
-        session=session,
-    )
-    return render.timeseries_csv(series) if _csv(request, query) else series
+    series = await reports.build(service.timeseries, query)
+    return render.timeseries_csv(series) if reports.csv(query) else series

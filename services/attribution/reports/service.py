@@ -9,10 +9,11 @@ adds the rest of the catalog read model with zeros. Rows are sorted by GMV desce
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.attribution.reports import metrics, repository
 from services.attribution.reports.buckets import make_buckets, spend_days
 from services.attribution.reports.metrics import ZERO, Totals
-from services.attribution.reports.query import Metric, Scope, TimeseriesQuery
+from services.attribution.reports.query import (
+    AdsQuery,
+    ContentsQuery,
+    Metric,
+    Scope,
+    TimeseriesQuery,
+)
 from services.attribution.reports.schemas import (
     AdMetrics,
     AdRow,
@@ -51,6 +58,29 @@ R = TypeVar("R", bound=AdMetrics)
 
 def _places(currency: str | None) -> int:
     return NO_CURRENCY_PLACES if currency is None else minor_units(currency)
+
+
+class _Header(TypedDict):
+    currency: str | None
+    model: str
+    timezone: str
+    from_: dt.datetime
+    to: dt.datetime
+
+
+def _header(currency: str | None, rules: Rules, scope: Scope) -> _Header:
+    """What every report starts with: its currency, model, timezone and range."""
+    return {
+        "currency": currency,
+        "model": scope.model,
+        "timezone": rules.timezone,
+        "from_": scope.start,
+        "to": scope.end,
+    }
+
+
+def _credits(tenant_id: str, scope: Scope) -> repository.CreditRange:
+    return repository.CreditRange(tenant_id, scope.model, scope.start, scope.end)
 
 
 def _name_ids(ids: Iterable[str]) -> str:
@@ -169,11 +199,10 @@ async def ads_report(
     tenant_id: str,
     rules: Rules,
     scope: Scope,
-    *,
-    campaign_id: str | None,
+    query: AdsQuery,
 ) -> AdsReport:
     await repository.begin_snapshot(session)
-    tz = ZoneInfo(rules.timezone)
+    campaign_id = query.campaign_id
     only = repository.campaign_ads(tenant_id, campaign_id) if campaign_id else None
     catalog = await repository.ads_catalog(session, tenant_id, campaign_id)
     events = await repository.event_sums(
@@ -185,10 +214,8 @@ async def ads_report(
         types=AD_EVENT_TYPES,
         only=only,
     )
-    credits = await repository.ad_credits(
-        session, tenant_id, model=scope.model, start=scope.start, end=scope.end, only=only
-    )
-    days = spend_days(scope.start, scope.end, tz)
+    credits = await repository.ad_credits(session, _credits(tenant_id, scope), only)
+    days = spend_days(scope.start, scope.end, ZoneInfo(rules.timezone))
     spend = (
         await repository.ad_spend(
             session, tenant_id, first_day=days[0], last_day=days[1], only=only
@@ -232,11 +259,7 @@ async def ads_report(
         _metric_row(FormatRow, totals, places, format=fmt) for fmt, totals in format_totals.items()
     ]
     return AdsReport(
-        currency=currency,
-        model=scope.model,
-        timezone=rules.timezone,
-        from_=scope.start,
-        to=scope.end,
+        **_header(currency, rules, scope),
         rows=sorted(rows, key=lambda row: (-row.gmv, row.ad_id)),
         by_format=by_format,
         warnings=warnings,
@@ -251,16 +274,12 @@ async def contents_report(
     tenant_id: str,
     rules: Rules,
     scope: Scope,
-    *,
-    kind: str | None,
-    platform: str | None,
-    account_id: str | None,
+    query: ContentsQuery,
 ) -> ContentsReport:
     await repository.begin_snapshot(session)
-    currency = rules.currency
-    places = _places(currency)
+    places = _places(rules.currency)
     only = repository.matching_contents(
-        tenant_id, kind=kind, platform=platform, account_id=account_id
+        tenant_id, kind=query.kind, platform=query.platform, account_id=query.account_id
     )
     catalog = await repository.contents_catalog(session, tenant_id, only)
     events = await repository.event_sums(
@@ -274,9 +293,7 @@ async def contents_report(
         watch=True,
         viewers=True,
     )
-    credits = await repository.content_credits(
-        session, tenant_id, model=scope.model, start=scope.start, end=scope.end, only=only
-    )
+    credits = await repository.content_credits(session, _credits(tenant_id, scope), only)
     ids = set(events) | set(credits)
     if scope.include_inactive:
         ids |= set(catalog)
@@ -321,11 +338,7 @@ async def contents_report(
             )
         )
     return ContentsReport(
-        currency=currency,
-        model=scope.model,
-        timezone=rules.timezone,
-        from_=scope.start,
-        to=scope.end,
+        **_header(rules.currency, rules, scope),
         rows=sorted(rows, key=lambda row: (-row.gmv, row.content_id)),
         warnings=warnings,
     )
@@ -344,20 +357,19 @@ async def timeseries(
     """One metric per local hour/day bucket; every bucket present, in order of start."""
     await repository.begin_snapshot(session)
     buckets = make_buckets(scope.start, scope.end, ZoneInfo(rules.timezone), query.interval)
-    where = repository.SeriesFilter(
-        tenant_id,
-        start=scope.start,
-        end=scope.end,
-        origin=buckets.origin,
-        slot_seconds=buckets.slot_seconds,
-        content_id=query.content_id,
-        ad_id=query.ad_id,
+    slots = repository.Slots(
+        buckets.origin, buckets.slot_seconds, content_id=query.content_id, ad_id=query.ad_id
     )
     values: Sequence[int | float | Decimal]
     if query.metric in METRIC_EVENT_TYPES:
         counts = [0] * len(buckets.starts)
         per_slot = await repository.event_series(
-            session, where, event_type=METRIC_EVENT_TYPES[query.metric]
+            session,
+            tenant_id,
+            slots,
+            event_type=METRIC_EVENT_TYPES[query.metric],
+            start=scope.start,
+            end=scope.end,
         )
         for slot, count in per_slot.items():
             counts[buckets.bucket_of_slot(slot)] += count
@@ -365,9 +377,8 @@ async def timeseries(
     else:
         amounts = [ZERO] * len(buckets.starts)
         shares: list[list[float]] = [[] for _ in buckets.starts]
-        for slot, sums in (
-            await repository.credit_series(session, where, model=scope.model)
-        ).items():
+        credits = await repository.credit_series(session, _credits(tenant_id, scope), slots)
+        for slot, sums in credits.items():
             index = buckets.bucket_of_slot(slot)
             amounts[index] += sums.amount
             shares[index].append(sums.share)
@@ -377,13 +388,9 @@ async def timeseries(
         else:
             values = [metrics.rounded_orders(math.fsum(parts)) for parts in shares]
     return Timeseries(
+        **_header(rules.currency, rules, scope),
         metric=query.metric,
         interval=query.interval,
-        timezone=rules.timezone,
-        currency=rules.currency,
-        model=scope.model,
-        from_=scope.start,
-        to=scope.end,
         points=[
             Point(start=start, value=value)
             for start, value in zip(buckets.starts, values, strict=True)
