@@ -36,10 +36,10 @@ def synthetic(
         user = f"u{rng.randrange(users)}"
         at = T0 + dt.timedelta(seconds=rng.randrange(int(MONTH.total_seconds())))
         touches.append(PathTouch(user, at, f"e{index}", channel))
-    for user in range(users):
+    for buyer in range(users):
         if rng.random() < 0.03:
             at = T0 + dt.timedelta(seconds=rng.randrange(int(MONTH.total_seconds())))
-            orders.append(PaidOrder(f"o{user}", f"u{user}", at, Decimal(rng.randrange(1, 500))))
+            orders.append(PaidOrder(f"o{buyer}", f"u{buyer}", at, Decimal(rng.randrange(1, 500))))
     return touches, orders
 
 
