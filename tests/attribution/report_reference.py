@@ -5,7 +5,7 @@ events as they were posted, the credits as ``GET /v1/orders/{id}/attribution?mod
 answers them (their order share recomputed from the order's lines), and the spend as it was
 put in the catalog. Local buckets come from scanning the range minute by minute.
 
-Conventions it restates (DESIGN §7, the reports' documented choices): ratios with a zero
+Conventions it restates (the reports' documented choices): ratios with a zero
 denominator are None; money is rounded half-even to the currency's minor unit; orders are
 rounded to 6 places and CVR/CPA use that rounded figure; ratios use the exact sums.
 """
@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import time_machine
 
 from tests.conftest import auth
 
@@ -77,6 +78,16 @@ async def _post(
 
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+#: The services' clock while report tests post and query (ingest refuses events more than a
+#: few minutes ahead of it): a fixed moment after every instant the tests post.
+NOW = dt.datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def fixed_clock(*, tick: bool = True) -> time_machine.travel:
+    """The clock of report tests: :data:`NOW`, running on unless ``tick`` is False."""
+    return time_machine.travel(NOW, tick=tick)
+
+
 # Data from Oct 10 to Oct 16 2026 (Shanghai); the main report range is Oct 11–15.
 DATA_START = dt.datetime(2026, 10, 10, tzinfo=SHANGHAI)
 DATA_END = dt.datetime(2026, 10, 16, tzinfo=SHANGHAI)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +34,12 @@ ODD_START = dt.datetime(2026, 10, 11, 6, 30, tzinfo=ref.SHANGHAI)
 ODD_END = dt.datetime(2026, 10, 14, 18, 0, tzinfo=ref.SHANGHAI)
 ODD_RANGE = {"from": ODD_START.isoformat(), "to": ODD_END.isoformat()}
 ORDERS_TOLERANCE = 1.01e-6  # orders are rounded to 6 places on both sides
+
+
+@pytest.fixture(autouse=True)
+def _clock() -> Iterator[None]:
+    with ref.fixed_clock():
+        yield
 
 
 def assert_same_rows(got: list[dict[str, Any]], expected: list[dict[str, Any]], key: str) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from services.attribution.reports.buckets import local_day_start, make_buckets, spend_days
 from tests.attribution import report_reference as ref
@@ -18,10 +20,21 @@ NEW_YORK = ZoneInfo("America/New_York")
 UTC = dt.UTC
 
 
+@pytest.fixture(autouse=True)
+def _clock() -> Iterator[None]:
+    with ref.fixed_clock():
+        yield
+
+
 def utc(
     year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
 ) -> dt.datetime:
     return dt.datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+
+
+def ny(year: int, month: int, day: int) -> dt.datetime:
+    """Local midnight in New York."""
+    return dt.datetime(year, month, day, tzinfo=NEW_YORK)
 
 
 def starts(body: dict[str, Any]) -> list[dt.datetime]:
@@ -108,12 +121,7 @@ async def test_new_york_days_are_23_and_25_hours_and_hours_are_real(
 
     # Spring forward: Mar 8 has 23 hours.
     march = await series(
-        attribution,
-        token,
-        dt.datetime(2026, 3, 7, tzinfo=NEW_YORK),
-        dt.datetime(2026, 3, 10, tzinfo=NEW_YORK),
-        metric="impressions",
-        interval="day",
+        attribution, token, ny(2026, 3, 7), ny(2026, 3, 10), metric="impressions", interval="day"
     )
     assert march["timezone"] == "America/New_York"
     assert march["interval"] == "day"
@@ -125,12 +133,7 @@ async def test_new_york_days_are_23_and_25_hours_and_hours_are_real(
     assert hours_between([*starts(march), utc(2026, 3, 10, 4)]) == [24, 23, 24]
     assert [p["value"] for p in march["points"]] == [1, 4, 1]
     march_hours = await series(
-        attribution,
-        token,
-        dt.datetime(2026, 3, 8, tzinfo=NEW_YORK),
-        dt.datetime(2026, 3, 9, tzinfo=NEW_YORK),
-        metric="impressions",
-        interval="hour",
+        attribution, token, ny(2026, 3, 8), ny(2026, 3, 9), metric="impressions", interval="hour"
     )
     assert len(march_hours["points"]) == 23
     assert set(hours_between(starts(march_hours))) == {1.0}
@@ -140,12 +143,7 @@ async def test_new_york_days_are_23_and_25_hours_and_hours_are_real(
 
     # Fall back: Nov 1 has 25 hours, and 01:00 twice.
     november = await series(
-        attribution,
-        token,
-        dt.datetime(2026, 10, 31, tzinfo=NEW_YORK),
-        dt.datetime(2026, 11, 3, tzinfo=NEW_YORK),
-        metric="impressions",
-        interval="day",
+        attribution, token, ny(2026, 10, 31), ny(2026, 11, 3), metric="impressions", interval="day"
     )
     assert [p["start"] for p in november["points"]] == [
         "2026-10-31T04:00:00Z",
@@ -154,8 +152,8 @@ async def test_new_york_days_are_23_and_25_hours_and_hours_are_real(
     ]
     assert hours_between([*starts(november), utc(2026, 11, 3, 5)]) == [24, 25, 24]
     assert [p["value"] for p in november["points"]] == [0, 3, 1]
-    nov_start = dt.datetime(2026, 11, 1, tzinfo=NEW_YORK)
-    nov_end = dt.datetime(2026, 11, 2, tzinfo=NEW_YORK)
+    nov_start = ny(2026, 11, 1)
+    nov_end = ny(2026, 11, 2)
     for metric in ("impressions", "views", "orders", "gmv"):
         hours = await series(attribution, token, nov_start, nov_end, metric=metric, interval="hour")
         assert len(hours["points"]) == 25
@@ -171,13 +169,7 @@ async def test_new_york_days_are_23_and_25_hours_and_hours_are_real(
     assert views["points"][1] == {"start": "2026-11-01T05:00:00Z", "value": 1}
 
     # A range across both changes: every day bucket, each 23, 24 or 25 hours long.
-    year = await series(
-        attribution,
-        token,
-        dt.datetime(2026, 1, 1, tzinfo=NEW_YORK),
-        dt.datetime(2027, 1, 1, tzinfo=NEW_YORK),
-        metric="impressions",
-    )
+    year = await series(attribution, token, ny(2026, 1, 1), ny(2027, 1, 1), metric="impressions")
     assert len(year["points"]) == 365
     lengths = hours_between([*starts(year), utc(2027, 1, 1, 5)])
     assert sorted(set(lengths)) == [23, 24, 25]
