@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import Path
 
 from services.catalog.ads.schemas import AdIn, AdOut, AdSpendIn, AdSpendOut
-from services.catalog.core.crud import EntitySpec, Reference
+from services.catalog.core.crud import EntitySpec, references
 from services.catalog.core.routes import Operation, Parent, Wording, entity_router
 from services.catalog.models import Ad, AdSpend, Campaign, Content, Product
 
@@ -13,11 +13,7 @@ ADS = EntitySpec(
     label="ad",
     model=Ad,
     out_schema=AdOut,
-    references=(
-        Reference("campaign_id", Campaign, "campaign"),
-        Reference("content_id", Content, "content"),
-        Reference("product_id", Product, "product"),
-    ),
+    references=references(campaign_id=Campaign, content_id=Content, product_id=Product),
 )
 AD_SPEND = EntitySpec(
     entity="ad_spend",
@@ -25,7 +21,7 @@ AD_SPEND = EntitySpec(
     model=AdSpend,
     out_schema=AdSpendOut,
     key_fields=("ad_id", "day"),
-    references=(Reference("ad_id", Ad, "ad"),),
+    references=references(ad_id=Ad),
 )
 
 DayPath = Annotated[

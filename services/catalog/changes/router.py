@@ -1,7 +1,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from services.catalog.changes.service import read_changes
 from shared.app import SessionDep
@@ -11,14 +11,17 @@ from shared.schemas import UTCDatetimeOut
 router = APIRouter(prefix="/v1/changes", tags=["change feed"])
 
 
+# Read from a feed row: its entity_id is written `id`, its created_at `at`.
 class ChangeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     seq: int
     tenant_id: str
     entity: str
-    id: str
+    id: str = Field(validation_alias=AliasChoices("entity_id", "id"))
     op: str
     data: dict[str, Any]
-    at: UTCDatetimeOut
+    at: UTCDatetimeOut = Field(validation_alias=AliasChoices("created_at", "at"))
 
 
 class ChangeFeed(BaseModel):
@@ -43,17 +46,6 @@ async def get_changes(
     tenant = None if principal.tenant_id == ALL_TENANTS else principal.tenant_id
     rows = await read_changes(session, after=after, limit=limit, tenant_id=tenant)
     return ChangeFeed(
-        changes=[
-            ChangeOut(
-                seq=r.seq,
-                tenant_id=r.tenant_id,
-                entity=r.entity,
-                id=r.entity_id,
-                op=r.op,
-                data=r.data,
-                at=r.created_at,
-            )
-            for r in rows
-        ],
+        changes=[ChangeOut.model_validate(r) for r in rows],
         next_after=rows[-1].seq if rows else after,
     )

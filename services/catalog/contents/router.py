@@ -4,7 +4,7 @@ from services.catalog.contents.schemas import (
     ContentProductIn,
     ContentProductOut,
 )
-from services.catalog.core.crud import EntitySpec, Reference
+from services.catalog.core.crud import EntitySpec, references
 from services.catalog.core.routes import Operation, Parent, Wording, entity_router
 from services.catalog.models import Account, Content, ContentProduct, Product
 
@@ -13,7 +13,7 @@ CONTENTS = EntitySpec(
     label="content",
     model=Content,
     out_schema=ContentOut,
-    references=(Reference("account_id", Account, "account"),),
+    references=references(account_id=Account),
 )
 CONTENT_PRODUCTS = EntitySpec(
     entity="content_product",
@@ -21,10 +21,7 @@ CONTENT_PRODUCTS = EntitySpec(
     model=ContentProduct,
     out_schema=ContentProductOut,
     key_fields=("content_id", "product_id"),
-    references=(
-        Reference("content_id", Content, "content"),
-        Reference("product_id", Product, "product"),
-    ),
+    references=references(content_id=Content, product_id=Product),
 )
 
 router = entity_router(CONTENTS, plural="contents", body_schema=ContentIn, tag="contents")

@@ -30,7 +30,15 @@ class Reference:
 
     field: str
     model: type[Base]
-    label: str
+
+    @property
+    def label(self) -> str:
+        return self.model.__name__.lower()  # "campaign", "content"…
+
+
+def references(**fields: type[Base]) -> tuple[Reference, ...]:
+    """``references(campaign_id=Campaign)``: each field names an object of that model."""
+    return tuple(Reference(name, model) for name, model in fields.items())
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,23 @@ class EntitySpec:
 
 def snapshot(spec: EntitySpec, obj: Base) -> dict[str, Any]:
     return spec.out_schema.model_validate(obj).model_dump(mode="json")
+
+
+async def feed(
+    session: AsyncSession, spec: EntitySpec, tenant_id: str, obj: Any, *, deleted: bool = False
+) -> None:
+    """Flush ``obj`` and record it in the change feed: its snapshot, or its key once deleted."""
+    await session.flush()
+    key = {name: getattr(obj, name) for name in spec.key_fields}
+    await record_change(
+        session,
+        tenant_id=tenant_id,
+        entity=spec.entity,
+        entity_id=spec.entity_id(key),
+        op="delete" if deleted else "upsert",
+        # A delete's key is JSON-safe (an ad spend's day is a date), as the snapshot writes it.
+        data={n: _cursor_value(v) for n, v in key.items()} if deleted else snapshot(spec, obj),
+    )
 
 
 def _key_filter(spec: EntitySpec, tenant_id: str, key: Mapping[str, Any]) -> Any:
@@ -147,15 +172,7 @@ async def upsert(
             setattr(obj, name, value)
         obj.updated_at = now
         outcome = "replaced"
-    await session.flush()
-    await record_change(
-        session,
-        tenant_id=tenant_id,
-        entity=spec.entity,
-        entity_id=spec.entity_id(key),
-        op="upsert",
-        data=snapshot(spec, obj),
-    )
+    await feed(session, spec, tenant_id, obj)
     return obj, outcome
 
 
@@ -176,16 +193,7 @@ async def soft_delete(
     now = utcnow()
     obj.deleted_at = now
     obj.updated_at = now
-    await session.flush()
-    await record_change(
-        session,
-        tenant_id=tenant_id,
-        entity=spec.entity,
-        entity_id=spec.entity_id(key),
-        op="delete",
-        # JSON-safe key (an ad spend's day is a date), as the object's own snapshot writes it.
-        data={name: _cursor_value(key[name]) for name in spec.key_fields},
-    )
+    await feed(session, spec, tenant_id, obj, deleted=True)
 
 
 async def list_page(

@@ -2,7 +2,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from services.catalog.core.crud import EntitySpec, Reference, get_or_404, list_page, soft_delete
+from services.catalog.core.crud import EntitySpec, get_or_404, list_page, references, soft_delete
 from services.catalog.core.routes import ERRORS, IdPath, Reader, Writer
 from services.catalog.models import Ad, Content, Product, TrackingLink
 from services.catalog.tracking_links.schemas import TrackingLinkIn, TrackingLinkOut
@@ -15,11 +15,7 @@ TRACKING_LINKS = EntitySpec(
     label="tracking link",
     model=TrackingLink,
     out_schema=TrackingLinkOut,
-    references=(
-        Reference("content_id", Content, "content"),
-        Reference("product_id", Product, "product"),
-        Reference("ad_id", Ad, "ad"),
-    ),
+    references=references(content_id=Content, product_id=Product, ad_id=Ad),
 )
 
 router = APIRouter(prefix="/v1/tracking-links", tags=["tracking links"], responses=ERRORS)

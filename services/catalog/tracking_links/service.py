@@ -8,8 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.catalog.changes.service import record_change
-from services.catalog.core.crud import EntitySpec, check_references, snapshot
+from services.catalog.core.crud import EntitySpec, check_references, feed
 from services.catalog.models import TrackingLink
 from shared.db import utcnow
 
@@ -45,13 +44,5 @@ async def create_link(
         **values,
     )
     session.add(link)
-    await session.flush()
-    await record_change(
-        session,
-        tenant_id=tenant_id,
-        entity=spec.entity,
-        entity_id=link.id,
-        op="upsert",
-        data=snapshot(spec, link),
-    )
+    await feed(session, spec, tenant_id, link)
     return link
