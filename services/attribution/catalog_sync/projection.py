@@ -17,16 +17,7 @@ from typing import Any
 from sqlalchemy import Column, Date, Integer, String, Table
 
 from services.attribution.models import Base
-from services.attribution.models.catalog import (
-    CatalogAccount,
-    CatalogAd,
-    CatalogAdSpend,
-    CatalogCampaign,
-    CatalogContent,
-    CatalogContentProduct,
-    CatalogProduct,
-    CatalogTrackingLink,
-)
+from services.attribution.models import catalog as tables
 from shared.db import MoneyType, UTCDateTime
 
 # NUMERIC(18,4): at most 14 digits before the point.
@@ -54,22 +45,21 @@ class Projection:
 
 
 PROJECTIONS: dict[str, Projection] = {
-    "account": Projection(CatalogAccount),
-    "content": Projection(CatalogContent),
-    "product": Projection(CatalogProduct),
-    "content_product": Projection(CatalogContentProduct),
-    "campaign": Projection(CatalogCampaign),
-    "ad": Projection(CatalogAd),
-    "ad_spend": Projection(CatalogAdSpend),
-    "tracking_link": Projection(CatalogTrackingLink, {"code": "id"}),
+    "account": Projection(tables.CatalogAccount),
+    "content": Projection(tables.CatalogContent),
+    "product": Projection(tables.CatalogProduct),
+    "content_product": Projection(tables.CatalogContentProduct),
+    "campaign": Projection(tables.CatalogCampaign),
+    "ad": Projection(tables.CatalogAd),
+    "ad_spend": Projection(tables.CatalogAdSpend),
+    "tracking_link": Projection(tables.CatalogTrackingLink, {"code": "id"}),
 }
 
 
 @dataclass(frozen=True)
 class Change:
-    """One entry of the feed, as the catalog sends it."""
+    """What a feed entry says about one object (its ``seq`` stays with the entry)."""
 
-    seq: int
     tenant_id: str
     entity: str
     id: str
@@ -101,7 +91,6 @@ def parse_change(raw: Any) -> Change:
     if problems:
         raise Unappliable("; ".join(problems))
     return Change(
-        seq=raw["seq"],
         tenant_id=raw["tenant_id"],
         entity=raw["entity"],
         id=raw["id"],

@@ -13,21 +13,24 @@ from services.attribution.models.base import Base, tenant_key
 from shared.db import JSONDoc, MoneyType, UTCDateTime
 
 
-class CatalogAccount(Base):
-    __tablename__ = "catalog_accounts"
+class CatalogObject:
+    """Keyed as in the catalog: the tenant, then the id its client chose."""
 
     tenant_id: Mapped[str] = tenant_key()
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class CatalogAccount(CatalogObject, Base):
+    __tablename__ = "catalog_accounts"
+
     platform: Mapped[str] = mapped_column(String(32))
     handle: Mapped[str] = mapped_column(String(256))
     display_name: Mapped[str | None] = mapped_column(String(256))
 
 
-class CatalogContent(Base):
+class CatalogContent(CatalogObject, Base):
     __tablename__ = "catalog_contents"
 
-    tenant_id: Mapped[str] = tenant_key()
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     account_id: Mapped[str] = mapped_column(String(128))
     title: Mapped[str] = mapped_column(String(512))
@@ -39,11 +42,9 @@ class CatalogContent(Base):
     format: Mapped[str | None] = mapped_column(String(64))
 
 
-class CatalogProduct(Base):
+class CatalogProduct(CatalogObject, Base):
     __tablename__ = "catalog_products"
 
-    tenant_id: Mapped[str] = tenant_key()
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     title: Mapped[str] = mapped_column(String(512))
     price: Mapped[Decimal] = mapped_column(MoneyType())
     currency: Mapped[str] = mapped_column(String(3))
@@ -62,19 +63,15 @@ class CatalogContentProduct(Base):
     ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
-class CatalogCampaign(Base):
+class CatalogCampaign(CatalogObject, Base):
     __tablename__ = "catalog_campaigns"
 
-    tenant_id: Mapped[str] = tenant_key()
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     name: Mapped[str] = mapped_column(String(256))
 
 
-class CatalogAd(Base):
+class CatalogAd(CatalogObject, Base):
     __tablename__ = "catalog_ads"
 
-    tenant_id: Mapped[str] = tenant_key()
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     campaign_id: Mapped[str] = mapped_column(String(128))
     content_id: Mapped[str] = mapped_column(String(128))
     product_id: Mapped[str | None] = mapped_column(String(128))

@@ -6,15 +6,14 @@ from decimal import Decimal
 from sqlalchemy import Date, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.catalog.models.base import Base, TenantEntity
+from services.catalog.models.base import Base, ClientKeyed, TenantEntity
 from shared.db import MoneyType
 
 
-class Ad(TenantEntity, Base):
+class Ad(ClientKeyed, Base):
     __tablename__ = "ads"
     __table_args__ = (Index(None, "tenant_id", "campaign_id"),)
 
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     campaign_id: Mapped[str] = mapped_column(String(128))
     content_id: Mapped[str] = mapped_column(String(128))
     product_id: Mapped[str | None] = mapped_column(String(128))

@@ -26,5 +26,11 @@ class TenantEntity:
     )
 
 
+class ClientKeyed(TenantEntity):
+    """A catalog object keyed by the id its client chose (``PUT /v1/accounts/{account_id}``)."""
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
 class RevokedToken(RevokedTokenColumns, Base):
     """Tokens revoked by id (``clipfunnel revoke``); queried through ``shared.revocation``."""

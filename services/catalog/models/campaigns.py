@@ -6,14 +6,13 @@ from decimal import Decimal
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.catalog.models.base import Base, TenantEntity
+from services.catalog.models.base import Base, ClientKeyed
 from shared.db import MoneyType, UTCDateTime
 
 
-class Campaign(TenantEntity, Base):
+class Campaign(ClientKeyed, Base):
     __tablename__ = "campaigns"
 
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     name: Mapped[str] = mapped_column(String(256))
     objective: Mapped[str | None] = mapped_column(String(64))
     starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

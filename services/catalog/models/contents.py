@@ -6,15 +6,14 @@ from typing import Any
 from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.catalog.models.base import Base, TenantEntity
+from services.catalog.models.base import Base, ClientKeyed, TenantEntity
 from shared.db import JSONDoc, UTCDateTime
 
 
-class Content(TenantEntity, Base):
+class Content(ClientKeyed, Base):
     __tablename__ = "contents"
     __table_args__ = (Index(None, "tenant_id", "account_id"),)
 
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     account_id: Mapped[str] = mapped_column(String(128))
     title: Mapped[str] = mapped_column(String(512))

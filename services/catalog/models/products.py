@@ -5,14 +5,13 @@ from decimal import Decimal
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.catalog.models.base import Base, TenantEntity
+from services.catalog.models.base import Base, ClientKeyed
 from shared.db import MoneyType
 
 
-class Product(TenantEntity, Base):
+class Product(ClientKeyed, Base):
     __tablename__ = "products"
 
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     title: Mapped[str] = mapped_column(String(512))
     price: Mapped[Decimal] = mapped_column(MoneyType())
     currency: Mapped[str] = mapped_column(String(3))
