@@ -6,7 +6,11 @@ spend) through one scenario.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+
+import httpx
+import time_machine
 
 from tests.catalog.factories import (
     Json,
@@ -25,6 +29,7 @@ from tests.catalog.factories import (
     tenant_changes,
     video_body,
 )
+from tests.conftest import TokenFactory
 
 
 @dataclass(frozen=True)
@@ -116,16 +121,28 @@ def changes_of(changes: list[Json], case: PutCase) -> list[Json]:
     return [c for c in changes if c["entity"] == case.entity and _is(c["data"], case.key)]
 
 
-async def test_put_creates_with_201_then_replaces_with_200(shop: Shop) -> None:
-    for case in await put_cases(shop):
-        created = await shop.put(case.path, case.body, expect=(201,))
-        response = await shop.request("PUT", case.path, json=case.changed)
-        assert response.status_code == 200, f"{case.entity}: {response.text}"
-        replaced = response.json()
-        assert_object(replaced, case.changed, case.key)
-        assert replaced["created_at"] == created["created_at"], case.entity
-        assert parse_ts(replaced["updated_at"]) > parse_ts(created["updated_at"]), case.entity
-        assert await shop.get(case.path) == replaced, case.entity
+CREATED_AT = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+
+
+async def test_put_creates_with_201_then_replaces_with_200(
+    catalog: httpx.AsyncClient, make_token: TokenFactory, tenant: str
+) -> None:
+    # The catalog's clock is set and moved a second between the two PUTs of each object.
+    second = dt.timedelta(seconds=1)
+    with time_machine.travel(CREATED_AT, tick=False) as clock:
+        shop = Shop(catalog, tenant, make_token(tenant, "catalog:read", "catalog:write"))
+        for shifts, case in enumerate(await put_cases(shop)):
+            created_at = CREATED_AT + shifts * second
+            created = await shop.put(case.path, case.body, expect=(201,))
+            clock.shift(second)
+            response = await shop.request("PUT", case.path, json=case.changed)
+            assert response.status_code == 200, f"{case.entity}: {response.text}"
+            replaced = response.json()
+            assert_object(replaced, case.changed, case.key)
+            stamps = [parse_ts(created["created_at"]), parse_ts(created["updated_at"])]
+            stamps += [parse_ts(replaced["created_at"]), parse_ts(replaced["updated_at"])]
+            assert stamps == [created_at] * 3 + [created_at + second], case.entity
+            assert await shop.get(case.path) == replaced, case.entity
 
 
 async def test_identical_put_is_200_and_changes_nothing(shop: Shop, sync_token: str) -> None:
