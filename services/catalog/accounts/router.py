@@ -3,6 +3,6 @@ from services.catalog.core.crud import EntitySpec
 from services.catalog.core.routes import entity_router
 from services.catalog.models import Account
 
-ACCOUNTS = EntitySpec(entity="account", label="account", model=Account, out_schema=AccountOut)
+ACCOUNTS = EntitySpec("account", Account, AccountOut)
 
 router = entity_router(ACCOUNTS, plural="accounts", body_schema=AccountIn, tag="accounts")

@@ -9,19 +9,13 @@ from services.catalog.core.routes import Operation, Parent, Wording, entity_rout
 from services.catalog.models import Ad, AdSpend, Campaign, Content, Product
 
 ADS = EntitySpec(
-    entity="ad",
-    label="ad",
-    model=Ad,
-    out_schema=AdOut,
+    "ad",
+    Ad,
+    AdOut,
     references=references(campaign_id=Campaign, content_id=Content, product_id=Product),
 )
 AD_SPEND = EntitySpec(
-    entity="ad_spend",
-    label="ad spend",
-    model=AdSpend,
-    out_schema=AdSpendOut,
-    key_fields=("ad_id", "day"),
-    references=references(ad_id=Ad),
+    "ad_spend", AdSpend, AdSpendOut, key_fields=("ad_id", "day"), references=references(ad_id=Ad)
 )
 
 DayPath = Annotated[

@@ -8,20 +8,14 @@ from services.catalog.core.crud import EntitySpec, references
 from services.catalog.core.routes import Operation, Parent, Wording, entity_router
 from services.catalog.models import Account, Content, ContentProduct, Product
 
-CONTENTS = EntitySpec(
-    entity="content",
-    label="content",
-    model=Content,
-    out_schema=ContentOut,
-    references=references(account_id=Account),
-)
+CONTENTS = EntitySpec("content", Content, ContentOut, references=references(account_id=Account))
 CONTENT_PRODUCTS = EntitySpec(
-    entity="content_product",
-    label="content–product link",
-    model=ContentProduct,
-    out_schema=ContentProductOut,
+    "content_product",
+    ContentProduct,
+    ContentProductOut,
     key_fields=("content_id", "product_id"),
     references=references(content_id=Content, product_id=Product),
+    name="content–product link",
 )
 
 router = entity_router(CONTENTS, plural="contents", body_schema=ContentIn, tag="contents")

@@ -43,12 +43,16 @@ def references(**fields: type[Base]) -> tuple[Reference, ...]:
 
 @dataclass(frozen=True)
 class EntitySpec:
-    entity: str  # name in the change feed, e.g. "content_product"
-    label: str  # for people, e.g. "content–product link"
+    entity: str  # name in the change feed, e.g. "ad_spend"
     model: type[Base]
     out_schema: type[OutSchema]
     key_fields: tuple[str, ...] = ("id",)
     references: tuple[Reference, ...] = field(default_factory=tuple)
+    name: str | None = None  # for people when not the entity's name: "content–product link"
+
+    @property
+    def label(self) -> str:
+        return self.name or self.entity.replace("_", " ")  # "ad spend"
 
     def key_columns(self) -> list[Any]:
         return [getattr(self.model, name) for name in self.key_fields]

@@ -3,6 +3,6 @@ from services.catalog.core.routes import entity_router
 from services.catalog.models import Product
 from services.catalog.products.schemas import ProductIn, ProductOut
 
-PRODUCTS = EntitySpec(entity="product", label="product", model=Product, out_schema=ProductOut)
+PRODUCTS = EntitySpec("product", Product, ProductOut)
 
 router = entity_router(PRODUCTS, plural="products", body_schema=ProductIn, tag="products")

@@ -11,10 +11,9 @@ from shared.app import SessionDep
 from shared.pagination import Page, PageParams, page_params
 
 TRACKING_LINKS = EntitySpec(
-    entity="tracking_link",
-    label="tracking link",
-    model=TrackingLink,
-    out_schema=TrackingLinkOut,
+    "tracking_link",
+    TrackingLink,
+    TrackingLinkOut,
     references=references(content_id=Content, product_id=Product, ad_id=Ad),
 )
 
