@@ -278,20 +278,24 @@ class CatalogSync:
         """Pull every ``interval_seconds``; after a failure retry with exponential backoff
         (jittered, at most ``max_backoff_seconds``), for ever."""
         while True:
-            retrying = AsyncRetrying(
-                retry=retry_if_exception_type(Exception),
-                wait=wait_exponential_jitter(
-                    multiplier=self.interval_seconds,
-                    max=self.max_backoff_seconds,
-                    jitter=self.interval_seconds,
-                ),
-                sleep=self.sleep,
-                before_sleep=self._before_retry,
-            )
-            async for attempt in retrying:
+            async for attempt in self._retrying():
                 with attempt:
                     await self.pull()
             await self.sleep(self.interval_seconds)
+
+    def _retrying(self) -> AsyncRetrying:
+        # Jitter of up to one interval keeps replicas from retrying in step.
+        backoff = wait_exponential_jitter(
+            multiplier=self.interval_seconds,
+            max=self.max_backoff_seconds,
+            jitter=self.interval_seconds,
+        )
+        return AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=backoff,
+            sleep=self.sleep,
+            before_sleep=self._before_retry,
+        )
 
     def _before_retry(self, state: RetryCallState) -> None:
         self.update_lag()
