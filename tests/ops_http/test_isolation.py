@@ -157,6 +157,35 @@ def empty_fraud(response: httpx.Response, world: World) -> list[str]:
     return [f"B's fraud report has A's verdicts: {body}"] if body["by_rule"] or body["rows"] else []
 
 
+def no_integrations(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    listed = response.json()["integrations"]
+    return [f"B's list shows A's shops: {listed}"] if listed else []
+
+
+def empty_users(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    return [f"B's funnel users are A's: {response.json()}"] if response.json()["users"] else []
+
+
+def no_conversions(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    body = response.json()
+    return [f"B's time to convert counts A's users: {body}"] if body["users"] else []
+
+
+def a_funnel(w: World) -> dict[str, Any]:
+    """A funnel A's data would fill: its content, its events, its order."""
+    return {
+        "steps": [{"type": "impression"}, {"type": "view"}, {"type": "click"}, {"type": "order"}],
+        **RANGE,
+        "filters": {"content_id": w.ids["content"]},
+    }
+
+
 def fixed(path: str) -> Callable[[Ids], str]:
     return lambda ids: path
 
@@ -356,18 +385,45 @@ cases(
         ("POST", "/v1/funnels"): Case(
             "",
             lambda ids: "/v1/funnels",
-            json=lambda w: {
-                "steps": [
-                    {"type": "impression"},
-                    {"type": "view"},
-                    {"type": "click"},
-                    {"type": "order"},
-                ],
-                **RANGE,
-                "filters": {"content_id": w.ids["content"]},
-                "breakdown": "ad_id",
-            },
+            json=lambda w: {**a_funnel(w), "breakdown": "ad_id"},
             check=zero_funnel,
+        ),
+        ("POST", "/v1/funnels/time-to-convert"): Case(
+            "", fixed("/v1/funnels/time-to-convert"), json=a_funnel, check=no_conversions
+        ),
+        ("POST", "/v1/funnels/users"): Case(
+            "",
+            fixed("/v1/funnels/users"),
+            json=lambda w: {**a_funnel(w), "step": 0, "status": "reached"},
+            check=empty_users,
+        ),
+        ("GET", "/v1/integrations"): Case("", fixed("/v1/integrations"), check=no_integrations),
+        ("GET", "/v1/integrations/{integration_id}"): Case(
+            "", lambda ids: f"/v1/integrations/{ids['integration']}", check=NOT_FOUND
+        ),
+        # Integration ids are global (the shop's webhook URL carries no tenant): B cannot take
+        # or change A's, and is told the id is taken.
+        ("PUT", "/v1/integrations/{integration_id}"): Case(
+            "",
+            lambda ids: f"/v1/integrations/{ids['integration']}",
+            json=lambda w: {"platform": "woocommerce", "shop": "https://b.example", "secret": "b"},
+            check=status(409),
+        ),
+        ("GET", "/v1/integrations/{integration_id}/deliveries"): Case(
+            "", lambda ids: f"/v1/integrations/{ids['integration']}/deliveries", check=NOT_FOUND
+        ),
+        ("GET", "/v1/integrations/{integration_id}/unmatched-products"): Case(
+            "",
+            lambda ids: f"/v1/integrations/{ids['integration']}/unmatched-products",
+            check=NOT_FOUND,
+        ),
+        # Authenticated by the shop's signature, not a token: a body B signs with its own
+        # secret is refused and stores nothing among A's deliveries.
+        ("POST", "/v1/integrations/{integration_id}/webhooks"): Case(
+            "",
+            lambda ids: f"/v1/integrations/{ids['integration']}/webhooks",
+            json=lambda w: {"id": 1, "financial_status": "paid"},
+            check=status(401),
         ),
         **{
             ("GET", f"/v1/reports/{name}"): Case(

@@ -78,6 +78,7 @@ async def build_world(
         "day": DAY,
         "order": "ord-a1",
         "refund": "ref-a1",
+        "integration": "shop-a1",
     }
     puts: list[tuple[str, dict[str, Any]]] = [
         (f"/v1/accounts/{ids['account']}", {"platform": "douyin", "handle": "@a"}),
@@ -188,6 +189,9 @@ async def build_world(
     settings = {"timezone": "Asia/Shanghai", "webhook_secret": WEBHOOK_SECRET}
     response = await attribution.put("/v1/settings", json=settings, headers=h)
     assert response.status_code == 200, response.text
+    shop = {"platform": "shopify", "shop": "a-shop.myshopify.com", "secret": "shpss_a"}
+    response = await attribution.put(f"/v1/integrations/{ids['integration']}", json=shop, headers=h)
+    assert response.status_code == 201, response.text
     world.ids = ids
     return world
 
@@ -216,6 +220,8 @@ async def snapshot(
         "order": (attribution, f"/v1/orders/{ids['order']}", {}),
         "credits": (attribution, f"/v1/orders/{ids['order']}/attribution", {"model": "linear"}),
         "rejected": (attribution, "/v1/events/rejected", {}),
+        "integration": (attribution, f"/v1/integrations/{ids['integration']}", {}),
+        "deliveries": (attribution, f"/v1/integrations/{ids['integration']}/deliveries", {}),
     }
     state: dict[str, Any] = {}
 
