@@ -90,7 +90,7 @@ class Shops:
             f"/v1/integrations/{integration_id}/deliveries", headers=self.headers
         )
         assert response.status_code == 200, response.text
-        found: list[dict[str, Any]] = response.json()["deliveries"]
+        found: list[dict[str, Any]] = response.json()["items"]
         return found
 
 
@@ -433,3 +433,21 @@ async def test_outcomes_are_counted_per_integration(shops: Shops) -> None:
     await shops.woo(raw(name), "order.created", "bm90IGl0")
     after = count("applied"), count("duplicate"), count("unauthorized")
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
+
+
+async def test_deliveries_are_keyset_pages_newest_first(shops: Shops) -> None:
+    name = "shopify_orders_paid.json"
+    for webhook_id in ("w-1", "w-2", "w-3"):
+        await shops.shopify(raw(name), "orders/paid", webhook_id, vector(name))
+    everything = await shops.deliveries("shop1")
+    assert len(everything) == 3
+    url = "/v1/integrations/shop1/deliveries"
+    first = (await shops.client.get(url, params={"limit": 2}, headers=shops.headers)).json()
+    assert first["items"] == everything[:2]
+    assert first["next_cursor"]
+    params = {"limit": 2, "cursor": first["next_cursor"]}
+    second = (await shops.client.get(url, params=params, headers=shops.headers)).json()
+    assert second == {"items": everything[2:], "next_cursor": None}
+    bad = await shops.client.get(url, params={"cursor": "bm90LWEta2V5"}, headers=shops.headers)
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"

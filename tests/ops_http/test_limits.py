@@ -145,6 +145,10 @@ async def test_every_list_caps_its_page_at_500(stack: Stack) -> None:
         ("/v1/ads/x1", {"campaign_id": "x1", "content_id": "x1", "format": "native"}),
     ):
         assert (await stack.catalog.put(path, json=body, headers=h)).status_code == 201
+    shop = {"platform": "shopify", "shop": "x1.myshopify.com", "secret": "s"}
+    assert (
+        await stack.attribution.put("/v1/integrations/x1", json=shop, headers=h)
+    ).status_code == 201
     lists = []
     for client, app in (
         (stack.catalog, stack.catalog_app),

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Table, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, Table, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.models import CatalogProduct, Integration, IntegrationDelivery, OrderLine
@@ -100,14 +100,31 @@ async def pending_of(
 
 
 async def deliveries(
-    session: AsyncSession, tenant_id: str, integration_id: str, since: dt.datetime, limit: int
+    session: AsyncSession,
+    tenant_id: str,
+    integration_id: str,
+    since: dt.datetime,
+    limit: int,
+    before: tuple[dt.datetime, str] | None = None,
 ) -> Sequence[IntegrationDelivery]:
+    """Newest first; ``before`` is the (received_at, delivery_key) of the previous page's last
+    row, so a page starts strictly after it in that order."""
+    query = select(IntegrationDelivery).where(
+        _of(tenant_id, integration_id), IntegrationDelivery.received_at >= since
+    )
+    if before is not None:
+        at, key = before
+        query = query.where(
+            or_(
+                IntegrationDelivery.received_at < at,
+                and_(IntegrationDelivery.received_at == at, IntegrationDelivery.delivery_key > key),
+            )
+        )
     return (
         await session.scalars(
-            select(IntegrationDelivery)
-            .where(_of(tenant_id, integration_id), IntegrationDelivery.received_at >= since)
-            .order_by(IntegrationDelivery.received_at.desc(), IntegrationDelivery.delivery_key)
-            .limit(limit)
+            query.order_by(
+                IntegrationDelivery.received_at.desc(), IntegrationDelivery.delivery_key
+            ).limit(limit)
         )
     ).all()
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from services.attribution.integrations import service
 from services.attribution.integrations.schemas import (
     INTEGRATION_ID_PATTERN,
-    DeliveryList,
+    DeliveryOut,
     IntegrationIn,
     IntegrationList,
     IntegrationOut,
@@ -18,6 +18,7 @@ from services.attribution.integrations.schemas import (
 )
 from shared.app import SessionDep
 from shared.auth import Principal, require_scope
+from shared.pagination import Page, PageParams, page_params
 
 router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
 
@@ -39,7 +40,10 @@ async def list_integrations(principal: Reader, session: SessionDep) -> Integrati
     summary="Connect a Shopify or WooCommerce shop (201 created, 200 replaced)",
     description="The id is global (the webhook URL carries no tenant). The secret is stored "
     "encrypted and never shown; a changed secret keeps the old one valid for an hour.",
-    responses={409: {"description": "The id belongs to another tenant"}},
+    responses={
+        201: {"description": "Connected (a new integration)", "model": IntegrationOut},
+        409: {"description": "The id belongs to another tenant"},
+    },
 )
 async def put_integration(
     integration_id: IntegrationId,
@@ -92,20 +96,16 @@ async def receive_webhook(
 
 @router.get(
     "/{integration_id}/deliveries",
-    response_model=DeliveryList,
+    response_model=Page[DeliveryOut],
     summary="The shop's webhook deliveries of the last 30 days, newest first, with outcomes",
 )
 async def list_deliveries(
     integration_id: IntegrationId,
     principal: Admin,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> DeliveryList:
-    return DeliveryList(
-        deliveries=await service.list_deliveries(
-            session, principal.tenant_id, integration_id, limit
-        )
-    )
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[DeliveryOut]:
+    return await service.list_deliveries(session, principal.tenant_id, integration_id, page)
 
 
 @router.get(

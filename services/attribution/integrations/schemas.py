@@ -51,10 +51,6 @@ class DeliveryOut(BaseModel):
     received_at: UTCDatetimeOut
 
 
-class DeliveryList(BaseModel):
-    deliveries: list[DeliveryOut]
-
-
 class UnmatchedProduct(BaseModel):
     product_id: str
     lines: int

@@ -24,7 +24,8 @@ from services.attribution.orders.service import ingest_order, order_context, pos
 from services.attribution.settings.service import load_rules
 from shared.crypto import decrypt_secret, encrypt_secret
 from shared.db import utcnow
-from shared.errors import Conflict, NotFound, ProblemError, Unauthorized
+from shared.errors import Conflict, NotFound, ProblemError, Unauthorized, UnprocessableEntity
+from shared.pagination import Page, PageParams, decode_cursor, encode_cursor
 
 # Shopify keeps signing with the replaced secret for up to an hour after a rotation.
 ROTATION_GRACE = dt.timedelta(hours=1)
@@ -119,13 +120,31 @@ def delivery_view(row: IntegrationDelivery) -> DeliveryOut:
 
 
 async def list_deliveries(
-    session: AsyncSession, tenant_id: str, integration_id: str, limit: int
-) -> list[DeliveryOut]:
+    session: AsyncSession, tenant_id: str, integration_id: str, page: PageParams
+) -> Page[DeliveryOut]:
+    """One page of the last 30 days' deliveries, newest first (keyset on received_at, key)."""
     await get_integration(session, tenant_id, integration_id)
+    before = None
+    if page.cursor is not None:
+        key = decode_cursor(page.cursor)
+        try:
+            before = (dt.datetime.fromisoformat(key[0]), str(key[1]))
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise UnprocessableEntity(
+                "The cursor is not valid; pass back the `next_cursor` of a previous page "
+                "unchanged.",
+                errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
+            ) from None
     rows = await repository.deliveries(
-        session, tenant_id, integration_id, utcnow() - RETENTION, limit
+        session, tenant_id, integration_id, utcnow() - RETENTION, page.limit + 1, before
     )
-    return [delivery_view(row) for row in rows]
+    last = rows[page.limit - 1] if len(rows) > page.limit else None
+    return Page[DeliveryOut](
+        items=[delivery_view(row) for row in rows[: page.limit]],
+        next_cursor=None
+        if last is None
+        else encode_cursor([last.received_at.isoformat(), last.delivery_key]),
+    )
 
 
 async def unmatched_products(
