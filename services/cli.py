@@ -85,6 +85,11 @@ def serve(
 
     chosen_port = port or (8001 if service is Service.catalog else 8002)
     factory = f"services.{service.value}.app:create_app"
+    if workers > 1 and service is Service.attribution:
+        refusal = embedded_store_refusal(workers)
+        if refusal:
+            typer.echo(refusal, err=True)
+            raise typer.Exit(2)
     if workers > 1:
         # Several workers share one metrics view through prometheus-client's multiprocess mode.
         directory = Path(
@@ -104,6 +109,24 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=True,
+    )
+
+
+def embedded_store_refusal(workers: int) -> str | None:
+    """Why the attribution service cannot run ``workers`` processes, or None when it can.
+
+    The embedded analytic store (chdb) opens its data directory in one process only.
+    """
+    from services.attribution.config import AttributionSettings
+
+    settings = AttributionSettings()
+    if workers <= 1 or settings.analytics != "clickhouse" or settings.clickhouse_url:
+        return None
+    return (
+        f"--workers {workers}: the embedded analytic store runs in one process only. "
+        "Run one worker, or point the service at a ClickHouse server with "
+        "ATTRIBUTION_CLICKHOUSE_URL (or answer funnels from the database with "
+        "ATTRIBUTION_ANALYTICS=sql)."
     )
 
 

@@ -13,6 +13,7 @@ import contextlib
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,6 +32,8 @@ from shared.auth import mint_token
 from shared.migrate import MigrationSpec, upgrade
 
 TEST_SECRET = "test-secret-0123456789abcdef"
+#: The embedded analytic store of this test process (chdb opens one data directory each).
+_ANALYTICS_DIR = Path(tempfile.mkdtemp(prefix="clipfunnel-analytics-"))
 PG_ADMIN_URL = os.environ.get(
     "CLIPFUNNEL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -247,6 +250,9 @@ def attribution_settings(database_url: str, var_dir: Path, **overrides: Any) -> 
         "sync_enabled": False,
         "sync_interval_seconds": 0.05,
         "sync_max_backoff_seconds": 0.2,
+        # One embedded analytic store per test process; a database of its own per app.
+        "analytics_path": _ANALYTICS_DIR,
+        "clickhouse_database": f"test_{uuid.uuid4().hex[:16]}",
     }
     values.update(overrides)
     return AttributionSettings(**values)

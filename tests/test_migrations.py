@@ -57,6 +57,8 @@ SERVICES = [
                 ("catalog_tracking_links", "uq_catalog_tracking_links_code"),
                 # The shop webhook URL carries only the integration id, no tenant.
                 ("integrations", "uq_integrations_integration_id"),
+                # Replication to the analytic store reads every tenant's uncopied events.
+                ("events", "ix_events_analytics_seq"),
             },
         ),
         id="attribution",

@@ -9,6 +9,12 @@ from pathlib import Path
 import httpx
 from fastapi import APIRouter, FastAPI
 
+from services.attribution.analytics.wiring import (
+    analytic_funnel_source,
+    replicate_forever,
+    start_replication,
+    stop_replication,
+)
 from services.attribution.catalog_sync.router import router as sync_router
 from services.attribution.catalog_sync.service import CatalogSync
 from services.attribution.config import AttributionSettings
@@ -17,6 +23,7 @@ from services.attribution.datadriven.router import router as datadriven_router
 from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.events.router import router as events_router
 from services.attribution.fraud.router import router as fraud_router
+from services.attribution.funnels.router import funnel_source
 from services.attribution.funnels.router import router as funnels_router
 from services.attribution.integrations.router import router as integrations_router
 from services.attribution.models import RevokedToken
@@ -83,6 +90,14 @@ def create_app(
             if settings.sync_enabled
             else None
         )
+        app.state.analytics = None
+        app.state.analytics_task = None
+        if settings.analytics == "clickhouse":
+            replicator = await start_replication(settings, app.state.sessionmaker)
+            app.state.analytics = replicator
+            app.state.analytics_task = asyncio.create_task(
+                replicate_forever(replicator), name="analytics-replication"
+            )
         # /readyz: 503 while the background sync has stopped advancing.
         app.state.readiness_checks = [sync.stall] if settings.sync_enabled else []
 
@@ -92,11 +107,12 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await stop_replication(app.state.analytics_task)
         await app.state.catalog_client.aclose()
         if app.state.events_group_commit is not None:
             await app.state.events_group_commit.close()
 
-    return build_app(
+    app = build_app(
         title="ClipFunnel attribution",
         description="Ingests viewer events and shop orders, attributes every order to the "
         "videos, live rooms and ads that led to it, and answers funnels and reports.",
@@ -108,3 +124,5 @@ def create_app(
         on_shutdown=stop,
         configure_logs=configure_logs,
     )
+    app.dependency_overrides[funnel_source] = analytic_funnel_source
+    return app

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -32,6 +35,19 @@ class AttributionSettings(ServiceSettings):
         default=30.0, description="Time bound of one report or funnel query (503); 0: none"
     )
     signature_tolerance_seconds: int = 300
+    analytics: Literal["clickhouse", "sql"] = Field(
+        default="clickhouse",
+        description="Where funnels are answered: the ClickHouse analytic store, or the "
+        "attribution database itself",
+    )
+    analytics_path: Path | None = Field(
+        default=None, description="Embedded analytic store's data (default: <var_dir>/analytics)"
+    )
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="A ClickHouse server instead of the embedded store (clickhouse-connect DSN)",
+    )
+    clickhouse_database: str = "clipfunnel"
 
     def default_db_name(self) -> str:
         return "attribution.db"

@@ -68,7 +68,8 @@ def test_metrics_sum_over_two_workers(launcher: Launcher, tmp_path: Path) -> Non
         "attribution",
         database_url=migrate("attribution", sqlite_url(tmp_path / "attribution.db")),
         workers=2,
-        extra_env={"PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)},
+        # Several workers need the analytic store on a server, or funnels from the database.
+        extra_env={"PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir), "ATTRIBUTION_ANALYTICS": "sql"},
     )
     service.start()
     service.wait_ready()

@@ -24,6 +24,8 @@ class Event(Base):
         Index(None, "tenant_id", "type", "occurred_at", "user_id", "content_id", "ad_id"),
         # Reports per content over a time range.
         Index(None, "tenant_id", "content_id", "occurred_at"),
+        # Events not yet copied to the analytic store (analytics_seq IS NULL) are found here.
+        Index(None, "analytics_seq"),
     )
 
     tenant_id: Mapped[str] = tenant_key()
@@ -39,6 +41,8 @@ class Event(Base):
     platform: Mapped[str | None] = mapped_column(String(32))
     properties: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc())
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: The replication batch that copied the event to the analytic store; NULL until then.
+    analytics_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class RejectedEvent(Base):
