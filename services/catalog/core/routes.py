@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response, status
+from pydantic import SerializeAsAny
 
 from services.catalog.core.crud import EntitySpec, get_or_404, list_page, soft_delete, upsert
 from shared.app import SessionDep
 from shared.auth import Principal, require_scope
 from shared.pagination import Page, PageParams, page_params
-from shared.schemas import ID_PATTERN, Schema
+from shared.schemas import ID_PATTERN, OutSchema, Schema
 
 Reader = Annotated[Principal, Depends(require_scope("catalog:read"))]
 Writer = Annotated[Principal, Depends(require_scope("catalog:write"))]
@@ -33,13 +34,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 ValuesFrom = Callable[[Any], dict[str, Any]]
 Key = dict[str, Any]
+# A collection's own response schema, chosen at runtime: a page dumps each item with its own
+# fields rather than only the base class's.
+AnyOut = SerializeAsAny[OutSchema]
 
 
 def default_values(body: Schema) -> dict[str, Any]:
     return body.model_dump()
 
 
-def _id_path(name: str) -> Any:
+def _id_path(name: str) -> Any:  # FastAPI's Path() is typed Any
     """A client id in the path under ``name`` (``{account_id}``, ``{product_id}``…)."""
     return Path(alias=name, pattern=ID_PATTERN, description="Client-chosen id")
 
@@ -170,7 +174,7 @@ def entity_router(
         principal: Writer,
         session: SessionDep,
         response: Response,
-    ) -> Any:
+    ) -> OutSchema:
         await check_parent(session, principal.tenant_id, key)
         obj, outcome = await upsert(session, spec, principal.tenant_id, key, values_from(body))
         await session.commit()
@@ -188,14 +192,14 @@ def entity_router(
         principal: Reader,
         session: SessionDep,
         page: Annotated[PageParams, Depends(page_params)],
-    ) -> Any:
+    ) -> Page[AnyOut]:
         await check_parent(session, principal.tenant_id, scope)
         filters = [getattr(model, name) == value for name, value in scope.items()]
         rows, cursor = await list_page(session, spec, principal.tenant_id, page, filters=filters)
-        return {"items": [out.model_validate(r) for r in rows], "next_cursor": cursor}
+        return Page[AnyOut](items=[out.model_validate(r) for r in rows], next_cursor=cursor)
 
     @router.get(paths.item, response_model=out, name=words.get.name, summary=words.get.summary)
-    async def get_item(key: ObjectKey, principal: Reader, session: SessionDep) -> Any:
+    async def get_item(key: ObjectKey, principal: Reader, session: SessionDep) -> OutSchema:
         return out.model_validate(await get_or_404(session, spec, principal.tenant_id, key))
 
     @router.delete(

@@ -1,4 +1,4 @@
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1/tracking-links", tags=["tracking links"], respons
 )
 async def post_tracking_link(
     body: TrackingLinkIn, principal: Writer, session: SessionDep, request: Request
-) -> Any:
+) -> TrackingLinkOut:
     link = await create_link(
         session,
         TRACKING_LINKS,
@@ -43,13 +43,16 @@ async def post_tracking_link(
 @router.get("", response_model=Page[TrackingLinkOut], summary="List tracking links")
 async def list_tracking_links(
     principal: Reader, session: SessionDep, page: Annotated[PageParams, Depends(page_params)]
-) -> Any:
+) -> Page[TrackingLinkOut]:
     rows, cursor = await list_page(session, TRACKING_LINKS, principal.tenant_id, page)
-    return {"items": [TrackingLinkOut.model_validate(r) for r in rows], "next_cursor": cursor}
+    items = [TrackingLinkOut.model_validate(r) for r in rows]
+    return Page[TrackingLinkOut](items=items, next_cursor=cursor)
 
 
 @router.get("/{code}", response_model=TrackingLinkOut, summary="Read a tracking link")
-async def get_tracking_link(code: IdPath, principal: Reader, session: SessionDep) -> Any:
+async def get_tracking_link(
+    code: IdPath, principal: Reader, session: SessionDep
+) -> TrackingLinkOut:
     link = await get_or_404(session, TRACKING_LINKS, principal.tenant_id, {"id": code})
     return TrackingLinkOut.model_validate(link)
 
