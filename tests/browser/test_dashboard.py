@@ -219,8 +219,8 @@ def check_contents(page: Page, api: httpx.Client, calls: Recorder) -> dict[str, 
 def check_timeseries(page: Page, api: httpx.Client, calls: Recorder) -> dict[str, Any]:
     gmv = replay(api, calls.last("/v1/reports/timeseries", metric="gmv")).json()
     orders = replay(api, calls.last("/v1/reports/timeseries", metric="orders")).json()
-    assert page.locator("#gmv-chart circle.dot").count() == len(gmv["points"])
-    assert page.locator("#orders-chart circle.dot").count() == len(orders["points"])
+    assert page.locator("#gmv-chart li.dot").count() == len(gmv["points"])
+    assert page.locator("#orders-chart li.dot").count() == len(orders["points"])
     assert page.locator("#timeseries-table tbody tr").count() == len(gmv["points"])
     for point in gmv["points"]:
         assert cell(page, "timeseries-table", point["start"], "gmv") == fmt_money(point["value"])
@@ -494,7 +494,7 @@ def test_phone_sized_screen_has_one_column_and_no_sideways_scroll(
         }
         xs = {round(box["x"]) for box in boxes.values() if box}
         assert len(xs) == 1, boxes  # stacked, not side by side
-        for chart in ("#funnel-chart svg", "#formats-chart svg", "#gmv-chart svg"):
+        for chart in ("#funnel-chart svg", "#formats-chart svg", "#gmv-chart canvas"):
             box = phone.locator(chart).bounding_box()
             assert box is not None, chart
             assert 0 <= box["x"] <= box["x"] + box["width"] <= 390, chart

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,6 +50,8 @@ async def test_the_page_pins_every_asset_to_its_content_hash(client: httpx.Async
         "dashboard/static/app.js",
         "dashboard/static/style.css",
         "dashboard/static/favicon.svg",
+        "dashboard/static/vendor/uplot/uPlot.iife.min.js",
+        "dashboard/static/vendor/uplot/uPlot.min.css",
     }
     types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
     for path, version in pinned.items():
@@ -56,8 +59,11 @@ async def test_the_page_pins_every_asset_to_its_content_hash(client: httpx.Async
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith(types[Path(path).suffix])
         assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
-        assert response.headers["etag"] == f'"{version}"'
-        assert response.content == (STATIC_DIR / Path(path).name).read_bytes()
+        assert response.headers["etag"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+        body = (STATIC_DIR / path.removeprefix("dashboard/static/")).read_bytes()
+        assert response.content == body
+        assert hashlib.sha256(body).hexdigest()[:16] == version
 
 
 async def test_an_asset_without_its_version_is_revalidated_and_answers_304(
@@ -117,9 +123,34 @@ async def test_the_dashboard_is_not_in_the_api_schema(client: httpx.AsyncClient)
 def test_the_page_loads_nothing_from_elsewhere() -> None:
     """No CDN, no absolute URL: every file the page uses ships in the package."""
     for path in STATIC_DIR.rglob("*"):
+        if "vendor" in path.parts:
+            continue  # third-party files, copied unchanged (see vendor/*/VERSION.txt)
         if path.suffix in {".html", ".js", ".css"}:
             text = path.read_text()
             # The SVG namespace is an identifier, not something fetched.
             urls = set(re.findall(r"https?://[^\s'\"`)]+", text)) - {"http://www.w3.org/2000/svg"}
             assert not urls, f"{path.name} refers to {urls}"
             assert "innerHTML" not in text, f"{path.name}: API values go in as text only"
+
+
+async def test_the_scripts_are_es_modules_that_import_only_local_files(
+    client: httpx.AsyncClient,
+) -> None:
+    html = (await client.get("/dashboard")).text
+    assert '<script type="module" src="dashboard/static/app.js?v=' in html
+    for path in STATIC_DIR.glob("*.js"):
+        for target in re.findall(r"from '([^']+)'", path.read_text()):
+            assert target.startswith("./"), (path, target)
+            assert (STATIC_DIR / target).is_file(), (path, target)
+            response = await client.get(f"/dashboard/static/{target[2:]}")
+            assert response.status_code == 200
+            assert response.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_the_vendored_chart_library_records_its_version_and_licence() -> None:
+    vendor = STATIC_DIR / "vendor" / "uplot"
+    note = (vendor / "VERSION.txt").read_text()
+    assert "uPlot 1.6.32" in note
+    digest = hashlib.sha256((vendor / "uPlot.iife.min.js").read_bytes()).hexdigest()
+    assert digest in note
+    assert "MIT License" in (vendor / "LICENSE.txt").read_text()

@@ -1,37 +1,28 @@
 """``GET /dashboard``: the marketer's single-page dashboard, served from files in the package.
 
-The page holds no data: it is public, and its script calls the API with the bearer token the
-user pastes (kept in the tab's session storage). Assets are read once per process, served
-with an ETag, and referenced from the page with ``?v=<etag>`` so they can be cached for a
-year while a new release is picked up at once; the page itself is revalidated every time.
-Only files that exist under ``static/`` at start-up can be served (no path is ever joined
-from the request), with a content type from a fixed table.
+The page holds no data: it is public, and its scripts call the API with the bearer token the
+user pastes (kept in the tab's session storage). The files under ``static/`` are served by
+Starlette's ``StaticFiles`` (path checks, ETag/Last-Modified, 304s, HEAD), wrapped in
+:class:`SecurityHeaders`, which adds the security headers and the caching rule: a request
+carrying ``?v=<content hash>`` that matches the file may be cached for a year, anything else
+is revalidated. The page references its assets with that hash, so a release is picked up at
+once. ``index.html`` is only served as ``/dashboard``, with the hashes filled in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
-
-from shared.errors import NotFound
+from starlette.exceptions import HTTPException
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATIC_DIR = Path(__file__).parent / "static"
-CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-    ".json": "application/json",
-    ".txt": "text/plain; charset=utf-8",
-}
 # The page loads only its own files and calls only its own origin; no inline script or style.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -41,48 +32,75 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
+    "Content-Security-Policy": CSP,
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 _ASSET_REF = re.compile(r'(dashboard/static/)([A-Za-z0-9._/-]+)"')
 
 
-@dataclass(frozen=True)
-class Asset:
-    body: bytes
-    content_type: str
-    etag: str
-
-    @classmethod
-    def of(cls, body: bytes, suffix: str) -> Asset:
-        digest = hashlib.sha256(body).hexdigest()[:16]
-        return cls(body=body, content_type=CONTENT_TYPES[suffix], etag=digest)
+@cache
+def versions() -> dict[str, str]:
+    """Content hash of every file under ``static/``, by its POSIX path relative to it."""
+    return {
+        path.relative_to(STATIC_DIR).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted(STATIC_DIR.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    }
 
 
 @cache
-def assets() -> dict[str, Asset]:
-    """Every servable file under ``static/`` by its POSIX path relative to it."""
-    found: dict[str, Asset] = {}
-    for path in sorted(STATIC_DIR.rglob("*")):
-        if path.is_file() and path.suffix in CONTENT_TYPES and not path.name.startswith("."):
-            found[path.relative_to(STATIC_DIR).as_posix()] = Asset.of(
-                path.read_bytes(), path.suffix
-            )
-    return found
-
-
-@cache
-def page() -> Asset:
-    """``index.html`` with each asset reference pinned to its content hash."""
-    files = assets()
+def page() -> tuple[bytes, str]:
+    """``index.html`` with each asset reference pinned to its content hash, and its ETag."""
+    known = versions()
 
     def pin(match: re.Match[str]) -> str:
-        asset = files.get(match.group(2))
-        version = f"?v={asset.etag}" if asset else ""
-        return f'{match.group(1)}{match.group(2)}{version}"'
+        version = known.get(match.group(2))
+        suffix = f"?v={version}" if version else ""
+        return f'{match.group(1)}{match.group(2)}{suffix}"'
 
-    html = _ASSET_REF.sub(pin, files["index.html"].body.decode("utf-8"))
-    return Asset.of(html.encode("utf-8"), ".html")
+    html = _ASSET_REF.sub(pin, (STATIC_DIR / "index.html").read_text("utf-8"))
+    body = html.encode("utf-8")
+    return body, hashlib.sha256(body).hexdigest()[:16]
+
+
+class DashboardFiles(StaticFiles):
+    """``StaticFiles`` over ``static/`` that never serves the page template itself."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if Path(path).as_posix().lstrip("/") == "index.html":
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
+
+
+class SecurityHeaders:
+    """ASGI middleware: security headers on every answer, plus the dashboard's caching rule."""
+
+    def __init__(self, app: ASGIApp, headers: dict[str, str] | None = None) -> None:
+        self.app = app
+        self.headers = [
+            (k.lower().encode(), v.encode()) for k, v in (headers or SECURITY_HEADERS).items()
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", "")).rsplit("/dashboard/static/", 1)[-1]
+        query = scope.get("query_string", b"").decode("latin-1")
+        wanted = dict(part.partition("=")[::2] for part in query.split("&") if part).get("v")
+        pinned = wanted is not None and versions().get(path) == wanted
+        cache_control = (IMMUTABLE if pinned else REVALIDATE).encode()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
+                ]
+                message["headers"] = [*headers, *self.headers, (b"cache-control", cache_control)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _matches(if_none_match: str, etag: str) -> bool:
@@ -91,33 +109,24 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _answer(request: Request, asset: Asset, cache_control: str, **extra: str) -> Response:
-    headers = {"ETag": f'"{asset.etag}"', "Cache-Control": cache_control, **extra}
-    if _matches(request.headers.get("if-none-match", ""), asset.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(asset.body, media_type=asset.content_type, headers=headers)
-
-
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
+router.mount(
+    "/dashboard/static",
+    SecurityHeaders(DashboardFiles(directory=STATIC_DIR)),
+    name="dashboard-static",
+)
 
 
 @router.api_route("/dashboard", methods=["GET", "HEAD"])
 async def dashboard(request: Request) -> Response:
-    return _answer(
-        request, page(), REVALIDATE, **SECURITY_HEADERS, **{"Content-Security-Policy": CSP}
-    )
+    body, etag = page()
+    headers = {"ETag": f'"{etag}"', "Cache-Control": REVALIDATE, **SECURITY_HEADERS}
+    if _matches(request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="text/html; charset=utf-8", headers=headers)
 
 
 @router.api_route("/dashboard/", methods=["GET", "HEAD"])
 async def dashboard_slash() -> Response:
     # Relative, so it stays right behind a proxy that mounts the service under a prefix.
     return RedirectResponse("../dashboard", status_code=308)
-
-
-@router.api_route("/dashboard/static/{asset_path:path}", methods=["GET", "HEAD"])
-async def dashboard_asset(asset_path: str, request: Request) -> Response:
-    asset = assets().get(asset_path)
-    if asset is None or asset_path == "index.html":
-        raise NotFound(f"No dashboard asset named {asset_path!r}.")
-    pinned = request.query_params.get("v") == asset.etag
-    return _answer(request, asset, IMMUTABLE if pinned else REVALIDATE, **SECURITY_HEADERS)

@@ -1,0 +1,69 @@
+/* DOM helpers: elements, SVG nodes, tables and card states (values go in as text). */
+import { SVG_NS } from './config.js';
+
+// ---- DOM helpers ---------------------------------------------------------------------
+export function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export function svg(tag, attrs = {}, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export function mountSvg(container, height, label) {
+  const width = Math.max(240, Math.floor(container.clientWidth || 600));
+  const root = svg('svg', {
+    width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': label,
+  });
+  container.replaceChildren(root);
+  return [root, width];
+}
+
+export function cardState(key, text, kind = '') {
+  const node = document.querySelector(`.card-state[data-for="${key}"]`);
+  if (!node) return;
+  node.textContent = text;
+  node.className = `card-state ${kind}`.trim();
+  node.hidden = !text;
+}
+
+/** columns: [{key, label, fmt(row), numeric}]; every cell carries data-col for tests and CSS. */
+export function fillTable(table, columns, rows, rowKey) {
+  const caption = table.querySelector('caption');
+  const head = el('thead');
+  const tr = el('tr');
+  for (const c of columns) tr.append(el('th', { scope: 'col', class: c.numeric ? 'num' : '' }, c.label));
+  head.append(tr);
+  const bodyNode = el('tbody');
+  for (const row of rows) {
+    const line = el('tr', { 'data-row': rowKey(row) });
+    columns.forEach((c, i) => {
+      const cell = el(i === 0 ? 'th' : 'td', {
+        'data-col': c.key, class: c.numeric ? 'num' : '',
+      }, c.fmt(row));
+      if (i === 0) cell.setAttribute('scope', 'row');
+      line.append(cell);
+    });
+    bodyNode.append(line);
+  }
+  table.replaceChildren(...(caption ? [caption] : []), head, bodyNode);
+}
+
+export function clearCard(key) {
+  const ids = {
+    funnel: ['funnel-chart', 'funnel-table'], ads: ['formats-chart', 'formats-table'],
+    contents: ['contents-table'], live: ['live-table'],
+    timeseries: ['gmv-chart', 'orders-chart', 'timeseries-table'],
+  }[key] || [];
+  for (const id of ids) {
+    const node = document.getElementById(id);
+    const caption = node.querySelector('caption');
+    node.replaceChildren(...(caption ? [caption] : []));
+  }
+}
