@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -13,6 +13,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -182,6 +183,33 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
             {"loc": loc, "field": _loc_to_str(loc[1:] if len(loc) > 1 else loc), "msg": msg}
         )
     return items
+
+
+def validation_route(
+    problem_for: Callable[[RequestValidationError], ProblemError | None],
+) -> type[APIRoute]:
+    """A route class whose request validation errors are answered by ``problem_for``.
+
+    ``problem_for`` builds the problem to answer (e.g. one 422 naming each parameter and what
+    it allows in ``detail`` too), or returns None to leave the error to the shared handler.
+    """
+
+    class ValidationRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def route_handler(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except RequestValidationError as exc:
+                    problem = problem_for(exc)
+                    if problem is None:
+                        raise
+                    raise problem from None
+
+            return route_handler
+
+    return ValidationRoute
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -15,10 +15,8 @@ from services.attribution.models import Event, RejectedEvent
 from tests.conftest import auth
 
 _counter = itertools.count(1)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+# A fixed instant in the past of any server clock (events may not be more than 5 minutes ahead).
+OCCURRED_AT = dt.datetime(2024, 6, 1, 11, 59, tzinfo=dt.UTC)
 
 
 def iso(value: dt.datetime) -> str:
@@ -30,11 +28,11 @@ def next_id(prefix: str = "ev") -> str:
 
 
 def event(**fields: Any) -> dict[str, Any]:
-    """A valid `view` event one minute ago; keyword arguments override (None drops a field)."""
+    """A valid `view` event at OCCURRED_AT; keyword arguments override (None drops a field)."""
     values: dict[str, Any] = {
         "event_id": next_id(),
         "type": "view",
-        "occurred_at": iso(utcnow() - dt.timedelta(minutes=1)),
+        "occurred_at": iso(OCCURRED_AT),
         "user_id": "u-1",
         "content_id": "c-1",
     }

@@ -89,6 +89,13 @@ def test_metrics_sum_over_two_workers(launcher: Launcher, tmp_path: Path) -> Non
 
     seen: list[float] = []
     with httpx.Client(base_url=service.url, timeout=10.0, limits=limits) as client:
+        # A worker counts a request just after its last byte is sent, so the client may see
+        # the answer a moment before the count: wait (bounded) for the first full count.
+        settle = time.monotonic() + 5.0
+        while time.monotonic() < settle:
+            if requests_in_exposition(client.get("/metrics").text, ROUTE) >= K:
+                break
+            time.sleep(0.05)
         for _ in range(SCRAPES):
             answer = client.get("/metrics")
             assert answer.status_code == 200

@@ -11,10 +11,10 @@ the logs carries a unique marker, and no line may contain one.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -23,6 +23,7 @@ import httpx
 import orjson
 import pytest
 import structlog
+import time_machine
 from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -36,6 +37,15 @@ from tests.conftest import TEST_SECRET, auth
 MARK = f"LEAK{uuid.uuid4().hex[:12]}"
 WEBHOOK_SECRET = f"whsec-{MARK}-0123456789"
 ACCESS_FIELDS = {"request_id", "tenant", "route", "status", "duration_ms", "method"}
+# The test's clock (the services' too): after the order's occurred_at, so it is not in the future.
+NOW = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def clock() -> Iterator[None]:
+    """The clock set at NOW and running, so tokens and signatures are minted at known instants."""
+    with time_machine.travel(NOW, tick=True):
+        yield
 
 
 @pytest.fixture
@@ -70,6 +80,7 @@ class Probe(BaseModel):
 
 
 async def test_no_token_secret_or_body_in_any_log_line(
+    clock: None,
     log_buffer: io.StringIO,
     catalog: httpx.AsyncClient,
     attribution: httpx.AsyncClient,
@@ -80,7 +91,7 @@ async def test_no_token_secret_or_body_in_any_log_line(
 ) -> None:
     token = mint_token(TEST_SECRET, tenant, ["admin"], token_id=f"jti{MARK}")
     h = auth(token)
-    expired = mint_token(TEST_SECRET, tenant, ["admin"], ttl_seconds=1, now=time.time() - 60)
+    expired = mint_token(TEST_SECRET, tenant, ["admin"], ttl_seconds=1, now=NOW.timestamp() - 60)
     forged = token[:-6] + "AAAAAA"
     secrets = [token, expired, forged, WEBHOOK_SECRET, *token.split(".")[1:]]
 
@@ -117,7 +128,7 @@ async def test_no_token_secret_or_body_in_any_log_line(
         "items": [{"product_id": "p1", "quantity": 1, "unit_price": "10.00"}],
     }
     raw = orjson.dumps(order)
-    signature = sign(WEBHOOK_SECRET, raw, int(time.time()))
+    signature = sign(WEBHOOK_SECRET, raw, int(NOW.timestamp()))
     secrets.append(signature.split("v1=")[1])
     for headers, expected in (
         ({HEADER: signature}, 201),

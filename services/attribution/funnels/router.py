@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 
 from services.attribution.funnels import service
 from services.attribution.funnels.schemas import (
@@ -22,29 +20,17 @@ from services.attribution.funnels.source import FunnelSource, SqlFunnelSource
 from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
 from shared.csv_export import csv_response
-from shared.errors import UnprocessableEntity, validation_errors
+from shared.errors import UnprocessableEntity, validation_errors, validation_route
 from shared.timeouts import bounded
 
 
-class _FunnelRoute(APIRoute):
+def _invalid(exc: RequestValidationError) -> UnprocessableEntity | None:
     """Validation errors name the fields *and* what each allows in ``detail`` too."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                errors = validation_errors(exc)
-                if any(e["msg"].startswith("malformed JSON") for e in errors):
-                    raise  # answered 400 by the shared handler
-                reasons = "; ".join(f"{e['field'] or 'body'}: {e['msg']}" for e in errors)
-                raise UnprocessableEntity(
-                    f"Invalid funnel query: {reasons}.", errors=errors
-                ) from None
-
-        return route_handler
+    errors = validation_errors(exc)
+    if any(e["msg"].startswith("malformed JSON") for e in errors):
+        return None  # answered 400 by the shared handler
+    reasons = "; ".join(f"{e['field'] or 'body'}: {e['msg']}" for e in errors)
+    return UnprocessableEntity(f"Invalid funnel query: {reasons}.", errors=errors)
 
 
 def funnel_source(session: ReadSessionDep) -> FunnelSource:
@@ -52,7 +38,7 @@ def funnel_source(session: ReadSessionDep) -> FunnelSource:
     return SqlFunnelSource(session)
 
 
-router = APIRouter(prefix="/v1/funnels", tags=["funnels"], route_class=_FunnelRoute)
+router = APIRouter(prefix="/v1/funnels", tags=["funnels"], route_class=validation_route(_invalid))
 Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
 Source = Annotated[FunnelSource, Depends(funnel_source)]
 
@@ -158,7 +144,7 @@ async def post_funnel_users(
     session: ReadSessionDep,
     request: Request,
     format: Literal["json", "csv"] = "json",
-) -> Any:
+) -> FunnelUsersOut | Response:
     settings = request.app.state.settings
     page = await bounded(
         service.run_funnel_users(

@@ -7,14 +7,13 @@ tenant's), ``format=json|csv`` (or ``Accept: text/csv``) and ``include_inactive`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,25 +33,16 @@ from services.attribution.settings.service import Rules, load_rules
 from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
 from shared.db import utcnow
+from shared.errors import UnprocessableEntity, validation_route
 from shared.timeouts import bounded
 
 
-class _ReportRoute(APIRoute):
+def _invalid(exc: RequestValidationError) -> UnprocessableEntity:
     """A bad query is one 422 whose ``detail`` names each parameter and what it allows."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                raise invalid_query(map(reason, exc.errors())) from None
-
-        return route_handler
+    return invalid_query(map(reason, exc.errors()))
 
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=_ReportRoute)
+router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=validation_route(_invalid))
 Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
