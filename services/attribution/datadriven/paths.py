@@ -50,6 +50,7 @@ class Journey:
     order_id: str
     channels: tuple[Channel, ...]
     revenue: Decimal
+    paid_at: dt.datetime
 
 
 @dataclass(slots=True)
@@ -110,7 +111,9 @@ def build_paths(
             channels = _channels(user_touches[first:last])
             if channels:
                 paths.add(channels, converted=True, revenue=order.revenue)
-                paths.journeys.append(Journey(order.order_id, channels, order.revenue))
+                paths.journeys.append(
+                    Journey(order.order_id, channels, order.revenue, order.paid_at)
+                )
         unclaimed = [
             touch
             for touch, was_claimed in zip(user_touches, claimed, strict=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,7 @@ from services.attribution.datadriven.schemas import (
     Method,
     PathFrequency,
 )
-from services.attribution.datadriven.shapley import shapley
+from services.attribution.datadriven.shapley import coalition_of, shapley
 from services.attribution.settings.service import Rules
 
 TOP_PATHS = 20
@@ -56,6 +57,59 @@ def split_money(
     if names:
         parts[names[-1]] = total - sum(parts.values(), Decimal(0))
     return parts
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyCredit:
+    """One channel's part of one order: its share of the order and of the order's revenue."""
+
+    order_id: str
+    paid_at: dt.datetime
+    channel: str
+    share: float
+    amount: Decimal
+
+
+def journey_weights(paths: Paths, method: Method) -> Callable[[tuple[str, ...]], dict[str, float]]:
+    """The data-driven fractions of one converting path's channels (they sum to 1).
+
+    Markov (order 1): the path's distinct channels in proportion to their removal effects
+    over the whole range (equal parts when all of them have a zero effect). Shapley: the
+    exact Shapley fractions of the path's coalition (which may be negative for a channel
+    that lowers the coalition's conversion rate).
+    """
+    if method == "markov":
+        effects = markov(paths.counts, 1).removal_effects
+
+        def by_effect(channels: tuple[str, ...]) -> dict[str, float]:
+            distinct = sorted(set(channels))
+            total = sum(effects.get(c, 0.0) for c in distinct)
+            if total <= 0:
+                return {c: 1 / len(distinct) for c in distinct}
+            return {c: effects.get(c, 0.0) / total for c in distinct}
+
+        return by_effect
+    values = shapley(paths.counts)
+    return lambda channels: values.fractions[coalition_of(channels)]
+
+
+def journey_credits(paths: Paths, method: Method, currency: str | None) -> list[JourneyCredit]:
+    """Each order's revenue split over its own path's channels by their data-driven weights
+    (the per-journey rule): the parts of an order add up to its revenue exactly."""
+    weights = journey_weights(paths, method)
+    credits: list[JourneyCredit] = []
+    for journey in paths.journeys:
+        fractions = weights(journey.channels)
+        amounts = (
+            split_money(journey.revenue, fractions, currency)
+            if currency is not None
+            else dict.fromkeys(fractions, Decimal(0))
+        )
+        credits.extend(
+            JourneyCredit(journey.order_id, journey.paid_at, channel, share, amounts[channel])
+            for channel, share in sorted(fractions.items())
+        )
+    return credits
 
 
 def report(

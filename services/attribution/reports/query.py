@@ -22,6 +22,10 @@ from shared.errors import UnprocessableEntity
 from shared.schemas import ID_PATTERN
 from shared.vocabulary import CONTENT_KINDS, ContentKind, Platform
 
+# The ads and contents reports also take the data-driven models, computed for the range.
+DataDriven = Literal["markov", "shapley"]
+DATA_DRIVEN: tuple[DataDriven, ...] = get_args(DataDriven)
+REPORT_MODELS: tuple[str, ...] = (*MODELS, *DATA_DRIVEN)
 Output = Literal["json", "csv"]
 OUTPUTS: tuple[Output, ...] = get_args(Output)
 Table = Literal["rows", "by_format"]
@@ -117,8 +121,10 @@ class ReportQuery(BaseModel):
         examples=["2026-03-01T00:00:00+08:00"],
     )
     to: Instant = Field(None, description="End, exclusive: ISO-8601 with an offset (default: now)")
-    model: Annotated[Model | None, _one_of(MODELS)] = Field(
-        None, description="Attribution model (default: the tenant's)"
+    model: Annotated[Model | DataDriven | None, _one_of(REPORT_MODELS)] = Field(
+        None,
+        description="Attribution model (default: the tenant's); markov or shapley split each "
+        "order's revenue over its own touches by their data-driven weights for the range",
     )
     format: Annotated[Output | None, _one_of(OUTPUTS)] = Field(
         None, description="json (default) or csv; `Accept: text/csv` also selects CSV"
@@ -146,6 +152,9 @@ class ContentsQuery(ReportQuery):
 
 
 class TimeseriesQuery(ReportQuery):
+    model: Annotated[Model | None, _one_of(MODELS)] = Field(
+        None, description="Attribution model (default: the tenant's); rule-based models only"
+    )
     metric: Annotated[Metric, _one_of(METRICS)] = Field(description="The metric")
     interval: Annotated[Interval, _one_of(INTERVALS)] = Field(
         "day", description="hour or day (default)"

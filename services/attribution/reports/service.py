@@ -16,14 +16,19 @@ from decimal import Decimal
 from typing import TypedDict, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.attribution.datadriven.repository import ChannelDimension
+from services.attribution.datadriven.service import JourneyCredit, journey_credits, load_paths
 from services.attribution.reports import metrics, repository
 from services.attribution.reports.buckets import make_buckets, spend_days
 from services.attribution.reports.metrics import ZERO, Totals
 from services.attribution.reports.query import (
+    DATA_DRIVEN,
     AdsQuery,
     ContentsQuery,
+    DataDriven,
     Metric,
     Scope,
     TimeseriesQuery,
@@ -81,6 +86,45 @@ def _header(currency: str | None, rules: Rules, scope: Scope) -> _Header:
 
 def _credits(tenant_id: str, scope: Scope) -> repository.CreditRange:
     return repository.CreditRange(tenant_id, scope.model, scope.start, scope.end)
+
+
+async def _data_driven(
+    session: AsyncSession,
+    tenant_id: str,
+    rules: Rules,
+    scope: Scope,
+    dimension: ChannelDimension,
+    only: Select[tuple[str]] | None,
+) -> list[JourneyCredit]:
+    """Under markov or shapley: each order paid in the range split over its own touches'
+    channels (ads or contents) by their weights for the range; only the ids in ``only``."""
+    paths = await load_paths(session, tenant_id, dimension, scope.start, scope.end, rules)
+    method: DataDriven = "markov" if scope.model == "markov" else "shapley"
+    parts = journey_credits(paths, method, rules.currency)
+    if only is None:
+        return parts
+    kept = set((await session.execute(only)).scalars())
+    return [part for part in parts if part.channel in kept]
+
+
+def _summed(parts: Iterable[JourneyCredit]) -> dict[str, repository.MoneySums]:
+    sums: dict[str, repository.MoneySums] = {}
+    shares: dict[str, list[float]] = {}
+    for part in parts:
+        total = sums.setdefault(part.channel, repository.MoneySums())
+        total.amount += part.amount
+        total.rows += 1
+        shares.setdefault(part.channel, []).append(part.share)
+    for channel, total in sums.items():
+        total.share = math.fsum(shares[channel])
+    return sums
+
+
+def _live_at(info: repository.ContentInfo | None, at: dt.datetime) -> bool:
+    """Whether ``at`` falls while the live room was live (started, and not yet ended)."""
+    if info is None or info.kind != "live" or info.started_at is None:
+        return False
+    return info.started_at <= at and (info.ended_at is None or at <= info.ended_at)
 
 
 def _name_ids(ids: Iterable[str]) -> str:
@@ -214,7 +258,11 @@ async def ads_report(
         types=AD_EVENT_TYPES,
         only=only,
     )
-    credits = await repository.ad_credits(session, _credits(tenant_id, scope), only)
+    if scope.model in DATA_DRIVEN:
+        parts = await _data_driven(session, tenant_id, rules, scope, "ad", only)
+        credits = _summed(parts)
+    else:
+        credits = await repository.ad_credits(session, _credits(tenant_id, scope), only)
     days = spend_days(scope.start, scope.end, ZoneInfo(rules.timezone))
     spend = (
         await repository.ad_spend(
@@ -293,7 +341,18 @@ async def contents_report(
         watch=True,
         viewers=True,
     )
-    credits = await repository.content_credits(session, _credits(tenant_id, scope), only)
+    if scope.model in DATA_DRIVEN:
+        parts = await _data_driven(session, tenant_id, rules, scope, "content", only)
+        while_live: dict[str, Decimal] = {}
+        for part in parts:
+            if _live_at(catalog.get(part.channel), part.paid_at):
+                while_live[part.channel] = while_live.get(part.channel, ZERO) + part.amount
+        credits = {
+            content_id: repository.ContentCredit(sums, while_live.get(content_id, ZERO))
+            for content_id, sums in _summed(parts).items()
+        }
+    else:
+        credits = await repository.content_credits(session, _credits(tenant_id, scope), only)
     ids = set(events) | set(credits)
     if scope.include_inactive:
         ids |= set(catalog)
