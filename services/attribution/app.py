@@ -22,6 +22,7 @@ from services.attribution.dashboard.router import router as dashboard_router
 from services.attribution.datadriven.router import router as datadriven_router
 from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.events.router import router as events_router
+from services.attribution.experiments.router import router as experiments_router
 from services.attribution.fraud.router import router as fraud_router
 from services.attribution.funnels.router import funnel_source
 from services.attribution.funnels.router import router as funnels_router
@@ -54,6 +55,7 @@ def domain_routers() -> list[APIRouter]:
         reports_router,
         datadriven_router,
         fraud_router,
+        experiments_router,
         dashboard_router,
     ]
 

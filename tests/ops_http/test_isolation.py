@@ -25,7 +25,15 @@ from shared.errors import PROBLEM_JSON
 from shared.ratelimit import flat_routes
 from tests.conftest import TEST_SECRET, auth, new_tenant
 from tests.ops_http.apps import unstarted_apps
-from tests.ops_http.world import RANGE, World, build_world, iso, order_body, snapshot
+from tests.ops_http.world import (
+    RANGE,
+    World,
+    build_world,
+    experiment_body,
+    iso,
+    order_body,
+    snapshot,
+)
 
 Ids = dict[str, str]
 Check = Callable[[httpx.Response, World], list[str]]
@@ -439,6 +447,16 @@ cases(
         ),
         ("GET", "/v1/reports/fraud"): Case(
             "", fixed("/v1/reports/fraud"), params=lambda ids: RANGE, check=empty_fraud
+        ),
+        # Experiment ids are per tenant: B's PUT naming A's id creates B's own experiment.
+        ("PUT", "/v1/experiments/{experiment_id}"): Case(
+            "",
+            lambda ids: f"/v1/experiments/{ids['experiment']}",
+            json=lambda w: experiment_body(w.ids),
+            check=status(201),
+        ),
+        ("GET", "/v1/experiments/{experiment_id}/results"): Case(
+            "", lambda ids: f"/v1/experiments/{ids['experiment']}/results", check=NOT_FOUND
         ),
     },
 )

@@ -79,6 +79,7 @@ async def build_world(
         "order": "ord-a1",
         "refund": "ref-a1",
         "integration": "shop-a1",
+        "experiment": "exp-a1",
     }
     puts: list[tuple[str, dict[str, Any]]] = [
         (f"/v1/accounts/{ids['account']}", {"platform": "douyin", "handle": "@a"}),
@@ -192,8 +193,26 @@ async def build_world(
     shop = {"platform": "shopify", "shop": "a-shop.myshopify.com", "secret": "shpss_a"}
     response = await attribution.put(f"/v1/integrations/{ids['integration']}", json=shop, headers=h)
     assert response.status_code == 201, response.text
+    response = await attribution.put(
+        f"/v1/experiments/{ids['experiment']}", json=experiment_body(ids), headers=h
+    )
+    assert response.status_code == 201, response.text
     world.ids = ids
     return world
+
+
+def experiment_body(ids: dict[str, str]) -> dict[str, Any]:
+    """A's video against A's live room on click rate, over the world's range."""
+    return {
+        "name": "Video or live",
+        "variants": [
+            {"key": "video", "content_ids": [ids["content"]]},
+            {"key": "live", "content_ids": [ids["live"]]},
+        ],
+        "metric": "click_rate",
+        "starts_at": RANGE["from"],
+        "ends_at": RANGE["to"],
+    }
 
 
 async def snapshot(
@@ -222,6 +241,7 @@ async def snapshot(
         "rejected": (attribution, "/v1/events/rejected", {}),
         "integration": (attribution, f"/v1/integrations/{ids['integration']}", {}),
         "deliveries": (attribution, f"/v1/integrations/{ids['integration']}/deliveries", {}),
+        "experiment": (attribution, f"/v1/experiments/{ids['experiment']}/results", {}),
     }
     state: dict[str, Any] = {}
 

@@ -18,6 +18,7 @@ from services.attribution.models.catalog import (
 )
 from services.attribution.models.credits import Credit, TouchVerdict
 from services.attribution.models.events import Event, EventDaily, RejectedEvent
+from services.attribution.models.experiments import Experiment
 from services.attribution.models.integrations import Integration, IntegrationDelivery
 from services.attribution.models.orders import (
     Order,
@@ -41,6 +42,7 @@ __all__ = [
     "Credit",
     "Event",
     "EventDaily",
+    "Experiment",
     "Integration",
     "IntegrationDelivery",
     "Order",
