@@ -282,3 +282,24 @@ class FunnelUsersQuery(FunnelQuery):
 class FunnelUsersOut(BaseModel):
     users: list[str] = Field(description="User ids, ascending")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page (null: last)")
+
+
+TrendInterval = Literal["day", "week", "month"]
+
+
+class TrendsQuery(FunnelQuery):
+    interval: TrendInterval = Field(
+        default="day", description="Local periods of the tenant's timezone (weeks from Monday)"
+    )
+
+
+class TrendPointOut(BaseModel):
+    period_start: str = Field(description="Local start of the period, with its UTC offset")
+    entered: int = Field(description="Users with a first-step item in the period (and range)")
+    converted: int = Field(description="Users with a full chain whose first item is in it")
+    conversion_rate: float | None = Field(description="converted / entered (null: none entered)")
+
+
+class TrendsOut(BaseModel):
+    timezone: str
+    points: list[TrendPointOut]
