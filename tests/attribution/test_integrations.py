@@ -335,6 +335,64 @@ async def test_unmatched_products_are_listed(shops: Shops) -> None:
     ]
 
 
+async def test_lines_find_catalog_products_by_variant_then_product_then_sku(
+    shops: Shops, catalog: httpx.AsyncClient, make_token: Any, tenant: str
+) -> None:
+    writer = auth(make_token(tenant, "catalog:write", "catalog:read"))
+    products = {
+        # Order #1009 has two variants of one shop product: the first variant is its own
+        # catalog product, the other falls back to the product's.
+        "dress-black": {"shopify_variant": "44872881537334"},
+        "dress": {"shopify_product": "8222223302966", "sku": "unused"},
+        "bar": {"sku": "Bar3", "woocommerce_product": "999"},
+    }
+    for product_id, external_ids in products.items():
+        body = {"title": product_id, "price": "1.00", "currency": "USD"}
+        put = await catalog.put(
+            f"/v1/products/{product_id}",
+            json={**body, "external_ids": external_ids},
+            headers=writer,
+        )
+        assert put.status_code == 201, put.text
+        assert put.json()["external_ids"] == external_ids
+    synced = await shops.client.post("/v1/sync", headers=auth(make_token(tenant, "admin")))
+    assert synced.status_code == 200, synced.text
+
+    refund = "shopify_refunds_create.json"
+    assert outcome(await shops.shopify(raw(refund), "refunds/create", "w-r", vector(refund))) == (
+        "pending"
+    )
+    assert outcome(await shops.shopify(_paid_twin_of_cancelled(), "orders/paid", "w-p")) == (
+        "applied"
+    )
+    order = await shops.order("shop1:5324790137142")
+    # 699.95 − 113.50 on the black variant; 2 × 699.95 − 209.97 on the other one.
+    lines = {line["product_id"]: line for line in order["lines"]}
+    assert {
+        p: (line["quantity"], line["quantity"] * Decimal(line["unit_price"]))
+        for p, line in lines.items()
+    } == {"dress-black": (1, Decimal("586.45")), "dress": (2, Decimal("1189.93"))}
+    # The refund's lines resolve the same way, so both are refunded in full.
+    assert {p: line["refunded_quantity"] for p, line in lines.items()} == {
+        "dress-black": 1,
+        "dress": 2,
+    }
+    assert Decimal(order["refunded"]) == Decimal("1776.38")
+
+    # WooCommerce: product 22 (variation 23) is known only by its SKU; product 93 not at all.
+    created = "woocommerce_order_created.json"
+    assert outcome(await shops.woo(raw(created), "order.created", vector(created))) == "applied"
+    woo = await shops.order("woo1:727")
+    assert sorted((line["product_id"], line["quantity"]) for line in woo["lines"]) == [
+        ("93", 2),
+        ("bar", 1),
+    ]
+    unmatched = await shops.client.get(
+        "/v1/integrations/woo1/unmatched-products", headers=shops.headers
+    )
+    assert unmatched.json()["products"] == [{"product_id": "93", "lines": 1, "quantity": 2}]
+
+
 async def test_a_failed_mapping_is_a_listed_failure(shops: Shops) -> None:
     body = json.loads(raw("woocommerce_order_created.json"))
     body["currency"] = "EUR"

@@ -5,6 +5,9 @@ A delivery maps to at most one order status post and any number of refunds. Orde
 
 Buyer: SHA-256 of the shop's customer id; a guest's normalised (trimmed, lower-case) email;
 neither: an id unique to the order, so it stays organic unless a click id is present.
+Products: a line names the shop's variant, product and SKU; ``resolve`` turns them into the
+catalog product whose ``external_ids`` carry them (variant first, then product, then SKU), or
+else keeps the shop's product id, listed as unmatched while the catalog does not know it.
 Click ids are read from the landing URL's ``cf_click_id``, ``cf_click`` and ``ttclid``
 query parameters (Shopify ``landing_site``, WooCommerce ``_wc_order_attribution_session_entry``
 meta), and from Shopify ``note_attributes`` / WooCommerce meta with those names.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -39,6 +43,52 @@ class Mapped:
     order: OrderIn | None = None
     refunds: list[RefundIn] = field(default_factory=list)
     ignored: str | None = None  # why nothing is done, for a topic or status not tracked
+
+
+@dataclass(frozen=True)
+class ShopProduct:
+    """What a shop line says about its product; ids as strings, None when absent."""
+
+    platform: str
+    variant: str | None
+    product: str | None
+    sku: str | None
+
+    def match_keys(self) -> list[tuple[str, str]]:
+        """(external id kind, value) in the order a line is matched by."""
+        pairs = (
+            (f"{self.platform}_variant", self.variant),
+            (f"{self.platform}_product", self.product),
+            ("sku", self.sku),
+        )
+        return [(kind, value) for kind, value in pairs if value]
+
+    def shop_id(self) -> str | None:
+        return self.product or self.variant or self.sku
+
+
+Resolver = Callable[[ShopProduct], str | None]
+
+
+def unresolved(product: ShopProduct) -> str | None:
+    """The shop's own id, for a catalog that has no external ids."""
+    return product.shop_id()
+
+
+def _opt_id(value: Any) -> str | None:
+    if value in (None, 0, "0", "") or isinstance(value, bool):
+        return None
+    return str(value) if isinstance(value, (int, str)) else None
+
+
+def shop_product(platform: str, line: Any, variant_field: str) -> ShopProduct:
+    line = line if isinstance(line, dict) else {}
+    return ShopProduct(
+        platform,
+        _opt_id(line.get(variant_field)),
+        _opt_id(line.get("product_id")),
+        _opt_id(line.get("sku")),
+    )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -190,10 +240,16 @@ SHOPIFY_STATUS = {
 }
 
 
-def shopify(integration_id: str, topic: str, body: dict[str, Any], currency: str | None) -> Mapped:
+def shopify(
+    integration_id: str,
+    topic: str,
+    body: dict[str, Any],
+    currency: str | None,
+    resolve: Resolver = unresolved,
+) -> Mapped:
     if topic == "refunds/create":
         order_id = f"{integration_id}:{_shop_id(body.get('order_id'), 'order_id')}"
-        refund = shopify_refund(integration_id, body)
+        refund = shopify_refund(integration_id, body, resolve)
         if refund is None:
             return Mapped(order_id, ignored="the refund returns no product line (shipping only)")
         return Mapped(order_id, refunds=[refund])
@@ -207,7 +263,9 @@ def shopify(integration_id: str, topic: str, body: dict[str, Any], currency: str
             return Mapped(order_id, ignored="an update that is neither a payment nor a refund")
         refunds = [
             r
-            for r in (shopify_refund(integration_id, raw) for raw in body.get("refunds") or [])
+            for r in (
+                shopify_refund(integration_id, raw, resolve) for raw in body.get("refunds") or []
+            )
             if r is not None
         ]
         return Mapped(order_id, refunds=refunds)
@@ -226,7 +284,7 @@ def shopify(integration_id: str, topic: str, body: dict[str, Any], currency: str
             if allocations
             else money(line.get("total_discount") or 0, f"{what}.total_discount")
         )
-        product = line.get("product_id") or line.get("variant_id") or line.get("sku")
+        product = resolve(shop_product("shopify", line, "variant_id"))
         lines.append((_shop_id(product, f"{what}.product_id"), quantity, gross - discount))
     customer = body.get("customer") or {}
     click_ids = [
@@ -247,13 +305,14 @@ def shopify(integration_id: str, topic: str, body: dict[str, Any], currency: str
     )
 
 
-def shopify_refund(integration_id: str, body: dict[str, Any]) -> RefundIn | None:
+def shopify_refund(
+    integration_id: str, body: dict[str, Any], resolve: Resolver = unresolved
+) -> RefundIn | None:
     """The refunded product lines by quantity; shipping adjustments move no product revenue."""
     quantities: dict[str, int] = {}
     for line in body.get("refund_line_items") or []:
         quantity = int(line.get("quantity") or 0)
-        item = line.get("line_item") or {}
-        product = item.get("product_id") or item.get("variant_id") or item.get("sku")
+        product = resolve(shop_product("shopify", line.get("line_item"), "variant_id"))
         if quantity > 0 and product:
             quantities[str(product)] = quantities.get(str(product), 0) + quantity
     if not quantities:
@@ -277,7 +336,11 @@ WOO_STATUS = {
 
 
 def woocommerce(
-    integration_id: str, topic: str, body: dict[str, Any], currency: str | None
+    integration_id: str,
+    topic: str,
+    body: dict[str, Any],
+    currency: str | None,
+    resolve: Resolver = unresolved,
 ) -> Mapped:
     if topic not in ("order.created", "order.updated"):
         return Mapped(None, ignored=f"topic {topic!r} is not tracked")
@@ -302,7 +365,10 @@ def woocommerce(
     occurred_at = _time(when, "date_paid_gmt", naive_is_utc=True) if when else modified
     lines = [
         (
-            _shop_id(line.get("product_id"), f"line_items[{i}].product_id"),
+            _shop_id(
+                resolve(shop_product("woocommerce", line, "variation_id")),
+                f"line_items[{i}].product_id",
+            ),
             int(line.get("quantity") or 0),
             money(line.get("total"), f"line_items[{i}].total"),
         )

@@ -155,3 +155,14 @@ async def unmatched_products(
             .order_by(OrderLine.product_id)
         )
     ).all()
+
+
+async def external_ids(session: AsyncSession, tenant_id: str) -> Sequence[Row[Any]]:
+    """(catalog product id, its shops' ids) of the tenant's products, by id."""
+    return (
+        await session.execute(
+            select(CatalogProduct.id, CatalogProduct.external_ids)
+            .where(CatalogProduct.tenant_id == tenant_id)
+            .order_by(CatalogProduct.id)
+        )
+    ).all()

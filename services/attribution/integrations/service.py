@@ -280,15 +280,34 @@ async def _retry_pending(
         )
 
 
+async def product_resolver(session: AsyncSession, tenant_id: str) -> mapping.Resolver:
+    """A shop line → the catalog product whose ``external_ids`` name its variant, else its
+    product, else its SKU (the first product by id when several do); else the shop's id."""
+    index: dict[tuple[str, str], str] = {}
+    for product_id, ids in await repository.external_ids(session, tenant_id):
+        if isinstance(ids, dict):
+            for kind, value in ids.items():
+                index.setdefault((str(kind), str(value)), product_id)
+
+    def resolve(product: mapping.ShopProduct) -> str | None:
+        for key in product.match_keys():
+            if key in index:
+                return index[key]
+        return product.shop_id()
+
+    return resolve
+
+
 async def _process(
     session: AsyncSession, row: Integration, topic: str, body: Any, secret: str
 ) -> tuple[str, str | None, str | None]:
     """(outcome, order id, reason) of one verified body."""
     if not isinstance(body, dict):
         return "failed", None, "the body is not a JSON object"
+    resolve = await product_resolver(session, row.tenant_id)
     try:
         mapper = mapping.shopify if row.platform == "shopify" else mapping.woocommerce
-        mapped = mapper(row.integration_id, topic, body, row.currency)
+        mapped = mapper(row.integration_id, topic, body, row.currency, resolve)
     except mapping.MappingError as exc:
         return "failed", None, str(exc)
     if mapped.ignored is not None:

@@ -49,6 +49,8 @@ class CatalogProduct(CatalogObject, Base):
     price: Mapped[Decimal] = mapped_column(MoneyType())
     currency: Mapped[str] = mapped_column(String(3))
     category: Mapped[str | None] = mapped_column(String(256))
+    # The shops' ids of the product ({"shopify_variant": "808950810", "sku": ...}).
+    external_ids: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc())
 
 
 class CatalogContentProduct(Base):
