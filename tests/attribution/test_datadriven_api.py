@@ -55,6 +55,20 @@ async def test_markov_credits_match_the_hand_solution(shop: Shop) -> None:
     assert body["top_paths"][0] == {"path": "v1 > v2", "conversions": 1, "non_conversions": 0}
 
 
+async def test_markov_order_2_from_the_query_string(shop: Shop) -> None:
+    # Order 2: the paths are the states (v1, v2) → conversion, (v1) → null, (v2) → null;
+    # removing either channel sends (v1, v2) to null, so both effects are 1 and split evenly.
+    response = await get(shop, method="markov", order="2")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["order"] == 2
+    assert body["p_conversion"] == pytest.approx(1 / 3)
+    assert [(c["channel"], c["removal_effect"], c["revenue"]) for c in body["channels"]] == [
+        ("v1", 1.0, "50.00"),
+        ("v2", 1.0, "50.00"),
+    ]
+
+
 async def test_shapley_splits_the_pair_evenly(shop: Shop) -> None:
     body = (await get(shop, method="shapley")).json()
     assert [(c["channel"], c["conversions"], c["revenue"]) for c in body["channels"]] == [

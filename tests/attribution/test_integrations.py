@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import time_machine
 
 from tests.conftest import auth
 
@@ -509,3 +511,22 @@ async def test_deliveries_are_keyset_pages_newest_first(shops: Shops) -> None:
     bad = await shops.client.get(url, params={"cursor": "bm90LWEta2V5"}, headers=shops.headers)
     assert bad.status_code == 422
     assert bad.headers["content-type"] == "application/problem+json"
+
+
+async def test_deliveries_are_kept_for_30_days(shops: Shops) -> None:
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    created, updated = "woocommerce_order_created.json", "woocommerce_order_updated.json"
+    with time_machine.travel(start, tick=True):
+        assert outcome(await shops.woo(raw(created), "order.created", vector(created))) == (
+            "applied"
+        )
+    with time_machine.travel(start + dt.timedelta(days=29, hours=23), tick=True):
+        assert [d["topic"] for d in await shops.deliveries("woo1")] == ["order.created"]
+    with time_machine.travel(start + dt.timedelta(days=30, minutes=1), tick=True):
+        assert await shops.deliveries("woo1") == []
+        assert outcome(await shops.woo(raw(updated), "order.updated", vector(updated))) == (
+            "replayed"
+        )
+    # The old delivery is deleted, not only hidden: seen from before its expiry it is gone.
+    with time_machine.travel(start + dt.timedelta(days=29, hours=23), tick=True):
+        assert [d["topic"] for d in await shops.deliveries("woo1")] == ["order.updated"]

@@ -185,7 +185,9 @@ def top_contents(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def check_contents(page: Page, api: httpx.Client, calls: Recorder) -> dict[str, Any]:
-    answer = replay(api, calls.last("/v1/reports/contents")).json()
+    # The data-driven card also reads the contents under last touch; this is the chosen model's.
+    model = page.input_value("#f-model")
+    answer = replay(api, calls.last("/v1/reports/contents", model=model)).json()
     currency = answer["currency"]
     ranked = top_contents(answer["rows"])
     shown = page.locator("#contents-table tbody tr").evaluate_all(
@@ -229,12 +231,31 @@ def check_timeseries(page: Page, api: httpx.Client, calls: Recorder) -> dict[str
     return {"gmv": gmv, "orders": orders}
 
 
+def check_datadriven(page: Page, api: httpx.Client, calls: Recorder) -> dict[str, Any]:
+    answer = replay(api, calls.last("/v1/attribution/data-driven")).json()
+    assert answer["method"] == "markov"
+    shown = page.locator("#datadriven-table tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.row)"
+    )
+    assert shown == [c["channel"] for c in answer["channels"]]
+    for channel in answer["channels"][:5]:
+        removal = fmt_pct(channel["removal_effect"])
+        assert cell(page, "datadriven-table", channel["channel"], "removal_effect") == removal
+    paths = page.locator("#paths-table tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.row)"
+    )
+    assert paths == [p["path"] for p in answer["top_paths"]]
+    result: dict[str, Any] = answer
+    return result
+
+
 def check_everything(page: Page, api: httpx.Client, calls: Recorder) -> dict[str, Any]:
     return {
         "funnel": check_funnel(page, api, calls),
         "ads": check_formats(page, api, calls),
         "contents": check_contents(page, api, calls),
         "timeseries": check_timeseries(page, api, calls),
+        "datadriven": check_datadriven(page, api, calls),
     }
 
 
@@ -282,6 +303,7 @@ def test_dashboard_shows_the_numbers_the_api_returns(
     assert shown["funnel"]["steps"][0]["users"] > 0
     assert any(Decimal(r["gmv"]) > 0 for r in shown["contents"]["rows"])
     assert {r["format"] for r in shown["ads"]["by_format"]} >= {"native", "pre_roll", "overlay"}
+    assert shown["datadriven"]["channels"], "the demo month has content journeys"
     assert settings["currency"] in page.locator("#tenant-info").inner_text()
 
     shot = tmp_path / "dashboard.png"

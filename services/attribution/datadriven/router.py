@@ -29,7 +29,8 @@ CSV_COLUMNS = ("channel", "removal_effect", "conversions", "revenue")
 class DataDrivenQuery(RangeQuery):
     method: Method = "markov"
     channel: ChannelDimension = "content"
-    order: Literal[1, 2, 3] = Field(1, description="Markov order (states of k channels)")
+    # An int in 1..3, not a Literal: a query string's "2" must validate as 2.
+    order: int = Field(1, ge=1, le=3, description="Markov order (states of k channels)")
     format: Literal["json", "csv"] = "json"
 
 

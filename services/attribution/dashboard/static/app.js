@@ -30,6 +30,22 @@ const LOADERS = {
   contents: (f) => getJson('v1/reports/contents', contentParams(f), 'contents report'),
   gmv: (f) => getJson('v1/reports/timeseries', seriesParams(f, 'gmv'), 'GMV time series'),
   orders: (f) => getJson('v1/reports/timeseries', seriesParams(f, 'orders'), 'orders time series'),
+  datadriven: async (f) => {
+    const [markov, last] = await Promise.all([
+      getJson('v1/attribution/data-driven', {
+        from: f.from, to: f.to, method: 'markov', channel: 'content', order: 1,
+      }, 'data-driven attribution'),
+      getJson('v1/reports/contents', contentParams(f, { model: 'last_touch' }), 'last-touch contents'),
+    ]);
+    return { markov, last };
+  },
+  shops: async () => {
+    const { integrations } = await getJson('v1/integrations', {}, 'connected shops');
+    const unmatched = await Promise.all(integrations.map((i) => getJson(
+      `v1/integrations/${encodeURIComponent(i.integration_id)}/unmatched-products`, {},
+      'unmatched products')));
+    return integrations.map((i, n) => ({ ...i, unmatched: unmatched[n].products || [] }));
+  },
 };
 // Each card: the loads it shows, and the key of its status line.
 const CARDS = {
@@ -38,6 +54,8 @@ const CARDS = {
   'timeseries-card': [['gmv', 'orders'], 'timeseries'],
   'contents-card': [['contents'], 'contents'],
   'live-card': [['contents'], 'live'],
+  'datadriven-card': [['datadriven'], 'datadriven'],
+  'shops-card': [['shops'], 'shops'],
 };
 // ---- rendering each card ---------------------------------------------------------------
 const currencyOf = (answer) => (answer && answer.currency) || (state.settings && state.settings.currency) || '';
@@ -137,6 +155,44 @@ function renderContents() {
   ], live, (r) => r.content_id);
 }
 
+function renderDataDriven() {
+  const data = state.data.datadriven;
+  if (!data) { clearCard('datadriven'); return; }
+  const { markov, last } = data;
+  const currency = markov.currency || currencyOf(last);
+  const lastBy = new Map((last.rows || []).map((r) => [r.content_id, r]));
+  const rows = markov.channels || [];
+  cardState('datadriven', rows.length ? '' : 'No journey with a content touch in this range.');
+  fillTable($('#datadriven-table'), [
+    { key: 'channel', label: 'Content', fmt: (r) => r.channel },
+    { key: 'removal_effect', label: 'Removal effect', numeric: true, fmt: (r) => fmtPct(r.removal_effect) },
+    { key: 'conversions', label: 'Markov orders', numeric: true, fmt: (r) => fmtCount(r.conversions) },
+    { key: 'revenue', label: withCurrency('Markov GMV', currency), numeric: true, fmt: (r) => fmtMoney(r.revenue) },
+    { key: 'last_orders', label: 'Last-touch orders', numeric: true, fmt: (r) => fmtCount((lastBy.get(r.channel) || {}).orders) },
+    { key: 'last_gmv', label: withCurrency('Last-touch GMV', currency), numeric: true, fmt: (r) => fmtMoney((lastBy.get(r.channel) || {}).gmv) },
+  ], rows, (r) => r.channel);
+  fillTable($('#paths-table'), [
+    { key: 'path', label: 'Path', fmt: (r) => r.path },
+    { key: 'conversions', label: 'Converting', numeric: true, fmt: (r) => fmtInt(r.conversions) },
+    { key: 'non_conversions', label: 'Not converting', numeric: true, fmt: (r) => fmtInt(r.non_conversions) },
+  ], markov.top_paths || [], (r) => r.path);
+}
+
+function renderShops() {
+  const shops = state.data.shops;
+  if (!shops) { clearCard('shops'); return; }
+  cardState('shops', shops.length ? '' : 'No shop is connected: see the README for PUT /v1/integrations/{id}.');
+  const names = (s) => s.unmatched.slice(0, 5).map((p) => `${p.product_id} (${p.quantity})`).join(', ');
+  fillTable($('#shops-table'), [
+    { key: 'integration_id', label: 'Integration', fmt: (s) => s.integration_id },
+    { key: 'platform', label: 'Platform', fmt: (s) => (s.platform === 'shopify' ? 'Shopify' : 'WooCommerce') },
+    { key: 'shop', label: 'Shop', fmt: (s) => s.shop },
+    { key: 'webhook_path', label: 'Webhook URL path', fmt: (s) => s.webhook_path },
+    { key: 'unmatched', label: 'Unmatched products', numeric: true, fmt: (s) => fmtInt(s.unmatched.length) },
+    { key: 'unmatched_ids', label: 'Unmatched (units)', fmt: (s) => names(s) || NA },
+  ], shops, (s) => s.integration_id);
+}
+
 function renderTimeseries() {
   const gmv = state.data.gmv;
   const orders = state.data.orders;
@@ -171,6 +227,7 @@ function renderTimeseries() {
 const RENDER = {
   funnel: renderFunnel, ads: renderFormats, contents: renderContents,
   gmv: renderTimeseries, orders: renderTimeseries,
+  datadriven: renderDataDriven, shops: renderShops,
 };
 
 function render(key) {

@@ -59,6 +59,7 @@ export function clearCard(key) {
   const ids = {
     funnel: ['funnel-chart', 'funnel-table'], ads: ['formats-chart', 'formats-table'],
     contents: ['contents-table'], live: ['live-table'],
+    datadriven: ['datadriven-table', 'paths-table'], shops: ['shops-table'],
     timeseries: ['gmv-chart', 'orders-chart', 'timeseries-table'],
   }[key] || [];
   for (const id of ids) {
