@@ -320,8 +320,10 @@ def test_every_filter_refreshes_everything(
 
     page.select_option("#f-model", "linear")
     wait_loaded(page)
-    for path in ("/v1/reports/ads", "/v1/reports/contents"):
-        assert recorder.last(path).params["model"] == "linear"
+    assert recorder.last("/v1/reports/ads").params["model"] == "linear"
+    # The contents card asks under the chosen model; the data-driven card under last touch.
+    assert recorder.last("/v1/reports/contents", model="linear").params["from"]
+    assert recorder.last("/v1/reports/contents", model="last_touch").params["from"]
     for metric in ("gmv", "orders"):
         assert recorder.last("/v1/reports/timeseries", metric=metric).params["model"] == "linear"
     check_everything(page, api, recorder)

@@ -277,6 +277,27 @@ async def test_text_the_database_cannot_hold_is_422_naming_the_field(shop: Shop)
     assert (await shop.video(account_id=account_id, title=title))["title"] == title
 
 
+async def test_bad_external_ids_are_422_and_good_ones_are_fed(shop: Shop, sync_token: str) -> None:
+    too_many = {f"k{i}": str(i) for i in range(21)}
+    cases = [
+        Bad("external_ids", "PUT", f"/v1/products/{new_id('p')}", product_body(external_ids=bad))
+        for bad in (
+            {"Shopify Variant": "1"},  # kinds are lower-case words
+            {"sku": ""},
+            {"sku": 12},
+            {"sku": "x" * 129},
+            too_many,
+            ["sku"],
+        )
+    ]
+    assert await refusals(shop, cases) == []
+    ids = {"shopify_variant": "808950810", "sku": "IPOD2008"}
+    stored = await shop.put(f"/v1/products/{new_id('p')}", product_body(external_ids=ids))
+    assert stored["external_ids"] == ids
+    fed = (await read_feed(shop.client, sync_token))[-1]
+    assert fed["data"]["external_ids"] == ids
+
+
 async def test_bad_ids_and_days_in_the_path_are_422_naming_them(shop: Shop) -> None:
     w = await shop.world()
     too_long = "a" * 129
