@@ -93,11 +93,13 @@ def test_shapley_matches_the_brute_force_over_orderings(spec: dict[str, tuple[in
 
 def test_a_channel_never_on_a_converting_path_gets_nothing_under_shapley_only() -> None:
     # D is only ever on non-converting paths: Shapley gives it nothing. Markov credits what
-    # leads into converting states, so the same D gets credit once its path converts.
+    # leads into a converting state: start → A 3/5, → D 1/5, → B 1/5; D and B → A; A converts
+    # 3/5, so P = 3/5; without D it is 4/5 · 3/5 = 12/25, a removal effect of 1/5.
     spec = {"A": (2, 1), "D>A": (0, 1), "B>A": (1, 0)}
     assert shapley(counts(spec)).conversions["D"] == 0.0
-    leads = markov(counts({"D>A": (1, 0), "A": (0, 1)}))
-    assert leads.shares["D"] > 0
+    same = markov(counts(spec))
+    assert same.removal_effects["D"] == pytest.approx(0.2)
+    assert same.shares["D"] > 0
     assert shapley(counts({"D>A": (0, 1), "A": (1, 0)})).conversions["D"] == 0.0
 
 

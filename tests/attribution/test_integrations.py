@@ -217,6 +217,21 @@ async def test_the_previous_secret_still_verifies_after_a_rotation(shops: Shops)
     assert outcome(signed_new) == "applied"
 
 
+async def test_the_previous_secret_expires_an_hour_after_the_rotation(shops: Shops) -> None:
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    name = "shopify_orders_paid.json"
+    with time_machine.travel(start, tick=True):
+        assert (await shops.connect("shop1", "shopify", "the-new-secret")).status_code == 200
+    with time_machine.travel(start + dt.timedelta(minutes=61), tick=True):
+        refused = await shops.shopify(raw(name), "orders/paid", "w-1", vector(name))
+        assert refused.status_code == 401
+        assert refused.headers["content-type"].startswith(PROBLEM)
+        signed_new = sign(raw(name), "the-new-secret")
+        assert outcome(await shops.shopify(raw(name), "orders/paid", "w-1", signed_new)) == (
+            "applied"
+        )
+
+
 async def test_the_woocommerce_ping_answers_200_and_stores_nothing(shops: Shops) -> None:
     response = await shops.client.post(
         "/v1/integrations/woo1/webhooks",
