@@ -87,3 +87,19 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         assert not missing, f"{section} lacks {sorted(missing)}"
         bad = {k: v for k, v in values.items() if not _numeric_or_na(v)}
         assert not bad, f"{section}: not a number nor n/a: {bad}"
+
+
+def test_the_data_driven_benchmark_runs_small() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.datadriven", "--users", "300", "--events", "3000"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("3,000 touches")
+    steps = ("baseline: sort touches", "build paths", "markov order 1", "shapley", "paths + markov")
+    for step in steps:
+        assert any(line.startswith(step) for line in lines), (step, done.stdout)
