@@ -123,3 +123,20 @@ def test_the_ping_is_only_the_unsigned_form_body() -> None:
     assert is_woocommerce_ping(b"webhook_id=12", None)
     assert not is_woocommerce_ping(b"webhook_id=12", "sig")
     assert not is_woocommerce_ping(b'{"webhook_id":12}', None)
+
+
+def test_a_refund_line_without_its_line_item_is_found_on_the_order() -> None:
+    order = load("shopify_orders_cancelled.json")
+    order["financial_status"] = "refunded"
+    for refund in order["refunds"]:
+        for line in refund["refund_line_items"]:
+            del line["line_item"]
+    mapped = mapping.shopify("s", "orders/updated", order, None)
+    # Line 13924936679734 (1 unit) and 13924936712502 (2 units), both of product 8222223302966.
+    [refund] = mapped.refunds
+    assert [(i.product_id, i.quantity) for i in refund.items or []] == [("8222223302966", 3)]
+    # A refunds/create body has no order lines: a line it cannot place is a listed failure.
+    bare = load("shopify_refunds_create.json")
+    del bare["refund_line_items"][0]["line_item"]
+    with pytest.raises(mapping.MappingError, match="13924936679734"):
+        mapping.shopify("s", "refunds/create", bare, None)

@@ -264,7 +264,8 @@ def shopify(
         refunds = [
             r
             for r in (
-                shopify_refund(integration_id, raw, resolve) for raw in body.get("refunds") or []
+                shopify_refund(integration_id, raw, resolve, body.get("line_items"))
+                for raw in body.get("refunds") or []
             )
             if r is not None
         ]
@@ -306,15 +307,30 @@ def shopify(
 
 
 def shopify_refund(
-    integration_id: str, body: dict[str, Any], resolve: Resolver = unresolved
+    integration_id: str,
+    body: dict[str, Any],
+    resolve: Resolver = unresolved,
+    order_lines: list[Any] | None = None,
 ) -> RefundIn | None:
-    """The refunded product lines by quantity; shipping adjustments move no product revenue."""
+    """The refunded product lines by quantity; shipping adjustments move no product revenue.
+
+    A refund line names its order line by ``line_item_id`` and carries it as ``line_item``;
+    when it does not, the order's ``line_items`` (of an ``orders/updated`` body) are looked up.
+    """
+    by_id = {str(line.get("id")): line for line in order_lines or [] if isinstance(line, dict)}
     quantities: dict[str, int] = {}
-    for line in body.get("refund_line_items") or []:
+    for index, line in enumerate(body.get("refund_line_items") or []):
         quantity = int(line.get("quantity") or 0)
-        product = resolve(shop_product("shopify", line.get("line_item"), "variant_id"))
-        if quantity > 0 and product:
-            quantities[str(product)] = quantities.get(str(product), 0) + quantity
+        if quantity <= 0:
+            continue
+        item = line.get("line_item") or by_id.get(str(line.get("line_item_id")))
+        product = resolve(shop_product("shopify", item, "variant_id"))
+        if not product:
+            raise MappingError(
+                f"refund_line_items[{index}] (line item {line.get('line_item_id')}) names no "
+                "product: neither its `line_item` nor the order's lines say which"
+            )
+        quantities[str(product)] = quantities.get(str(product), 0) + quantity
     if not quantities:
         return None
     refund_id = f"{integration_id}:{_shop_id(body.get('id'), 'refund id')}"
