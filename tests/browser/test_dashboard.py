@@ -482,6 +482,8 @@ def test_services_down_show_a_readable_error(
     assert page.locator("#banner").is_hidden()
     # a tenant with no data yet: the page says so instead of drawing nothing
     assert "No viewer reached" in page.locator("#funnel-card").inner_text()
+    assert "No shop is connected" in page.locator("#shops-card").inner_text()
+    assert "No journey" in page.locator("#datadriven-card").inner_text()
 
     empty_stack.stop()
     page.click("#refresh")
@@ -489,7 +491,8 @@ def test_services_down_show_a_readable_error(
     banner = page.locator("#banner")
     assert banner.is_visible()
     assert "Cannot reach the ClipFunnel attribution service" in banner.inner_text()
-    assert page.locator("#dashboard section.card[data-state='error']").count() == 5
+    # Every card: funnel, formats, days, contents, live, data-driven, shops.
+    assert page.locator("#dashboard section.card[data-state='error']").count() == 7
     assert page.locator("h1").is_visible()
     assert "see the message at the top" in page.locator("#formats-card").inner_text()
 
