@@ -33,7 +33,13 @@ class FraudQuery(RangeQuery):
     description="Counts the touches judged when orders were attributed (a touch that never "
     "stood to earn an order credit is not judged) in the range of touch times; days in the "
     "tenant's timezone. CSV gives `rows`.",
-    responses={422: {"description": "Invalid query"}},
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON, or CSV with `format=csv`",
+        },
+        422: {"description": "Invalid query"},
+    },
 )
 async def fraud(
     request: Request,
