@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 
 from services.attribution.reports.query import OUTPUTS, Id, Instant, Output, ReportQuery
+from services.attribution.reports.query import _one_of as one_of
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 InteractionsTable = Literal["accounts", "contents", "days", "unanswered"]
 INTERACTIONS_TABLES: tuple[InteractionsTable, ...] = get_args(InteractionsTable)
-
-
-def one_of(allowed: tuple[str, ...]) -> BeforeValidator:
-    def check(value: object) -> object:
-        if value is not None and value not in allowed:
-            raise ValueError(f"{value!r} is not allowed; use one of: {', '.join(allowed)}")
-        return value
-
-    return BeforeValidator(check)
 
 
 class RangeQuery(BaseModel):
