@@ -41,7 +41,13 @@ EventType = Literal[
     "add_to_cart",
     "live_enter",
     "live_exit",
+    "reply",
+    "dm",
+    "dm_reply",
 ]
+#: Conversations between viewers and the creator account: ``reply`` (the account answers a
+#: comment), ``dm`` (a viewer's private message to an account), ``dm_reply`` (the answer).
+InteractionType = Literal["reply", "dm", "dm_reply"]
 
 PLATFORMS: frozenset[str] = frozenset(get_args(Platform))
 CONTENT_KINDS: tuple[ContentKind, ...] = get_args(ContentKind)
@@ -54,3 +60,6 @@ VIEW_TYPES: frozenset[str] = frozenset(get_args(ViewType))
 TOUCH_TYPES: frozenset[str] = CLICK_TYPES | VIEW_TYPES
 #: Events whose numeric ``properties.watch_seconds`` the reports sum.
 WATCH_TYPES: frozenset[str] = frozenset({"view", "view_complete"})
+INTERACTION_TYPES: frozenset[str] = frozenset(get_args(InteractionType))
+#: Interaction events that answer another event, named by their ``reply_to``.
+REPLY_TYPES: frozenset[str] = frozenset({"reply", "dm_reply"})

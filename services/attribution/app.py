@@ -30,6 +30,7 @@ from services.attribution.integrations.router import router as integrations_rout
 from services.attribution.models import RevokedToken
 from services.attribution.orders.router import router as orders_router
 from services.attribution.redirect.router import router as redirect_router
+from services.attribution.reports.operations.router import router as operations_router
 from services.attribution.reports.router import router as reports_router
 from services.attribution.settings.router import router as settings_router
 from shared.app import build_app
@@ -53,6 +54,7 @@ def domain_routers() -> list[APIRouter]:
         redirect_router,
         funnels_router,
         reports_router,
+        operations_router,
         datadriven_router,
         fraud_router,
         experiments_router,

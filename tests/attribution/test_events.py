@@ -199,7 +199,12 @@ def test_an_event_inherits_content_product_and_ad_from_a_known_click() -> None:
 
 def test_the_hand_validator_agrees_with_the_documented_schema() -> None:
     """EventIn documents the wire format; the hand validator must accept the same events."""
-    samples: list[dict[str, Any]] = [raw(type=t, product_id="p1") for t in sorted(EVENT_TYPES)]
+    # The interactions' conditional fields are documented in prose; give each what it needs.
+    needs = {"reply": {"reply_to": "c", "account_id": "a"}, "dm": {"account_id": "a"}}
+    needs["dm_reply"] = {"reply_to": "d"}
+    samples: list[dict[str, Any]] = [
+        raw(type=t, product_id="p1", **needs.get(t, {})) for t in sorted(EVENT_TYPES)
+    ]
     samples += [raw(platform=p) for p in sorted(PLATFORMS)]
     samples += [
         raw(type="other"),

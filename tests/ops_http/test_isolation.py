@@ -132,6 +132,17 @@ def zero_funnel(response: httpx.Response, world: World) -> list[str]:
     return [f"B's funnel counts A's users: {body}"] if any(users) else []
 
 
+def no_interactions(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    body = response.json()
+    shown = [body[k] for k in ("accounts", "contents", "days", "unmatched_replies") if body[k]]
+    totals = body["totals"]
+    if totals["comments"] or totals["dms"] or shown or body["unanswered"]["items"]:
+        return [f"B's interactions report shows A's conversations: {response.text[:300]}"]
+    return []
+
+
 def empty_report(response: httpx.Response, world: World) -> list[str]:
     if response.status_code != 200:
         return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
@@ -457,6 +468,12 @@ cases(
         ),
         ("GET", "/v1/experiments/{experiment_id}/results"): Case(
             "", lambda ids: f"/v1/experiments/{ids['experiment']}/results", check=NOT_FOUND
+        ),
+        ("GET", "/v1/reports/interactions"): Case(
+            "",
+            fixed("/v1/reports/interactions"),
+            params=lambda ids: {**RANGE, "account_id": ids["account"]},
+            check=no_interactions,
         ),
     },
 )

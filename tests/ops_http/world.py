@@ -180,6 +180,19 @@ async def build_world(
     assert response.status_code == 200, response.text
     assert response.json()["accepted"] == 4, response.text
     world.event_ids = [e["event_id"] for e in events]
+    # A conversation: a comment and a dm, each answered by the account.
+    talk: list[dict[str, Any]] = [
+        {"event_id": "evt-a-c1", "type": "comment", "occurred_at": iso(5), "user_id": "viewer-a"}
+        | {"content_id": ids["content"]},
+        {"event_id": "evt-a-r1", "type": "reply", "occurred_at": iso(15), "user_id": "acct"}
+        | {"reply_to": "evt-a-c1", "account_id": ids["account"]},
+        {"event_id": "evt-a-d1", "type": "dm", "occurred_at": iso(6), "user_id": "viewer-a"}
+        | {"account_id": ids["account"]},
+        {"event_id": "evt-a-d1r", "type": "dm_reply", "occurred_at": iso(9), "user_id": "acct"}
+        | {"reply_to": "evt-a-d1"},
+    ]
+    response = await attribution.post("/v1/events", json={"events": talk}, headers=h)
+    assert response.json()["accepted"] == len(talk), response.text
 
     world.order = order_body(ids["order"])
     response = await attribution.post("/v1/orders", json=world.order, headers=h)
@@ -242,6 +255,7 @@ async def snapshot(
         "integration": (attribution, f"/v1/integrations/{ids['integration']}", {}),
         "deliveries": (attribution, f"/v1/integrations/{ids['integration']}/deliveries", {}),
         "experiment": (attribution, f"/v1/experiments/{ids['experiment']}/results", {}),
+        "interactions": (attribution, "/v1/reports/interactions", RANGE),
     }
     state: dict[str, Any] = {}
 

@@ -22,8 +22,13 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.events.rollup import DailyKey, DailySums
-from services.attribution.events.validation import ClickContext, EventRow, Rejection
-from services.attribution.models import Event, RejectedEvent
+from services.attribution.events.validation import (
+    ClickContext,
+    EventRow,
+    InteractionLink,
+    Rejection,
+)
+from services.attribution.models import Event, Interaction, RejectedEvent
 from shared.db import from_epoch_us, to_epoch_us
 
 #: The columns a validated row carries, in ``EventRow`` order; the tenant and the arrival
@@ -156,6 +161,17 @@ async def insert_events(
     if params:
         await connection.exec_driver_sql(_SQLITE_INSERT, params)
     return new_ids
+
+
+async def insert_interactions(
+    session: AsyncSession, tenant_id: str, links: Sequence[InteractionLink]
+) -> None:
+    """Store the conversation fields of newly stored interaction events (ids are new)."""
+    if links:
+        await session.execute(
+            insert(Interaction),
+            [{"tenant_id": tenant_id, **link._asdict()} for link in links],
+        )
 
 
 # --- event_daily ----------------------------------------------------------------------------------

@@ -32,8 +32,9 @@ class EventIn(Schema):
     )
     content_id: ClientId | None = Field(
         default=None,
-        description="Required except for `add_to_cart` and `follow`, or when `click_id` names a "
-        "known click (its content, product and ad are then inherited)",
+        description="Required except for `add_to_cart`, `follow`, `reply`, `dm` and `dm_reply`, "
+        "or when `click_id` names a known click (its content, product and ad are then "
+        "inherited)",
     )
     product_id: ClientId | None = Field(default=None, description="Required for `add_to_cart`")
     ad_id: ClientId | None = None
@@ -44,6 +45,17 @@ class EventIn(Schema):
         default=None,
         description=f"A small JSON object (at most {MAX_PROPERTIES_BYTES} bytes serialised), "
         'e.g. {"watch_seconds": 12.5}',
+    )
+    reply_to: ClientId | None = Field(
+        default=None,
+        description="`reply` and `dm_reply` only (required): the `event_id` of the comment or "
+        "dm answered. It need not be stored yet: a reply that arrives first is kept and "
+        "listed as unmatched until its comment arrives.",
+    )
+    account_id: ClientId | None = Field(
+        default=None,
+        description="`reply`, `dm` and `dm_reply` only (required for `reply` and `dm`): the "
+        "creator account that answers or is written to",
     )
 
 

@@ -97,6 +97,10 @@ async def store_batch(
     """Store a validated batch (its new events and its rejections) in the session's transaction."""
     stored = await store_events(session, tenant_id, batch.rows, received_at=now)
     await repository.store_rejections(session, tenant_id, batch.rejected, received_at=now)
+    if batch.links:
+        new_ids = {row.event_id for row in stored}
+        links = [link for link in batch.links if link.event_id in new_ids]
+        await repository.insert_interactions(session, tenant_id, links)
     outcome = IngestOutcome(received=batch.received, rejected=batch.rejected)
     outcome.accepted_types = [row.type for row in stored]
     if len(stored) == len(batch.rows):

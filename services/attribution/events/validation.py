@@ -7,8 +7,11 @@ Rules:
   the APIs take) and at most ``max_future_seconds`` ahead; ``properties`` is a JSON object of
   at most 4 KiB serialised; unknown fields are refused. Every problem of an event is
   reported, not just the first.
-- ``content_id`` is required except for ``add_to_cart`` (which needs ``product_id``) and
-  ``follow``. An event without ``content_id`` whose ``click_id`` names a known click (a stored
+- ``content_id`` is required except for ``add_to_cart`` (which needs ``product_id``),
+  ``follow`` and the interactions: ``reply`` needs ``reply_to`` (the comment's event_id) and
+  ``account_id``, ``dm`` needs ``account_id``, ``dm_reply`` needs ``reply_to`` (the dm's).
+  ``reply_to`` need not name a stored event: a reply may arrive before its comment.
+  An event without ``content_id`` whose ``click_id`` names a known click (a stored
   ``click`` of the tenant, else a valid click earlier in the same batch) takes that click's
   ``content_id``, and its ``product_id`` and ``ad_id`` where it has none, before that check.
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
@@ -29,7 +32,7 @@ import orjson
 from services.attribution.events.parsing import json_type
 from services.attribution.events.schemas import MAX_PROPERTIES_BYTES
 from shared.schemas import EARLIEST, format_utc
-from shared.vocabulary import EVENT_TYPES, PLATFORMS
+from shared.vocabulary import EVENT_TYPES, INTERACTION_TYPES, PLATFORMS, REPLY_TYPES
 
 ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 EVENT_FIELDS = frozenset(
@@ -45,6 +48,8 @@ EVENT_FIELDS = frozenset(
         "session_id",
         "platform",
         "properties",
+        "reply_to",
+        "account_id",
     }
 )
 OPTIONAL_IDS = ("content_id", "product_id", "ad_id", "click_id", "session_id")
@@ -80,6 +85,16 @@ class EventRow(NamedTuple):
     properties: str | None  # the JSON text, serialised once and stored as is
 
 
+class InteractionLink(NamedTuple):
+    """The conversation fields of a valid ``reply``, ``dm`` or ``dm_reply`` event."""
+
+    event_id: str
+    type: str
+    occurred_at: dt.datetime
+    account_id: str | None
+    reply_to: str | None
+
+
 class ClickContext(NamedTuple):
     """What an event inherits from the click it names."""
 
@@ -111,6 +126,8 @@ class BatchPartition:
     rows: list[EventRow]  # valid events, first occurrence of each event_id, batch order
     repeated_types: list[str]  # types of later occurrences of an event_id within the batch
     rejected: list[Rejection]
+    #: The interaction fields of the valid interaction events among ``rows``.
+    links: list[InteractionLink] = field(default_factory=list)
 
 
 def _show(value: object, limit: int = 60) -> str:
@@ -261,6 +278,11 @@ def _check(
             else:
                 properties_json = encoded.decode()
 
+    reply_to = get("reply_to")
+    account_id = get("account_id")
+    if reply_to is not None or account_id is not None or event_type in INTERACTION_TYPES:
+        _check_interaction(event_type, reply_to, account_id, errors)
+
     if errors or occurred_at is None:  # (occurred_at is set when no error was found)
         return None
 
@@ -279,7 +301,7 @@ def _check(
                 "(or a `click_id` of a known click to inherit it from)"
             )
             return None
-    elif content_id is None and event_type != "follow":
+    elif content_id is None and event_type != "follow" and event_type not in INTERACTION_TYPES:
         errors.append(
             f"`content_id` is required for type `{event_type}` "
             "(or a `click_id` of a known click to inherit it from)"
@@ -302,6 +324,27 @@ def _check(
             properties_json,
         ),
     )
+
+
+def _check_interaction(
+    event_type: object, reply_to: object, account_id: object, errors: list[str]
+) -> None:
+    """``reply_to`` and ``account_id``: ids, required by the interactions that need them and
+    refused on other types."""
+    interaction = event_type in INTERACTION_TYPES
+    for name, value, needed in (
+        ("reply_to", reply_to, event_type in REPLY_TYPES),
+        ("account_id", account_id, event_type in ("reply", "dm")),
+    ):
+        if value is None:
+            if needed:
+                errors.append(f"`{name}` is required for type `{event_type}`")
+        elif type(value) is not str or _id_ok(value) is None:
+            errors.append(_id_error(name, value))
+        elif type(event_type) is str and event_type in EVENT_TYPES and not interaction:
+            errors.append(f"`{name}` is only taken by the types reply, dm and dm_reply")
+        elif name == "reply_to" and event_type == "dm":
+            errors.append("`reply_to` is not taken by type `dm` (a dm starts a conversation)")
 
 
 def clicks_to_resolve(raw_events: Iterable[Any]) -> set[str]:
@@ -344,6 +387,7 @@ def partition_batch(
     repeated: list[str] = []
     rejected: list[Rejection] = []
     seen: set[str] = set()
+    links: list[InteractionLink] = []
     latest = now + dt.timedelta(seconds=max_future_seconds)
     for index, raw in enumerate(raw_events):
         errors: list[str] = []
@@ -357,6 +401,12 @@ def partition_batch(
             continue
         seen.add(event_id)
         rows.append(row)
+        if row.type in INTERACTION_TYPES:
+            links.append(
+                InteractionLink(
+                    event_id, row.type, row.occurred_at, raw.get("account_id"), raw.get("reply_to")
+                )
+            )
         if row.type == "click" and row.click_id is not None:
             clicks.setdefault(row.click_id, ClickContext(row.content_id, row.product_id, row.ad_id))
-    return BatchPartition(len(raw_events), rows, repeated, rejected)
+    return BatchPartition(len(raw_events), rows, repeated, rejected, links)

@@ -17,7 +17,7 @@ from services.attribution.models.catalog import (
     SyncState,
 )
 from services.attribution.models.credits import Credit, TouchVerdict
-from services.attribution.models.events import Event, EventDaily, RejectedEvent
+from services.attribution.models.events import Event, EventDaily, Interaction, RejectedEvent
 from services.attribution.models.experiments import Experiment
 from services.attribution.models.integrations import Integration, IntegrationDelivery
 from services.attribution.models.orders import (
@@ -45,6 +45,7 @@ __all__ = [
     "Experiment",
     "Integration",
     "IntegrationDelivery",
+    "Interaction",
     "Order",
     "OrderClick",
     "OrderLine",

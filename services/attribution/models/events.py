@@ -80,3 +80,24 @@ class EventDaily(Base):
     events: Mapped[int] = mapped_column(BigInteger)
     watch_seconds: Mapped[float] = mapped_column(Double())
     watch_events: Mapped[int] = mapped_column(BigInteger)
+
+
+class Interaction(Base):
+    """The conversation fields of a ``reply``, ``dm`` or ``dm_reply`` event (one row each).
+
+    ``reply_to`` names the answered event by its ``event_id``; it is kept as sent, so a reply
+    stored before its comment (or naming none of the tenant's events) matches once it arrives.
+    """
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        Index(None, "tenant_id", "reply_to"),
+        Index(None, "tenant_id", "type", "occurred_at"),
+    )
+
+    tenant_id: Mapped[str] = tenant_key()
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    account_id: Mapped[str | None] = mapped_column(String(128))
+    reply_to: Mapped[str | None] = mapped_column(String(128))

@@ -1,0 +1,1 @@
+"""Content operations reports: how fast viewers are answered (interactions)."""

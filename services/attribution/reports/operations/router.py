@@ -1,0 +1,88 @@
+"""``GET /v1/reports/interactions``: thin HTTP over ``service.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from services.attribution.reports import render, repository
+from services.attribution.reports.operations import service
+from services.attribution.reports.operations.query import InteractionsQuery
+from services.attribution.reports.operations.schemas import (
+    ACCOUNT_COLUMNS,
+    CONTENT_COLUMNS,
+    DAY_COLUMNS,
+    UNANSWERED_COLUMNS,
+    InteractionsReport,
+)
+from services.attribution.reports.query import scope
+from services.attribution.reports.router import Reader, _invalid, _responses
+from services.attribution.settings.service import load_rules
+from shared.app import ReadSessionDep
+from shared.csv_export import csv_response
+from shared.db import utcnow
+from shared.errors import validation_route
+from shared.timeouts import bounded
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=validation_route(_invalid))
+
+
+@router.get(
+    "/interactions",
+    response_model=InteractionsReport,
+    summary="Do we answer our viewers, and how fast: replies to comments and dms",
+    description="Per account, per content, per local day (tenant timezone) and in total, over "
+    "the comments and dms that occurred in the range. A comment is answered by its earliest "
+    "`reply` event (`reply_to` = the comment's `event_id`, at any time); reply time = that "
+    "reply's `occurred_at` − the comment's (0 if earlier). `reply_rate_1h` = comments first "
+    "answered within 3,600 s / comments, `reply_rate_24h` the same within 86,400 s; "
+    "`median_reply_seconds` and `p90_reply_seconds` over answered comments (linear between "
+    "closest ranks). DMs likewise with `dm_reply`: `dm_reply_rate` = dms answered / dms. A "
+    "comment counts in its content's account (catalog). `unanswered` lists comments without "
+    "any reply older than 24 h, oldest first, paged by `limit`/`cursor`; `unmatched_replies` "
+    "lists replies whose comment or dm is not stored (yet). Rates are null when nothing was "
+    "asked. CSV gives `table=accounts` (default), `contents`, `days` or `unanswered`.",
+    responses=_responses(InteractionsReport),
+)
+async def interactions(
+    request: Request,
+    principal: Reader,
+    session: ReadSessionDep,
+    query: Annotated[InteractionsQuery, Query()],
+) -> InteractionsReport | Response:
+    settings = request.app.state.settings
+    await repository.begin_snapshot(session)
+    rules = await load_rules(
+        session, principal.tenant_id, settings.secret, with_webhook_secret=False
+    )
+    now = utcnow()
+    covered = scope(
+        query.as_report_query(),
+        default_model=rules.default_model,
+        max_days=settings.max_report_days,
+        now=now,
+    )
+    report = await bounded(
+        service.interactions_report(session, principal.tenant_id, rules, covered, query, now=now),
+        getattr(settings, "report_timeout_seconds", None),
+        session=session,
+    )
+    if render.output(query.format, request.headers.get("accept")) != "csv":
+        return report
+    tables: dict[str, tuple[tuple[str, ...], Sequence[BaseModel]]] = {
+        "accounts": (ACCOUNT_COLUMNS, report.accounts),
+        "contents": (CONTENT_COLUMNS, report.contents),
+        "days": (DAY_COLUMNS, report.days),
+        "unanswered": (UNANSWERED_COLUMNS, report.unanswered.items),
+    }
+    columns, rows = tables[query.table]
+    stamp = f"{report.from_:%Y%m%dT%H%M%SZ}-{report.to:%Y%m%dT%H%M%SZ}"
+    return csv_response(
+        columns,
+        (row.model_dump(mode="json") for row in rows),
+        filename=f"interactions-{query.table}-{stamp}.csv",
+    )
