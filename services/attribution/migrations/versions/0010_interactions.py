@@ -1,7 +1,7 @@
 """interactions: the reply_to and account_id of reply, dm and dm_reply events
 
-Revision ID: 0009_interactions
-Revises: 0008_experiments
+Revision ID: 0010_interactions
+Revises: 0009_products_external_ids
 Create Date: 2026-12-06 13:45:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import shared.db
 
-revision: str = "0009_interactions"
-down_revision: str | None = "0008_experiments"
+revision: str = "0010_interactions"
+down_revision: str | None = "0009_products_external_ids"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
