@@ -24,6 +24,10 @@ def _ingest_ok(value: float, backend: str) -> bool | None:
     return value >= 0.6
 
 
+def _at_most(section: str, key: str, label: str, bound: float) -> Row:
+    return Row(section, key, label, "", f"≤ {bound:g}", lambda v, b: v <= bound)
+
+
 def _within_a_second(section: str, key: str, label: str) -> Row:
     return Row(section, key, label, "ms", "< 1000", lambda v, b: v < 1000)
 
@@ -66,35 +70,16 @@ ROWS: tuple[Row, ...] = (
     _within_a_second("funnel", "content_filter_ms", "funnel content filter"),
     Row("funnel", "breakdown_platform_ms", "funnel breakdown by platform", "ms"),
     Row("funnel", "greedy_sql_ms", "funnel greedy SQL baseline", "ms"),
-    Row(
-        "funnel",
-        "ratio_exact_to_greedy",
-        "funnel ratio exact / greedy",
-        "",
-        "≤ 2",
-        lambda v, b: v <= 2,
-    ),
+    _at_most("funnel", "ratio_exact_to_greedy", "funnel ratio exact / greedy", 2),
     Row("funnel", "events_only_ms", "funnel impression → view → click (events only)", "ms"),
-    Row(
-        "funnel",
-        "ratio_breakdown_to_plain",
-        "funnel ratio breakdown / plain",
-        "",
-        "≤ 2",
-        lambda v, b: v <= 2,
-    ),
+    _at_most("funnel", "ratio_breakdown_to_plain", "funnel ratio breakdown / plain", 2),
     *(
         Row("funnel", f"raw_clickhouse_{name}_ms", f"raw ClickHouse windowFunnel {name}", "ms")
         for name in ANCHORED
     ),
     *(
-        Row(
-            "funnel",
-            f"ratio_api_to_raw_{name}",
-            f"funnel ratio API / raw ClickHouse {name}",
-            "",
-            "≤ 1.5",
-            lambda v, b: v <= 1.5,
+        _at_most(
+            "funnel", f"ratio_api_to_raw_{name}", f"funnel ratio API / raw ClickHouse {name}", 1.5
         )
         for name in ANCHORED
     ),
