@@ -274,7 +274,8 @@ def funnel_counts_statement(
     level and each reached step's gaps from the chosen chains, users without ties only.
 
     Each user's useful rows are sorted by time and folded (:func:`_fold`); for value ``v``
-    only the in-range starts having ``v`` keep step 1.
+    only the in-range starts having ``v`` keep step 1. A run of step-1-only events is folded
+    as its last one: the fold keeps the latest start anyway.
     """
     n = len(plan.steps)
     depths = ", ".join(f"countIf(d = {k})" for k in range(1, n + 1))
@@ -292,11 +293,17 @@ def funnel_counts_statement(
         events = (
             f"arrayMap(e -> (e.1, if(g.1 = 0 OR e.3 = g.2, e.2, bitAnd(e.2, {not_start}))), evs)"
         )
-    fold = _fold(n, plan.window_us, events)
+    # Of consecutive events matching step 1 only, just the last can start a chain that
+    # continues (a later start replaces an earlier one): the others are not folded. The
+    # user's last event is always kept (a user of starts only reaches step 1).
+    fold = _fold(n, plan.window_us, "pruned")
     return f"""
         SELECT g.1, g.2, {depths}, {gaps}
         FROM (
-            SELECT g, arrayLast(c -> notEmpty(c), {fold}) AS chain, length(chain) AS d
+            SELECT g, arrayFilter(x -> x.2 > 0, {events}) AS useful,
+                arrayFilter((x, following) -> x.2 > 1 OR following > 1, useful,
+                    arrayPushBack(arrayPopFront(arrayMap(x -> x.2, useful)), 2)) AS pruned,
+                arrayLast(c -> notEmpty(c), {fold}) AS chain, length(chain) AS d
             FROM (
                 SELECT user_id,
                     arraySort(groupArray((ts, if(start, mask, bitAnd(mask, {not_start})),
