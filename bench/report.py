@@ -24,9 +24,16 @@ def _ingest_ok(value: float, backend: str) -> bool | None:
     return value >= 0.6
 
 
+def _at_most(section: str, key: str, label: str, bound: float) -> Row:
+    return Row(section, key, label, "", f"≤ {bound:g}", lambda v, b: v <= bound)
+
+
 def _within_a_second(section: str, key: str, label: str) -> Row:
     return Row(section, key, label, "ms", "< 1000", lambda v, b: v < 1000)
 
+
+#: The funnels timed both through the API and as raw ``windowFunnel`` (bench.anchor).
+ANCHORED = ("default", "platform_filter", "content_filter", "breakdown_platform", "events_only")
 
 ROWS: tuple[Row, ...] = (
     Row(
@@ -42,6 +49,16 @@ ROWS: tuple[Row, ...] = (
         "ingest", "ratio_http_to_baseline", "ingest ratio HTTP / baseline", "", "≥ 0.60", _ingest_ok
     ),
     Row("ingest", "batch_p99_ms", "ingest batch latency p99", "ms"),
+    Row("ingest", "catch_up_ms", "analytic store catch-up after ingest", "ms"),
+    Row("ingest", "replicated_events_per_s", "ingest HTTP + replication", "events/s"),
+    Row(
+        "ingest",
+        "ratio_replicated_to_baseline",
+        "ingest ratio (HTTP + replication) / baseline",
+        "",
+        "≥ 0.80",
+        lambda v, b: v >= 0.8,
+    ),
     Row("orders", "open_loop_achieved_per_s", "orders open loop (200/s offered)", "orders/s"),
     Row("orders", "open_loop_p50_ms", "orders open loop p50", "ms"),
     Row("orders", "open_loop_p99_ms", "orders open loop p99", "ms", "< 20", lambda v, b: v < 20),
@@ -53,13 +70,18 @@ ROWS: tuple[Row, ...] = (
     _within_a_second("funnel", "content_filter_ms", "funnel content filter"),
     Row("funnel", "breakdown_platform_ms", "funnel breakdown by platform", "ms"),
     Row("funnel", "greedy_sql_ms", "funnel greedy SQL baseline", "ms"),
-    Row(
-        "funnel",
-        "ratio_exact_to_greedy",
-        "funnel ratio exact / greedy",
-        "",
-        "≤ 2",
-        lambda v, b: v <= 2,
+    _at_most("funnel", "ratio_exact_to_greedy", "funnel ratio exact / greedy", 2),
+    Row("funnel", "events_only_ms", "funnel impression → view → click (events only)", "ms"),
+    _at_most("funnel", "ratio_breakdown_to_plain", "funnel ratio breakdown / plain", 2),
+    *(
+        Row("funnel", f"raw_clickhouse_{name}_ms", f"raw ClickHouse windowFunnel {name}", "ms")
+        for name in ANCHORED
+    ),
+    *(
+        _at_most(
+            "funnel", f"ratio_api_to_raw_{name}", f"funnel ratio API / raw ClickHouse {name}", 1.5
+        )
+        for name in ANCHORED
     ),
     _within_a_second("reports", "ads_ms", "report ads"),
     _within_a_second("reports", "contents_ms", "report contents"),

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import baseline, workloads
+from bench import anchor, baseline, workloads
 from bench.infra import (
     Backend,
     BenchError,
@@ -244,6 +244,11 @@ async def _ingest(run: Run) -> Section:
     profiler = _profiler(service, cfg, profile, backend, "ingest")
     meter = _meter(service, dbs, backend, "attribution")
     stats = await workloads.ingest(attribution, prep.event_bodies, cfg.ingest_concurrency)
+    # A funnel over event steps is read from the analytic store, which first copies what it
+    # still misses: ingest plus this catch-up is ingest with replication.
+    caught_up = await workloads.timed_query(
+        attribution, "POST", "/v1/funnels", 1, body=_catch_up_body(prep)
+    )
     service_cpu, db_cpu = meter.stop()
     await _stop_profiler(profiler, len(prep.event_bodies), "1,000-event batch")
     _say(
@@ -267,8 +272,18 @@ async def _ingest(run: Run) -> Section:
         _say(f"  baseline {r.method}: {r.rows:,} rows in {r.seconds:.1f}s = {r.rows_per_s:,.0f}/s")
     best = max(results, key=lambda r: r.rows_per_s)
     total_cpu = service_cpu + (db_cpu or 0.0)
+    replicated_s = stats.seconds + caught_up.seconds[0] if caught_up.seconds else None
     section: Section = {
         "http_events_per_s": round(stats.events_per_s, 1),
+        "replicated_events_per_s": (
+            round(stats.received / replicated_s, 1) if replicated_s else "n/a (no catch-up read)"
+        ),
+        "ratio_replicated_to_baseline": (
+            round(stats.received / replicated_s / best.rows_per_s, 3)
+            if replicated_s
+            else "n/a (no catch-up read)"
+        ),
+        "catch_up_ms": _ms(caught_up.median_ms),
         "baseline_rows_per_s": round(best.rows_per_s, 1),
         "ratio_http_to_baseline": round(stats.events_per_s / best.rows_per_s, 3),
         "http_seconds": round(stats.seconds, 2),
@@ -354,6 +369,27 @@ async def _orders(run: Run) -> Section:
     }
 
 
+def _catch_up_body(prep: Prepared) -> dict[str, Any]:
+    """A small funnel over event steps (served by the analytic store after a catch-up)."""
+    data = prep.data
+    return {
+        "from": iso(data.start_us),
+        "to": iso(data.start_us + 1_000_000),
+        "steps": [{"type": "impression"}, {"type": "view"}],
+    }
+
+
+#: The bench funnels, as the API and the anchor take them (None: the API's default steps).
+FUNNELS: dict[str, tuple[tuple[str, ...] | None, str | None]] = {
+    "default": (None, None),
+    "platform_filter": (None, None),
+    "content_filter": (None, None),
+    "breakdown_platform": (None, "platform"),
+    "events_only": (("impression", "view", "click"), None),
+}
+DEFAULT_STEPS = ("impression", "view", "click", "order")
+
+
 def _users(answer: Any) -> list[int] | None:
     if isinstance(answer, dict) and isinstance(answer.get("steps"), list):
         return [int(step.get("users", 0)) for step in answer["steps"]]
@@ -369,6 +405,7 @@ async def _funnels(run: Run) -> Section:
         "platform_filter": {**whole, "filters": {"platform": PLATFORMS[0]}},
         "content_filter": {**whole, "filters": {"content_id": data.world.contents[0].id}},
         "breakdown_platform": {**whole, "breakdown": "platform"},
+        "events_only": {**whole, "steps": [{"type": t} for t in FUNNELS["events_only"][0] or ()]},
     }
     section: Section = {}
     answers: dict[str, Any] = {}
@@ -401,6 +438,22 @@ async def _funnels(run: Run) -> Section:
     exact_users = _users(answers["default"])
     info["funnel_users_per_step_exact"] = exact_users
     info["funnel_users_per_step_greedy"] = greedy.users
+    plain = section["default_ms"]
+    broken = section["breakdown_platform_ms"]
+    section["ratio_breakdown_to_plain"] = (
+        round(broken / plain, 3)
+        if isinstance(broken, float) and isinstance(plain, float) and plain > 0
+        else "n/a"
+    )
+    raw = await _anchor(run, queries, answers)
+    for name in queries:
+        api, anchored = section[f"{name}_ms"], raw[f"raw_clickhouse_{name}_ms"]
+        section[f"ratio_api_to_raw_{name}"] = (
+            round(api / anchored, 3)
+            if isinstance(api, float) and isinstance(anchored, float) and anchored > 0
+            else "n/a"
+        )
+    section.update(raw)
     _say(
         "  funnels: "
         + ", ".join(
@@ -409,6 +462,34 @@ async def _funnels(run: Run) -> Section:
             if k.endswith("_ms")
         )
         + f"; users per step exact {exact_users} vs greedy {greedy.users}"
+    )
+    return section
+
+
+async def _anchor(run: Run, queries: dict[str, dict[str, Any]], answers: dict[str, Any]) -> Section:
+    """The same funnels as raw ``windowFunnel`` on the run's rows loaded into chdb."""
+    cfg, data, info = run.cfg, run.prep.data, run.info
+    started = time.perf_counter()
+    docs = await anchor.export_rows(run.dbs.url("attribution"), TENANT)
+    raw = await asyncio.to_thread(anchor.Anchor, docs)
+    _say(f"  anchor: {raw.rows:,} rows loaded into chdb in {time.perf_counter() - started:.1f}s")
+    section: Section = {}
+    try:
+        for name, body in queries.items():
+            steps, breakdown = FUNNELS[name]
+            funnel = anchor.RawFunnel(steps or DEFAULT_STEPS, body.get("filters", {}), breakdown)
+            timing = await asyncio.to_thread(
+                raw.time_funnel, funnel, data.start, data.end, FUNNEL_WINDOW_S, cfg.query_reps
+            )
+            section[f"raw_clickhouse_{name}_ms"] = round(timing.median_ms, 1)
+            if timing.users:
+                info[f"funnel_users_per_step_raw_{name}"] = timing.users
+                info[f"funnel_users_per_step_api_{name}"] = _users(answers.get(name))
+    finally:
+        raw.close()
+    _say(
+        "  raw ClickHouse: "
+        + ", ".join(f"{k.removeprefix('raw_clickhouse_')} {v:.0f} ms" for k, v in section.items())
     )
     return section
 

@@ -7,20 +7,27 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from services.attribution.analytics import store
+from services.attribution.analytics.funnels import ClickHouseFunnelSource, funnel_users_statement
 from services.attribution.analytics.replication import EventReplicator
 from services.attribution.analytics.wiring import start_replication, stop_replication
+from services.attribution.funnels.planner import FunnelPlan, plan_funnel
+from services.attribution.funnels.schemas import FunnelQuery
 from services.attribution.models import Event
 from services.cli import app as cli
+from tests.attribution import funnel_data
 from tests.attribution.factories import batch, event, iso
-from tests.conftest import _ANALYTICS_DIR, TokenFactory, auth
+from tests.conftest import _ANALYTICS_DIR, TokenFactory, auth, new_tenant
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -151,3 +158,108 @@ def test_several_workers_need_a_clickhouse_server(monkeypatch: pytest.MonkeyPatc
     result = CliRunner().invoke(cli, ["serve", "attribution", "--workers", "2"])
     assert result.exit_code == 2
     assert "ATTRIBUTION_CLICKHOUSE_URL" in result.output
+
+
+# --------------------------------------------------------------------------- funnels
+
+
+_TYPES = ("impression", "view", "click")
+_STEP = st.fixed_dictionaries(
+    {"type": st.sampled_from(_TYPES)},
+    optional={"filters": st.fixed_dictionaries({"content_id": st.sampled_from(("c1", "c2"))})},
+)
+_EVENT = st.tuples(
+    st.integers(0, 3),  # user
+    st.integers(0, 11),  # slot of 10 s: few enough that times are often shared
+    st.sampled_from((0, 0, 1)),  # microseconds beside the slot
+    st.sampled_from(_TYPES),
+    st.sampled_from((*funnel_data.CONTENTS, funnel_data.UNKNOWN_CONTENT)),
+    st.sampled_from((None, None, "instagram")),  # the event's own platform, else its account's
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    rows=st.lists(_EVENT, min_size=1, max_size=14),
+    steps=st.lists(_STEP, min_size=2, max_size=4),
+    window=st.sampled_from((0, 10, 25, 60, 200)),
+    span=st.tuples(st.integers(0, 6), st.integers(1, 12)),
+    breakdown=st.sampled_from((None, "platform", "content_id", "content_kind")),
+    distinct=st.booleans(),
+)
+async def test_funnels_from_clickhouse_agree_with_the_brute_force_reference(
+    attribution_app: FastAPI,
+    attribution: httpx.AsyncClient,
+    catalog: httpx.AsyncClient,
+    make_token: TokenFactory,
+    rows: list[tuple[int, int, int, str, str, str | None]],
+    steps: list[dict[str, Any]],
+    window: int,
+    span: tuple[int, int],
+    breakdown: str | None,
+    distinct: bool,
+) -> None:
+    """Equal times and events matching two steps included; users whose events all have
+    distinct times are counted inside ClickHouse, the others by the engine."""
+    tenant = new_tenant()
+    token = make_token(tenant, "admin")
+    await funnel_data.put_catalog(catalog, attribution, token)
+    t0 = T0
+    events = []
+    for i, (user, slot, micros, kind, content, platform) in enumerate(rows):
+        # `distinct`: every event its own microsecond, so no user has two at one time.
+        at = t0 + dt.timedelta(seconds=10 * slot, microseconds=i if distinct else micros)
+        body: dict[str, Any] = {
+            "event_id": f"e{i}",
+            "type": kind,
+            "occurred_at": iso(at),
+            "user_id": f"u{user}",
+            "content_id": content,
+        }
+        if platform is not None:
+            body["platform"] = platform
+        events.append(body)
+    await funnel_data.post_events(attribution, auth(token), events)
+    items = [
+        funnel_data.Item(
+            e["user_id"],
+            funnel_data.to_us(dt.datetime.fromisoformat(e["occurred_at"])),
+            e["type"],
+            funnel_data.event_dims(e),
+            e["event_id"],
+        )
+        for e in events
+    ]
+    start, length = span
+    query: dict[str, Any] = {
+        "steps": steps,
+        "from": iso(t0 + dt.timedelta(seconds=10 * start)),
+        "to": iso(t0 + dt.timedelta(seconds=10 * (start + length))),
+        "window_seconds": window or 1,
+    }
+    if breakdown is not None:
+        query["breakdown"] = breakdown
+    response = await attribution.post(
+        "/v1/funnels", json=query, headers=auth(make_token(tenant, "reports:read"))
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == funnel_data.reference(items, query), query
+    if distinct:
+        # Nothing was left to the engine: ClickHouse gave the whole answer.
+        plan = plan_funnel(tenant, FunnelQuery.model_validate(query))
+        assert ClickHouseFunnelSource.covers(plan)
+        tied = funnel_users_statement(plan, _contents(plan), tied_only=True)
+        assert replicator(attribution_app).store.rows(tied) == []
+
+
+def _contents(plan: FunnelPlan) -> dict[tuple[str, str], list[str]]:
+    """The content filters' ids (the catalog's: each content id is its own value)."""
+    return {
+        (key, value): [value]
+        for filters in (plan.filters, *(s.filters for s in plan.steps))
+        for key, value in filters.items()
+    }

@@ -32,9 +32,6 @@ from services.attribution.funnels.source import SqlFunnelSource
 from services.attribution.models import CatalogAccount, CatalogContent
 from shared.db import to_epoch_us
 
-#: Users handed to the engine per chunk of the result.
-_CHUNK = 20_000
-
 
 class ClickHouseFunnelSource:
     """Ordered funnels over events from ClickHouse; the rest from the SQL source."""
@@ -55,7 +52,6 @@ class ClickHouseFunnelSource:
         await self._replicator.catch_up()
         contents = await self._content_filters(plan)
         values = await self._content_values(plan)
-        statement = funnel_users_statement(plan, contents)
         acc = FunnelAccumulator(
             len(plan.steps),
             plan.window_us,
@@ -63,7 +59,18 @@ class ClickHouseFunnelSource:
             to_epoch_us(plan.end),
             breakdown=plan.breakdown is not None,
         )
-        rows = await self._replicator.store.arows(statement)
+        store = self._replicator.store
+        # Users whose useful events all have distinct times: counted inside ClickHouse.
+        n = len(plan.steps)
+        counted = await store.arows(funnel_counts_statement(plan, contents, values))
+        for keyed, value, *figures in counted:
+            tally = acc.tally(value if keyed else None)
+            for depth, users in enumerate(figures[:n], start=1):
+                tally.depth[depth] += int(users)
+            for k, gaps in enumerate(figures[n:], start=2):
+                tally.deltas[k].extend(int(g) for g in gaps)
+        # The others (two useful events at one time): the engine's tie-aware chain search.
+        rows = await store.arows(funnel_users_statement(plan, contents, tied_only=True))
         if plan.breakdown is None:
             for _, starts, later in rows:
                 acc.add_split(starts, later)
@@ -162,11 +169,22 @@ def _matches(filters: Mapping[str, str], contents: Mapping[tuple[str, str], list
     return " AND ".join(terms) if terms else "1"
 
 
-def _value(plan: FunnelPlan) -> str:
-    """The row's raw breakdown value: a column, or a content id to map (catalog values)."""
+def _value(plan: FunnelPlan, values: Mapping[str, str] | None = None) -> str:
+    """The row's raw breakdown value: a column, or a content id to map (catalog values).
+
+    With ``values`` (content id → value), a catalog value is mapped in the statement.
+    """
     key = plan.breakdown
     if key is None:
         return "NULL"
+    if key in CONTENT_KEYS and values is not None:
+        ids = "[" + ", ".join(quote(k) for k in values) + "]"
+        mapped = "[" + ", ".join(quote(v) for v in values.values()) + "]"
+        of_content = (
+            f"if(content_id IS NULL, NULL, "
+            f"nullIf(transform(assumeNotNull(content_id), {ids}, {mapped}, ''), ''))"
+        )
+        return f"coalesce(platform, {of_content})" if key == "platform" else of_content
     if key == "platform":
         return f"coalesce(platform, concat({quote(CONTENT_MARK)}, content_id))"
     if key in CONTENT_KEYS:
@@ -174,11 +192,12 @@ def _value(plan: FunnelPlan) -> str:
     return key
 
 
-def funnel_users_statement(plan: FunnelPlan, contents: Mapping[tuple[str, str], list[str]]) -> str:
-    """``(user_id, starts, later)`` per user who can start a chain, each list sorted.
-
-    With a breakdown each list holds ``(t, value)`` / ``(packed, value)`` pairs.
-    """
+def _rows(
+    plan: FunnelPlan,
+    contents: Mapping[tuple[str, str], list[str]],
+    values: Mapping[str, str] | None = None,
+) -> str:
+    """The tenant's rows in reach, each with ``ts``, ``mask``, ``value`` and ``start``."""
     steps = [f"(type = {quote(s.type)} AND {_matches(s.filters, contents)})" for s in plan.steps]
     mask = " + ".join(f"if({cond}, {1 << k}, 0)" for k, cond in enumerate(steps))
     until = plan.until
@@ -186,7 +205,28 @@ def funnel_users_statement(plan: FunnelPlan, contents: Mapping[tuple[str, str], 
         f" AND t < {instant_literal(until)}" if until is not None else ""
     )
     start = f"({steps[0]} AND t < {instant_literal(plan.end)})"
-    types = quote_list(plan.event_types)
+    return f"""
+            SELECT user_id, toUnixTimestamp64Micro(t) AS ts, toUInt16({mask}) AS mask,
+                {_value(plan, values)} AS value, {start} AS start
+            FROM {{db}}.events FINAL
+            WHERE tenant_id = {quote(plan.tenant_id)} AND type IN {quote_list(plan.event_types)}
+                AND {time_bounds} AND {_matches(plan.filters, contents)}"""
+
+
+#: A user's rows that can take part in a chain: a later step's, or an in-range start.
+_USEFUL = "(mask > 1 OR start)"
+#: Two of them share a timestamp: the order of equal times matters, the engine decides.
+_TIED = f"uniqExactIf(ts, {_USEFUL}) < countIf({_USEFUL})"
+
+
+def funnel_users_statement(
+    plan: FunnelPlan, contents: Mapping[tuple[str, str], list[str]], tied_only: bool = False
+) -> str:
+    """``(user_id, starts, later)`` per user who can start a chain, each list sorted.
+
+    With a breakdown each list holds ``(t, value)`` / ``(packed, value)`` pairs.
+    ``tied_only``: only the users :func:`funnel_counts_statement` leaves out.
+    """
     breakdown = plan.breakdown is not None
     starts = "(ts, value)" if breakdown else "ts"
     later = (
@@ -196,14 +236,86 @@ def funnel_users_statement(plan: FunnelPlan, contents: Mapping[tuple[str, str], 
         SELECT user_id,
             arraySort(groupArrayIf({starts}, mask = 1 AND start)) AS starts,
             arraySort(groupArrayIf({later}, mask > 1)) AS later
-        FROM (
-            SELECT user_id, toUnixTimestamp64Micro(t) AS ts, {mask} AS mask,
-                {_value(plan)} AS value, {start} AS start
-            FROM {{db}}.events FINAL
-            WHERE tenant_id = {quote(plan.tenant_id)} AND type IN {types}
-                AND {time_bounds} AND {_matches(plan.filters, contents)}
+        FROM ({_rows(plan, contents)}
         )
         WHERE mask > 0
         GROUP BY user_id
-        HAVING max(start) = 1
+        HAVING max(start) = 1{f" AND {_TIED}" if tied_only else ""}
+    """
+
+
+def _fold(n: int, window_us: int, events: str) -> str:
+    """The chosen chain of one user's ``events`` ``(t, mask)``, times strictly increasing.
+
+    ``best[k]`` is the key-minimal valid (k+1)-chain so far (its times; empty: none). An
+    event matching step k+1 extends ``best[k-1]`` when within the window of its start, and
+    replaces ``best[k]`` only by a strictly later start (an equal start came earlier, with
+    earlier times). Levels are updated from the old state, so an event matching two steps
+    is never used twice in one chain. This is the engine's fast path, for users without
+    equal timestamps.
+    """
+    levels = ["if(bitTest(x.2, 0), [x.1], acc[1])"]
+    for k in range(1, n):
+        levels.append(
+            f"if(bitTest(x.2, {k}) AND notEmpty(acc[{k}]) AND x.1 - acc[{k}][1] <= {window_us}"
+            f" AND (empty(acc[{k + 1}]) OR acc[{k}][1] > acc[{k + 1}][1]),"
+            f" arrayPushBack(acc[{k}], x.1), acc[{k + 1}])"
+        )
+    init = f"CAST([{', '.join('[]' for _ in range(n))}], 'Array(Array(Int64))')"
+    return f"arrayFold((acc, x) -> [{', '.join(levels)}], {events}, {init})"
+
+
+def funnel_counts_statement(
+    plan: FunnelPlan,
+    contents: Mapping[tuple[str, str], list[str]],
+    values: Mapping[str, str] | None = None,
+) -> str:
+    """Per funnel (``(0, '')`` overall, ``(1, v)`` breakdown value v): users per deepest
+    level and each reached step's gaps from the chosen chains, users without ties only.
+
+    Each user's useful rows are sorted by time and folded (:func:`_fold`); for value ``v``
+    only the in-range starts having ``v`` keep step 1. A run of step-1-only events is folded
+    as its last one: the fold keeps the latest start anyway.
+    """
+    n = len(plan.steps)
+    depths = ", ".join(f"countIf(d = {k})" for k in range(1, n + 1))
+    gaps = ", ".join(f"groupArrayIf(chain[{k + 1}] - chain[{k}], d > {k})" for k in range(1, n))
+    not_start = ((1 << n) - 1) ^ 1
+    if plan.breakdown is None:
+        funnels = "[(toUInt8(0), '')]"
+        events = "arrayMap(e -> (e.1, e.2), evs)"
+    else:
+        funnels = (
+            "arrayConcat([(toUInt8(0), '')], arrayMap(v -> (toUInt8(1), v), "
+            "arrayDistinct(arrayMap(e -> assumeNotNull(e.3), "
+            "arrayFilter(e -> bitTest(e.2, 0) AND e.3 IS NOT NULL, evs)))))"
+        )
+        events = (
+            f"arrayMap(e -> (e.1, if(g.1 = 0 OR e.3 = g.2, e.2, bitAnd(e.2, {not_start}))), evs)"
+        )
+    # Of consecutive events matching step 1 only, just the last can start a chain that
+    # continues (a later start replaces an earlier one): the others are not folded. The
+    # user's last event is always kept (a user of starts only reaches step 1).
+    fold = _fold(n, plan.window_us, "pruned")
+    return f"""
+        SELECT g.1, g.2, {depths}, {gaps}
+        FROM (
+            SELECT g, arrayFilter(x -> x.2 > 0, {events}) AS useful,
+                arrayFilter((x, following) -> x.2 > 1 OR following > 1, useful,
+                    arrayPushBack(arrayPopFront(arrayMap(x -> x.2, useful)), 2)) AS pruned,
+                arrayLast(c -> notEmpty(c), {fold}) AS chain, length(chain) AS d
+            FROM (
+                SELECT user_id,
+                    arraySort(groupArray((ts, if(start, mask, bitAnd(mask, {not_start})),
+                        value))) AS evs
+                FROM ({_rows(plan, contents, values)}
+                )
+                WHERE {_USEFUL}
+                GROUP BY user_id
+                HAVING max(start) = 1 AND NOT ({_TIED.replace(_USEFUL, "1")})
+            )
+            ARRAY JOIN {funnels} AS g
+        )
+        WHERE d > 0
+        GROUP BY g
     """

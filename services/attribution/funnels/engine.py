@@ -375,6 +375,16 @@ class FunnelAccumulator:
                 tally = self._by_value[cast(str, value)] = Tally(self.n_steps)
             tally.depth[1] += 1
 
+    def tally(self, value: str | None = None) -> Tally:
+        """The overall tally (``None``) or a breakdown value's, created when first asked:
+        where chains found elsewhere (an analytic store) are added to this one's."""
+        if value is None:
+            return self._overall
+        tally = self._by_value.get(value)
+        if tally is None:
+            tally = self._by_value[value] = Tally(self.n_steps)
+        return tally
+
     def result(self) -> FunnelResult:
         return FunnelResult.of(
             self._overall.stats(),
