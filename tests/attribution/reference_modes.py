@@ -197,6 +197,7 @@ def _level_stats(types: list[str], levels: list[int]) -> list[dict[str, Any]]:
     rows = _stats(types, [(0,) * level for level in levels])
     for row in rows:
         row["median_seconds_from_previous"] = None
+        row["average_seconds_from_previous"] = None
     return rows
 
 
