@@ -416,6 +416,8 @@ def _stats(step_types: list[str], chains: list[tuple[int, ...]]) -> list[dict[st
                     None if k == 0 else users[k] / users[k - 1] if users[k - 1] else None
                 ),
                 "median_seconds_from_previous": (statistics.median(gaps) / S if gaps else None),
+                "average_seconds_from_previous": (statistics.fmean(gaps) / S if gaps else None),
+                "dropped_off": users[k - 1] - users[k] if k else None,
             }
         )
     return rows

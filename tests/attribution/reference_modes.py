@@ -20,6 +20,7 @@ import datetime as dt
 import statistics
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.attribution.funnel_data import Item, S, _matches, _stats, to_us
 
@@ -197,6 +198,7 @@ def _level_stats(types: list[str], levels: list[int]) -> list[dict[str, Any]]:
     rows = _stats(types, [(0,) * level for level in levels])
     for row in rows:
         row["median_seconds_from_previous"] = None
+        row["average_seconds_from_previous"] = None
     return rows
 
 
@@ -263,3 +265,75 @@ def reference_users(items: list[Item], query: dict[str, Any], step: int, status:
     if status == "reached":
         return sorted(u for u, level in levels.items() if level >= step + 1)
     return sorted(u for u, level in levels.items() if level == step)
+
+
+def _period_key(when: dt.datetime, zone: ZoneInfo, interval: str) -> tuple[int, ...]:
+    day = when.astimezone(zone).date()
+    if interval == "week":
+        year, week, _ = day.isocalendar()
+        return (year, week)
+    if interval == "month":
+        return (day.year, day.month)
+    return (day.year, day.month, day.day)
+
+
+def _key_start(key: tuple[int, ...], zone: ZoneInfo, interval: str) -> str:
+    if interval == "week":
+        day = dt.date.fromisocalendar(key[0], key[1], 1)
+    elif interval == "month":
+        day = dt.date(key[0], key[1], 1)
+    else:
+        day = dt.date(*key)
+    midnight = dt.datetime.combine(day, dt.time(0), tzinfo=zone)
+    return midnight.astimezone(dt.UTC).astimezone(zone).isoformat()
+
+
+def reference_trends(items: list[Item], query: dict[str, Any], timezone: str) -> dict[str, Any]:
+    """The answer of ``POST /v1/funnels/trends``: every local period met by the range (found
+    by walking the range a quarter-hour at a time), users entering (an item able to start a
+    chain, in the range, in the period) and converting (a full non-void chain whose first
+    item lies in the period), each chain enumerated as for the funnel."""
+    zone = ZoneInfo(timezone)
+    interval = query.get("interval", "day")
+    lo = dt.datetime.fromisoformat(query["from"])
+    hi = dt.datetime.fromisoformat(query["to"])
+    keys: list[tuple[int, ...]] = []
+    probe = lo
+    while probe < hi:
+        keys.append(_period_key(probe, zone, interval))
+        probe += dt.timedelta(minutes=15)
+    keys.append(_period_key(hi - dt.timedelta(microseconds=1), zone, interval))
+    keys = sorted(set(keys))
+    steps = query.get("steps") or [{"type": t} for t in DEFAULT_STEP_TYPES]
+    n = len(steps)
+    global_filters = query.get("filters") or {}
+    lo_us, hi_us = to_us(lo), to_us(hi)
+    first = (1 << n) - 1 if query.get("order") == "unordered" else 1
+    points = []
+    for key in keys:
+        entered = converted = 0
+        for user_items in _per_user(items).values():
+            masks = _masks(user_items, steps, global_filters)
+            exclusion_masks = _masks(user_items, query.get("exclusions") or [], global_filters)
+
+            def can_start(
+                i: int, user_items: list[Item] = user_items, key: tuple[int, ...] = key
+            ) -> bool:
+                t = user_items[i].t
+                when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=t)
+                return lo_us <= t < hi_us and _period_key(when, zone, interval) == key
+
+            if not any(m & first and can_start(i) for i, m in enumerate(masks)):
+                continue
+            entered += 1
+            level, _, _ = _user_outcome(user_items, masks, exclusion_masks, query, can_start, None)
+            converted += level == n
+        points.append(
+            {
+                "period_start": _key_start(key, zone, interval),
+                "entered": entered,
+                "converted": converted,
+                "conversion_rate": converted / entered if entered else None,
+            }
+        )
+    return {"timezone": timezone, "points": points}

@@ -60,8 +60,8 @@ def test_simple_drop_off() -> None:
     res = run(rows)
     assert res.steps == [
         StepStat(3, 1.0, None, None),
-        StepStat(2, 2 / 3, 2 / 3, 7.5),
-        StepStat(1, 1 / 3, 0.5, 3.0),
+        StepStat(2, 2 / 3, 2 / 3, 7.5, 7.5, 1),  # a 5 s, b 10 s; c drops off
+        StepStat(1, 1 / 3, 0.5, 3.0, 3.0, 1),  # a 3 s; b drops off
     ]
     assert res.breakdown == []
 
@@ -178,8 +178,12 @@ def test_breakdown_user_counts_under_two_values() -> None:
     assert counts(res) == [3, 3]
     assert [b.value for b in res.breakdown] == ["y", "x"]
     y, x = res.breakdown
-    assert y == BreakdownResult("y", [StepStat(2, 1.0, None, None), StepStat(2, 1.0, 1.0, 2.0)])
-    assert x == BreakdownResult("x", [StepStat(1, 1.0, None, None), StepStat(1, 1.0, 1.0, 2.0)])
+    # y: a 1 s and b 3 s (median and mean 2 s); x: a's chain from 0 s to 2 s
+    y_steps = [StepStat(2, 1.0, None, None), StepStat(2, 1.0, 1.0, 2.0, 2.0, 0)]
+    assert y == BreakdownResult("y", y_steps)
+    assert x == BreakdownResult(
+        "x", [StepStat(1, 1.0, None, None), StepStat(1, 1.0, 1.0, 2.0, 2.0, 0)]
+    )
 
 
 def test_breakdown_start_value_restricts_only_first_step() -> None:
@@ -194,17 +198,18 @@ def test_breakdown_start_value_restricts_only_first_step() -> None:
 
 def test_zero_users_gives_none_conversions() -> None:
     res = evaluate([], 3, S, 0, FAR)
-    assert res.steps == [StepStat(0, None, None, None)] + [StepStat(0, None, None, None)] * 2
+    nobody = StepStat(0, None, None, None, None, 0)
+    assert res.steps == [StepStat(0, None, None, None)] + [nobody] * 2
     res = run([("a", 0, C, None)])
-    assert res.steps[1] == StepStat(0, None, None, None)
+    assert res.steps[1] == nobody
 
 
 def test_conversion_from_previous_none_when_previous_zero() -> None:
     res = run([("a", 0, V, None)])
     assert res.steps == [
         StepStat(1, 1.0, None, None),
-        StepStat(0, 0.0, 0.0, None),
-        StepStat(0, 0.0, None, None),
+        StepStat(0, 0.0, 0.0, None, None, 1),
+        StepStat(0, 0.0, None, None, None, 0),
     ]
 
 

@@ -199,13 +199,18 @@ async def test_a_hand_checked_funnel(
                 "conversion_from_start": 1.0,
                 "conversion_from_previous": None,
                 "median_seconds_from_previous": None,
+                "average_seconds_from_previous": None,
+                "dropped_off": None,
             },
             {
                 "type": "view",
                 "users": 2,
                 "conversion_from_start": 2 / 3,
                 "conversion_from_previous": 2 / 3,
+                # a's view 10 s after the impression, b's at the same instant
                 "median_seconds_from_previous": 5.0,
+                "average_seconds_from_previous": 5.0,
+                "dropped_off": 1,  # c
             },
             {
                 "type": "click",
@@ -213,6 +218,8 @@ async def test_a_hand_checked_funnel(
                 "conversion_from_start": 1 / 3,
                 "conversion_from_previous": 0.5,
                 "median_seconds_from_previous": 20.0,
+                "average_seconds_from_previous": 20.0,
+                "dropped_off": 1,  # b
             },
         ],
         "breakdown": [],
@@ -635,6 +642,8 @@ async def test_the_route_answers_from_whichever_source_is_plugged_in(
         "conversion_from_start": 0.25,
         "conversion_from_previous": 0.25,
         "median_seconds_from_previous": 1.5,
+        "average_seconds_from_previous": None,  # the source gave none
+        "dropped_off": None,
     }
     # Most step-1 users first, whatever order the source listed them in.
     assert [(b["value"], users(b)) for b in body["breakdown"]] == [

@@ -196,6 +196,14 @@ def no_conversions(response: httpx.Response, world: World) -> list[str]:
     return [f"B's time to convert counts A's users: {body}"] if body["users"] else []
 
 
+def no_trend(response: httpx.Response, world: World) -> list[str]:
+    if response.status_code != 200:
+        return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+    body = response.json()
+    entered = [p["entered"] for p in body["points"]]
+    return [f"B's funnel trend counts A's users: {body}"] if any(entered) else []
+
+
 def a_funnel(w: World) -> dict[str, Any]:
     """A funnel A's data would fill: its content, its events, its order."""
     return {
@@ -409,6 +417,9 @@ cases(
         ),
         ("POST", "/v1/funnels/time-to-convert"): Case(
             "", fixed("/v1/funnels/time-to-convert"), json=a_funnel, check=no_conversions
+        ),
+        ("POST", "/v1/funnels/trends"): Case(
+            "", fixed("/v1/funnels/trends"), json=a_funnel, check=no_trend
         ),
         ("POST", "/v1/funnels/users"): Case(
             "",

@@ -26,7 +26,9 @@ earliest ``t3``; and so on (``ti`` is the timestamp of ``e_i``). Only timestamps
 key, so the chosen timestamp vector is unique even when several event sets realise it.
 ``median_seconds_from_previous`` of step ``k >= 2`` is the median, over users reaching
 level ``k``, of ``tk - t(k-1)`` taken from each user's chosen chain (even count: mean of
-the two middle values), converted to seconds: ``median_us / 1_000_000``.
+the two middle values), converted to seconds: ``median_us / 1_000_000``;
+``average_seconds_from_previous`` is the mean of the same gaps. ``dropped_off`` of step
+``k >= 2`` is ``users_(k-1) - users_k`` (step 1: ``None``).
 
 Breakdown
 ---------
@@ -116,6 +118,8 @@ class StepStat:
     conversion_from_start: float | None
     conversion_from_previous: float | None
     median_seconds_from_previous: float | None
+    average_seconds_from_previous: float | None = None
+    dropped_off: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +168,15 @@ class Tally:
         for k in range(2, len(users)):
             u = users[k]
             prev = users[k - 1]
+            gaps = self.deltas[k]
             out.append(
                 StepStat(
                     u,
                     u / first if first else None,
                     u / prev if prev else None,
-                    _median_seconds(self.deltas[k]),
+                    _median_seconds(gaps),
+                    sum(gaps) / len(gaps) / 1_000_000 if gaps else None,
+                    prev - u,
                 )
             )
         return out

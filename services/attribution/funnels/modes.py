@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.attribution.funnels.engine import (
     BreakdownResult,
@@ -50,7 +50,14 @@ from services.attribution.funnels.engine import (
     longest_cover,
 )
 
-__all__ = ["ModeAccumulator", "ModeSpec", "StreamItem", "UserOutcome", "evaluate_user"]
+__all__ = [
+    "ModeAccumulator",
+    "ModeSpec",
+    "StreamItem",
+    "TrendAccumulator",
+    "UserOutcome",
+    "evaluate_user",
+]
 
 #: ``(t_us, steps_mask, exclusions_mask, breakdown values)``: one item of a user's stream.
 StreamItem = tuple[int, int, int, frozenset[str]]
@@ -307,3 +314,44 @@ class ModeAccumulator:
             self._overall.stats(),
             (BreakdownResult(value, tally.stats()) for value, tally in self._by_value.items()),
         )
+
+
+class TrendAccumulator:
+    """Users entering and converting per period ``[lo, hi)`` of the range.
+
+    A user *enters* a period when one of their items able to start a chain (matching step 1;
+    unordered: any step) lies in it and in the range; they *convert* in it when the funnel
+    whose range is the period (cut to the range) takes them to the last step, i.e. a full
+    non-void chain starts in it. Periods are ascending and do not overlap.
+    """
+
+    def __init__(self, spec: ModeSpec, bounds: Sequence[tuple[int, int]]) -> None:
+        self.spec = spec
+        self.bounds = list(bounds)
+        self._starts = [lo for lo, _ in self.bounds]
+        self.entered = [0] * len(self.bounds)
+        self.converted = [0] * len(self.bounds)
+        self._first = (1 << spec.n_steps) - 1 if spec.order == "unordered" else 1
+
+    def _periods(self, items: Sequence[StreamItem]) -> list[int]:
+        lo, hi, first = self.spec.from_us, self.spec.to_us, self._first
+        found: set[int] = set()
+        for t, mask, _, _ in items:
+            if mask & first and lo <= t < hi:
+                i = bisect_right(self._starts, t) - 1
+                if i >= 0 and t < self.bounds[i][1]:
+                    found.add(i)
+        return sorted(found)
+
+    def add_user(self, user_id: str, items: Sequence[StreamItem]) -> None:
+        spec = self.spec
+        for i in self._periods(items):
+            self.entered[i] += 1
+            lo, hi = self.bounds[i]
+            period = replace(spec, from_us=max(lo, spec.from_us), to_us=min(hi, spec.to_us))
+            if evaluate_user(items, period).level == spec.n_steps:
+                self.converted[i] += 1
+
+    def add_users(self, users: Iterable[tuple[str, Sequence[StreamItem]]]) -> None:
+        for user_id, items in users:
+            self.add_user(user_id, items)

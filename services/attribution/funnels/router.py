@@ -15,8 +15,11 @@ from services.attribution.funnels.schemas import (
     FunnelUsersQuery,
     TimeToConvertOut,
     TimeToConvertQuery,
+    TrendsOut,
+    TrendsQuery,
 )
 from services.attribution.funnels.source import FunnelSource, SqlFunnelSource
+from services.attribution.settings.service import load_rules
 from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
 from shared.csv_export import csv_response
@@ -158,3 +161,39 @@ async def post_funnel_users(
         rows = ({"user_id": user} for user in page.users)
         return csv_response(["user_id"], rows, filename="funnel-users.csv", headers=headers)
     return page
+
+
+@router.post(
+    "/trends",
+    response_model=TrendsOut,
+    summary="Conversion trend: per local day, week or month, users entering and converting",
+    description=(
+        "For each period of the tenant's timezone (DST included; weeks from Monday) meeting "
+        "[from, to): `entered` = users with an item able to start the funnel in the period "
+        "(and the range), `converted` = users with a full non-void chain whose first item "
+        "lies in it, `conversion_rate` = converted / entered (null when none entered). "
+        "Read from the system of record."
+    ),
+    responses=_ERRORS,
+)
+async def post_funnel_trends(
+    query: TrendsQuery,
+    principal: Reader,
+    session: ReadSessionDep,
+    request: Request,
+) -> TrendsOut:
+    settings = request.app.state.settings
+    rules = await load_rules(
+        session, principal.tenant_id, settings.secret, with_webhook_secret=False
+    )
+    return await bounded(
+        service.run_trends(
+            SqlFunnelSource(session),
+            principal.tenant_id,
+            query,
+            rules.timezone,
+            max_report_days=settings.max_report_days,
+        ),
+        getattr(settings, "report_timeout_seconds", None),
+        session=session,
+    )

@@ -218,6 +218,13 @@ class FunnelStepOut(BaseModel):
         description="Median time from the previous step, over users reaching this step "
         "(null for step 1, or when no user reached it)"
     )
+    average_seconds_from_previous: float | None = Field(
+        description="Mean time from the previous step, over the same users and chains as the "
+        "median (null for step 1, when no user reached it, or in an `unordered` funnel)"
+    )
+    dropped_off: int | None = Field(
+        description="Users at the previous step who did not reach this one (null for step 1)"
+    )
 
 
 class FunnelBreakdownOut(BaseModel):

@@ -12,8 +12,10 @@ import dataclasses
 import datetime as dt
 import math
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
 from services.attribution.funnels.engine import FunnelResult, StepStat
+from services.attribution.funnels.periods import periods
 from services.attribution.funnels.planner import FunnelPlan, plan_funnel
 from services.attribution.funnels.schemas import (
     MAX_BINS,
@@ -26,8 +28,12 @@ from services.attribution.funnels.schemas import (
     TimeBinOut,
     TimeToConvertOut,
     TimeToConvertQuery,
+    TrendPointOut,
+    TrendsOut,
+    TrendsQuery,
 )
-from services.attribution.funnels.source import FunnelSource
+from services.attribution.funnels.source import FunnelSource, SqlFunnelSource
+from shared.db import to_epoch_us
 from shared.errors import UnprocessableEntity
 from shared.schemas import format_utc
 
@@ -186,3 +192,33 @@ async def run_funnel_users(
     page = chosen[: query.limit]
     more = len(chosen) > query.limit
     return FunnelUsersOut(users=page, next_cursor=page[-1] if more else None)
+
+
+async def run_trends(
+    source: SqlFunnelSource,
+    tenant_id: str,
+    query: TrendsQuery,
+    timezone: str,
+    *,
+    max_report_days: int,
+) -> TrendsOut:
+    """Entered, converted and their rate per local period of the tenant's timezone."""
+    plan = _checked_plan(tenant_id, query, max_report_days)
+    if plan.breakdown is not None:
+        raise _refuse(["breakdown"], "a trend is of the whole funnel: send no breakdown")
+    zone = ZoneInfo(timezone)
+    spans = periods(plan.start, plan.end, zone, query.interval)
+    bounds = [(to_epoch_us(lo), to_epoch_us(hi)) for lo, hi in spans]
+    counts = await source.trend_counts(plan, bounds)
+    return TrendsOut(
+        timezone=timezone,
+        points=[
+            TrendPointOut(
+                period_start=lo.astimezone(zone).isoformat(),
+                entered=entered,
+                converted=converted,
+                conversion_rate=converted / entered if entered else None,
+            )
+            for (lo, _), (entered, converted) in zip(spans, counts, strict=True)
+        ],
+    )

@@ -11,7 +11,7 @@ same request by implementing the protocol; the router's ``funnel_source`` picks 
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing, contextmanager
 from functools import partial
 from typing import Protocol, cast
@@ -26,7 +26,7 @@ from services.attribution.funnels.engine import (
     UserEvent,
     merge_split,
 )
-from services.attribution.funnels.modes import ModeAccumulator, ModeSpec
+from services.attribution.funnels.modes import ModeAccumulator, ModeSpec, TrendAccumulator
 from services.attribution.funnels.planner import FunnelPlan, read_plan
 from services.attribution.funnels.reader import FunnelUser
 from services.attribution.funnels.repository import FunnelRepository
@@ -92,7 +92,15 @@ class SqlFunnelSource:
         await self._stream(plan, acc)
         return cast(dict[str, int], acc.levels)
 
-    async def _stream(self, plan: FunnelPlan, acc: ModeAccumulator) -> None:
+    async def trend_counts(
+        self, plan: FunnelPlan, bounds: Sequence[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        """``(entered, converted)`` per period ``[lo, hi)`` (µs) of :class:`TrendAccumulator`."""
+        acc = TrendAccumulator(mode_spec(plan), bounds)
+        await self._stream(plan, acc)
+        return list(zip(acc.entered, acc.converted, strict=True))
+
+    async def _stream(self, plan: FunnelPlan, acc: ModeAccumulator | TrendAccumulator) -> None:
         """Every user's whole stream through ``acc`` (the modes beyond the plain funnel)."""
         read = read_plan(plan, self._repository.dialect)
         chunks = reader.stream_users_items(self._repository, plan, read)
