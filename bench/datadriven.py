@@ -4,7 +4,8 @@ A synthetic month (default 1M touches of 100k users over 300 contents, Zipf-skew
 3 % of users buying) goes through the same pure code the endpoint runs: path building, then
 Markov order 1 and Shapley. The baseline, measured in the same run, is sorting the same
 touches by (user, time, event id), the least any path builder must do; figures are given
-as seconds and as multiples of that baseline, since the machines are noisy.
+as seconds and as multiples of that baseline (medians of ``--runs``), since the machines
+are noisy.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
+import statistics
 import time
 from decimal import Decimal
 
@@ -43,11 +45,15 @@ def synthetic(
     return touches, orders
 
 
-def timed(label: str, work, baseline: float | None = None):  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
-    result = work()
-    seconds = time.perf_counter() - started
-    ratio = f"  ({seconds / baseline:.1f}x the baseline)" if baseline else ""
+def timed(label: str, work, baseline: float | None = None, runs: int = 1):  # type: ignore[no-untyped-def]
+    """Run ``work`` ``runs`` times; print and return the median (noisy machines)."""
+    seconds_each = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = work()
+        seconds_each.append(time.perf_counter() - started)
+    seconds = statistics.median(seconds_each)
+    ratio = f"  ({seconds / baseline:.2f}x the baseline)" if baseline else ""
     print(f"{label:<34} {seconds:7.3f} s{ratio}")
     return result, seconds
 
@@ -58,24 +64,29 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--contents", type=int, default=300)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--runs", type=int, default=3, help="median of this many runs")
     args = parser.parse_args()
     touches, orders = synthetic(args.users, args.events, args.contents, args.seed)
     print(f"{len(touches):,} touches, {len(orders):,} orders, {args.contents} contents")
     _, base = timed(
         "baseline: sort touches",
         lambda: sorted(touches, key=lambda t: (t.user_id, t.occurred_at, t.event_id)),
+        runs=args.runs,
     )
+    window = dt.timedelta(days=7)
     paths, build = timed(
         "build paths",
-        lambda: build_paths(
-            touches, orders, range_from=T0, range_to=T0 + MONTH, window=dt.timedelta(days=7)
-        ),
+        lambda: build_paths(touches, orders, range_from=T0, range_to=T0 + MONTH, window=window),
         base,
+        args.runs,
     )
     print(f"  {len(paths.counts):,} distinct paths, {paths.converting:,} converting")
-    _, m = timed("markov order 1", lambda: markov(paths.counts, 1), base)
-    _, s = timed("shapley", lambda: shapley(paths.counts), base)
-    print(f"{'paths + markov':<34} {build + m:7.3f} s; paths + shapley {build + s:.3f} s")
+    _, m = timed("markov order 1", lambda: markov(paths.counts, 1), base, args.runs)
+    _, s = timed("shapley", lambda: shapley(paths.counts), base, args.runs)
+    print(
+        f"{'paths + markov':<34} {build + m:7.3f} s ({(build + m) / base:.2f}x the baseline); "
+        f"paths + shapley {build + s:.3f} s ({(build + s) / base:.2f}x)"
+    )
 
 
 if __name__ == "__main__":
