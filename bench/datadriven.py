@@ -11,14 +11,19 @@ are noisy.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import random
 import statistics
+import tempfile
 import time
 from decimal import Decimal
+from pathlib import Path
 
+from services.attribution.analytics import store
+from services.attribution.analytics.paths import store_paths
 from services.attribution.datadriven.markov import markov
-from services.attribution.datadriven.paths import PaidOrder, PathTouch, build_paths
+from services.attribution.datadriven.paths import PaidOrder, Paths, PathTouch, build_paths
 from services.attribution.datadriven.shapley import shapley
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -65,6 +70,9 @@ def main() -> None:
     parser.add_argument("--contents", type=int, default=300)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--runs", type=int, default=3, help="median of this many runs")
+    parser.add_argument(
+        "--no-store", action="store_true", help="skip the analytic store (chdb) section"
+    )
     args = parser.parse_args()
     touches, orders = synthetic(args.users, args.events, args.contents, args.seed)
     print(f"{len(touches):,} touches, {len(orders):,} orders, {args.contents} contents")
@@ -87,6 +95,59 @@ def main() -> None:
         f"{'paths + markov':<34} {build + m:7.3f} s ({(build + m) / base:.2f}x the baseline); "
         f"paths + shapley {build + s:.3f} s ({(build + s) / base:.2f}x)"
     )
+    if not args.no_store:
+        in_store(touches, orders, paths, base, args.runs)
+
+
+def in_store(
+    touches: list[PathTouch], orders: list[PaidOrder], expected: Paths, base: float, runs: int
+) -> None:
+    """The same paths from the embedded analytic store, as the endpoint builds them there."""
+    with tempfile.TemporaryDirectory(prefix="clipfunnel-bench-") as folder:
+        analytic = store.embedded(Path(folder), "bench_datadriven")
+        analytic.migrate()
+        started = time.perf_counter()
+        for first in range(0, len(touches), 200_000):
+            analytic.insert_rows("events", [_row(t) for t in touches[first : first + 200_000]])
+        print(f"{'(loaded into chdb in':<34} {time.perf_counter() - started:7.3f} s)")
+        paths, build = timed(
+            "build paths in the analytic store",
+            lambda: asyncio.run(
+                store_paths(
+                    analytic,
+                    "bench",
+                    "content_id",
+                    orders,
+                    range_from=T0,
+                    range_to=T0 + MONTH,
+                    window=dt.timedelta(days=7),
+                )
+            ),
+            base,
+            runs,
+        )
+        assert paths.counts == expected.counts, "the store's paths differ from Python's"
+        _, m = timed("markov order 1", lambda: markov(paths.counts, 1), base, runs)
+        _, s = timed("shapley", lambda: shapley(paths.counts), base, runs)
+        print(
+            f"{'store paths + markov':<34} {build + m:7.3f} s ({(build + m) / base:.2f}x the "
+            f"baseline); store paths + shapley {build + s:.3f} s ({(build + s) / base:.2f}x)"
+        )
+
+
+def _row(touch: PathTouch) -> dict[str, object]:
+    return {
+        "tenant_id": "bench",
+        "user_id": touch.user_id,
+        "t": touch.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "event_id": touch.event_id,
+        "type": "view",
+        "content_id": touch.channel,
+        "product_id": None,
+        "ad_id": None,
+        "platform": None,
+        "seq": 1,
+    }
 
 
 if __name__ == "__main__":

@@ -71,13 +71,16 @@ class Paths:
     def non_converting(self) -> int:
         return sum(c.non_conversions for c in self.counts.values())
 
-    def add(self, channels: tuple[Channel, ...], *, converted: bool, revenue: Decimal) -> None:
+    def add(
+        self, channels: tuple[Channel, ...], *, converted: bool, revenue: Decimal, times: int = 1
+    ) -> None:
+        """Count ``channels`` as a path taken ``times`` more times (with ``revenue`` in all)."""
         counts = self.counts.setdefault(channels, PathCounts())
         if converted:
-            counts.conversions += 1
+            counts.conversions += times
             counts.revenue += revenue
         else:
-            counts.non_conversions += 1
+            counts.non_conversions += times
 
 
 def build_paths(
