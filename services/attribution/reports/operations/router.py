@@ -1,4 +1,4 @@
-"""``GET /v1/reports/interactions`` and ``/scorecard``: thin HTTP over ``service.py``."""
+"""``GET /v1/reports/{interactions,scorecard,activities}``: thin HTTP over ``service.py``."""
 
 from __future__ import annotations
 
@@ -11,13 +11,19 @@ from pydantic import BaseModel
 
 from services.attribution.reports import render, repository
 from services.attribution.reports.operations import service
-from services.attribution.reports.operations.query import InteractionsQuery, ScorecardQuery
+from services.attribution.reports.operations.query import (
+    InteractionsQuery,
+    RangeQuery,
+    ScorecardQuery,
+)
 from services.attribution.reports.operations.schemas import (
     ACCOUNT_COLUMNS,
+    ACTIVITY_COLUMNS,
     CONTENT_COLUMNS,
     DAY_COLUMNS,
     SCORECARD_COLUMNS,
     UNANSWERED_COLUMNS,
+    ActivitiesReport,
     InteractionsReport,
     Scorecard,
 )
@@ -158,3 +164,58 @@ def _scorecard_rows(report: Scorecard) -> Iterator[dict[str, Any]]:
                 "metric": spec.name,
                 **score,
             }
+
+
+@router.get(
+    "/activities",
+    response_model=ActivitiesReport,
+    summary="Engagement activities (Q&A, lucky draw, topic, challenge) against the time before",
+    description="Every catalog campaign with `objective: engagement`, an `activity` and a "
+    "`starts_at` that runs at some time in the range. Its window runs from `starts_at` to "
+    "`ends_at` (now while it runs, or when it has no end); it is compared with the window of "
+    "the same length just before `starts_at`. Over each window, the events on the contents "
+    "of the campaign's ads: `engagement_rate` = (likes + comments + shares) / views, "
+    "`comments_per_1000_views` = comments / views × 1000, `follows` = new `follow` events; "
+    "`change` = (during − before) / |before|. Ratios over nothing are null. CSV: one row "
+    "per activity.",
+    responses=_responses(ActivitiesReport),
+)
+async def activities(
+    request: Request,
+    principal: Reader,
+    session: ReadSessionDep,
+    query: Annotated[RangeQuery, Query()],
+) -> ActivitiesReport | Response:
+    settings = request.app.state.settings
+    await repository.begin_snapshot(session)
+    rules = await load_rules(
+        session, principal.tenant_id, settings.secret, with_webhook_secret=False
+    )
+    now = utcnow()
+    covered = scope(
+        query.as_report_query(),
+        default_model=rules.default_model,
+        max_days=settings.max_report_days,
+        now=now,
+    )
+    report = await bounded(
+        service.activities_report(session, principal.tenant_id, covered, now=now),
+        getattr(settings, "report_timeout_seconds", None),
+        session=session,
+    )
+    if render.output(query.format, request.headers.get("accept")) != "csv":
+        return report
+    stamp = f"{report.from_:%Y%m%dT%H%M%SZ}-{report.to:%Y%m%dT%H%M%SZ}"
+    return csv_response(
+        ACTIVITY_COLUMNS, _activity_rows(report), filename=f"activities-{stamp}.csv"
+    )
+
+
+def _activity_rows(report: ActivitiesReport) -> Iterator[dict[str, Any]]:
+    for row in report.activities:
+        dumped = row.model_dump(mode="json")
+        flat = {key: value for key, value in dumped.items() if not isinstance(value, dict)}
+        flat["content_ids"] = " ".join(row.content_ids)
+        for part in ("during", "before", "change"):
+            flat |= {f"{part}_{name}": value for name, value in dumped[part].items()}
+        yield flat

@@ -11,6 +11,7 @@ from services.attribution.reports.operations.scorecard import METRICS
 from services.attribution.reports.operations.scorecard_repository import Level
 from services.attribution.reports.schemas import Money
 from shared.schemas import UTCDatetimeOut
+from shared.vocabulary import Activity
 
 
 class _Row(BaseModel):
@@ -220,3 +221,65 @@ class ScorecardCsvRow(_Row):
 
 
 SCORECARD_COLUMNS = tuple(ScorecardCsvRow.model_fields)
+
+
+# --- engagement activities --------------------------------------------------------------------
+
+
+class ActivityFigures(_Row):
+    views: int
+    likes: int
+    comments: int
+    shares: int
+    follows: int = Field(description="New follows: `follow` events")
+    engagement_rate: float | None = Field(description="(likes + comments + shares) / views")
+    comments_per_1000_views: float | None = Field(description="comments / views × 1000")
+
+
+class ActivityChange(_Row):
+    engagement_rate: float | None = Field(description="(during − before) / |before|")
+    comments_per_1000_views: float | None = Field(description="(during − before) / |before|")
+    follows: float | None = Field(description="(during − before) / |before|")
+
+
+class ActivityRow(BaseModel):
+    campaign_id: str
+    name: str
+    activity: Activity
+    starts_at: UTCDatetimeOut
+    ends_at: UTCDatetimeOut | None
+    content_ids: list[str] = Field(description="The contents of the campaign's ads")
+    during_from: UTCDatetimeOut
+    during_to: UTCDatetimeOut = Field(description="`ends_at`, or now while it runs")
+    before_from: UTCDatetimeOut = Field(description="starts_at − (during_to − during_from)")
+    during: ActivityFigures
+    before: ActivityFigures = Field(description="The same length of time before the start")
+    change: ActivityChange
+
+
+class ActivitiesReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: UTCDatetimeOut = Field(alias="from")
+    to: UTCDatetimeOut
+    activities: list[ActivityRow] = Field(description="By start, then campaign id")
+    warnings: list[str]
+
+
+ACTIVITY_COLUMNS = (
+    "campaign_id",
+    "name",
+    "activity",
+    "starts_at",
+    "ends_at",
+    "content_ids",
+    "during_from",
+    "during_to",
+    "before_from",
+    *(
+        f"{period}_{name}"
+        for period in ("during", "before")
+        for name in ActivityFigures.model_fields
+    ),
+    *(f"change_{name}" for name in ActivityChange.model_fields),
+)

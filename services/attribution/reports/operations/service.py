@@ -12,7 +12,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.reports.buckets import spend_days
-from services.attribution.reports.operations import repository, scorecard_repository
+from services.attribution.reports.operations import (
+    activities_repository,
+    repository,
+    scorecard_repository,
+)
+from services.attribution.reports.operations.activities import (
+    ACTIVITY_EVENT_TYPES,
+    Figures,
+    figures,
+    relative_change,
+    windows,
+)
 from services.attribution.reports.operations.interactions import (
     Comment,
     Tally,
@@ -23,6 +34,10 @@ from services.attribution.reports.operations.interactions import (
 from services.attribution.reports.operations.query import InteractionsQuery
 from services.attribution.reports.operations.schemas import (
     AccountInteractions,
+    ActivitiesReport,
+    ActivityChange,
+    ActivityFigures,
+    ActivityRow,
     CommentMetrics,
     ContentInteractions,
     DayInteractions,
@@ -313,4 +328,79 @@ async def scorecard_report(
             "items": items,
             "warnings": warnings,
         }
+    )
+
+
+# --- engagement activities --------------------------------------------------------------------
+
+
+def _activity_figures(f: Figures) -> ActivityFigures:
+    return ActivityFigures(
+        views=f.views,
+        likes=f.likes,
+        comments=f.comments,
+        shares=f.shares,
+        follows=f.follows,
+        engagement_rate=f.engagement_rate,
+        comments_per_1000_views=f.comments_per_1000_views,
+    )
+
+
+async def activities_report(
+    session: AsyncSession, tenant_id: str, covered: Scope, *, now: dt.datetime
+) -> ActivitiesReport:
+    campaigns = await activities_repository.activity_campaigns(
+        session, tenant_id, covered.start, covered.end
+    )
+    contents = await activities_repository.campaign_contents(
+        session, tenant_id, [c.id for c in campaigns]
+    )
+    rows: list[ActivityRow] = []
+    warnings: list[str] = []
+    for campaign in campaigns:
+        ids = contents.get(campaign.id, [])
+        if not ids:
+            warnings.append(
+                f"Campaign {campaign.id} has no ads, so no contents to measure: add an ad "
+                "naming the content the activity runs in (PUT /v1/ads/{ad_id} in the catalog)."
+            )
+        during, before = windows(campaign.starts_at, campaign.ends_at, now)
+        counted = [
+            figures(
+                await activities_repository.content_event_counts(
+                    session, tenant_id, ids, window.start, window.end, ACTIVITY_EVENT_TYPES
+                )
+            )
+            for window in (during, before)
+        ]
+        now_figures, before_figures = counted
+        rows.append(
+            ActivityRow.model_validate(
+                {
+                    "campaign_id": campaign.id,
+                    "name": campaign.name,
+                    "activity": campaign.activity,
+                    "starts_at": campaign.starts_at,
+                    "ends_at": campaign.ends_at,
+                    "content_ids": ids,
+                    "during_from": during.start,
+                    "during_to": during.end,
+                    "before_from": before.start,
+                    "during": _activity_figures(now_figures),
+                    "before": _activity_figures(before_figures),
+                    "change": ActivityChange(
+                        engagement_rate=relative_change(
+                            now_figures.engagement_rate, before_figures.engagement_rate
+                        ),
+                        comments_per_1000_views=relative_change(
+                            now_figures.comments_per_1000_views,
+                            before_figures.comments_per_1000_views,
+                        ),
+                        follows=relative_change(now_figures.follows, before_figures.follows),
+                    ),
+                }
+            )
+        )
+    return ActivitiesReport.model_validate(
+        {"from": covered.start, "to": covered.end, "activities": rows, "warnings": warnings}
     )
