@@ -88,7 +88,7 @@ def random_events(seed: int) -> list[dict[str, Any]]:
 def recount(
     events: list[dict[str, Any]], contents: set[str], lo: dt.datetime, hi: dt.datetime
 ) -> dict[str, Any]:
-    counts = {k: 0 for k in ("view", "like", "comment", "share", "follow")}
+    counts = dict.fromkeys(("view", "like", "comment", "share", "follow"), 0)
     for e in events:
         t = dt.datetime.fromisoformat(e["occurred_at"])
         if e["content_id"] in contents and lo <= t < hi and e["type"] in counts:
