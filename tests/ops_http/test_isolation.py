@@ -487,6 +487,9 @@ cases(
             json=lambda w: experiment_body(w.ids),
             check=status(201),
         ),
+        ("GET", "/v1/experiments"): Case(
+            "", fixed("/v1/experiments"), check=no_items("experiments")
+        ),
         ("GET", "/v1/experiments/{experiment_id}/results"): Case(
             "", lambda ids: f"/v1/experiments/{ids['experiment']}/results", check=NOT_FOUND
         ),
