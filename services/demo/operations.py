@@ -37,6 +37,7 @@ ACTIVITY_AD = "ad-qa-week"
 CUTS = ("vid-cut-a", "vid-cut-b")
 VIEWERS_PER_CUT = 3_000
 CLICKERS = (120, 150)  # click rates 4.0 % and 5.0 %: p ≈ 0.06, chance to win ≈ 97 %
+COMPLETING = 0.35  # of the viewers of a cut or of the Q&A week watch to the end
 REPLY_SHARE = 0.65
 DMS = 240
 EVENT_BATCH = 1_000
@@ -124,6 +125,10 @@ def plan(data: Month) -> Operations:
             prefix = f"ops-{tag}-x{arm}-{n}"
             ops.events.append(_event(f"{prefix}-i", "impression", t, user, content_id=cut))
             ops.events.append(_event(f"{prefix}-v", "view", t + 2 * SECOND, user, content_id=cut))
+            if rng.random() < COMPLETING:
+                ops.events.append(
+                    _event(f"{prefix}-e", "view_complete", t + 40 * SECOND, user, content_id=cut)
+                )
             if n in clicking:
                 ops.events.append(
                     _event(
@@ -167,6 +172,10 @@ def plan(data: Month) -> Operations:
         t = rng.randint(act_start, min(act_end, last) - HOUR)
         prefix = f"ops-{tag}-q{n}"
         ops.events.append(_event(f"{prefix}-v", "view", t, user, content_id=video.id))
+        if rng.random() < COMPLETING:
+            ops.events.append(
+                _event(f"{prefix}-e", "view_complete", t + 50 * SECOND, user, content_id=video.id)
+            )
         roll = rng.random()
         if roll < 0.18:
             ops.events.append(
