@@ -143,6 +143,16 @@ def no_interactions(response: httpx.Response, world: World) -> list[str]:
     return []
 
 
+def no_items(key: str) -> Check:
+    def check(response: httpx.Response, world: World) -> list[str]:
+        if response.status_code != 200:
+            return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
+        shown = response.json()[key]
+        return [f"B's report shows A's {key}: {response.text[:300]}"] if shown else []
+
+    return check
+
+
 def empty_report(response: httpx.Response, world: World) -> list[str]:
     if response.status_code != 200:
         return [f"expected 200, got {response.status_code}: {response.text[:300]}"]
@@ -477,6 +487,9 @@ cases(
             json=lambda w: experiment_body(w.ids),
             check=status(201),
         ),
+        ("GET", "/v1/experiments"): Case(
+            "", fixed("/v1/experiments"), check=no_items("experiments")
+        ),
         ("GET", "/v1/experiments/{experiment_id}/results"): Case(
             "", lambda ids: f"/v1/experiments/{ids['experiment']}/results", check=NOT_FOUND
         ),
@@ -485,6 +498,18 @@ cases(
             fixed("/v1/reports/interactions"),
             params=lambda ids: {**RANGE, "account_id": ids["account"]},
             check=no_interactions,
+        ),
+        ("GET", "/v1/reports/scorecard"): Case(
+            "",
+            fixed("/v1/reports/scorecard"),
+            params=lambda ids: {**RANGE, "level": "campaign"},
+            check=no_items("items"),
+        ),
+        ("GET", "/v1/reports/activities"): Case(
+            "",
+            fixed("/v1/reports/activities"),
+            params=lambda ids: RANGE,
+            check=no_items("activities"),
         ),
     },
 )

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.attribution.experiments import repository, stats
 from services.attribution.experiments.schemas import (
     ExperimentIn,
+    ExperimentList,
     ExperimentOut,
     ExperimentResults,
     Srm,
@@ -22,6 +23,8 @@ from services.attribution.models import Experiment
 from shared.db import utcnow
 from shared.errors import NotFound
 from shared.schemas import money_to_str
+
+LIST_LIMIT = 200
 
 TINY_SAMPLE = 100
 
@@ -77,6 +80,11 @@ async def put_experiment(
         existing.updated_at = now
         await session.flush()
     return False, to_out(existing)
+
+
+async def list_experiments(session: AsyncSession, tenant_id: str) -> ExperimentList:
+    rows = await repository.latest(session, tenant_id, LIST_LIMIT)
+    return ExperimentList(experiments=[to_out(row) for row in rows])
 
 
 async def get_experiment(session: AsyncSession, tenant_id: str, experiment_id: str) -> Experiment:
