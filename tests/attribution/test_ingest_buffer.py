@@ -9,17 +9,12 @@ reads carry an `As-Of` watermark. On SQLite and PostgreSQL as the system of reco
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import os
-import socket
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -36,33 +31,17 @@ from tests.conftest import (
     auth,
     client_for,
 )
+from tests.nats_support import NATS_URL, delete_stream, require_nats, stream_name
 
-NATS_URL = os.environ.get("CLIPFUNNEL_TEST_NATS_URL", "nats://127.0.0.1:4222")
-REQUIRE_NATS = os.environ.get("CLIPFUNNEL_REQUIRE_NATS") == "1"
 CATCH_UP_SECONDS = 30.0
-
-
-def _nats_answers() -> bool:
-    host, port = NATS_URL.removeprefix("nats://").split(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
 async def stream() -> AsyncIterator[str]:
-    if not _nats_answers():
-        if REQUIRE_NATS:
-            pytest.fail(f"NATS JetStream is required but unreachable at {NATS_URL}")
-        pytest.skip(f"NATS JetStream not reachable at {NATS_URL}")
-    name = f"CF_TEST_{uuid.uuid4().hex[:12].upper()}"
+    require_nats()
+    name = stream_name()
     yield name
-    client = await nats.connect(NATS_URL)
-    with contextlib.suppress(Exception):  # never created (the test failed before it connected)
-        await client.jetstream().delete_stream(name)
-    await client.close()
+    await delete_stream(name)
 
 
 async def _buffered_app(
