@@ -30,7 +30,7 @@ TENANT_HEADER = "ClipFunnel-Tenant"
 DUPLICATE_WINDOW_SECONDS = 600.0
 WRITER = "clipfunnel-writer"
 #: A delivered message not acknowledged in this time is delivered again.
-ACK_WAIT_SECONDS = 30.0
+ACK_WAIT_SECONDS = 10.0
 MAX_IN_FLIGHT = 20_000
 
 
