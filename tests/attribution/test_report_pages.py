@@ -54,9 +54,13 @@ async def shop(
     return ds
 
 
-def expected_orders(ds: ref.DataSet, model: str, content: str) -> dict[str, tuple[Decimal, float]]:
+def expected_orders(
+    ds: ref.DataSet, model: str, content: str, ad: str | None = None
+) -> dict[str, tuple[Decimal, float]]:
     per: dict[str, tuple[Decimal, list[float]]] = {}
     for credit in ds.credits[model]:
+        if ad is not None and credit.ad_id != ad:
+            continue
         if credit.content_id == content and ref.in_range(
             credit.paid_at, ref.RANGE_START, ref.RANGE_END
         ):
@@ -98,6 +102,13 @@ async def check_content_page(attribution: httpx.AsyncClient, ds: ref.DataSet, to
     assert products["p1"]["title"] == ref.title("p1")
     assert live["products"][0]["product_id"] == "p1"  # pinned first
     assert products["p2"]["starts_at"] is None
+    # ad_id keeps the credits of touches on that ad: the ad's orders.
+    for ad, content in (("ad-native-1", "v1"), ("ad-overlay-1", "live1")):
+        mine = await get(attribution, token, f"/v1/reports/contents/{content}", ad_id=ad, **RANGE)
+        expected = expected_orders(ds, "last_touch", content, ad)
+        assert {o["order_id"] for o in mine.json()["orders"]} == set(expected)
+        for order in mine.json()["orders"]:
+            assert order["gmv"] == ref.money(expected[order["order_id"]][0], "CNY")
     # limit keeps the latest paid orders.
     one = (await get(attribution, token, "/v1/reports/contents/live1", limit=1, **RANGE)).json()
     assert [o["order_id"] for o in one["orders"]] == [live["orders"][0]["order_id"]]
@@ -156,6 +167,7 @@ async def check_bad_input(attribution: httpx.AsyncClient, token: str) -> None:
         ("/v1/reports/contents/v1", {"model": "nope"}, "model"),
         ("/v1/reports/contents/v1", {"model": "markov"}, "model"),
         ("/v1/reports/contents/v1", {"limit": "0"}, "limit"),
+        ("/v1/reports/contents/v1", {"ad_id": "no spaces"}, "ad_id"),
         ("/v1/reports/contents/v1", {"from": "yesterday"}, "from"),
         ("/v1/reports/contents/bad id!", {}, "content_id"),
         ("/v1/reports/live/live1/timeline", {"to": "2026-10-12T12:00:00"}, "to"),

@@ -8,7 +8,7 @@ from fastapi import Path
 from pydantic import BaseModel, Field
 
 from services.attribution.credit.engine import MODELS, Model
-from services.attribution.reports.query import Instant, ReportQuery
+from services.attribution.reports.query import Id, Instant, ReportQuery
 from services.attribution.reports.query import _one_of as one_of
 from shared.schemas import ID_PATTERN
 
@@ -31,6 +31,7 @@ class PageQuery(_RuleModel):
         description="Start, inclusive: ISO-8601 with an offset (default: `to` − 30 days)",
     )
     to: Instant = Field(None, description="End, exclusive: ISO-8601 with an offset (default: now)")
+    ad_id: Id = Field(None, description="Only the credits of touches on this ad (the ad's page)")
     limit: int = Field(
         DEFAULT_ORDERS,
         ge=1,

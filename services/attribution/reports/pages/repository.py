@@ -102,10 +102,13 @@ async def products(session: AsyncSession, tenant_id: str, content_id: str) -> li
 
 
 async def credited_orders(
-    session: AsyncSession, credits: CreditRange, content_id: str
+    session: AsyncSession, credits: CreditRange, content_id: str, ad_id: str | None
 ) -> list[OrderCredit]:
-    """Per order paid in the range: the revenue and order share credited to the content."""
+    """Per order paid in the range: the revenue and order share credited to the content (to
+    its touches on ``ad_id`` only, when given)."""
     query = select(Credit.order_id).where(*credits.where(), Credit.content_id == content_id)
+    if ad_id is not None:
+        query = query.where(Credit.ad_id == ad_id)
     sums = await grouped_money(
         session, query, [Credit.order_id, Credit.paid_at], Credit.amount, Credit.order_share
     )

@@ -32,7 +32,8 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     description="The content as the catalog read model has it (title, kind, account handle and "
     "platform, live window), its products with their placement and pinned windows, and the "
     "orders paid in the range that the chosen model credits to it, latest first, each with the "
-    "content's share and revenue (GET /v1/orders/{id}/attribution explains one).",
+    "content's share and revenue (GET /v1/orders/{id}/attribution explains one). With `ad_id`, "
+    "only the credits of touches on that ad: the ad's own orders.",
     responses={**ERRORS, **NOT_FOUND},
 )
 async def content_page(

@@ -95,7 +95,7 @@ async def content_page(
     record = await _content(session, tenant_id, content_id)
     places = _places(rules)
     credits = repository.CreditRange(tenant_id, scope.model, scope.start, scope.end)
-    found = await pages.credited_orders(session, credits, content_id)
+    found = await pages.credited_orders(session, credits, content_id, query.ad_id)
     latest = sorted(found, key=lambda o: (o.paid_at, o.order_id), reverse=True)[: query.limit]
     return ContentPage.model_validate(
         {
