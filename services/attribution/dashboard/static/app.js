@@ -333,7 +333,10 @@ function renderTiles() {
     $('#kpi-range').textContent = `${f.fromDay} to ${f.toDay}, compared with ${p.fromDay} to ${p.toDay} (the ${
       Math.round((Date.parse(f.to) - Date.parse(f.from)) / 86400000)} days before).`;
   }
-  cardState('kpi', '');
+  const quiet = (prevContents || prevAds) && !then.gmv && !then.views && !then.spend;
+  cardState('kpi', quiet && f
+    ? `The previous period (${previous(f).fromDay} to ${previous(f).toDay}) has no data, so every change reads “new”: pick a shorter range to compare two periods that both have data.`
+    : '');
 }
 registerCard('kpi-card', {
   sources: ['ads', 'contents'], status: 'kpi',

@@ -61,6 +61,13 @@ export function fillTable(table, columns, rows, rowKey) {
     bodyNode.append(line);
   }
   table.replaceChildren(...(caption ? [caption] : []), head, bodyNode);
+  // A table wider than its card scrolls sideways: keyboards reach it too.
+  const wrap = table.parentElement;
+  if (wrap && wrap.classList.contains('table-wrap') && !wrap.hasAttribute('tabindex')) {
+    wrap.setAttribute('tabindex', '0');
+    wrap.setAttribute('role', 'region');
+    wrap.setAttribute('aria-label', `${caption ? caption.textContent : 'Table'} (scrolls sideways)`);
+  }
 }
 
 /** Extra cards: the ids a card's clearCard empties (pages and other modules add theirs). */

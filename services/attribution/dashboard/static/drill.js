@@ -20,7 +20,7 @@ const CARDS = {
 Object.assign(CARD_PARTS, {
   'page-head': ['page-tiles'], 'page-funnel': ['page-funnel-chart', 'page-funnel-table'],
   'page-series': ['page-gmv-chart', 'page-orders-chart'],
-  'page-timeline': ['timeline-entries-chart', 'timeline-gmv-chart', 'timeline-pins', 'timeline-table'],
+  'page-timeline': ['timeline-entries-chart', 'timeline-clicks-chart', 'timeline-orders-chart', 'timeline-gmv-chart', 'timeline-pins', 'timeline-table'],
   'page-orders': ['page-orders-table'], 'page-products': ['page-products-table'],
 });
 let ticket = 0;
@@ -176,6 +176,13 @@ function explainButton(order, f, zone, titles, currency) {
   return button;
 }
 
+const windowLabel = (seconds) => {
+  const s = Number(seconds);
+  if (s % 86400 === 0) return `${s / 86400}-day`;
+  if (s % 3600 === 0) return `${s / 3600}-hour`;
+  return fmtDuration(s);
+};
+
 /** Touches, their windows and the model's weights, in words. */
 function explanation(answer, order, zone, titles, currency) {
   const rules = state.settings || {};
@@ -186,10 +193,10 @@ function explanation(answer, order, zone, titles, currency) {
   const list = el('ol', { class: 'touches' });
   for (const c of answer.credits) {
     const before = fmtDuration(Math.max(0, (paid - Date.parse(c.occurred_at)) / 1000));
-    const windowText = isNull(windows[c.touch]) ? '' : `, inside the ${fmtDuration(windows[c.touch])} ${c.touch} window`;
+    const windowText = isNull(windows[c.touch]) ? '' : `, inside the ${windowLabel(windows[c.touch])} ${c.touch} window`;
     const where = c.content_id ? (titles.get(c.content_id) || c.content_id) : 'no content';
     const item = el('li', { 'data-event': c.event_id });
-    item.textContent = `${c.touch === 'click' ? 'Click' : 'View'} on “${where}”${c.ad_id ? ` (ad ${c.ad_id})` : ''} at ${when(c.occurred_at, zone)}, ${before} before payment${windowText} · weight ${fmtPct(c.weight)} · ${fmtMoney(c.amount, currency || answer.currency)} for product ${c.product_id}${c.flags && c.flags.length ? ` · flagged: ${c.flags.join(', ')}` : ''}`;
+    item.textContent = `${c.touch === 'click' ? 'Click' : 'View'} on “${where}”${c.ad_id ? ` (ad ${c.ad_id})` : ''} at ${when(c.occurred_at, zone)}, ${before} before payment${windowText} · weight ${fmtPct(c.weight)} · ${fmtMoney(c.amount, currency || answer.currency)} for ${titles.get(`product:${c.product_id}`) || c.product_id}${c.flags && c.flags.length ? ` · flagged: ${c.flags.join(', ')}` : ''}`;
     list.append(item);
   }
   box.append(list);
@@ -210,6 +217,8 @@ function drawTimeline(timeline, ctx) {
   const minutes = timeline.minutes || [];
   const pick = (key) => minutes.map((m) => ({ start: m.start, value: m[key] }));
   drawLine($('#timeline-entries-chart'), pick('entries'), { label: 'Viewers entering per minute', fmt: fmtInt, tz: zone, cls: 's0', bands, minutes: true });
+  drawLine($('#timeline-clicks-chart'), pick('clicks'), { label: 'Clicks per minute', fmt: fmtInt, tz: zone, cls: 's0', bands, minutes: true });
+  drawLine($('#timeline-orders-chart'), pick('orders'), { label: 'Orders per minute', fmt: fmtCount, tz: zone, cls: 's1', bands, minutes: true });
   drawLine($('#timeline-gmv-chart'), pick('gmv'), { label: withCurrency('GMV per minute', currency), fmt: (v) => fmtMoney(v, currency), tz: zone, cls: 's1', bands, minutes: true });
   $('#timeline-gmv-caption').textContent = withCurrency('GMV per minute', currency);
   $('#timeline-pins').replaceChildren(...(timeline.pinned || []).map((p) => el('li', { 'data-product': p.product_id, title: `Product id ${p.product_id}` },
@@ -225,6 +234,12 @@ function drawTimeline(timeline, ctx) {
   const total = (key) => minutes.reduce((t, m) => t + (Number(m[key]) || 0), 0);
   $('#timeline-summary').textContent = `${fmtInt(minutes.length)} minutes from ${when(timeline.from, zone)}: ${fmtInt(total('entries'))} entries, ${fmtInt(total('clicks'))} clicks, ${fmtCount(total('orders'))} orders, ${fmtMoney(total('gmv').toFixed(2), currency)} credited to the room while it ran.`;
   cardState('page-timeline', total('entries') ? '' : 'Nobody entered the room in these minutes.');
+}
+
+/** Product titles join the content titles, keyed `product:<id>`. */
+function withProducts(titles, page) {
+  for (const p of (page && page.products) || []) if (p.title) titles.set(`product:${p.product_id}`, p.title);
+  return titles;
 }
 
 function tilesFor(row, prev, specs, currency) {
@@ -305,7 +320,7 @@ async function showContent(id, f, ctx) {
   cardState('page-head', row ? '' : 'No activity in this range.');
   drawPageFunnel(got.funnel);
   drawSeries(got.gmv, got.orders, ctx, currency);
-  drawOrders(page, f, ctx, titlesFrom(got.row));
+  drawOrders(page, f, ctx, withProducts(titlesFrom(got.row), page));
   drawProducts(page, zone);
   $('#page-orders-title').textContent = 'Orders credited to this content';
   if (kind === 'live') drawTimeline(timeline, ctx);
@@ -359,7 +374,7 @@ async function showAd(id, f, ctx) {
   cardState('page-head', row ? '' : 'No activity in this range.');
   drawPageFunnel(got.funnel);
   drawSeries(got.gmv, got.orders, ctx, currency);
-  drawOrders(page, f, ctx, titlesFrom(got.ad));
+  drawOrders(page, f, ctx, withProducts(titlesFrom(got.ad), page));
   drawProducts(page, page ? page.timezone : ctx.tz());
   $('#page-orders-title').textContent = 'Orders credited to this ad';
   finish(ctx, got);
