@@ -109,8 +109,10 @@ async def check_content_page(attribution: httpx.AsyncClient, ds: ref.DataSet, to
         assert {o["order_id"] for o in mine.json()["orders"]} == set(expected)
         for order in mine.json()["orders"]:
             assert order["gmv"] == ref.money(expected[order["order_id"]][0], "CNY")
-    # limit keeps the latest paid orders.
-    one = (await get(attribution, token, "/v1/reports/contents/live1", limit=1, **RANGE)).json()
+    # max_orders keeps the latest paid orders.
+    one = (
+        await get(attribution, token, "/v1/reports/contents/live1", max_orders=1, **RANGE)
+    ).json()
     assert [o["order_id"] for o in one["orders"]] == [live["orders"][0]["order_id"]]
     assert one["orders_total"] == live["orders_total"] >= 2
 
@@ -166,7 +168,7 @@ async def check_bad_input(attribution: httpx.AsyncClient, token: str) -> None:
     cases = [
         ("/v1/reports/contents/v1", {"model": "nope"}, "model"),
         ("/v1/reports/contents/v1", {"model": "markov"}, "model"),
-        ("/v1/reports/contents/v1", {"limit": "0"}, "limit"),
+        ("/v1/reports/contents/v1", {"max_orders": "0"}, "max_orders"),
         ("/v1/reports/contents/v1", {"ad_id": "no spaces"}, "ad_id"),
         ("/v1/reports/contents/v1", {"from": "yesterday"}, "from"),
         ("/v1/reports/contents/bad id!", {}, "content_id"),

@@ -184,16 +184,16 @@ def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
         compared += previous > 0
     assert compared, "some content sold in both periods"
     # The tiles: totals of the same answers; CPA down would be good, GMV up is.
-    gmv_now = sum(Decimal(r["gmv"]) for r in now.values())
-    gmv_before = sum(Decimal(r["gmv"]) for r in before.values())
+    gmv_now = sum((Decimal(r["gmv"]) for r in now.values()), Decimal(0))
+    gmv_before = sum((Decimal(r["gmv"]) for r in before.values()), Decimal(0))
     tile = page.locator('#kpi-tiles [data-tile="gmv"] .delta')
     assert tile.get_attribute("data-trend") == trend(gmv_now - gmv_before, "up")
     ads_now = replay(api, calls.last("/v1/reports/ads")).json()
     ads_before = replay(api, calls.last("/v1/reports/ads", previous=True)).json()
 
     def cpa(answer: dict[str, Any]) -> Decimal:
-        spend = sum(Decimal(r["spend"]) for r in answer["by_format"])
-        orders = sum(Decimal(str(r["orders"])) for r in answer["by_format"])
+        spend = sum((Decimal(r["spend"]) for r in answer["by_format"]), Decimal(0))
+        orders = sum((Decimal(str(r["orders"])) for r in answer["by_format"]), Decimal(0))
         return spend / orders
 
     cpa_tile = page.locator('#kpi-tiles [data-tile="cpa"] .delta')

@@ -245,11 +245,29 @@ function renderTimeseries() {
     row.orders = p.value;
     days.set(p.start, row);
   }
+  // Day n of the range beside day n of the previous period.
+  const gmvBefore = (state.data.gmvPrev && state.data.gmvPrev.points) || null;
+  const ordersBefore = (state.data.ordersPrev && state.data.ordersPrev.points) || null;
+  const before = gmvBefore || ordersBefore
+    ? (gmvBefore || ordersBefore).map((p, i) => ({
+      gmv: gmvBefore && gmvBefore[i] ? gmvBefore[i].value : null,
+      orders: ordersBefore && ordersBefore[i] ? ordersBefore[i].value : null,
+    }))
+    : null;
+  const dayRows = [...days.values()].sort((a, b) => (a.start < b.start ? -1 : 1)).map((r, index) => ({ ...r, index }));
   fillTable($('#timeseries-table'), [
     { key: 'start', label: 'Day', fmt: (r) => dayLabel(r.start, zone, true) },
     { key: 'gmv', label: withCurrency('GMV', currency), numeric: true, fmt: (r) => fmtMoney(r.gmv) },
+    changeColumn({
+      key: 'gmv_change', label: 'GMV vs same day before', metric: 'gmv', kind: 'money', better: 'up',
+      previous: before, match: (r, prev) => prev[r.index],
+    }),
     { key: 'orders', label: 'Orders', numeric: true, fmt: (r) => fmtCount(r.orders) },
-  ], [...days.values()].sort((a, b) => (a.start < b.start ? -1 : 1)), (r) => r.start);
+    changeColumn({
+      key: 'orders_change', label: 'Orders vs same day before', metric: 'orders', kind: 'count', better: 'up',
+      previous: before, match: (r, prev) => prev[r.index],
+    }),
+  ], dayRows, (r) => r.start);
 }
 
 const RENDER = {
@@ -259,15 +277,19 @@ const RENDER = {
 };
 
 // ---- cards added in a few lines: loads, what to draw when each arrives, status key ------------
-/** An overview card: `loaders` join LOADERS, `draws[key]` runs after RENDER[key] (chained), and
- *  `sources` (load keys) with `status` (its card-state key) make its entry in CARDS. */
+/** An overview card in a few lines: `loaders` join LOADERS, `draws[key]` runs after RENDER[key]
+ *  (chained, so several cards can draw from one load), and `sources` (load keys) with `status`
+ *  (its card-state key) make or extend its entry in CARDS. A key `xPrev` beside a loader `x`
+ *  is loaded with it, for the previous period (see load()). A whole view is a page module
+ *  instead: registerPage in nav.js (drill.js registers the content and ad pages). */
 function registerCard(id, { loaders = {}, draws = {}, sources = [], status = id }) {
   Object.assign(LOADERS, loaders);
   for (const [key, draw] of Object.entries(draws)) {
     const before = RENDER[key];
     RENDER[key] = before ? () => { before(); draw(); } : draw;
   }
-  CARDS[id] = [sources, status];
+  const [had, known] = CARDS[id] || [[], status];
+  CARDS[id] = [[...new Set([...had, ...sources])], known];
 }
 
 /** The previous period's answers: same endpoints, same filters, the range just before. */
@@ -281,6 +303,14 @@ registerCard('formats-card', {
   sources: ['ads'], status: 'ads',
   loaders: { adsPrev: (f) => getJson('v1/reports/ads', reportParams(previous(f)), 'ads report (previous period)') },
   draws: { adsPrev: renderFormats },
+});
+registerCard('timeseries-card', {
+  sources: ['gmv', 'orders'], status: 'timeseries',
+  loaders: {
+    gmvPrev: (f) => getJson('v1/reports/timeseries', seriesParams(previous(f), 'gmv'), 'GMV time series (previous period)'),
+    ordersPrev: (f) => getJson('v1/reports/timeseries', seriesParams(previous(f), 'orders'), 'orders time series (previous period)'),
+  },
+  draws: { gmvPrev: renderTimeseries, ordersPrev: renderTimeseries },
 });
 registerCard('contents-card', {
   sources: ['contents'], status: 'contents',

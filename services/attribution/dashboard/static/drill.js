@@ -287,7 +287,7 @@ async function showContent(id, f, ctx) {
   const params = { from: f.from, to: f.to, model: f.model };
   const prev = previousFilters(f, ctx.tz());
   const got = await fetchAll({
-    page: () => getJson(`v1/reports/contents/${enc(id)}`, { ...params, limit: 100 }, 'content page'),
+    page: () => getJson(`v1/reports/contents/${enc(id)}`, { ...params, max_orders: 100 }, 'content page'),
     row: () => getJson('v1/reports/contents', params, 'contents report'),
     rowPrev: () => getJson('v1/reports/contents', { from: prev.from, to: prev.to, model: f.model }, 'contents report (previous period)'),
     funnel: () => getJson('v1/funnels', {}, 'content funnel', funnelBody(f, { content_id: id })),
@@ -355,7 +355,7 @@ async function showAd(id, f, ctx) {
   let page = null;
   if (row && row.content_id) {
     const more = await fetchAll({
-      page: () => getJson(`v1/reports/contents/${enc(row.content_id)}`, { ...params, ad_id: id, limit: 100 }, 'ad orders'),
+      page: () => getJson(`v1/reports/contents/${enc(row.content_id)}`, { ...params, ad_id: id, max_orders: 100 }, 'ad orders'),
     });
     if (mine !== ticket) return;
     page = more.page;

@@ -32,7 +32,7 @@ class PageQuery(_RuleModel):
     )
     to: Instant = Field(None, description="End, exclusive: ISO-8601 with an offset (default: now)")
     ad_id: Id = Field(None, description="Only the credits of touches on this ad (the ad's page)")
-    limit: int = Field(
+    max_orders: int = Field(
         DEFAULT_ORDERS,
         ge=1,
         le=MAX_ORDERS,

@@ -43,7 +43,7 @@ class _Content(_Report):
 
 class ContentPage(_Content):
     products: list[PageProduct] = Field(description="Placed in the content, pinned first by time")
-    orders: list[CreditedOrder] = Field(description="Latest paid first, up to `limit`")
+    orders: list[CreditedOrder] = Field(description="Latest paid first, up to `max_orders`")
     orders_total: int = Field(description="Orders credited to the content in the range")
 
 

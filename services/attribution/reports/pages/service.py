@@ -96,7 +96,7 @@ async def content_page(
     places = _places(rules)
     credits = repository.CreditRange(tenant_id, scope.model, scope.start, scope.end)
     found = await pages.credited_orders(session, credits, content_id, query.ad_id)
-    latest = sorted(found, key=lambda o: (o.paid_at, o.order_id), reverse=True)[: query.limit]
+    latest = sorted(found, key=lambda o: (o.paid_at, o.order_id), reverse=True)[: query.max_orders]
     return ContentPage.model_validate(
         {
             **_about(rules, record, scope.model, scope.start, scope.end),
