@@ -344,6 +344,20 @@ def test_a_shared_link_restores_the_view_in_a_fresh_tab(
         assert "page" not in view_of(colleague.url)
         assert view_of(colleague.url)["platform"] == "douyin"
         assert colleague.locator("#contents-table tbody tr").count() > 0
+        # Someone of another tenant with the same link: told what is missing, nothing shown.
+        stranger = browser.new_context(viewport=LAPTOP, locale="en-US")
+        try:
+            tab = stranger.new_page()
+            tab.goto(link)
+            tab.fill("#token-input", demo_stack.token(tenant="someone-else"))
+            tab.click("#token-submit")
+            wait_loaded(tab)
+            banner = tab.locator("#banner")
+            assert banner.is_visible()
+            assert "this tenant's catalog does not have" in banner.inner_text()
+            assert tab.locator("#page-orders-table tbody tr").count() == 0
+        finally:
+            stranger.close()
     finally:
         context.close()
     assert not errors

@@ -64,6 +64,14 @@ async function fetchAll(jobs) {
   return out;
 }
 
+/** A link naming what this tenant does not have says so (not "no such endpoint"). */
+function notFound(key, what) {
+  const err = state.errors[`page:${key}`];
+  if (err && err.status === 404) {
+    state.errors[`page:${key}`] = new ApiError(`This link names ${what}, which this tenant's catalog does not have: a link from another tenant, or a content not synced yet (POST /v1/sync).`, 404);
+  }
+}
+
 const failedWith = (status) => Object.entries(state.errors)
   .some(([k, e]) => k.startsWith('page:') && e && e.status === status);
 
@@ -295,6 +303,7 @@ async function showContent(id, f, ctx) {
     orders: () => series(f, 'orders', { content_id: id }),
   });
   if (mine !== ticket) return;
+  notFound('page', `content ${id}`);
   let timeline = null;
   if (got.page && got.page.kind === 'live') {
     const more = await fetchAll({ timeline: () => getJson(`v1/reports/live/${enc(id)}/timeline`, { model: f.model }, 'live-room timeline') });
@@ -351,6 +360,9 @@ async function showAd(id, f, ctx) {
   });
   if (mine !== ticket) return;
   const row = ((got.ad && got.ad.rows) || []).find((r) => r.ad_id === id) || null;
+  if (got.ad && !row) {
+    state.errors['page:ad'] = new ApiError(`This link names ad ${id}, which has no activity, spend or catalog entry for this tenant in this range: a link from another tenant, or another range.`, 404);
+  }
   const before = ((got.adPrev && got.adPrev.rows) || []).find((r) => r.ad_id === id) || null;
   let page = null;
   if (row && row.content_id) {
