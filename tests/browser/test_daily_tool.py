@@ -220,6 +220,11 @@ def test_a_row_opens_its_page_and_a_live_room_its_timeline(
     assert page.locator("#page-title").inner_text() == title
     assert title in page.title()
     assert calls.last("/v1/funnels").body["filters"] == {"content_id": key}
+    assert calls.last("/v1/funnels", previous=True).body["filters"] == {"content_id": key}
+    assert "Users vs previous" in page.locator("#page-funnel-table thead th").all_inner_texts()
+    tiles = page.locator("#page-tiles .tile")
+    assert tiles.count() >= 6
+    assert tiles.locator(".delta").count() == tiles.count()
     for metric in ("gmv", "orders"):
         assert calls.last("/v1/reports/timeseries", metric=metric).params["content_id"] == key
     detail = replay(api, calls.last(f"/v1/reports/contents/{key}")).json()

@@ -10,7 +10,7 @@ import { ApiError, getJson } from './api.js';
 import { el, cardState, fillTable, clearCard, CARD_PARTS } from './dom.js';
 import { drawFunnel, drawLine } from './charts.js';
 import { registerPage, pageHref, hashOf } from './nav.js';
-import { previousFilters, drawTiles } from './compare.js';
+import { previousFilters, drawTiles, changeColumn } from './compare.js';
 import { accountName, adName, link, titlesFrom } from './names.js';
 
 const CARDS = {
@@ -94,7 +94,7 @@ function header(title, meta, back, ctx) {
   if (back) $('#page-up').replaceChildren(back); else $('#page-up').replaceChildren();
 }
 
-function drawPageFunnel(answer) {
+function drawPageFunnel(answer, before) {
   if (!answer) { clearCard('page-funnel'); return; }
   const steps = answer.steps || [];
   cardState('page-funnel', steps.length && steps[0].users === 0 ? 'No viewer reached the first step here.' : '');
@@ -104,6 +104,10 @@ function drawPageFunnel(answer) {
     { key: 'users', label: 'Users', numeric: true, fmt: (s) => fmtInt(s.users) },
     { key: 'conversion_from_previous', label: 'From previous', numeric: true, fmt: (s) => fmtPct(s.conversion_from_previous) },
     { key: 'median_seconds_from_previous', label: 'Median time', numeric: true, fmt: (s) => fmtDuration(s.median_seconds_from_previous) },
+    changeColumn({
+      key: 'users_change', label: 'Users vs previous', metric: 'users', kind: 'int', better: 'up',
+      previous: before && before.steps, match: (s, prev) => prev[s.index],
+    }),
   ], steps.map((s, index) => ({ ...s, index })), (s) => s.index);
 }
 
@@ -299,6 +303,7 @@ async function showContent(id, f, ctx) {
     row: () => getJson('v1/reports/contents', params, 'contents report'),
     rowPrev: () => getJson('v1/reports/contents', { from: prev.from, to: prev.to, model: f.model }, 'contents report (previous period)'),
     funnel: () => getJson('v1/funnels', {}, 'content funnel', funnelBody(f, { content_id: id })),
+    funnelPrev: () => getJson('v1/funnels', {}, 'content funnel (previous period)', funnelBody(prev, { content_id: id })),
     gmv: () => series(f, 'gmv', { content_id: id }),
     orders: () => series(f, 'orders', { content_id: id }),
   });
@@ -327,7 +332,7 @@ async function showContent(id, f, ctx) {
   document.title = `${label} · ClipFunnel dashboard`;
   tilesFor(row, before, kind === 'live' ? [...CONTENT_TILES, ...LIVE_TILES] : CONTENT_TILES, currency);
   cardState('page-head', row ? '' : 'No activity in this range.');
-  drawPageFunnel(got.funnel);
+  drawPageFunnel(got.funnel, got.funnelPrev);
   drawSeries(got.gmv, got.orders, ctx, currency);
   drawOrders(page, f, ctx, withProducts(titlesFrom(got.row), page));
   drawProducts(page, zone);
@@ -355,6 +360,7 @@ async function showAd(id, f, ctx) {
     ad: () => getJson('v1/reports/ads', params, 'ads report'),
     adPrev: () => getJson('v1/reports/ads', { from: prev.from, to: prev.to, model: f.model }, 'ads report (previous period)'),
     funnel: () => getJson('v1/funnels', {}, 'ad funnel', funnelBody(f, { ad_id: id })),
+    funnelPrev: () => getJson('v1/funnels', {}, 'ad funnel (previous period)', funnelBody(prev, { ad_id: id })),
     gmv: () => series(f, 'gmv', { ad_id: id }),
     orders: () => series(f, 'orders', { ad_id: id }),
   });
@@ -384,7 +390,7 @@ async function showAd(id, f, ctx) {
   document.title = `${label} · ClipFunnel dashboard`;
   tilesFor(row, before, AD_TILES, currency);
   cardState('page-head', row ? '' : 'No activity in this range.');
-  drawPageFunnel(got.funnel);
+  drawPageFunnel(got.funnel, got.funnelPrev);
   drawSeries(got.gmv, got.orders, ctx, currency);
   drawOrders(page, f, ctx, withProducts(titlesFrom(got.ad), page));
   drawProducts(page, page ? page.timezone : ctx.tz());
