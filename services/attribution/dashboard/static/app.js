@@ -361,7 +361,7 @@ function renderTiles() {
   if (f) {
     const p = previous(f);
     $('#kpi-range').textContent = `${f.fromDay} to ${f.toDay}, compared with ${p.fromDay} to ${p.toDay} (the ${
-      Math.round((Date.parse(f.to) - Date.parse(f.from)) / 86400000)} days before).`;
+      Math.round((Date.parse(f.to) - Date.parse(f.from)) / 86400000)} days before). Green is better, red is worse (for CPA, lower is better).`;
   }
   const quiet = (prevContents || prevAds) && !then.gmv && !then.views && !then.spend;
   cardState('kpi', quiet && f
@@ -661,6 +661,7 @@ function forget({ keepBanner = false } = {}) {
     clearCard(key);
     cardState(key, '');
   }
+  for (const key of Object.keys(CARD_PARTS)) clearCard(key);  // tiles, ads, the pages' parts
   if (!keepBanner) {
     state.errors = {};
     showBanner([]);
