@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import random
 from typing import Any
 
@@ -27,18 +28,22 @@ TYPES = ("view", "click", "like", "order")
 VALUES = ("a", "b")
 
 
+PRODUCTS = ("p", "q")
+
+
 def _items(rng: random.Random, count: int) -> list[Item]:
     out = []
     for i in range(count):
         value = rng.choice((*VALUES, None))
-        dims = {"content_id": frozenset([value]) if value else frozenset()}
+        products = frozenset(rng.sample(PRODUCTS, rng.choice((0, 1, 1, 2))))
+        dims = {"content_id": frozenset([value]) if value else frozenset(), "product_id": products}
         t = to_us(T0) + rng.randrange(8) * 10 * S + rng.choice((0, 0, 1))
         out.append(Item(rng.choice(("u1", "u2", "u3")), t, rng.choice(TYPES), dims, f"i{i:02d}"))
     return out
 
 
 def _query(rng: random.Random) -> dict[str, Any]:
-    n = rng.choice((2, 3, 3, 4))
+    n = rng.choice((2, 3, 3, 4, 4))
     steps: list[dict[str, Any]] = [{"type": rng.choice(TYPES[:3])} for _ in range(n)]
     if rng.random() < 0.3:
         steps[rng.randrange(n)]["filters"] = {"content_id": rng.choice(VALUES)}
@@ -49,18 +54,32 @@ def _query(rng: random.Random) -> dict[str, Any]:
         "window_seconds": rng.choice((10, 20, 40, 100)),
         "order": rng.choice(("ordered", "strict", "unordered")),
     }
-    if query["order"] != "unordered" and rng.random() < 0.6:
+    ordered = query["order"] != "unordered"
+    if ordered and n > 2 and rng.random() < 0.5:
+        for k in range(1, n - 1):
+            if rng.random() < 0.6:
+                steps[k]["optional"] = True
+    required = [k for k in range(n) if not steps[k].get("optional")]
+    if ordered and rng.random() < 0.5:
         exclusions = []
         for _ in range(rng.choice((1, 1, 2))):
-            f = rng.randrange(n - 1)
-            exclusions.append(
-                {"type": rng.choice(TYPES), "from_step": f, "to_step": rng.randint(f + 1, n - 1)}
-            )
+            f = rng.choice(required[:-1])
+            to = rng.choice([k for k in required if k > f])
+            exclusions.append({"type": rng.choice(TYPES), "from_step": f, "to_step": to})
         query["exclusions"] = exclusions
     if rng.random() < 0.3:
         query["filters"] = {"content_id": rng.choice(VALUES)}
-    if rng.random() < 0.4:
+    if rng.random() < 0.3:
+        query["hold_constant"] = rng.sample(("product_id", "content_id"), rng.choice((1, 1, 2)))
+    if rng.random() < 0.5:
         query["breakdown"] = "content_id"
+        attributions = ("first_step", "all_steps", "last_step", "step") if ordered else (
+            "first_step",
+            "all_steps",
+        )
+        query["breakdown_attribution"] = rng.choice(attributions)
+        if query["breakdown_attribution"] == "step":
+            query["breakdown_step"] = rng.choice(required)
     return query
 
 
@@ -73,12 +92,21 @@ def _spec(query: dict[str, Any], convert: tuple[int, int] | None = None) -> Mode
         order=query["order"],
         exclusions=tuple((x["from_step"], x["to_step"]) for x in query.get("exclusions", [])),
         convert=convert,
+        optional=sum(1 << k for k, step in enumerate(query["steps"]) if step.get("optional")),
+        hold=bool(query.get("hold_constant")),
+        attribution=query.get("breakdown_attribution", "first_step"),
+        attribution_step=query.get("breakdown_step", 0),
     )
+
+
+def _held(item: Item, hold: list[str]) -> frozenset[tuple[str, ...]]:
+    return frozenset(itertools.product(*(sorted(item.dims[key]) for key in hold)))
 
 
 def _streams(items: list[Item], query: dict[str, Any]) -> list[tuple[str, list[StreamItem]]]:
     """The users' streams as the SQL source hands them over (masks by the reference)."""
     out = []
+    hold = query.get("hold_constant") or []
     for user, user_items in _per_user(items).items():
         steps = _masks(user_items, query["steps"], query.get("filters") or {})
         excluded = _masks(user_items, query.get("exclusions") or [], query.get("filters") or {})
@@ -86,7 +114,7 @@ def _streams(items: list[Item], query: dict[str, Any]) -> list[tuple[str, list[S
             (
                 user,
                 [
-                    (item.t, m, x, item.dims["content_id"])
+                    (item.t, m, x, item.dims["content_id"], _held(item, hold))
                     for item, m, x in zip(user_items, steps, excluded, strict=True)
                 ],
             )
@@ -127,8 +155,9 @@ def test_first_conversions_match_the_brute_force_reference(seed: int, count: int
     query = _query(rng)
     query["order"] = rng.choice(("ordered", "strict"))
     n = len(query["steps"])
-    a = rng.randrange(n - 1)
-    b = rng.randint(a + 1, n - 1)
+    required = [k for k in range(n) if not query["steps"][k].get("optional")]
+    a = rng.choice(required[:-1])
+    b = rng.choice([k for k in required if k > a])
     query.update(from_step=a, to_step=b)
     acc = ModeAccumulator(_spec(query, (a, b)))
     acc.add_users(_streams(items, query))
@@ -143,7 +172,7 @@ WIDE = ModeSpec(3, 100 * S, 0, 10**15)
 
 
 def _at(seconds: int, mask: int, excluded: int = 0) -> StreamItem:
-    return (seconds * S, mask, excluded, NONE)
+    return (seconds * S, mask, excluded, NONE, frozenset())
 
 
 def test_strict_needs_each_step_right_after_the_previous_one() -> None:
