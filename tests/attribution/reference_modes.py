@@ -136,9 +136,7 @@ def _strict_chains(
 
 def _held(items: list[Item], indices: list[int], hold: list[str]) -> bool:
     """Every item has one same value of each held dimension."""
-    return all(
-        bool(frozenset.intersection(*(items[i].dims[key] for i in indices))) for key in hold
-    )
+    return all(bool(frozenset.intersection(*(items[i].dims[key] for i in indices))) for key in hold)
 
 
 def _unordered_level(
@@ -393,9 +391,7 @@ def reference_users(items: list[Item], query: dict[str, Any], step: int, status:
     previous = step - 1
     while _optional(query)[previous]:
         previous -= 1
-    return sorted(
-        u for u, o in outcomes.items() if _reached(o, previous) and not _reached(o, step)
-    )
+    return sorted(u for u, o in outcomes.items() if _reached(o, previous) and not _reached(o, step))
 
 
 def _period_key(when: dt.datetime, zone: ZoneInfo, interval: str) -> tuple[int, ...]:

@@ -73,9 +73,13 @@ def _query(rng: random.Random) -> dict[str, Any]:
         query["hold_constant"] = rng.sample(("product_id", "content_id"), rng.choice((1, 1, 2)))
     if rng.random() < 0.5:
         query["breakdown"] = "content_id"
-        attributions = ("first_step", "all_steps", "last_step", "step") if ordered else (
-            "first_step",
-            "all_steps",
+        attributions = (
+            ("first_step", "all_steps", "last_step", "step")
+            if ordered
+            else (
+                "first_step",
+                "all_steps",
+            )
         )
         query["breakdown_attribution"] = rng.choice(attributions)
         if query["breakdown_attribution"] == "step":

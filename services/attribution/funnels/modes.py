@@ -207,9 +207,7 @@ class _Judge:
         return UserOutcome(len(self.best), self.best, conversion)
 
 
-def _ordered(
-    items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge
-) -> None:
+def _ordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge) -> None:
     if spec.optional:
         _ordered_optional(items, spec, value, judge)
         return
@@ -289,7 +287,7 @@ def _ordered_optional(
     """The ordered walk when steps may be skipped: a chain's next item may match any step
     up to the next required one; a group of equal-time items extends a chain by any run of
     steps that distinct items of the group match."""
-    n, window, lo, hi = spec.n_steps, spec.window_us, spec.from_us, spec.to_us
+    window, lo, hi = spec.window_us, spec.from_us, spec.to_us
     reach = _reachable(spec)
     states: dict[tuple[int, ...], Chain] = {}
     i = 0
@@ -307,39 +305,53 @@ def _ordered_optional(
         if not masks:
             continue
         states = {key: c for key, c in states.items() if t - c[0] <= window}
-        union = 0
-        for m in masks:
-            union |= m
-        found: dict[tuple[int, ...], Chain] = {}
-
-        def grow(chain: Chain, used: int) -> None:
-            k = len(chain)
-            for p in reach[k]:
-                if not union >> p & 1:
-                    continue
-                steps = used | 1 << p
-                if len(masks) == 1:
-                    if used:
-                        continue  # one item serves one step of a chain
-                elif _matching(steps, masks) < steps.bit_count():
-                    continue
-                longer = (*chain, *(SKIP,) * (p - k), t)
-                if judge.extension_void(longer):
-                    continue
-                key = _state_key(longer, judge, spec)
-                current = found.get(key)
-                if current is None or _nearer(longer, current, True):
-                    found[key] = longer
-                judge.record(longer)
-                grow(longer, steps)
-
-        for base in [(), *states.values()]:
-            if len(base) < n:
-                grow(base, 0)
+        found = _group_chains([(), *states.values()], masks, t, reach, judge, spec)
         for key, chain in found.items():
             current = states.get(key)
             if current is None or _nearer(chain, current, True):
                 states[key] = chain
+
+
+def _group_chains(
+    bases: Sequence[Chain],
+    masks: Sequence[int],
+    t: int,
+    reach: Sequence[tuple[int, ...]],
+    judge: _Judge,
+    spec: ModeSpec,
+) -> dict[tuple[int, ...], Chain]:
+    """Every extension of ``bases`` by items of the group at ``t`` (distinct items on the
+    steps added), recorded; the preferred one of each state."""
+    union = 0
+    for m in masks:
+        union |= m
+    found: dict[tuple[int, ...], Chain] = {}
+
+    def grow(chain: Chain, used: int) -> None:
+        k = len(chain)
+        for p in reach[k]:
+            if not union >> p & 1:
+                continue
+            steps = used | 1 << p
+            if len(masks) == 1:
+                if used:
+                    continue  # one item serves one step of a chain
+            elif _matching(steps, masks) < steps.bit_count():
+                continue
+            longer = (*chain, *(SKIP,) * (p - k), t)
+            if judge.extension_void(longer):
+                continue
+            key = _state_key(longer, judge, spec)
+            current = found.get(key)
+            if current is None or _nearer(longer, current, True):
+                found[key] = longer
+            judge.record(longer)
+            grow(longer, steps)
+
+    for base in bases:
+        if len(base) < spec.n_steps:
+            grow(base, 0)
+    return found
 
 
 def _strict(items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge) -> None:
