@@ -14,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.attribution.funnels.engine import FunnelResult
-from services.attribution.funnels.modes import ModeAccumulator, ModeSpec, StreamItem, evaluate_user
+from services.attribution.funnels.modes import (
+    SKIP,
+    ModeAccumulator,
+    ModeSpec,
+    StreamItem,
+    evaluate_user,
+)
 from tests.attribution.funnel_data import Item, S, iso, to_us
 from tests.attribution.reference_modes import (
     _masks,
@@ -175,8 +181,14 @@ NONE: frozenset[str] = frozenset()
 WIDE = ModeSpec(3, 100 * S, 0, 10**15)
 
 
-def _at(seconds: int, mask: int, excluded: int = 0) -> StreamItem:
-    return (seconds * S, mask, excluded, NONE, frozenset())
+def _at(
+    seconds: int,
+    mask: int,
+    excluded: int = 0,
+    values: frozenset[str] = NONE,
+    held: tuple[str, ...] | None = None,
+) -> StreamItem:
+    return (seconds * S, mask, excluded, values, frozenset() if held is None else {held})
 
 
 def test_strict_needs_each_step_right_after_the_previous_one() -> None:
@@ -221,3 +233,69 @@ def test_the_first_conversion_starts_earliest_then_ends_earliest() -> None:
     outcome = evaluate_user(stream, spec)
     assert outcome.chain == (4 * S, 5 * S, 7 * S)  # the chosen chain starts latest
     assert outcome.conversion_us == 6 * S  # the first conversion starts at 1 s: 1 → 7
+
+
+def _counts(spec: ModeSpec, users: dict[str, list[StreamItem]], **kw: Any) -> list[Any]:
+    acc = ModeAccumulator(spec, **kw)
+    acc.add_users(users.items())
+    return [(stat.users, stat.dropped_off) for stat in acc.result().steps]
+
+
+def test_an_optional_step_counts_the_chains_having_it_and_the_next_step_counts_everyone() -> None:
+    spec = dataclasses.replace(WIDE, optional=0b010)  # view → like (optional) → click
+    like, click = CLICK, LIKE  # bit 1 is the optional like, bit 2 the click
+    users = {
+        "did all": [_at(1, VIEW), _at(2, like), _at(3, click)],
+        "skipped": [_at(1, VIEW), _at(3, click)],
+        "liked only": [_at(1, VIEW), _at(2, like)],
+        "viewed": [_at(1, VIEW)],
+    }
+    # like: the two whose chain has it; click: both who clicked, measured from view (4 → 2).
+    assert _counts(spec, users) == [(4, None), (2, 2), (2, 2)]
+    acc = ModeAccumulator(spec)
+    acc.add_users(users.items())
+    click_stat = acc.result().steps[2]
+    assert click_stat.conversion_from_previous == 0.5  # from view, the required step before
+    assert click_stat.median_seconds_from_previous == 2.0  # view at 1 s → click at 3 s
+    # A chain includes the optional step when it can, before preferring a later start.
+    outcome = evaluate_user([_at(1, VIEW), _at(2, like), _at(3, VIEW), _at(4, click)], spec)
+    assert outcome.chain == (1 * S, 2 * S, 4 * S)
+    skipped = evaluate_user([_at(1, VIEW), _at(3, click)], spec).chain
+    assert skipped == (1 * S, SKIP, 3 * S)
+    # Strict: a skipped optional step leaves the next required item directly after.
+    strict = dataclasses.replace(spec, order="strict")
+    assert evaluate_user([_at(1, VIEW), _at(3, click)], strict).level == 3
+    assert evaluate_user([_at(1, VIEW), _at(2, 0), _at(3, click)], strict).level == 1
+
+
+def test_held_dimensions_keep_one_value_along_the_chain() -> None:
+    spec = dataclasses.replace(WIDE, hold=True)
+    same = [_at(1, VIEW, held=("p1",)), _at(2, CLICK, held=("p1",)), _at(3, LIKE, held=("p1",))]
+    assert evaluate_user(same, spec).level == 3
+    switched = [_at(1, VIEW, held=("p1",)), _at(2, CLICK, held=("p2",)), _at(3, LIKE)]
+    assert evaluate_user(switched, WIDE).level == 3  # without the hold
+    assert evaluate_user(switched, spec).level == 1  # p2's click cannot follow p1's view
+    # An item with several values (an order with two products) joins a chain of either.
+    both: StreamItem = (3 * S, LIKE, 0, NONE, frozenset({("p1",), ("p2",)}))
+    assert evaluate_user([*switched[:2], both], spec).level == 1
+    later = [_at(1, VIEW, held=("p2",)), _at(2, CLICK, held=("p2",)), both]
+    assert evaluate_user(later, spec).level == 3
+    # An item lacking the dimension cannot start a held chain.
+    assert evaluate_user([_at(1, VIEW), _at(2, CLICK, held=("p1",))], spec).level == 0
+
+
+def test_breakdown_attribution_picks_the_item_whose_value_places_the_user() -> None:
+    a, b = frozenset({"a"}), frozenset({"b"})
+    users = {"u": [_at(1, VIEW, values=a), _at(2, CLICK, values=b), _at(3, LIKE, values=b)]}
+
+    def by_value(attribution: str, step: int = 0) -> dict[str, list[int]]:
+        spec = dataclasses.replace(WIDE, attribution=attribution, attribution_step=step)
+        acc = ModeAccumulator(spec, breakdown=True)
+        acc.add_users(users.items())
+        return {row.value: [stat.users for stat in row.steps] for row in acc.result().breakdown}
+
+    assert by_value("first_step") == {"a": [1, 1, 1]}  # the view's value
+    assert by_value("last_step") == {"b": [1, 1, 1]}  # the like's: the furthest step reached
+    assert by_value("step", 1) == {"b": [1, 1, 1]}  # the click's
+    # all_steps: every item of the chain has the value; none starts with b, a's stops at view.
+    assert by_value("all_steps") == {"a": [1, 0, 0]}
