@@ -29,6 +29,7 @@ from tests.attribution.funnel_data import (
 from tests.attribution.reference_modes import (
     reference_modes,
     reference_time_to_convert,
+    reference_trends,
     reference_users,
 )
 from tests.attribution.test_funnel_modes_api import PROBLEM_JSON, post, with_mode
@@ -113,6 +114,9 @@ async def test_every_combination_of_modes_matches_the_brute_force_reference(
         timed = {**plain, "from_step": 0}
         got = await post(attribution, token, "/v1/funnels/time-to-convert", timed)
         assert got == reference_time_to_convert(world.items, timed), timed
+    trend = {**plain, "interval": rng.choice(("day", "week"))}
+    got = await post(attribution, token, "/v1/funnels/trends", trend)
+    assert got == reference_trends(world.items, trend, "UTC"), trend
 
 
 async def test_viewers_who_clicked_and_bought_the_same_product(
