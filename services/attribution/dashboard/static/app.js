@@ -4,6 +4,7 @@ import { isNull, fmtInt, fmtCount, fmtPct, fmtRatio, fmtMoney, fmtDuration, step
 import { ApiError, request, getJson } from './api.js';
 import { el, cardState, fillTable, clearCard } from './dom.js';
 import { drawFunnel, drawBars, drawLine } from './charts.js';
+import { withModes, syncSteps, loadFunnel, renderFunnelModes, initFunnelModes } from './funnel_modes.js';
 
 // ---- what each card loads ----------------------------------------------------------------
 function funnelQuery(f) {
@@ -15,7 +16,7 @@ function funnelQuery(f) {
     window_seconds: f.window,
   };
   if (Object.keys(filters).length) query.filters = filters;
-  return query;
+  return withModes(query);
 }
 
 const reportParams = (f, extra = {}) => ({ from: f.from, to: f.to, model: f.model, ...extra });
@@ -25,7 +26,7 @@ const contentParams = (f, extra = {}) => reportParams(f, {
 const seriesParams = (f, metric) => reportParams(f, { metric, interval: 'day' });
 
 const LOADERS = {
-  funnel: (f) => getJson('v1/funnels', {}, 'funnel', funnelQuery(f)),
+  funnel: (f) => loadFunnel(funnelQuery(f)),
   ads: (f) => getJson('v1/reports/ads', reportParams(f), 'ads report'),
   contents: (f) => getJson('v1/reports/contents', contentParams(f), 'contents report'),
   gmv: (f) => getJson('v1/reports/timeseries', seriesParams(f, 'gmv'), 'GMV time series'),
@@ -75,6 +76,7 @@ function renderFunnel() {
     { key: 'conversion_from_start', label: 'From start', numeric: true, fmt: (s) => fmtPct(s.conversion_from_start) },
     { key: 'median_seconds_from_previous', label: 'Median time', numeric: true, fmt: (s) => fmtDuration(s.median_seconds_from_previous) },
   ], steps.map((s, index) => ({ ...s, index })), (s) => s.index);
+  renderFunnelModes(data, tz());
 }
 
 const METRICS = {
@@ -464,6 +466,7 @@ function renderSteps() {
     list.append(item);
   });
   $('#add-step').disabled = state.steps.length >= MAX_STEPS;
+  syncSteps(state.steps);
 }
 
 // ---- CSV -----------------------------------------------------------------------------
@@ -559,6 +562,7 @@ function init() {
     clearTimeout(pending);
     pending = setTimeout(() => { for (const key of ['funnel', 'ads', 'gmv']) render(key); }, 150);
   });
+  initFunnelModes(() => load(['funnel']));
   renderSteps();
   const saved = store.get();
   if (saved) connect(saved); else showAuth();
