@@ -290,6 +290,7 @@ def _ordered_optional(
     window, lo, hi = spec.window_us, spec.from_us, spec.to_us
     reach = _reachable(spec)
     states: dict[tuple[int, ...], Chain] = {}
+    oldest = 0  # the earliest start among the states
     i = 0
     total = len(items)
     while i < total:
@@ -304,12 +305,45 @@ def _ordered_optional(
             i += 1
         if not masks:
             continue
-        states = {key: c for key, c in states.items() if t - c[0] <= window}
-        found = _group_chains([(), *states.values()], masks, t, reach, judge, spec)
+        if states and t - oldest > window:  # chains out of reach can extend no more
+            states = {key: c for key, c in states.items() if t - c[0] <= window}
+            oldest = min((c[0] for c in states.values()), default=t)
+        if len(masks) == 1:
+            found = _single_chains(states.values(), masks[0], t, reach, judge, spec)
+        else:
+            found = _group_chains([(), *states.values()], masks, t, reach, judge, spec)
         for key, chain in found.items():
             current = states.get(key)
             if current is None or _nearer(chain, current, True):
                 states[key] = chain
+                oldest = min(oldest, chain[0]) if len(states) > 1 else chain[0]
+
+
+def _single_chains(
+    bases: Iterable[Chain],
+    mask: int,
+    t: int,
+    reach: Sequence[tuple[int, ...]],
+    judge: _Judge,
+    spec: ModeSpec,
+) -> dict[tuple[int, ...], Chain]:
+    """:func:`_group_chains` for a lone item at ``t``: each chain takes it for one step."""
+    found: dict[tuple[int, ...], Chain] = {}
+    candidates: list[Chain] = [(t,)] if mask & 1 else []
+    for base in bases:
+        k = len(base)
+        for p in reach[k]:
+            if mask >> p & 1:
+                candidates.append((*base, *(SKIP,) * (p - k), t))
+    for longer in candidates:
+        if judge.extension_void(longer):
+            continue
+        key = _state_key(longer, judge, spec)
+        current = found.get(key)
+        if current is None or _nearer(longer, current, True):
+            found[key] = longer
+        judge.record(longer)
+    return found
 
 
 def _group_chains(
@@ -450,11 +484,15 @@ def evaluate_user(
         walk(items, spec, value, judge)
         return judge.outcome()
     steps = (1 << spec.n_steps) - 1
+    strict = spec.order == "strict"
     for held in sorted(_held_candidates(items, spec, value)):
-        kept = [
-            item if held in item[4] or not item[1] else (item[0], item[1] & ~steps, *item[2:])
-            for item in items
-        ]
+        if strict:  # every item stays in the stream: one lacking the values breaks chains
+            kept = [
+                item if held in item[4] or not item[1] else (item[0], item[1] & ~steps, *item[2:])
+                for item in items
+            ]
+        else:  # the judge has the excluded items; the walk needs only the matching ones
+            kept = [item for item in items if item[1] and held in item[4]]
         walk(kept, spec, value, judge)
     return judge.outcome()
 

@@ -111,10 +111,11 @@ export async function loadFunnel(query) {
   const timed = query.order === 'unordered' ? null
     : getJson('v1/funnels/time-to-convert', {}, 'time to convert', query);
   const trend = getJson('v1/funnels/trends', {}, 'conversion trend', { ...query, interval });
-  const funnel = await getJson('v1/funnels', {}, 'funnel', query);
-  const [ttc, line] = await Promise.allSettled([timed, trend]);
+  const funnel = getJson('v1/funnels', {}, 'funnel', query);
+  const [main, ttc, line] = await Promise.allSettled([funnel, timed, trend]);
+  if (main.status === 'rejected') throw main.reason;
   const part = (r) => (r.status === 'fulfilled' ? { value: r.value } : { error: r.reason });
-  return { ...funnel, modes: { timeToConvert: part(ttc), trend: { ...part(line), interval } } };
+  return { ...main.value, modes: { timeToConvert: part(ttc), trend: { ...part(line), interval } } };
 }
 
 // ---- rendering ---------------------------------------------------------------------------
