@@ -242,12 +242,15 @@ class FunnelQuery(Schema):
 
 class FunnelStepOut(BaseModel):
     type: StepType
-    users: int = Field(description="Distinct users reaching this step")
+    users: int = Field(
+        description="Distinct users reaching this step (an optional step: whose chain has it)"
+    )
     conversion_from_start: float | None = Field(
         description="users / users of step 1 (null when step 1 has none)"
     )
     conversion_from_previous: float | None = Field(
-        description="users / users of the previous step (null for step 1, or when it has none)"
+        description="users / users of the previous step, the nearest required one before it "
+        "(null for step 1, or when it has none)"
     )
     median_seconds_from_previous: float | None = Field(
         description="Median time from the previous step, over users reaching this step "
@@ -313,7 +316,7 @@ class FunnelUsersQuery(FunnelQuery):
     status: Literal["reached", "dropped"] = Field(
         default="reached",
         description="`reached`: users who reached `step`; `dropped`: users who reached the "
-        "step before it but not `step`",
+        "step before it (the nearest required one) but not `step`",
     )
     limit: int = Field(default=1000, strict=True, ge=1, le=MAX_USERS_PAGE, description="Page size")
     cursor: str | None = Field(
