@@ -5,7 +5,10 @@ Written from the definitions, independently of ``services.attribution.funnels.mo
 every user it enumerates *every* chain literally (ordered: every sequence of distinct items
 with non-decreasing times; strict: every run of consecutive items of the stream;
 unordered: every set of items assigned to distinct steps), checks each against the range,
-the window and the exclusions, and takes the deepest non-void one.
+the window and the exclusions, and takes the deepest non-void one. Optional steps may be
+skipped (a chain then has None there); held dimensions keep only the chains whose items share
+a value of each; a breakdown value's funnel keeps the chains its attribution names (first
+item, every item, the item of a step, or the last item of a chain of the deepest level).
 
 A user's stream is their items ordered by time, then id, then events before orders.
 Exclusions match on their type, their filters and the global filters; a chain is void when
