@@ -58,11 +58,13 @@ items within the window of each possible earliest item.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from services.attribution.funnels.engine import (
     BreakdownResult,
+    FunnelAccumulator,
     FunnelResult,
     StepStat,
     longest_cover,
@@ -281,6 +283,25 @@ def _state_key(chain: Chain, judge: _Judge, spec: ModeSpec) -> tuple[int, ...]:
     return key
 
 
+KeyOf = Callable[[Chain], tuple[object, ...]]
+Prefer = Callable[[Chain, Chain], bool]
+
+
+def _optional_states(judge: _Judge, spec: ModeSpec) -> tuple[KeyOf, Prefer]:
+    """How the ordered walk with optional steps keeps its chains: by state, and which of two
+    chains of one state it keeps.
+
+    Without exclusions or a first conversion to find, a chain's start matters only through
+    its window: of two chains of one level that skip the same steps, the later start reaches
+    every extension of the earlier one, and is preferred whatever extends both. One chain per
+    (level, skipped steps) then suffices. Else the start is part of the state."""
+    if spec.exclusions or spec.convert is not None:
+        return (lambda chain: _state_key(chain, judge, spec)), (lambda a, b: _nearer(a, b, True))
+    return (lambda chain: (len(chain), _skips(chain))), (
+        lambda a, b: a[0] > b[0] or (a[0] == b[0] and a < b)
+    )
+
+
 def _ordered_optional(
     items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge
 ) -> None:
@@ -289,7 +310,8 @@ def _ordered_optional(
     steps that distinct items of the group match."""
     window, lo, hi = spec.window_us, spec.from_us, spec.to_us
     reach = _reachable(spec)
-    states: dict[tuple[int, ...], Chain] = {}
+    key_of, prefer = _optional_states(judge, spec)
+    states: dict[tuple[object, ...], Chain] = {}
     oldest = 0  # the earliest start among the states
     i = 0
     total = len(items)
@@ -309,12 +331,13 @@ def _ordered_optional(
             states = {key: c for key, c in states.items() if t - c[0] <= window}
             oldest = min((c[0] for c in states.values()), default=t)
         if len(masks) == 1:
-            found = _single_chains(states.values(), masks[0], t, reach, judge, spec)
+            found = _single_chains(states.values(), masks[0], t, reach, judge, key_of, prefer)
         else:
-            found = _group_chains([(), *states.values()], masks, t, reach, judge, spec)
+            bases = [(), *states.values()]
+            found = _group_chains(bases, masks, t, reach, judge, key_of, prefer)
         for key, chain in found.items():
             current = states.get(key)
-            if current is None or _nearer(chain, current, True):
+            if current is None or prefer(chain, current):
                 states[key] = chain
                 oldest = min(oldest, chain[0]) if len(states) > 1 else chain[0]
 
@@ -325,10 +348,11 @@ def _single_chains(
     t: int,
     reach: Sequence[tuple[int, ...]],
     judge: _Judge,
-    spec: ModeSpec,
-) -> dict[tuple[int, ...], Chain]:
+    key_of: KeyOf,
+    prefer: Prefer,
+) -> dict[tuple[object, ...], Chain]:
     """:func:`_group_chains` for a lone item at ``t``: each chain takes it for one step."""
-    found: dict[tuple[int, ...], Chain] = {}
+    found: dict[tuple[object, ...], Chain] = {}
     candidates: list[Chain] = [(t,)] if mask & 1 else []
     for base in bases:
         k = len(base)
@@ -338,9 +362,9 @@ def _single_chains(
     for longer in candidates:
         if judge.extension_void(longer):
             continue
-        key = _state_key(longer, judge, spec)
+        key = key_of(longer)
         current = found.get(key)
-        if current is None or _nearer(longer, current, True):
+        if current is None or prefer(longer, current):
             found[key] = longer
         judge.record(longer)
     return found
@@ -352,14 +376,16 @@ def _group_chains(
     t: int,
     reach: Sequence[tuple[int, ...]],
     judge: _Judge,
-    spec: ModeSpec,
-) -> dict[tuple[int, ...], Chain]:
+    key_of: KeyOf,
+    prefer: Prefer,
+) -> dict[tuple[object, ...], Chain]:
     """Every extension of ``bases`` by items of the group at ``t`` (distinct items on the
     steps added), recorded; the preferred one of each state."""
     union = 0
     for m in masks:
         union |= m
-    found: dict[tuple[int, ...], Chain] = {}
+    found: dict[tuple[object, ...], Chain] = {}
+    n = len(reach) - 1
 
     def grow(chain: Chain, used: int) -> None:
         k = len(chain)
@@ -375,15 +401,15 @@ def _group_chains(
             longer = (*chain, *(SKIP,) * (p - k), t)
             if judge.extension_void(longer):
                 continue
-            key = _state_key(longer, judge, spec)
+            key = key_of(longer)
             current = found.get(key)
-            if current is None or _nearer(longer, current, True):
+            if current is None or prefer(longer, current):
                 found[key] = longer
             judge.record(longer)
             grow(longer, steps)
 
     for base in bases:
-        if len(base) < spec.n_steps:
+        if len(base) < n:
             grow(base, 0)
     return found
 
@@ -449,7 +475,33 @@ def _unordered(
     judge.level = level
 
 
+@lru_cache(maxsize=64)
+def _engine(n_steps: int, window_us: int, from_us: int, to_us: int) -> FunnelAccumulator:
+    return FunnelAccumulator(n_steps, window_us, from_us, to_us)
+
+
+def _ordered_plain(
+    items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge
+) -> None:
+    """The ordered walk without optional steps, exclusions or a first conversion to find:
+    the streaming engine's chosen chain (the same definition), fed to the judge."""
+    if value is not None:
+        items = _restrict(items, 1, value)  # only the value's items may start
+    engine = _engine(spec.n_steps, spec.window_us, spec.from_us, spec.to_us)
+    chain = engine.best_chain(items)
+    if chain is not None:
+        judge.record(chain)
+
+
 _MODES = {"ordered": _ordered, "strict": _strict, "unordered": _unordered}
+
+
+def _walker(
+    spec: ModeSpec,
+) -> Callable[[Sequence[StreamItem], ModeSpec, str | None, _Judge], None]:
+    if spec.order == "ordered" and not (spec.optional or spec.exclusions or spec.convert):
+        return _ordered_plain
+    return _MODES[spec.order]
 
 
 def _restrict(items: Sequence[StreamItem], bits: int, keep: str) -> list[StreamItem]:
@@ -479,7 +531,7 @@ def evaluate_user(
         items = _restrict(items, restrict, value)
         value = None
     judge = _Judge(items, spec)
-    walk = _MODES[spec.order]
+    walk = _walker(spec)
     if not spec.hold:
         walk(items, spec, value, judge)
         return judge.outcome()
