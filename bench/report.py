@@ -34,6 +34,18 @@ def _within_a_second(section: str, key: str, label: str) -> Row:
 
 #: The funnels timed both through the API and as raw ``windowFunnel`` (bench.anchor).
 ANCHORED = ("default", "platform_filter", "content_filter", "breakdown_platform", "events_only")
+#: The funnel modes timed against the plain ordered funnel (bench.runner.MODES).
+MODES = (
+    "strict",
+    "unordered",
+    "exclusion",
+    "optional",
+    "hold_content",
+    "breakdown_last_step",
+    "time_to_convert",
+    "trends_week",
+    "users_dropped",
+)
 
 ROWS: tuple[Row, ...] = (
     Row(
@@ -82,6 +94,11 @@ ROWS: tuple[Row, ...] = (
             "funnel", f"ratio_api_to_raw_{name}", f"funnel ratio API / raw ClickHouse {name}", 1.5
         )
         for name in ANCHORED
+    ),
+    *(Row("funnel", f"mode_{name}_ms", f"funnel mode {name}", "ms") for name in MODES),
+    *(
+        _at_most("funnel", f"ratio_mode_{name}_to_plain", f"funnel ratio {name} / plain", 2)
+        for name in MODES
     ),
     _within_a_second("reports", "ads_ms", "report ads"),
     _within_a_second("reports", "contents_ms", "report contents"),

@@ -388,6 +388,29 @@ FUNNELS: dict[str, tuple[tuple[str, ...] | None, str | None]] = {
     "events_only": (("impression", "view", "click"), None),
 }
 DEFAULT_STEPS = ("impression", "view", "click", "order")
+#: The funnel modes, each timed against the plain ordered funnel (``default``):
+#: name → (path under /v1/funnels, what the body adds to the whole range).
+MODES: dict[str, tuple[str, dict[str, Any]]] = {
+    "strict": ("", {"order": "strict"}),
+    "unordered": ("", {"order": "unordered"}),
+    "exclusion": ("", {"exclusions": [{"type": "like", "from_step": 1, "to_step": 3}]}),
+    "optional": (
+        "",
+        {
+            "steps": [
+                {"type": "impression"},
+                {"type": "view", "optional": True},
+                {"type": "click"},
+                {"type": "order"},
+            ]
+        },
+    ),
+    "hold_content": ("", {"hold_constant": ["content_id"]}),
+    "breakdown_last_step": ("", {"breakdown": "platform", "breakdown_attribution": "last_step"}),
+    "time_to_convert": ("/time-to-convert", {}),
+    "trends_week": ("/trends", {"interval": "week"}),
+    "users_dropped": ("/users", {"step": 3, "status": "dropped", "limit": 10_000}),
+}
 
 
 def _users(answer: Any) -> list[int] | None:
@@ -445,6 +468,16 @@ async def _funnels(run: Run) -> Section:
         if isinstance(broken, float) and isinstance(plain, float) and plain > 0
         else "n/a"
     )
+    for name, (path, extra) in MODES.items():
+        timing = await workloads.timed_query(
+            attribution, "POST", f"/v1/funnels{path}", cfg.query_reps, body={**whole, **extra}
+        )
+        took = section[f"mode_{name}_ms"] = _ms(timing.median_ms)
+        section[f"ratio_mode_{name}_to_plain"] = (
+            round(took / plain, 3)
+            if isinstance(took, float) and isinstance(plain, float) and plain > 0
+            else "n/a"
+        )
     raw = await _anchor(run, queries, answers)
     for name in queries:
         api, anchored = section[f"{name}_ms"], raw[f"raw_clickhouse_{name}_ms"]

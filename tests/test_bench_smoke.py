@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.runner import END, SECTIONS
+from bench.runner import END, MODES, SECTIONS
 from services.demo import LOAD, generate
 from services.demo.post import event_batches
 
@@ -35,6 +35,8 @@ EXPECTED_KEYS = {
         "content_filter_ms",
         "greedy_sql_ms",
         "ratio_exact_to_greedy",
+        *(f"mode_{name}_ms" for name in MODES),
+        *(f"ratio_mode_{name}_to_plain" for name in MODES),
     },
     "reports": {"ads_ms", "contents_ms", "timeseries_ms"},
 }

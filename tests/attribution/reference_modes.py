@@ -5,7 +5,10 @@ Written from the definitions, independently of ``services.attribution.funnels.mo
 every user it enumerates *every* chain literally (ordered: every sequence of distinct items
 with non-decreasing times; strict: every run of consecutive items of the stream;
 unordered: every set of items assigned to distinct steps), checks each against the range,
-the window and the exclusions, and takes the deepest non-void one.
+the window and the exclusions, and takes the deepest non-void one. Optional steps may be
+skipped (a chain then has None there); held dimensions keep only the chains whose items share
+a value of each; a breakdown value's funnel keeps the chains its attribution names (first
+item, every item, the item of a step, or the last item of a chain of the deepest level).
 
 A user's stream is their items ordered by time, then id, then events before orders.
 Exclusions match on their type, their filters and the global filters; a chain is void when
@@ -19,12 +22,11 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from tests.attribution.funnel_data import Item, S, _matches, _stats, to_us
+from tests.attribution.funnel_data import Item, S, _matches, to_us
 
-Chain = tuple[int, ...]
 DEFAULT_STEP_TYPES = ("impression", "view", "click", "order")
 
 
@@ -42,8 +44,14 @@ def _masks(
     ]
 
 
+Chain = tuple[int | None, ...]  # item indices; None at a skipped optional step
+
+
 def _void(
-    chain: Chain, exclusion_times: list[list[int]], exclusions: list[dict[str, Any]], window: int
+    chain: tuple[int, ...],
+    exclusion_times: list[list[int]],
+    exclusions: list[dict[str, Any]],
+    window: int,
 ) -> bool:
     for times, x in zip(exclusion_times, exclusions, strict=True):
         f, g = x["from_step"], x["to_step"]
@@ -57,51 +65,93 @@ def _void(
     return False
 
 
+def _next_steps(level: int, n: int, optional: list[bool]) -> list[tuple[int, int]]:
+    """(step, skipped) for the next item of a chain of ``level`` items: the next step, or a
+    later one when every step in between is optional."""
+    out = []
+    for skip in range(n - level):
+        if any(not optional[level + s] for s in range(skip)):
+            break
+        out.append((level + skip, skip))
+    return out
+
+
 def _ordered_chains(
-    items: list[Item], masks: list[int], n: int, window: int, can_start: Callable[[int], bool]
+    items: list[Item],
+    masks: list[int],
+    n: int,
+    window: int,
+    can_start: Callable[[int], bool],
+    optional: list[bool],
 ) -> list[Chain]:
     found: list[Chain] = []
 
-    def extend(used: list[int], times: Chain) -> None:
-        found.append(times)
-        level = len(times)
-        if level == n:
+    def extend(chain: Chain) -> None:
+        found.append(chain)
+        if len(chain) == n:
             return
-        for j, item in enumerate(items):
-            if (
-                masks[j] >> level & 1
-                and j not in used
-                and item.t >= times[-1]
-                and item.t - times[0] <= window
-            ):
-                extend([*used, j], (*times, item.t))
+        used = [i for i in chain if i is not None]
+        last, t1 = items[used[-1]].t, items[used[0]].t
+        for step, skip in _next_steps(len(chain), n, optional):
+            for j, item in enumerate(items):
+                if (
+                    masks[j] >> step & 1
+                    and j not in used
+                    and item.t >= last
+                    and item.t - t1 <= window
+                ):
+                    extend((*chain, *(None,) * skip, j))
 
-    for i, item in enumerate(items):
+    for i in range(len(items)):
         if masks[i] & 1 and can_start(i):
-            extend([i], (item.t,))
+            extend((i,))
     return found
 
 
 def _strict_chains(
-    items: list[Item], masks: list[int], n: int, window: int, can_start: Callable[[int], bool]
+    items: list[Item],
+    masks: list[int],
+    n: int,
+    window: int,
+    can_start: Callable[[int], bool],
+    optional: list[bool],
 ) -> list[Chain]:
+    """Runs of consecutive items of the stream matching steps in order (skipping optional
+    steps only)."""
     found: list[Chain] = []
+
+    def extend(chain: Chain, last: int) -> None:
+        found.append(chain)
+        j = last + 1
+        if len(chain) == n or j == len(items):
+            return
+        if items[j].t - items[cast(int, chain[0])].t > window:
+            return
+        for step, skip in _next_steps(len(chain), n, optional):
+            if masks[j] >> step & 1:
+                extend((*chain, *(None,) * skip, j), j)
+
     for i in range(len(items)):
-        if not (masks[i] & 1 and can_start(i)):
-            continue
-        for k in range(1, n + 1):
-            run = items[i : i + k]
-            if len(run) < k:
-                break
-            if all(masks[i + j] >> j & 1 for j in range(k)) and run[-1].t - run[0].t <= window:
-                found.append(tuple(item.t for item in run))
+        if masks[i] & 1 and can_start(i):
+            extend((i,), i)
     return found
 
 
+def _held(items: list[Item], indices: list[int], hold: list[str]) -> bool:
+    """Every item has one same value of each held dimension."""
+    return all(bool(frozenset.intersection(*(items[i].dims[key] for i in indices))) for key in hold)
+
+
 def _unordered_level(
-    items: list[Item], masks: list[int], n: int, window: int, can_start: Callable[[int], bool]
+    items: list[Item],
+    masks: list[int],
+    n: int,
+    window: int,
+    can_start: Callable[[int], bool],
+    fits: Callable[[list[int]], bool],
 ) -> int:
-    """The largest set of items on distinct steps, whose earliest may start, in the window."""
+    """The largest set of items on distinct steps, whose earliest may start, in the window
+    (and ``fits``: held dimensions, a value of every item)."""
     best = 0
 
     def grow(chosen: list[int], used_steps: int, next_index: int) -> None:
@@ -109,8 +159,10 @@ def _unordered_level(
         if chosen:
             times = [items[i].t for i in chosen]
             earliest = min(times)
-            if max(times) - earliest <= window and any(
-                items[i].t == earliest and can_start(i) for i in chosen
+            if (
+                max(times) - earliest <= window
+                and any(items[i].t == earliest and can_start(i) for i in chosen)
+                and fits(chosen)
             ):
                 best = max(best, len(chosen))
         if len(chosen) == n:
@@ -126,6 +178,17 @@ def _unordered_level(
     return best
 
 
+def _chain_key(items: list[Item], chain: Chain) -> tuple[Any, ...]:
+    """Deepest first; then the earliest optional steps; then the latest start; then the
+    earliest later steps."""
+    times = [items[i].t for i in chain if i is not None]
+    return (-len(chain), tuple(i is None for i in chain), -times[0], *times[1:])
+
+
+def _times(items: list[Item], chain: Chain) -> tuple[int | None, ...]:
+    return tuple(None if i is None else items[i].t for i in chain)
+
+
 def _user_outcome(
     items: list[Item],
     masks: list[int],
@@ -133,35 +196,69 @@ def _user_outcome(
     query: dict[str, Any],
     can_start: Callable[[int], bool],
     convert: tuple[int, int] | None,
-) -> tuple[int, Chain | None, int | None]:
-    """(level, chosen chain, first-conversion time) of one user."""
-    n = len(query.get("steps") or DEFAULT_STEP_TYPES)
+    value: str | None = None,
+) -> tuple[int, tuple[int | None, ...] | None, int | None]:
+    """(level, chosen chain's times, first-conversion time) of one user, in ``value``'s
+    funnel by the query's breakdown attribution when given."""
+    steps = query.get("steps") or [{"type": t} for t in DEFAULT_STEP_TYPES]
+    n = len(steps)
+    optional = [bool(step.get("optional")) for step in steps]
     window = query.get("window_seconds", 7 * 86400) * S
     order = query.get("order", "ordered")
     exclusions = query.get("exclusions") or []
+    hold = query.get("hold_constant") or []
+    breakdown = query.get("breakdown") or ""
+    attribution = query.get("breakdown_attribution", "first_step")
+
+    def has(i: int | None) -> bool:
+        return i is not None and value in items[i].dims[breakdown]
+
     if order == "unordered":
-        return _unordered_level(items, masks, n, window, can_start), None, None
+
+        def fits(chosen: list[int]) -> bool:
+            every = value is None or attribution != "all_steps" or all(map(has, chosen))
+            return every and _held(items, chosen, hold)
+
+        def starts(i: int) -> bool:
+            first = value is None or attribution != "first_step" or has(i)
+            return first and can_start(i)
+
+        return _unordered_level(items, masks, n, window, starts, fits), None, None
     enumerate_chains = _ordered_chains if order == "ordered" else _strict_chains
     exclusion_times = [
         [item.t for item, m in zip(items, exclusion_masks, strict=True) if m >> i & 1]
         for i in range(len(exclusions))
     ]
-    chains = [
-        c
-        for c in enumerate_chains(items, masks, n, window, can_start)
-        if not _void(c, exclusion_times, exclusions, window)
-    ]
+    chains = []
+    for chain in enumerate_chains(items, masks, n, window, can_start, optional):
+        used = [i for i in chain if i is not None]
+        times = cast(tuple[int, ...], _times(items, chain))  # exclusions are on required steps
+        if _held(items, used, hold) and not _void(times, exclusion_times, exclusions, window):
+            chains.append(chain)
     if not chains:
         return 0, None, None
-    chosen = min(chains, key=lambda c: (-len(c), -c[0], *c[1:]))
+    if value is not None:
+        deepest = max(len(c) for c in chains)
+        if attribution == "first_step":
+            chains = [c for c in chains if has(c[0])]
+        elif attribution == "all_steps":
+            chains = [c for c in chains if all(has(i) for i in c if i is not None)]
+        elif attribution == "step":
+            i = query["breakdown_step"]
+            chains = [c for c in chains if len(c) > i and has(c[i])]
+        else:  # last_step
+            chains = [c for c in chains if len(c) == deepest and has(c[-1])]
+        if not chains:
+            return 0, None, None
+    chosen = min(chains, key=lambda c: _chain_key(items, c))
     conversion = None
     if convert is not None:
         a, b = convert
-        ends = [c for c in chains if len(c) == b + 1]
+        ends = [cast(tuple[int, ...], _times(items, c)) for c in chains if len(c) == b + 1]
         if ends:
             first = min(ends, key=lambda c: (c[0], c[b], -c[a]))
             conversion = first[b] - first[a]
-    return len(chosen), chosen, conversion
+    return len(chosen), _times(items, chosen), conversion
 
 
 def _per_user(items: list[Item]) -> dict[str, list[Item]]:
@@ -171,49 +268,78 @@ def _per_user(items: list[Item]) -> dict[str, list[Item]]:
     return users
 
 
+Outcome = tuple[int, tuple[int | None, ...] | None, int | None]
+
+
 def _outcomes(
     items: list[Item], query: dict[str, Any], value: str | None, convert: tuple[int, int] | None
-) -> dict[str, tuple[int, Chain | None, int | None]]:
+) -> dict[str, Outcome]:
     steps = query.get("steps") or [{"type": t} for t in DEFAULT_STEP_TYPES]
     lo = to_us(dt.datetime.fromisoformat(query["from"]))
     hi = to_us(dt.datetime.fromisoformat(query["to"]))
     global_filters = query.get("filters") or {}
-    breakdown = query.get("breakdown")
     out = {}
     for user, user_items in _per_user(items).items():
         masks = _masks(user_items, steps, global_filters)
         exclusion_masks = _masks(user_items, query.get("exclusions") or [], global_filters)
 
         def can_start(i: int, user_items: list[Item] = user_items) -> bool:
-            item = user_items[i]
-            return lo <= item.t < hi and (value is None or value in item.dims[breakdown or ""])
+            return lo <= user_items[i].t < hi
 
-        outcome = _user_outcome(user_items, masks, exclusion_masks, query, can_start, convert)
+        outcome = _user_outcome(
+            user_items, masks, exclusion_masks, query, can_start, convert, value
+        )
         if outcome[0]:
             out[user] = outcome
     return out
 
 
-def _level_stats(types: list[str], levels: list[int]) -> list[dict[str, Any]]:
-    rows = _stats(types, [(0,) * level for level in levels])
-    for row in rows:
-        row["median_seconds_from_previous"] = None
-        row["average_seconds_from_previous"] = None
-    return rows
+def _optional(query: dict[str, Any]) -> list[bool]:
+    steps = query.get("steps") or [{"type": t} for t in DEFAULT_STEP_TYPES]
+    return [bool(step.get("optional")) for step in steps]
+
+
+def _reached(outcome: Outcome, step: int) -> bool:
+    level, chain, _ = outcome
+    return level > step and (chain is None or chain[step] is not None)
 
 
 def _funnel_stats(
-    types: list[str], outcomes: list[tuple[int, Chain | None, int | None]]
+    types: list[str], optional: list[bool], outcomes: list[Outcome]
 ) -> list[dict[str, Any]]:
-    chains = [chain for _, chain, _ in outcomes]
-    if any(chain is None for chain in chains):
-        return _level_stats(types, [level for level, _, _ in outcomes])
-    return _stats(types, [c for c in chains if c is not None])
+    """Users per step (an optional one: whose chain has it), conversions, drop-offs and the
+    gaps of the chosen chains, each measured from the nearest required step before."""
+    users = [sum(_reached(o, k) for o in outcomes) for k in range(len(types))]
+    rows = []
+    for k, step_type in enumerate(types):
+        p = k - 1
+        while k and optional[p]:
+            p -= 1
+        gaps = [
+            cast(int, chain[k]) - cast(int, chain[p])
+            for _, chain, _ in outcomes
+            if k and chain is not None and len(chain) > k and chain[k] is not None
+        ]
+        rows.append(
+            {
+                "type": step_type,
+                "users": users[k],
+                "conversion_from_start": users[k] / users[0] if users[0] else None,
+                "conversion_from_previous": (
+                    None if k == 0 else users[k] / users[p] if users[p] else None
+                ),
+                "median_seconds_from_previous": statistics.median(gaps) / S if gaps else None,
+                "average_seconds_from_previous": statistics.fmean(gaps) / S if gaps else None,
+                "dropped_off": users[p] - users[k] if k else None,
+            }
+        )
+    return rows
 
 
 def reference_modes(items: list[Item], query: dict[str, Any]) -> dict[str, Any]:
     """The answer of ``POST /v1/funnels`` for a query with any mode."""
     types = [s["type"] for s in query.get("steps") or [{"type": t} for t in DEFAULT_STEP_TYPES]]
+    optional = _optional(query)
     overall = _outcomes(items, query, None, None)
     rows = []
     breakdown = query.get("breakdown")
@@ -222,10 +348,10 @@ def reference_modes(items: list[Item], query: dict[str, Any]) -> dict[str, Any]:
         for value in values:
             found = _outcomes(items, query, value, None)
             if found:
-                rows.append({"value": value, "steps": _funnel_stats(types, list(found.values()))})
+                steps = _funnel_stats(types, optional, list(found.values()))
+                rows.append({"value": value, "steps": steps})
         rows.sort(key=lambda row: (-row["steps"][0]["users"], row["value"]))
-    steps = _funnel_stats(types, list(overall.values())) if overall else _stats(types, [])
-    return {"steps": steps, "breakdown": rows}
+    return {"steps": _funnel_stats(types, optional, list(overall.values())), "breakdown": rows}
 
 
 def reference_conversion_times(items: list[Item], query: dict[str, Any]) -> list[int]:
@@ -260,11 +386,15 @@ def reference_time_to_convert(items: list[Item], query: dict[str, Any]) -> dict[
 
 
 def reference_users(items: list[Item], query: dict[str, Any], step: int, status: str) -> list[str]:
-    """Every user id (ascending) who reached ``step``, or dropped off right before it."""
-    levels = {user: level for user, (level, _, _) in _outcomes(items, query, None, None).items()}
+    """Every user id (ascending) who reached ``step``, or who reached the required step
+    before it but not ``step``."""
+    outcomes = _outcomes(items, query, None, None)
     if status == "reached":
-        return sorted(u for u, level in levels.items() if level >= step + 1)
-    return sorted(u for u, level in levels.items() if level == step)
+        return sorted(u for u, o in outcomes.items() if _reached(o, step))
+    previous = step - 1
+    while _optional(query)[previous]:
+        previous -= 1
+    return sorted(u for u, o in outcomes.items() if _reached(o, previous) and not _reached(o, step))
 
 
 def _period_key(when: dt.datetime, zone: ZoneInfo, interval: str) -> tuple[int, ...]:
@@ -323,7 +453,11 @@ def reference_trends(items: list[Item], query: dict[str, Any], timezone: str) ->
                 when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=t)
                 return lo_us <= t < hi_us and _period_key(when, zone, interval) == key
 
-            if not any(m & first and can_start(i) for i, m in enumerate(masks)):
+            hold = query.get("hold_constant") or []
+            if not any(
+                m & first and can_start(i) and all(user_items[i].dims[key] for key in hold)
+                for i, m in enumerate(masks)
+            ):
                 continue
             entered += 1
             level, _, _ = _user_outcome(user_items, masks, exclusion_masks, query, can_start, None)

@@ -88,8 +88,8 @@ class ClickHouseFunnelSource:
     async def conversion_times(self, plan: FunnelPlan, from_step: int, to_step: int) -> list[int]:
         return await self._sql.conversion_times(plan, from_step, to_step)
 
-    async def user_levels(self, plan: FunnelPlan) -> dict[str, int]:
-        return await self._sql.user_levels(plan)
+    async def user_steps(self, plan: FunnelPlan) -> dict[str, int]:
+        return await self._sql.user_steps(plan)
 
     async def _content_filters(self, plan: FunnelPlan) -> dict[tuple[str, str], list[str]]:
         """For each catalog filter ``(key, value)`` used: the tenant's matching content ids."""

@@ -398,6 +398,11 @@ class FunnelAccumulator:
             (BreakdownResult(value, tally.stats()) for value, tally in self._by_value.items()),
         )
 
+    def best_chain(self, events: Sequence[Sequence[Any]]) -> Chain | None:
+        """The chosen chain of one user's events ``(t_us, steps_mask, …)`` sorted by time
+        (None: no in-range start), without accounting it."""
+        return self._best_chain(events, 0, 1, 2, False, None, 0) if events else None
+
     # ------------------------------------------------------------------ internals
 
     def _add(self, events: Sequence[Sequence[Any]], it: int, im: int, ib: int) -> None:

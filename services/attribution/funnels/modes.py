@@ -2,9 +2,10 @@
 time of a user's first conversion. Pure: no database, no HTTP.
 
 A user's *stream* is their items (events and paid orders) ordered by time, then id, each
-given as ``(t_us, steps_mask, exclusions_mask, values)``: bit ``k`` of ``steps_mask`` when
-the item matches step ``k + 1``, bit ``i`` of ``exclusions_mask`` when it matches exclusion
-``i``, ``values`` the item's breakdown values.
+given as ``(t_us, steps_mask, exclusions_mask, values, held)``: bit ``k`` of ``steps_mask``
+when the item matches step ``k + 1``, bit ``i`` of ``exclusions_mask`` when it matches
+exclusion ``i``, ``values`` the item's breakdown values, ``held`` the tuples of values of
+the held dimensions it has (one per combination of its values; empty when it lacks one).
 
 Chains (``t1..tk`` below are the items' times; ``e1`` must lie in ``[from, to)`` and, in a
 breakdown value's funnel, have that value; ``tk - t1 <= window``):
@@ -25,6 +26,23 @@ level of their non-void chains (none: the user counts nowhere); the chosen chain
 median times) is, among those, the one with the latest start, then the earliest later
 steps, as in :mod:`.engine`.
 
+Optional steps (never the first or the last): a chain may skip them. A chain is then a
+tuple of times with :data:`SKIP` at the steps it skipped; its level is one more than its
+last step (never skipped). Among the chains of the deepest level, the chosen one includes
+the earliest optional steps it can (a skipped step compares as later than any time), then
+has the latest start, then the earliest later steps. Step ``j`` counts the users whose
+chosen chain includes it (a required step: whose level is above ``j``); its times and its
+drop-off are measured from the nearest required step before it.
+
+Held dimensions: every item of a chain has one same tuple of held values. A user's chains
+are those of the funnels in which only the items having a tuple ``V`` match steps, for
+every ``V`` of an item able to start; exclusions are not held.
+
+Breakdown attribution (value ``v``'s funnel): ``first_step`` - ``e1`` has ``v``;
+``all_steps`` - every item of the chain has ``v``; ``step`` ``i`` - the chain reaches step
+``i`` and its item there has ``v``; ``last_step`` - the chain is of the user's deepest
+level and its last item has ``v``.
+
 The *first conversion* from step ``a`` to step ``b`` is the non-void chain ending at step
 ``b`` that starts earliest, then reaches ``b`` earliest, then has the latest ``a`` item; its
 time is ``t(b) - t(a)``.
@@ -40,28 +58,39 @@ items within the window of each possible earliest item.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from services.attribution.funnels.engine import (
     BreakdownResult,
+    FunnelAccumulator,
     FunnelResult,
-    Tally,
+    StepStat,
     longest_cover,
 )
 
 __all__ = [
+    "SKIP",
     "ModeAccumulator",
     "ModeSpec",
+    "ModeTally",
     "StreamItem",
     "TrendAccumulator",
     "UserOutcome",
     "evaluate_user",
+    "reached_steps",
 ]
 
-#: ``(t_us, steps_mask, exclusions_mask, breakdown values)``: one item of a user's stream.
-StreamItem = tuple[int, int, int, frozenset[str]]
+#: One tuple of held values (one per held dimension, in the request's order).
+Held = tuple[str, ...]
+#: ``(t_us, steps_mask, exclusions_mask, breakdown values, held tuples)``: one stream item.
+StreamItem = tuple[int, int, int, frozenset[str], frozenset[Held]]
 Chain = tuple[int, ...]
+#: A skipped optional step in a chain: later than any time.
+SKIP = 1 << 62
+NO_HELD: frozenset[Held] = frozenset()
+ATTRIBUTIONS = ("first_step", "last_step", "all_steps", "step")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +102,10 @@ class ModeSpec:
     order: str = "ordered"  # ordered | strict | unordered
     exclusions: tuple[tuple[int, int], ...] = ()  # (from_step, to_step) of exclusion bit i
     convert: tuple[int, int] | None = None  # (from_step, to_step) of the first conversion
+    optional: int = 0  # bit k: step k + 1 may be skipped (never the first or the last)
+    hold: bool = False  # chains keep one tuple of held values
+    attribution: str = "first_step"  # first_step | last_step | all_steps | step
+    attribution_step: int = 0  # the step of `step` attribution (0-based)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,16 +118,44 @@ class UserOutcome:
 _NOWHERE = UserOutcome(0, None, None)
 
 
+def _skips(chain: Chain) -> tuple[bool, ...]:
+    return tuple(t == SKIP for t in chain)
+
+
+def _nearer(a: Chain, b: Chain, optional: bool) -> bool:
+    """Of two chains of one length and start, ``a`` is preferred: it includes the earliest
+    optional steps, then has the earliest later steps."""
+    if not optional:
+        return a < b
+    return (_skips(a), a) < (_skips(b), b)
+
+
+def _reachable(spec: ModeSpec) -> list[tuple[int, ...]]:
+    """For a chain of level ``k``: the steps its next item may match (skipping optional ones)."""
+    out: list[tuple[int, ...]] = []
+    for k in range(spec.n_steps + 1):
+        steps: list[int] = []
+        p = k
+        while p < spec.n_steps:
+            steps.append(p)
+            if not (k and spec.optional >> p & 1):
+                break
+            p += 1
+        out.append(tuple(steps))
+    return out
+
+
 class _Judge:
     """Whether a chain (or an extension of it) is void, and which of them is the best."""
 
     def __init__(self, items: Sequence[StreamItem], spec: ModeSpec) -> None:
         self.spec = spec
         self.times = [
-            [t for t, _, x, _ in items if x >> i & 1] for i in range(len(spec.exclusions))
+            [item[0] for item in items if item[2] >> i & 1] for i in range(len(spec.exclusions))
         ]
         self.best: Chain | None = None
         self.conversion: tuple[int, int, int] | None = None  # (t1, t_to, -t_from)
+        self.level = 0  # unordered funnels: the deepest level only
 
     def _any_after(self, i: int, after: int, until: int, inclusive: bool) -> bool:
         xs = self.times[i]
@@ -121,30 +182,38 @@ class _Judge:
         for i, (f, to) in enumerate(self.spec.exclusions):
             if f < n <= to and self._any_after(i, chain[f], end, True):
                 return  # void as a chain stopping before to_step
-        best = self.best
-        # Deeper first; then the latest start; then the earliest later steps.
-        if (
-            best is None
-            or (n, chain[0]) > (len(best), best[0])
-            or ((n, chain[0]) == (len(best), best[0]) and chain < best)
-        ):
+        if self._better(chain):
             self.best = chain
         convert = self.spec.convert
-        if convert is not None and n == convert[1] + 1:
+        if convert is not None and len(chain) == convert[1] + 1:
             key = (chain[0], chain[-1], -chain[convert[0]])
             if self.conversion is None or key < self.conversion:
                 self.conversion = key
 
+    def _better(self, chain: Chain) -> bool:
+        """Deeper first; then the earliest optional steps; then the latest start; then the
+        earliest later steps."""
+        best = self.best
+        if best is None or len(best) != len(chain):
+            return best is None or len(best) < len(chain)
+        if self.spec.optional:
+            mine, theirs = _skips(chain), _skips(best)
+            if mine != theirs:
+                return mine < theirs
+        return chain[0] > best[0] or (chain[0] == best[0] and chain < best)
+
     def outcome(self) -> UserOutcome:
         if self.best is None:
-            return _NOWHERE
+            return UserOutcome(self.level, None, None) if self.level else _NOWHERE
         conversion = None if self.conversion is None else self.conversion[1] + self.conversion[2]
         return UserOutcome(len(self.best), self.best, conversion)
 
 
-def _ordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None) -> UserOutcome:
+def _ordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge) -> None:
+    if spec.optional:
+        _ordered_optional(items, spec, value, judge)
+        return
     n, window, lo, hi = spec.n_steps, spec.window_us, spec.from_us, spec.to_us
-    judge = _Judge(items, spec)
     convert_from = spec.convert[0] if spec.convert is not None else None
     convert_to = spec.convert[1] if spec.convert is not None else -1
     states: dict[tuple[int, ...], Chain] = {}
@@ -155,7 +224,7 @@ def _ordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None) -> 
         t = items[i][0]
         masks: list[int] = []
         while i < total and items[i][0] == t:
-            _, m, _, values = items[i]
+            _, m, _, values, _ = items[i]
             if m & 1 and not (lo <= t < hi and (value is None or value in values)):
                 m &= ~1  # this item cannot start a chain
             if m:
@@ -184,27 +253,6 @@ def _ordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None) -> 
                 if current is None or chain < current:
                     states[key] = chain
                 judge.record(chain)
-    return judge.outcome()
-
-
-def _strict(items: Sequence[StreamItem], spec: ModeSpec, value: str | None) -> UserOutcome:
-    n, window, lo, hi = spec.n_steps, spec.window_us, spec.from_us, spec.to_us
-    judge = _Judge(items, spec)
-    total = len(items)
-    for i, (t1, mask, _, values) in enumerate(items):
-        if not (mask & 1 and lo <= t1 < hi and (value is None or value in values)):
-            continue
-        chain: Chain = (t1,)
-        judge.record(chain)
-        for k in range(1, min(n, total - i)):
-            t, m, _, _ = items[i + k]
-            if not m >> k & 1 or t - t1 > window:
-                break
-            chain = (*chain, t)
-            if judge.extension_void(chain):
-                break
-            judge.record(chain)
-    return judge.outcome()
 
 
 def _matching(steps: int, masks: Sequence[int]) -> int:
@@ -225,12 +273,189 @@ def _matching(steps: int, masks: Sequence[int]) -> int:
     return sum(augment(step, [False] * len(masks)) for step in wanted)
 
 
-def _unordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None) -> UserOutcome:
+def _state_key(chain: Chain, judge: _Judge, spec: ModeSpec) -> tuple[int, ...]:
+    """What decides a chain's future: its level, start and the times exclusions and the
+    first conversion still need (chains of one key extend alike)."""
+    size = len(chain)
+    key = (size, chain[0], *judge.open_times(chain))
+    if spec.convert is not None and spec.convert[0] < size <= spec.convert[1]:
+        key = (*key, chain[spec.convert[0]])
+    return key
+
+
+KeyOf = Callable[[Chain], tuple[object, ...]]
+Prefer = Callable[[Chain, Chain], bool]
+
+
+def _optional_states(judge: _Judge, spec: ModeSpec) -> tuple[KeyOf, Prefer]:
+    """How the ordered walk with optional steps keeps its chains: by state, and which of two
+    chains of one state it keeps.
+
+    Without exclusions or a first conversion to find, a chain's start matters only through
+    its window: of two chains of one level that skip the same steps, the later start reaches
+    every extension of the earlier one, and is preferred whatever extends both. One chain per
+    (level, skipped steps) then suffices. Else the start is part of the state."""
+    if spec.exclusions or spec.convert is not None:
+        return (lambda chain: _state_key(chain, judge, spec)), (lambda a, b: _nearer(a, b, True))
+    return (lambda chain: (len(chain), _skips(chain))), (
+        lambda a, b: a[0] > b[0] or (a[0] == b[0] and a < b)
+    )
+
+
+def _ordered_optional(
+    items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge
+) -> None:
+    """The ordered walk when steps may be skipped: a chain's next item may match any step
+    up to the next required one; a group of equal-time items extends a chain by any run of
+    steps that distinct items of the group match."""
+    window, lo, hi = spec.window_us, spec.from_us, spec.to_us
+    reach = _reachable(spec)
+    key_of, prefer = _optional_states(judge, spec)
+    states: dict[tuple[object, ...], Chain] = {}
+    oldest = 0  # the earliest start among the states
+    i = 0
+    total = len(items)
+    while i < total:
+        t = items[i][0]
+        masks: list[int] = []
+        while i < total and items[i][0] == t:
+            _, m, _, values, _ = items[i]
+            if m & 1 and not (lo <= t < hi and (value is None or value in values)):
+                m &= ~1
+            if m:
+                masks.append(m)
+            i += 1
+        if not masks:
+            continue
+        if states and t - oldest > window:  # chains out of reach can extend no more
+            states = {key: c for key, c in states.items() if t - c[0] <= window}
+            oldest = min((c[0] for c in states.values()), default=t)
+        if len(masks) == 1:
+            found = _single_chains(states.values(), masks[0], t, reach, judge, key_of, prefer)
+        else:
+            bases = [(), *states.values()]
+            found = _group_chains(bases, masks, t, reach, judge, key_of, prefer)
+        for key, chain in found.items():
+            current = states.get(key)
+            if current is None or prefer(chain, current):
+                states[key] = chain
+                oldest = min(oldest, chain[0]) if len(states) > 1 else chain[0]
+
+
+def _single_chains(
+    bases: Iterable[Chain],
+    mask: int,
+    t: int,
+    reach: Sequence[tuple[int, ...]],
+    judge: _Judge,
+    key_of: KeyOf,
+    prefer: Prefer,
+) -> dict[tuple[object, ...], Chain]:
+    """:func:`_group_chains` for a lone item at ``t``: each chain takes it for one step."""
+    found: dict[tuple[object, ...], Chain] = {}
+    candidates: list[Chain] = [(t,)] if mask & 1 else []
+    for base in bases:
+        k = len(base)
+        for p in reach[k]:
+            if mask >> p & 1:
+                candidates.append((*base, *(SKIP,) * (p - k), t))
+    for longer in candidates:
+        if judge.extension_void(longer):
+            continue
+        key = key_of(longer)
+        current = found.get(key)
+        if current is None or prefer(longer, current):
+            found[key] = longer
+        judge.record(longer)
+    return found
+
+
+def _group_chains(
+    bases: Sequence[Chain],
+    masks: Sequence[int],
+    t: int,
+    reach: Sequence[tuple[int, ...]],
+    judge: _Judge,
+    key_of: KeyOf,
+    prefer: Prefer,
+) -> dict[tuple[object, ...], Chain]:
+    """Every extension of ``bases`` by items of the group at ``t`` (distinct items on the
+    steps added), recorded; the preferred one of each state."""
+    union = 0
+    for m in masks:
+        union |= m
+    found: dict[tuple[object, ...], Chain] = {}
+    n = len(reach) - 1
+
+    def grow(chain: Chain, used: int) -> None:
+        k = len(chain)
+        for p in reach[k]:
+            if not union >> p & 1:
+                continue
+            steps = used | 1 << p
+            if len(masks) == 1:
+                if used:
+                    continue  # one item serves one step of a chain
+            elif _matching(steps, masks) < steps.bit_count():
+                continue
+            longer = (*chain, *(SKIP,) * (p - k), t)
+            if judge.extension_void(longer):
+                continue
+            key = key_of(longer)
+            current = found.get(key)
+            if current is None or prefer(longer, current):
+                found[key] = longer
+            judge.record(longer)
+            grow(longer, steps)
+
+    for base in bases:
+        if len(base) < n:
+            grow(base, 0)
+    return found
+
+
+def _strict(items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge) -> None:
+    window, lo, hi = spec.window_us, spec.from_us, spec.to_us
+    reach = _reachable(spec)
+    optional = bool(spec.optional)
+    total = len(items)
+    for i, (t1, mask, _, values, _) in enumerate(items):
+        if not (mask & 1 and lo <= t1 < hi and (value is None or value in values)):
+            continue
+        first: Chain = (t1,)
+        judge.record(first)
+        frontier = [first]  # the chains ending at the item just walked
+        for j in range(i + 1, total):
+            t, m, _, _, _ = items[j]
+            if not m or t - t1 > window:
+                break
+            found: dict[tuple[int, ...], Chain] = {}
+            for chain in frontier:
+                k = len(chain)
+                for p in reach[k]:
+                    if not m >> p & 1:
+                        continue
+                    longer = (*chain, *(SKIP,) * (p - k), t)
+                    if judge.extension_void(longer):
+                        continue
+                    judge.record(longer)
+                    key = _state_key(longer, judge, spec)
+                    current = found.get(key)
+                    if current is None or _nearer(longer, current, optional):
+                        found[key] = longer
+            if not found:
+                break
+            frontier = list(found.values())
+
+
+def _unordered(
+    items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge
+) -> None:
     n, window, lo, hi = spec.n_steps, spec.window_us, spec.from_us, spec.to_us
     full = (1 << n) - 1
     times = [item[0] for item in items]
-    level = 0
-    for a, (ta, ma, _, values) in enumerate(items):
+    level = judge.level
+    for a, (ta, ma, _, values, _) in enumerate(items):
         ma &= full
         if not (ma and lo <= ta < hi and (value is None or value in values)):
             continue
@@ -247,63 +472,211 @@ def _unordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None) -
                 level = max(level, 1 + _matching(full & ~(1 << step), others))
         if level == n:
             break
-    return UserOutcome(level, None, None) if level else _NOWHERE
+    judge.level = level
+
+
+@lru_cache(maxsize=64)
+def _engine(n_steps: int, window_us: int, from_us: int, to_us: int) -> FunnelAccumulator:
+    return FunnelAccumulator(n_steps, window_us, from_us, to_us)
+
+
+def _ordered_plain(
+    items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge
+) -> None:
+    """The ordered walk without optional steps, exclusions or a first conversion to find:
+    the streaming engine's chosen chain (the same definition), fed to the judge."""
+    if value is not None:
+        items = _restrict(items, 1, value)  # only the value's items may start
+    engine = _engine(spec.n_steps, spec.window_us, spec.from_us, spec.to_us)
+    chain = engine.best_chain(items)
+    if chain is not None:
+        judge.record(chain)
 
 
 _MODES = {"ordered": _ordered, "strict": _strict, "unordered": _unordered}
 
 
-def evaluate_user(
-    items: Sequence[StreamItem], spec: ModeSpec, value: str | None = None
-) -> UserOutcome:
-    """One user's outcome (in value's funnel when given: only its items may start)."""
-    return _MODES[spec.order](items, spec, value)
+def _walker(
+    spec: ModeSpec,
+) -> Callable[[Sequence[StreamItem], ModeSpec, str | None, _Judge], None]:
+    if spec.order == "ordered" and not (spec.optional or spec.exclusions or spec.convert):
+        return _ordered_plain
+    return _MODES[spec.order]
 
 
-def _start_values(items: Sequence[StreamItem], spec: ModeSpec) -> set[str]:
-    """Values of the items that can start a chain (unordered: any matching item in range)."""
+def _restrict(items: Sequence[StreamItem], bits: int, keep: str) -> list[StreamItem]:
+    """The items, those lacking breakdown value ``keep`` matching none of ``bits``' steps."""
+    return [
+        item if keep in item[3] or not item[1] & bits else (item[0], item[1] & ~bits, *item[2:])
+        for item in items
+    ]
+
+
+def _held_candidates(items: Sequence[StreamItem], spec: ModeSpec, value: str | None) -> set[Held]:
+    """The held tuples of the items able to start a chain."""
     first = (1 << spec.n_steps) - 1 if spec.order == "unordered" else 1
+    out: set[Held] = set()
+    for t, mask, _, values, held in items:
+        if mask & first and spec.from_us <= t < spec.to_us and (value is None or value in values):
+            out.update(held)
+    return out
+
+
+def evaluate_user(
+    items: Sequence[StreamItem], spec: ModeSpec, value: str | None = None, restrict: int = 0
+) -> UserOutcome:
+    """One user's outcome. In value's funnel: with ``restrict`` (a mask of steps), only the
+    items having ``value`` match those steps; without, only they may start a chain."""
+    if value is not None and restrict:
+        items = _restrict(items, restrict, value)
+        value = None
+    judge = _Judge(items, spec)
+    walk = _walker(spec)
+    if not spec.hold:
+        walk(items, spec, value, judge)
+        return judge.outcome()
+    steps = (1 << spec.n_steps) - 1
+    strict = spec.order == "strict"
+    for held in sorted(_held_candidates(items, spec, value)):
+        if strict:  # every item stays in the stream: one lacking the values breaks chains
+            kept = [
+                item if held in item[4] or not item[1] else (item[0], item[1] & ~steps, *item[2:])
+                for item in items
+            ]
+        else:  # the judge has the excluded items; the walk needs only the matching ones
+            kept = [item for item in items if item[1] and held in item[4]]
+        walk(kept, spec, value, judge)
+    return judge.outcome()
+
+
+def reached_steps(outcome: UserOutcome, spec: ModeSpec) -> int:
+    """Bit ``j`` when the user counts at step ``j`` (an optional one: their chain has it)."""
+    reached = (1 << outcome.level) - 1
+    if outcome.chain is not None and spec.optional:
+        for j, t in enumerate(outcome.chain):
+            if t == SKIP:
+                reached &= ~(1 << j)
+    return reached
+
+
+class ModeTally:
+    """Per-funnel aggregate of chosen chains: users per step and the gaps between steps.
+
+    Step ``j`` is measured from the nearest required step before it (its *previous* step):
+    the previous step of an optional step or of the step after one skips optional steps.
+    """
+
+    def __init__(self, n_steps: int, optional: int = 0) -> None:
+        self.n = n_steps
+        self.optional = optional
+        self.previous = [0] * n_steps
+        for j in range(1, n_steps):
+            p = j - 1
+            while optional >> p & 1:
+                p -= 1
+            self.previous[j] = p
+        self.users = [0] * n_steps
+        self.gaps: list[list[int]] = [[] for _ in range(n_steps)]
+
+    def add(self, outcome: UserOutcome) -> None:
+        chain = outcome.chain
+        if chain is None:  # unordered: no step order, no step times
+            for j in range(outcome.level):
+                self.users[j] += 1
+            return
+        previous = self.previous
+        for j, t in enumerate(chain):
+            if t == SKIP:
+                continue
+            self.users[j] += 1
+            if j:
+                self.gaps[j].append(t - chain[previous[j]])
+
+    def stats(self) -> list[StepStat]:
+        users = self.users
+        first = users[0]
+        out = [StepStat(first, 1.0 if first else None, None, None)]
+        for j in range(1, self.n):
+            u, prev, gaps = users[j], users[self.previous[j]], self.gaps[j]
+            out.append(
+                StepStat(
+                    u,
+                    u / first if first else None,
+                    u / prev if prev else None,
+                    _median_seconds(gaps),
+                    sum(gaps) / len(gaps) / 1_000_000 if gaps else None,
+                    prev - u,
+                )
+            )
+        return out
+
+
+def _median_seconds(values: list[int]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[mid] / 1_000_000
+    return (ordered[mid - 1] + ordered[mid]) / 2 / 1_000_000
+
+
+def _candidate_values(items: Sequence[StreamItem], spec: ModeSpec, bits: int) -> set[str]:
+    """Values of the items matching one of ``bits``' steps (in range, for a start)."""
     out: set[str] = set()
-    for t, mask, _, values in items:
-        if mask & first and spec.from_us <= t < spec.to_us:
+    for t, mask, _, values, _ in items:
+        if mask & bits and (bits != 1 or spec.from_us <= t < spec.to_us):
             out.update(values)
     return out
 
 
 class ModeAccumulator:
-    """Users' outcomes → step counts (and breakdowns), first conversions, levels per user."""
+    """Users' outcomes → step counts (and breakdowns), first conversions, reached steps."""
 
     def __init__(self, spec: ModeSpec, *, breakdown: bool = False, levels: bool = False) -> None:
         self.spec = spec
         self.breakdown = breakdown
-        self._overall = Tally(spec.n_steps)
-        self._by_value: dict[str, Tally] = {}
+        self._overall = ModeTally(spec.n_steps, spec.optional)
+        self._by_value: dict[str, ModeTally] = {}
         self.conversions: list[int] = []  # first-conversion times, one per converted user
+        #: User id → bit ``j`` for each step ``j`` the user counts at (with ``levels``).
         self.levels: dict[str, int] | None = {} if levels else None
 
-    def _tally(self, tally: Tally, outcome: UserOutcome) -> None:
-        if outcome.chain is not None:
-            tally.add(outcome.chain)
-        else:
-            tally.depth[outcome.level] += 1  # unordered: no step order, no step times
-
     def add_user(self, user_id: str, items: Sequence[StreamItem]) -> None:
-        outcome = evaluate_user(items, self.spec)
+        spec = self.spec
+        outcome = evaluate_user(items, spec)
         if self.levels is not None and outcome.level:
-            self.levels[user_id] = outcome.level
+            self.levels[user_id] = reached_steps(outcome, spec)
         if not outcome.level:
             return
-        self._tally(self._overall, outcome)
+        self._overall.add(outcome)
         if outcome.conversion_us is not None:
             self.conversions.append(outcome.conversion_us)
         if self.breakdown:
-            for value in _start_values(items, self.spec):
-                found = evaluate_user(items, self.spec, value)
-                if found.level:
-                    tally = self._by_value.get(value)
-                    if tally is None:
-                        tally = self._by_value[value] = Tally(self.spec.n_steps)
-                    self._tally(tally, found)
+            self._add_breakdown(items, outcome.level)
+
+    def _add_breakdown(self, items: Sequence[StreamItem], level: int) -> None:
+        spec = self.spec
+        full = (1 << spec.n_steps) - 1
+        attribution = spec.attribution
+        restrict, least = 0, 1  # the steps restricted to the value; the level it needs
+        if attribution == "all_steps":
+            restrict = full
+        elif attribution == "step":
+            restrict, least = 1 << spec.attribution_step, spec.attribution_step + 1
+        elif attribution == "last_step":
+            restrict, least = 1 << (level - 1), level
+        if spec.order == "unordered":
+            bits = full
+        else:
+            bits = restrict if attribution in ("step", "last_step") else 1
+        for value in _candidate_values(items, spec, bits):
+            found = evaluate_user(items, spec, value, restrict)
+            if found.level >= least:
+                tally = self._by_value.get(value)
+                if tally is None:
+                    tally = self._by_value[value] = ModeTally(spec.n_steps, spec.optional)
+                tally.add(found)
 
     def add_users(self, users: Iterable[tuple[str, Sequence[StreamItem]]]) -> None:
         for user_id, items in users:
@@ -320,9 +693,10 @@ class TrendAccumulator:
     """Users entering and converting per period ``[lo, hi)`` of the range.
 
     A user *enters* a period when one of their items able to start a chain (matching step 1;
-    unordered: any step) lies in it and in the range; they *convert* in it when the funnel
-    whose range is the period (cut to the range) takes them to the last step, i.e. a full
-    non-void chain starts in it. Periods are ascending and do not overlap.
+    unordered: any step; with held dimensions: having them) lies in it and in the range;
+    they *convert* in it when the funnel whose range is the period (cut to the range) takes
+    them to the last step, i.e. a full non-void chain starts in it. Periods are ascending
+    and do not overlap.
     """
 
     def __init__(self, spec: ModeSpec, bounds: Sequence[tuple[int, int]]) -> None:
@@ -334,10 +708,10 @@ class TrendAccumulator:
         self._first = (1 << spec.n_steps) - 1 if spec.order == "unordered" else 1
 
     def _periods(self, items: Sequence[StreamItem]) -> list[int]:
-        lo, hi, first = self.spec.from_us, self.spec.to_us, self._first
+        lo, hi, first, hold = self.spec.from_us, self.spec.to_us, self._first, self.spec.hold
         found: set[int] = set()
-        for t, mask, _, _ in items:
-            if mask & first and lo <= t < hi:
+        for t, mask, _, _, held in items:
+            if mask & first and lo <= t < hi and (held or not hold):
                 i = bisect_right(self._starts, t) - 1
                 if i >= 0 and t < self.bounds[i][1]:
                     found.add(i)

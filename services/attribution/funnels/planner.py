@@ -27,6 +27,7 @@ _LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 class StepPlan:
     type: str
     filters: Mapping[str, str]  # this step's own filters (the global ones come on top)
+    optional: bool = False  # a chain may skip it
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +51,26 @@ class FunnelPlan:
     breakdown: str | None
     order: str = "ordered"  # ordered | strict | unordered
     exclusions: tuple[ExclusionPlan, ...] = ()
+    hold: tuple[str, ...] = ()  # dimensions every item of a chain shares
+    attribution: str = "first_step"  # which item's value places a user in a breakdown
+    attribution_step: int = 0  # the step of `step` attribution
 
     @property
     def plain(self) -> bool:
-        """The ordered funnel without exclusions (the streaming engine's fast path)."""
-        return self.order == "ordered" and not self.exclusions
+        """The ordered funnel of required steps, without exclusions, held dimensions or a
+        breakdown other than by the first step (the streaming engine's fast path)."""
+        return (
+            self.order == "ordered"
+            and not self.exclusions
+            and not self.hold
+            and self.attribution == "first_step"
+            and not any(step.optional for step in self.steps)
+        )
+
+    @property
+    def optional_mask(self) -> int:
+        """Bit ``k`` when step ``k + 1`` is optional."""
+        return sum(1 << k for k, step in enumerate(self.steps) if step.optional)
 
     @property
     def until(self) -> dt.datetime | None:
@@ -93,7 +109,7 @@ def plan_funnel(tenant_id: str, query: FunnelQuery) -> FunnelPlan:
     return FunnelPlan(
         tenant_id=tenant_id,
         steps=tuple(
-            StepPlan(step.type, step.filters.given() if step.filters else {})
+            StepPlan(step.type, step.filters.given() if step.filters else {}, step.optional)
             for step in query.steps
         ),
         filters=query.filters.given() if query.filters else {},
@@ -106,6 +122,9 @@ def plan_funnel(tenant_id: str, query: FunnelQuery) -> FunnelPlan:
             ExclusionPlan(x.type, x.filters.given() if x.filters else {}, x.from_step, x.to_step)
             for x in query.exclusions
         ),
+        hold=tuple(query.hold_constant),
+        attribution=query.breakdown_attribution,
+        attribution_step=query.breakdown_step or 0,
     )
 
 

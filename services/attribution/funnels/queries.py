@@ -542,11 +542,44 @@ def order_breakdown_statement(plan: FunnelPlan, key: str) -> Select[tuple[str, s
     )
 
 
+def order_values_statement(plan: FunnelPlan, key: str) -> Select[tuple[str, str]]:
+    """``(order_id, value)``: values of ``key`` of the orders paid in ``[start, end + window)``
+    (every order a stream may hold): its lines' products, or its last-touch credits' value."""
+    o = Order.__table__.alias("vo")
+    paid = [
+        o.c.tenant_id == plan.tenant_id,
+        *_in_range(o.c.paid_at, plan.start, plan.until),
+        o.c.buyer_id.is_not(None),
+    ]
+    if key == "product_id":
+        line = OrderLine.__table__.alias("vl")
+        on_line = and_(line.c.tenant_id == plan.tenant_id, line.c.order_id == o.c.order_id)
+        return (
+            select(type_coerce(o.c.order_id, String), type_coerce(line.c.product_id, String))
+            .join(line, on_line)
+            .where(*paid)
+            .distinct()
+        )
+    credit, dim, source = _credit_dimension(plan.tenant_id, key, "vc")
+    on_order = and_(o.c.tenant_id == plan.tenant_id, o.c.order_id == credit.c.order_id)
+    return (
+        select(type_coerce(o.c.order_id, String), type_coerce(dim, String))
+        .select_from(source.join(o, on_order))
+        .where(
+            credit.c.tenant_id == plan.tenant_id,
+            credit.c.model == ORDER_MODEL,
+            *paid,
+            dim.is_not(None),
+        )
+        .distinct()
+    )
+
+
 # --------------------------------------------------------------------------- user streams
 
-#: ``(user_id, t, item_id, mask, value, is_order)``: one item of a user's stream (see
-#: :func:`stream_rows_statement`).
-StreamRowColumns = tuple[str, int, str, int, str | None, int]
+#: ``(user_id, t, item_id, mask, value, is_order, *held)``: one item of a user's stream
+#: (see :func:`stream_rows_statement`).
+StreamRowColumns = tuple[Any, ...]
 
 
 def _stream_steps(plan: FunnelPlan) -> list[StepPlan]:
@@ -560,8 +593,10 @@ def stream_rows_statement(plan: FunnelPlan, read: ReadPlan) -> Select[StreamRowC
     ``mask`` has bit ``k`` for step ``k + 1`` and bit ``n + i`` for exclusion ``i`` (global
     filters are part of every bit: an item failing them matches nothing, but it is still
     an item of the stream). ``value`` is an event's breakdown value, or an order's id (its
-    values are those of its credits). A strict funnel needs every item of the user (any
-    item between two steps breaks a chain); the other modes only the items matching a bit.
+    values are those of its credits). Then one column per held dimension: an event's value
+    (NULL for an order, whose values are looked up by its id). A strict funnel needs every
+    item of the user (any item between two steps breaks a chain); the other modes only the
+    items matching a bit.
     Rows come by user; within a user the reader orders them (time, then id).
     """
     steps = _stream_steps(plan)
@@ -569,8 +604,17 @@ def stream_rows_statement(plan: FunnelPlan, read: ReadPlan) -> Select[StreamRowC
     parts: list[Select[Any]] = []
     event_types = sorted({s.type for s in steps if s.type != ORDER_STEP})
     if strict or event_types:
-        breakdown = plan.breakdown if plan.breakdown is not None else None
-        src = _EventSource(plan.tenant_id, breakdown, "e")
+        breakdown = plan.breakdown
+        needed = {*plan.hold, *([breakdown] if breakdown else [])}
+        # The read model is joined for the breakdown's and the held dimensions' values.
+        joins = (
+            "platform"
+            if "platform" in needed
+            else "account_id"
+            if needed & {"account_id", "content_kind"}
+            else None
+        )
+        src = _EventSource(plan.tenant_id, joins, "e")
         e = src.e
         every = src.matches(plan.filters)
         matches = {
@@ -597,6 +641,10 @@ def stream_rows_statement(plan: FunnelPlan, read: ReadPlan) -> Select[StreamRowC
                 mask.label("mask"),
                 type_coerce(value, String).label("value"),
                 literal(0, Integer).label("is_order"),
+                *(
+                    type_coerce(src.dims[key], String).label(f"h{i}")
+                    for i, key in enumerate(plan.hold)
+                ),
             )
             .select_from(src.source)
             .where(*where)
@@ -627,6 +675,7 @@ def stream_rows_statement(plan: FunnelPlan, read: ReadPlan) -> Select[StreamRowC
                 mask.label("mask"),
                 type_coerce(o.c.order_id, String).label("value"),
                 literal(1, Integer).label("is_order"),
+                *(type_coerce(null(), String).label(f"h{i}") for i in range(len(plan.hold))),
             ).where(*where)
         )
     rows = parts[0].subquery("s") if len(parts) == 1 else union_all(*parts).subquery("s")
@@ -637,6 +686,7 @@ def stream_rows_statement(plan: FunnelPlan, read: ReadPlan) -> Select[StreamRowC
         type_coerce(rows.c.mask, Integer),
         type_coerce(rows.c.value, String),
         type_coerce(rows.c.is_order, Integer),
+        *(type_coerce(rows.c[f"h{i}"], String) for i in range(len(plan.hold))),
     ).order_by(rows.c.user_id)
     # The value may be NULL, which type_coerce's String does not say.
     return cast(Select[StreamRowColumns], statement)

@@ -9,6 +9,7 @@ read-model breakdown by the values, and sorts each user's lists, as
 
 from __future__ import annotations
 
+import itertools
 import sys
 from array import array
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -18,7 +19,7 @@ from typing import NamedTuple, cast
 import orjson
 
 from services.attribution.funnels.engine import MASK_BITS
-from services.attribution.funnels.modes import StreamItem
+from services.attribution.funnels.modes import NO_HELD, Held, StreamItem
 from services.attribution.funnels.planner import CONTENT_MARK, FunnelPlan, ReadPlan
 from services.attribution.funnels.queries import (
     OrderRowColumns,
@@ -192,24 +193,40 @@ async def stream_users_items(
     """Every user's stream (see ``queries.stream_rows_statement``), in chunks of users.
 
     Ties in time are ordered by id here, by Python's string order, so that both databases
-    (whatever their collation) give the same stream.
+    (whatever their collation) give the same stream. An order's breakdown and held values
+    are looked up by its id (an order has several: one per line or last-touch credit).
     """
     await repository.prepare(read)
-    order_values = await repository.order_breakdown_values(plan)
+    if plan.breakdown is not None and plan.attribution != "first_step":
+        order_values = await repository.order_values(plan, plan.breakdown)
+    else:
+        order_values = await repository.order_breakdown_values(plan)
+    order_held = [await repository.order_values(plan, key) for key in plan.hold]
     n = len(plan.steps)
     steps = (1 << n) - 1
-    pending: list[tuple[int, str, int, int, frozenset[str]]] = []
+    pending: list[tuple[int, str, int, int, frozenset[str], frozenset[Held]]] = []
     user: str | None = None
 
     def finish() -> StreamUser:
         pending.sort(key=lambda row: (row[0], row[1], row[2]))
-        items = [(t, mask & steps, mask >> n, values) for t, _, _, mask, values in pending]
+        items = [
+            (t, mask & steps, mask >> n, values, held) for t, _, _, mask, values, held in pending
+        ]
         return cast(str, user), items
+
+    def held_of(order_id: str | None, columns: Sequence[str | None]) -> frozenset[Held]:
+        if order_id is not None:
+            return frozenset(
+                itertools.product(*(sorted(found.get(order_id, ())) for found in order_held))
+            )
+        if None in columns:
+            return NO_HELD
+        return frozenset((cast(Held, tuple(columns)),))
 
     async with aclosing(repository.stream_rows(plan, read)) as chunks:
         async for chunk in chunks:
             out: list[StreamUser] = []
-            for user_id, t, item_id, mask, value, is_order in chunk:
+            for user_id, t, item_id, mask, value, is_order, *columns in chunk:
                 if user_id != user:
                     if pending:
                         out.append(finish())
@@ -219,7 +236,8 @@ async def stream_users_items(
                     values = order_values.get(value or "", _NO_VALUES)
                 else:
                     values = _NO_VALUES if value is None else frozenset((value,))
-                pending.append((t, item_id, is_order, mask, values))
+                held = held_of(value if is_order else None, columns) if plan.hold else NO_HELD
+                pending.append((t, item_id, is_order, mask, values, held))
             if out:
                 yield out
     if pending:

@@ -61,6 +61,15 @@ class FunnelRepository:
             values.setdefault(order_id, set()).add(value)
         return {order_id: frozenset(found) for order_id, found in values.items()}
 
+    async def order_values(self, plan: FunnelPlan, key: str) -> dict[str, frozenset[str]]:
+        """Order id → its values of ``key`` (lines' products, last-touch credits' others), for
+        every order paid within the range and its window."""
+        rows = await self.session.execute(queries.order_values_statement(plan, key))
+        values: dict[str, set[str]] = {}
+        for order_id, value in rows.tuples():
+            values.setdefault(order_id, set()).add(value)
+        return {order_id: frozenset(found) for order_id, found in values.items()}
+
     def user_rows(
         self, plan: FunnelPlan, read: ReadPlan
     ) -> AsyncGenerator[Sequence[UserRowColumns], None]:

@@ -58,7 +58,9 @@ Source = Annotated[FunnelSource, Depends(funnel_source)]
         "its lines. "
         "Global filters apply to every step, a step's filters to that step; an event lacking "
         "a filtered dimension does not match. With `breakdown`, each value of the first "
-        "step's event is its own funnel."
+        "step's event is its own funnel (`breakdown_attribution`: or of the last step reached, "
+        "of every step, or of `breakdown_step`). `order`, `exclusions`, optional steps and "
+        "`hold_constant` are the funnel modes (see the request's fields)."
     ),
     responses={
         401: {"description": "Missing or invalid bearer token (problem+json)"},

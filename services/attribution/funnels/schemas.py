@@ -30,6 +30,9 @@ STEP_TYPES: tuple[str, ...] = get_args(StepType)
 BREAKDOWN_KEYS: tuple[str, ...] = get_args(BreakdownKey)
 FunnelOrder = Literal["ordered", "strict", "unordered"]
 FUNNEL_ORDERS: tuple[str, ...] = get_args(FunnelOrder)
+HoldKey = Literal["content_id", "product_id", "ad_id", "platform", "account_id"]
+HOLD_KEYS: tuple[str, ...] = get_args(HoldKey)
+BreakdownAttribution = Literal["first_step", "last_step", "all_steps", "step"]
 #: At most this many exclusion steps per funnel.
 MAX_EXCLUSIONS = 5
 DEFAULT_STEPS: tuple[str, ...] = ("impression", "view", "click", "order")
@@ -108,6 +111,11 @@ class FunnelStep(Schema):
     filters: FunnelFilters | None = Field(
         default=None, description="Filters for this step only (on top of the global ones)"
     )
+    optional: bool = Field(
+        default=False,
+        description="A chain may skip this step (never the first or the last): the step counts "
+        "users whose chain includes it, the next required step counts users either way",
+    )
 
 
 class FunnelExclusion(Schema):
@@ -170,6 +178,33 @@ class FunnelQuery(Schema):
         "after its `from_step` item within the window) is void",
         json_schema_extra={"maxItems": MAX_EXCLUSIONS},
     )
+    hold_constant: list[HoldKey] = Field(
+        default_factory=list,
+        description="Dimensions every item of a chain shares, with one same non-null value "
+        "(an order has a product when one of its lines has it, a content, ad, platform or "
+        "account when one of its last-touch credits has it)",
+        json_schema_extra={"maxItems": len(HOLD_KEYS), "uniqueItems": True},
+    )
+    breakdown_attribution: BreakdownAttribution = Field(
+        default="first_step",
+        description="Which item's value places a user in a breakdown value's funnel: "
+        "`first_step` (default), `last_step` (the furthest step the user reached), "
+        "`all_steps` (every item of the chain has it) or `step` (the item of `breakdown_step`)",
+    )
+    breakdown_step: int | None = Field(
+        default=None,
+        strict=True,
+        ge=0,
+        description="0-based step of `breakdown_attribution: step` (only with it)",
+    )
+
+    @field_validator("hold_constant")
+    @classmethod
+    def _distinct_holds(cls, keys: list[str]) -> list[str]:
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ValueError(f"hold_constant lists {', '.join(repeated)} more than once")
+        return keys
 
     @field_validator("steps")
     @classmethod
@@ -207,12 +242,15 @@ class FunnelQuery(Schema):
 
 class FunnelStepOut(BaseModel):
     type: StepType
-    users: int = Field(description="Distinct users reaching this step")
+    users: int = Field(
+        description="Distinct users reaching this step (an optional step: whose chain has it)"
+    )
     conversion_from_start: float | None = Field(
         description="users / users of step 1 (null when step 1 has none)"
     )
     conversion_from_previous: float | None = Field(
-        description="users / users of the previous step (null for step 1, or when it has none)"
+        description="users / users of the previous step, the nearest required one before it "
+        "(null for step 1, or when it has none)"
     )
     median_seconds_from_previous: float | None = Field(
         description="Median time from the previous step, over users reaching this step "
@@ -278,7 +316,7 @@ class FunnelUsersQuery(FunnelQuery):
     status: Literal["reached", "dropped"] = Field(
         default="reached",
         description="`reached`: users who reached `step`; `dropped`: users who reached the "
-        "step before it but not `step`",
+        "step before it (the nearest required one) but not `step`",
     )
     limit: int = Field(default=1000, strict=True, ge=1, le=MAX_USERS_PAGE, description="Page size")
     cursor: str | None = Field(

@@ -89,8 +89,22 @@ def _refuse(field: list[str | int], message: str) -> UnprocessableEntity:
 
 
 def check_modes(query: FunnelQuery) -> None:
-    """What the schema alone cannot check: exclusions against the steps and the order."""
+    """What the schema alone cannot check: the modes against the steps and each other."""
     last = len(query.steps) - 1
+    for end in (0, last):
+        if query.steps[end].optional:
+            raise _refuse(
+                ["steps", end, "optional"],
+                f"steps.{end} is the {'first' if end == 0 else 'last'} step, which a chain "
+                "cannot skip: only steps between them may be optional",
+            )
+    optional = [k for k, step in enumerate(query.steps) if step.optional]
+    if optional and query.order == "unordered":
+        raise _refuse(
+            ["steps", optional[0], "optional"],
+            "optional steps need steps in order: use order `ordered` or `strict`, or send no "
+            "optional step with an `unordered` funnel",
+        )
     for i, exclusion in enumerate(query.exclusions):
         if exclusion.to_step > last:
             raise _refuse(
@@ -98,11 +112,77 @@ def check_modes(query: FunnelQuery) -> None:
                 f"exclusions.{i}.to_step is {exclusion.to_step}, but the steps are numbered "
                 f"0 to {last}",
             )
+        for side, at in (("from_step", exclusion.from_step), ("to_step", exclusion.to_step)):
+            if query.steps[at].optional:
+                raise _refuse(
+                    ["exclusions", i, side],
+                    f"exclusions.{i}.{side} is step {at}, which is optional: an exclusion "
+                    "lies between two required steps",
+                )
     if query.exclusions and query.order == "unordered":
         raise _refuse(
             ["exclusions"],
             "exclusions need steps in order: use order `ordered` or `strict`, or send no "
             "exclusions with an `unordered` funnel",
+        )
+    _check_holds(query)
+    _check_attribution(query)
+
+
+def _check_holds(query: FunnelQuery) -> None:
+    """A held dimension with two different filter values on two steps holds no chain."""
+    given = query.filters.given() if query.filters else {}
+    for key in query.hold_constant:
+        wanted: dict[str, int] = {}
+        for k, step in enumerate(query.steps):
+            own = step.filters.given() if step.filters else {}
+            for value in {v for v in (given.get(key), own.get(key)) if v is not None}:
+                wanted.setdefault(value, k)
+        if len(wanted) > 1:
+            (a, first), (b, second) = sorted(wanted.items(), key=lambda kv: kv[1])[:2]
+            raise _refuse(
+                ["hold_constant"],
+                f"hold_constant holds {key}, but step {first} asks for {key} {a} and step "
+                f"{second} for {key} {b}: no chain can keep one value; drop the hold or one "
+                "of the filters",
+            )
+
+
+def _check_attribution(query: FunnelQuery) -> None:
+    attribution, step, last = query.breakdown_attribution, query.breakdown_step, len(query.steps)
+    if attribution != "first_step" and query.breakdown is None:
+        raise _refuse(
+            ["breakdown_attribution"],
+            f"breakdown_attribution `{attribution}` needs a `breakdown` to attribute",
+        )
+    if attribution in ("last_step", "step") and query.order == "unordered":
+        raise _refuse(
+            ["breakdown_attribution"],
+            f"an `unordered` funnel has no {attribution.replace('_', ' ')} to attribute: use "
+            "`first_step` or `all_steps`, or order `ordered` or `strict`",
+        )
+    if attribution != "step":
+        if step is not None:
+            raise _refuse(
+                ["breakdown_step"],
+                "breakdown_step goes with breakdown_attribution `step`: send both, or neither",
+            )
+        return
+    if step is None:
+        raise _refuse(
+            ["breakdown_step"],
+            "breakdown_attribution `step` needs breakdown_step, the 0-based step whose value "
+            "attributes the user",
+        )
+    if step >= last:
+        raise _refuse(
+            ["breakdown_step"],
+            f"breakdown_step is {step}, but the steps are numbered 0 to {last - 1}",
+        )
+    if query.steps[step].optional:
+        raise _refuse(
+            ["breakdown_step"],
+            f"breakdown_step is step {step}, which is optional: attribute by a required step",
         )
 
 
@@ -129,6 +209,12 @@ async def run_time_to_convert(
             ["order"],
             "an `unordered` funnel has no first and last step to time: use `ordered` or `strict`",
         )
+    for field, step in (("from_step", query.from_step), ("to_step", to_step)):
+        if plan.steps[step].optional:
+            raise _refuse(
+                [field],
+                f"{field} is step {step}, which is optional: time between required steps",
+            )
     times = await source.conversion_times(plan, query.from_step, to_step)
     return time_histogram(times, query.bins)
 
@@ -180,12 +266,16 @@ async def run_funnel_users(
         raise _refuse(
             ["breakdown"], "the users of a step are those of the whole funnel: send no breakdown"
         )
-    levels = await source.user_levels(plan)
-    level = query.step + 1
+    reached = await source.user_steps(plan)
+    bit = 1 << query.step
     if query.status == "reached":
-        chosen = [user for user, reached in levels.items() if reached >= level]
+        chosen = [user for user, steps in reached.items() if steps & bit]
     else:
-        chosen = [user for user, reached in levels.items() if reached == level - 1]
+        previous = query.step - 1
+        while plan.steps[previous].optional:
+            previous -= 1  # the first step is never optional
+        before = 1 << previous
+        chosen = [user for user, steps in reached.items() if steps & before and not steps & bit]
     chosen.sort()
     if query.cursor is not None:
         chosen = chosen[bisect.bisect_right(chosen, query.cursor) :]

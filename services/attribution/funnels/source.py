@@ -46,8 +46,9 @@ class FunnelSource(Protocol):
         """Microseconds of each converted user's first conversion (:mod:`.modes`)."""
         ...
 
-    async def user_levels(self, plan: FunnelPlan) -> dict[str, int]:
-        """User id → the deepest level reached (users reaching none are left out)."""
+    async def user_steps(self, plan: FunnelPlan) -> dict[str, int]:
+        """User id → bit ``j`` for each step ``j`` the user counts at (users counting at
+        none are left out)."""
         ...
 
 
@@ -87,7 +88,7 @@ class SqlFunnelSource:
         await self._stream(plan, acc)
         return acc.conversions
 
-    async def user_levels(self, plan: FunnelPlan) -> dict[str, int]:
+    async def user_steps(self, plan: FunnelPlan) -> dict[str, int]:
         acc = ModeAccumulator(mode_spec(plan), levels=True)
         await self._stream(plan, acc)
         return cast(dict[str, int], acc.levels)
@@ -119,6 +120,10 @@ def mode_spec(plan: FunnelPlan, convert: tuple[int, int] | None = None) -> ModeS
         order=plan.order,
         exclusions=tuple((x.from_step, x.to_step) for x in plan.exclusions),
         convert=convert,
+        optional=plan.optional_mask,
+        hold=bool(plan.hold),
+        attribution=plan.attribution,
+        attribution_step=plan.attribution_step,
     )
 
 

@@ -9,6 +9,7 @@ import { PAGES, readView, remember, pageHref } from './nav.js';
 import { previousFilters, changeColumn, drawTiles, total, ratioOf } from './compare.js';
 import { contentName, accountName, adName, link, titlesFrom } from './names.js';
 import './drill.js';
+import { withModes, syncSteps, loadFunnel, renderFunnelModes, initFunnelModes } from './funnel_modes.js';
 
 // ---- what each card loads ----------------------------------------------------------------
 function funnelQuery(f) {
@@ -20,7 +21,7 @@ function funnelQuery(f) {
     window_seconds: f.window,
   };
   if (Object.keys(filters).length) query.filters = filters;
-  return query;
+  return withModes(query);
 }
 
 const reportParams = (f, extra = {}) => ({ from: f.from, to: f.to, model: f.model, ...extra });
@@ -30,7 +31,7 @@ const contentParams = (f, extra = {}) => reportParams(f, {
 const seriesParams = (f, metric) => reportParams(f, { metric, interval: 'day' });
 
 const LOADERS = {
-  funnel: (f) => getJson('v1/funnels', {}, 'funnel', funnelQuery(f)),
+  funnel: (f) => loadFunnel(funnelQuery(f)),
   ads: (f) => getJson('v1/reports/ads', reportParams(f), 'ads report'),
   contents: (f) => getJson('v1/reports/contents', contentParams(f), 'contents report'),
   gmv: (f) => getJson('v1/reports/timeseries', seriesParams(f, 'gmv'), 'GMV time series'),
@@ -86,6 +87,7 @@ function renderFunnel() {
       previous: state.data.funnelPrev && state.data.funnelPrev.steps, match: (s, prev) => prev[s.index],
     }),
   ], steps.map((s, index) => ({ ...s, index })), (s) => s.index);
+  renderFunnelModes(data, tz());
 }
 
 const METRICS = {
@@ -721,6 +723,7 @@ function renderSteps() {
     list.append(item);
   });
   $('#add-step').disabled = state.steps.length >= MAX_STEPS;
+  syncSteps(state.steps);
 }
 
 // ---- CSV -----------------------------------------------------------------------------
@@ -819,6 +822,7 @@ function init() {
     clearTimeout(pending);
     pending = setTimeout(() => { for (const key of ['funnel', 'ads', 'gmv']) render(key); }, 150);
   });
+  initFunnelModes(() => load(['funnel']));
   renderSteps();
   applyView(readView());
   const saved = store.get();

@@ -1,0 +1,298 @@
+"""Optional steps, held dimensions and breakdown attribution through the HTTP API, combined
+with every other mode, on SQLite and PostgreSQL: random queries (hypothesis) against the
+brute-force reference of ``reference_modes`` over a world posted through the public APIs;
+a worked example with orders; the refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.attribution.funnel_data import (
+    BREAKDOWNS,
+    World,
+    build_world,
+    fixed_clock,
+    iso,
+    post_events,
+    post_order,
+    put_catalog,
+    random_query,
+)
+from tests.attribution.reference_modes import (
+    reference_modes,
+    reference_time_to_convert,
+    reference_trends,
+    reference_users,
+)
+from tests.attribution.test_funnel_modes_api import PROBLEM_JSON, post, with_mode
+from tests.conftest import auth
+
+HOLDS = ("content_id", "product_id", "ad_id", "platform", "account_id")
+COMMON = ("impression", "view", "click")
+_WORLDS: dict[str, World] = {}
+
+
+@pytest.fixture(autouse=True)
+def _clock() -> Iterator[None]:
+    with fixed_clock():
+        yield
+
+
+def with_more_modes(rng: random.Random, query: dict[str, Any]) -> dict[str, Any]:
+    """``with_mode`` (order, exclusions), then optional steps, holds and an attribution."""
+    steps = query["steps"]
+    n = len(steps)
+    for step in steps:
+        if rng.random() < 0.5:  # the common types, for chains that get somewhere
+            step["type"] = rng.choice(COMMON)
+    ordered = query["order"] != "unordered"
+    if ordered and n > 2 and rng.random() < 0.6:
+        for k in range(1, n - 1):
+            if rng.random() < 0.6:
+                steps[k]["optional"] = True
+        # Exclusions lie between required steps.
+        required = [k for k in range(n) if not steps[k].get("optional")]
+        for exclusion in query.get("exclusions", []):
+            exclusion["from_step"] = max(k for k in required if k <= exclusion["from_step"])
+            exclusion["to_step"] = min(k for k in required if k > exclusion["from_step"])
+    if rng.random() < 0.4:
+        query["hold_constant"] = rng.sample(HOLDS, rng.choice((1, 1, 2)))
+        for key in query["hold_constant"]:  # a hold and conflicting filters are refused
+            for filters in [query.get("filters") or {}, *(s.get("filters") or {} for s in steps)]:
+                filters.pop(key, None)
+    if rng.random() < 0.5:
+        query["breakdown"] = rng.choice(BREAKDOWNS)
+        choices = ["first_step", "all_steps"] + (["last_step", "step"] if ordered else [])
+        query["breakdown_attribution"] = rng.choice(choices)
+        if query["breakdown_attribution"] == "step":
+            query["breakdown_step"] = rng.choice(
+                [k for k in range(n) if not steps[k].get("optional")]
+            )
+    else:
+        query.pop("breakdown", None)
+    return query
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(seed=st.integers(0, 2**32))
+async def test_every_combination_of_modes_matches_the_brute_force_reference(
+    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str, seed: int
+) -> None:
+    world = _WORLDS.get(tenant)
+    if world is None:  # one world per database, built on the first example
+        world = _WORLDS[tenant] = await build_world(
+            random.Random(13), catalog, attribution, tenant, make_token(tenant, "admin"), events=150
+        )
+    token = make_token(tenant, "reports:read")
+    rng = random.Random(seed)
+    query = with_more_modes(rng, with_mode(rng, random_query(rng, world)))
+    got = await post(attribution, token, "/v1/funnels", query)
+    assert got == reference_modes(world.items, query), query
+    plain = {k: v for k, v in query.items() if not k.startswith("breakdown")}
+    step = rng.randrange(1, len(query["steps"]))
+    status = rng.choice(("reached", "dropped"))
+    users = await post(
+        attribution, token, "/v1/funnels/users", {**plain, "step": step, "status": status}
+    )
+    assert users == {
+        "users": reference_users(world.items, plain, step, status),
+        "next_cursor": None,
+    }, (plain, step, status)
+    if query["order"] != "unordered":
+        timed = {**plain, "from_step": 0}
+        got = await post(attribution, token, "/v1/funnels/time-to-convert", timed)
+        assert got == reference_time_to_convert(world.items, timed), timed
+    trend = {**plain, "interval": rng.choice(("day", "week"))}
+    got = await post(attribution, token, "/v1/funnels/trends", trend)
+    assert got == reference_trends(world.items, trend, "UTC"), trend
+
+
+async def test_viewers_who_clicked_and_bought_the_same_product(
+    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+) -> None:
+    admin = make_token(tenant, "admin")
+    await put_catalog(catalog, attribution, admin)
+    t0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+
+    def event(i: int, user: str, kind: str, seconds: int, product: str) -> dict[str, Any]:
+        when = t0 + dt.timedelta(seconds=seconds)
+        return {
+            "event_id": f"e{i}",
+            "type": kind,
+            "occurred_at": iso(when),
+            "user_id": user,
+            "content_id": "c1",
+            "product_id": product,
+        }
+
+    await post_events(
+        attribution,
+        auth(admin),
+        [
+            event(1, "same", "view", 0, "p1"),
+            event(2, "same", "click", 10, "p1"),
+            event(3, "switched", "view", 0, "p1"),
+            event(4, "switched", "click", 10, "p2"),
+            event(5, "other", "view", 0, "p2"),
+            event(6, "other", "click", 10, "p2"),
+        ],
+    )
+    for order_id, user, products in (
+        ("o1", "same", ["p1", "p2"]),  # one of its lines is p1
+        ("o2", "switched", ["p2"]),
+        ("o3", "other", ["p1"]),
+    ):
+        when = t0 + dt.timedelta(seconds=20)
+        await post_order(attribution, auth(admin), order_id, "paid", when, user, products)
+    query = {
+        "steps": [{"type": "view"}, {"type": "click"}, {"type": "order"}],
+        "from": iso(t0),
+        "to": iso(t0 + dt.timedelta(hours=1)),
+        "hold_constant": ["product_id"],
+    }
+    reader = make_token(tenant, "reports:read")
+    got = await post(attribution, reader, "/v1/funnels", query)
+    assert [s["users"] for s in got["steps"]] == [3, 2, 1]
+    bought = await post(attribution, reader, "/v1/funnels/users", {**query, "step": 2})
+    assert bought["users"] == ["same"]
+    dropped = {**query, "step": 2, "status": "dropped"}
+    assert (await post(attribution, reader, "/v1/funnels/users", dropped))["users"] == ["other"]
+    # Another tenant sees none of it.
+    stranger = make_token(f"{tenant}-other", "reports:read")
+    got = await post(attribution, stranger, "/v1/funnels", query)
+    assert [s["users"] for s in got["steps"]] == [0, 0, 0]
+    # Optional click: a buyer of the same product counts at the order whether or not they
+    # clicked it; the click counts only those whose chain has it.
+    optional = {
+        **query,
+        "steps": [{"type": "view"}, {"type": "click", "optional": True}, {"type": "order"}],
+    }
+    got = await post(attribution, reader, "/v1/funnels", optional)
+    assert [(s["users"], s["dropped_off"]) for s in got["steps"]] == [(3, None), (2, 1), (1, 2)]
+
+
+STEPS = [{"type": "view"}, {"type": "click"}, {"type": "order"}]
+OPTIONAL = [{"type": "view"}, {"type": "click", "optional": True}, {"type": "order"}]
+RANGE = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("path", "extra", "field", "words"),
+    [
+        (
+            "",
+            {"steps": [{"type": "view", "optional": True}, *STEPS[1:]]},
+            "steps.0.optional",
+            ["first"],
+        ),
+        (
+            "",
+            {"steps": [*STEPS[:2], {"type": "order", "optional": True}]},
+            "steps.2.optional",
+            ["last"],
+        ),
+        (
+            "",
+            {"steps": OPTIONAL, "order": "unordered"},
+            "steps.1.optional",
+            ["`ordered` or `strict`"],
+        ),
+        (
+            "",
+            {"steps": OPTIONAL, "exclusions": [{"type": "like", "from_step": 1, "to_step": 2}]},
+            "exclusions.0.from_step",
+            ["optional"],
+        ),
+        ("", {"hold_constant": ["content_kind"]}, "hold_constant.0", ["product_id"]),
+        ("", {"hold_constant": ["ad_id", "ad_id"]}, "hold_constant", ["more than once"]),
+        (
+            "",
+            {
+                "hold_constant": ["content_id"],
+                "steps": [{"type": "view", "filters": {"content_id": "c1"}}, *STEPS[1:]],
+                "filters": {"content_id": "c2"},
+            },
+            "hold_constant",
+            ["c1", "c2"],
+        ),
+        (
+            "",
+            {
+                "hold_constant": ["product_id"],
+                "steps": [STEPS[0], STEPS[1], {"type": "order", "filters": {"product_id": "p2"}}],
+                "filters": {"product_id": "p1"},
+            },
+            "hold_constant",
+            ["p1", "p2"],
+        ),
+        ("", {"breakdown_attribution": "last_step"}, "breakdown_attribution", ["breakdown"]),
+        (
+            "",
+            {"breakdown": "platform", "breakdown_attribution": "sideways"},
+            "breakdown_attribution",
+            ["first_step", "all_steps"],
+        ),
+        (
+            "",
+            {"breakdown": "platform", "breakdown_step": 1},
+            "breakdown_step",
+            ["breakdown_attribution `step`"],
+        ),
+        (
+            "",
+            {"breakdown": "platform", "breakdown_attribution": "step"},
+            "breakdown_step",
+            ["needs breakdown_step"],
+        ),
+        (
+            "",
+            {"breakdown": "platform", "breakdown_attribution": "step", "breakdown_step": 3},
+            "breakdown_step",
+            ["0 to 2"],
+        ),
+        (
+            "",
+            {
+                "steps": OPTIONAL,
+                "breakdown": "platform",
+                "breakdown_attribution": "step",
+                "breakdown_step": 1,
+            },
+            "breakdown_step",
+            ["optional"],
+        ),
+        (
+            "",
+            {"breakdown": "platform", "breakdown_attribution": "last_step", "order": "unordered"},
+            "breakdown_attribution",
+            ["`first_step` or `all_steps`"],
+        ),
+        ("/time-to-convert", {"steps": OPTIONAL, "to_step": 1}, "to_step", ["optional"]),
+    ],
+)
+async def test_nonsense_combinations_are_422_naming_the_field(
+    attribution: httpx.AsyncClient, make_token, tenant: str, path, extra, field, words
+) -> None:
+    response = await attribution.post(
+        f"/v1/funnels{path}",
+        json={"steps": STEPS, **RANGE, **extra},
+        headers=auth(make_token(tenant, "reports:read")),
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    problem = response.json()
+    assert field in [e["field"] for e in problem["errors"]], problem
+    for word in words:
+        assert word in problem["detail"], (word, problem["detail"])
