@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from services.attribution.events import repository, service
 from services.attribution.events.group_commit import GroupCommitIngest
@@ -17,15 +17,14 @@ from services.attribution.events.schemas import (
     batch_request_schema,
 )
 from shared.app import SessionDep
-from shared.auth import Principal, require_scope
+from shared.auth import EventsWriter
 from shared.db import utcnow
 from shared.errors import PROBLEM_JSON, UnprocessableEntity
-from shared.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+from shared.pagination import Page, PageDep, decode_cursor, encode_cursor
 
 log = logging.getLogger("clipfunnel.events")
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
-EventsWriter = Annotated[Principal, Depends(require_scope("events:write"))]
 
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid bearer token (problem+json)"},
@@ -123,7 +122,7 @@ async def post_events(
 async def get_rejected(
     principal: EventsWriter,
     session: SessionDep,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: PageDep,
 ) -> Page[RejectedEventOut]:
     after: str | None = None
     if page.cursor is not None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog.changes.service import lock_feed, record_change
 from services.catalog.models import Base
-from shared.db import utcnow
+from shared.db import assign, utcnow
 from shared.errors import NotFound, UnprocessableEntity
 from shared.pagination import PageParams, decode_cursor, encode_cursor
 from shared.schemas import OutSchema
@@ -163,27 +163,18 @@ async def upsert(
         session.add(obj)
         outcome: Outcome = "created"
     elif obj.deleted_at is not None:
-        for name, value in values.items():
-            setattr(obj, name, value)
+        assign(obj, values)
         obj.deleted_at = None
         obj.created_at = now
         obj.updated_at = now
         outcome = "created"
-    elif all(_same(getattr(obj, name), value) for name, value in values.items()):
-        return obj, "unchanged"
-    else:
-        for name, value in values.items():
-            setattr(obj, name, value)
+    elif assign(obj, values):
         obj.updated_at = now
         outcome = "replaced"
+    else:
+        return obj, "unchanged"
     await feed(session, spec, tenant_id, obj)
     return obj, outcome
-
-
-def _same(stored: Any, given: Any) -> bool:
-    if isinstance(stored, dt.datetime) and isinstance(given, dt.datetime):
-        return stored == given
-    return bool(stored == given)
 
 
 async def soft_delete(
