@@ -7,7 +7,7 @@ import logging
 import socket
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -126,6 +126,16 @@ class ServiceUnavailable(ProblemError):
 
 class RevocationListStale(ServiceUnavailable):
     type_slug, title = "revocation-list-stale", "Revoked tokens cannot be checked"
+
+
+T = TypeVar("T")
+
+
+def found(value: T | None, detail: str) -> T:
+    """``value``, or a 404 saying ``detail`` (what is missing and how to create it) if None."""
+    if value is None:
+        raise NotFound(detail)
+    return value
 
 
 def problem_response(

@@ -74,6 +74,17 @@ class Killer(threading.Thread):
             self.error = exc
 
 
+def started_quietly(launcher: Launcher, database_url: str) -> Server:
+    """A ready attribution service on this database that logs warnings only (the kills make
+    the info lines noise)."""
+    service = launcher.service(
+        "attribution", database_url=database_url, extra_env={"CLIPFUNNEL_LOG_LEVEL": "WARNING"}
+    )
+    service.start()
+    service.wait_ready()
+    return service
+
+
 def post_until_answered(
     client: httpx.Client, headers: dict[str, str], batch: list[dict[str, object]], figures: Figures
 ) -> dict[str, object]:
@@ -124,11 +135,7 @@ def test_sigkill_loses_and_duplicates_nothing(
     db_backend: str, make_database: DatabaseFactory, launcher: Launcher, tmp_path: Path
 ) -> None:
     database_url = make_database(MIGRATIONS)
-    service = launcher.service(
-        "attribution", database_url=database_url, extra_env={"CLIPFUNNEL_LOG_LEVEL": "WARNING"}
-    )
-    service.start()
-    service.wait_ready()
+    service = started_quietly(launcher, database_url)
     headers = bearer(token(TENANT, "events:write"))
     figures = Figures()
     killer = Killer(service, random.Random(SEEDS[db_backend]), KILLS)

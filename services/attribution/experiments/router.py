@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from services.attribution.experiments import service
 from services.attribution.experiments.schemas import (
@@ -14,13 +14,11 @@ from services.attribution.experiments.schemas import (
     ExperimentResults,
 )
 from services.attribution.settings.deps import ReportRules
-from shared.app import ReadSessionDep, SessionDep
+from shared.app import IdPath, ReadSessionDep, SessionDep
 from shared.auth import Admin, ReportsReader
 from shared.csv_export import ExportFormat, export_response
-from shared.schemas import ID_PATTERN
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
-ExperimentId = Annotated[str, Path(pattern=ID_PATTERN)]
 CSV_COLUMNS = (
     "key",
     "units",
@@ -51,7 +49,7 @@ CSV_COLUMNS = (
     responses={201: {"description": "Created", "model": ExperimentOut}},
 )
 async def put_experiment(
-    experiment_id: ExperimentId,
+    experiment_id: IdPath,
     body: ExperimentIn,
     principal: Admin,
     session: SessionDep,
@@ -79,7 +77,7 @@ async def put_experiment(
     responses={404: {"description": "No such experiment"}, 422: {"description": "Bad query"}},
 )
 async def experiment_results(
-    experiment_id: ExperimentId,
+    experiment_id: IdPath,
     rules: ReportRules,
     principal: ReportsReader,
     session: ReadSessionDep,

@@ -19,7 +19,7 @@ from services.attribution.experiments.schemas import (
 )
 from services.attribution.models import Experiment
 from shared.db import assign, utcnow
-from shared.errors import NotFound
+from shared.errors import found
 from shared.schemas import from_row, money_to_str
 
 TINY_SAMPLE = 100
@@ -53,13 +53,11 @@ async def put_experiment(
 
 
 async def get_experiment(session: AsyncSession, tenant_id: str, experiment_id: str) -> Experiment:
-    row = await repository.get(session, tenant_id, experiment_id)
-    if row is None:
-        raise NotFound(
-            f"No experiment {experiment_id!r} for this tenant; create it with "
-            f"PUT /v1/experiments/{experiment_id}."
-        )
-    return row
+    return found(
+        await repository.get(session, tenant_id, experiment_id),
+        f"No experiment {experiment_id!r} for this tenant; create it with "
+        f"PUT /v1/experiments/{experiment_id}.",
+    )
 
 
 def _round(value: float | None) -> float | None:

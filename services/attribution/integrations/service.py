@@ -24,7 +24,7 @@ from services.attribution.orders.service import ingest_order, order_context, pos
 from services.attribution.settings.service import load_rules
 from shared.crypto import decrypt_secret, encrypt_secret
 from shared.db import assign, utcnow
-from shared.errors import Conflict, NotFound, ProblemError, Unauthorized, UnprocessableEntity
+from shared.errors import Conflict, NotFound, ProblemError, Unauthorized, UnprocessableEntity, found
 from shared.pagination import Page, PageParams, decode_cursor, encode_cursor
 from shared.schemas import from_row
 
@@ -84,13 +84,11 @@ async def put_integration(
 async def get_integration(
     session: AsyncSession, tenant_id: str, integration_id: str
 ) -> Integration:
-    row = await repository.get(session, tenant_id, integration_id)
-    if row is None:
-        raise NotFound(
-            f"No integration {integration_id!r} in this tenant; create it with "
-            f"PUT /v1/integrations/{integration_id}."
-        )
-    return row
+    return found(
+        await repository.get(session, tenant_id, integration_id),
+        f"No integration {integration_id!r} in this tenant; create it with "
+        f"PUT /v1/integrations/{integration_id}.",
+    )
 
 
 async def list_integrations(session: AsyncSession, tenant_id: str) -> list[IntegrationOut]:
@@ -189,11 +187,10 @@ async def receive(
     session: AsyncSession, integration_id: str, headers: dict[str, str], raw: bytes, secret: str
 ) -> Received:
     """Verify the raw body, keep the delivery, and apply it; refusals store nothing."""
-    row = await repository.by_id(session, integration_id)
-    if row is None:
-        raise NotFound(
-            f"No integration {integration_id!r}; check the webhook URL configured in the shop."
-        )
+    row = found(
+        await repository.by_id(session, integration_id),
+        f"No integration {integration_id!r}; check the webhook URL configured in the shop.",
+    )
     label = row.integration_id
     if row.platform == "woocommerce" and signature.is_woocommerce_ping(
         raw, headers.get("x-wc-webhook-signature")

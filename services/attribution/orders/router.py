@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from services.attribution.orders import service
 from services.attribution.orders.lifecycle import check_not_ahead
@@ -17,16 +17,15 @@ from services.attribution.orders.schemas import (
 )
 from services.attribution.orders.signature import HEADER, verify
 from services.attribution.settings.service import Rules, load_rules
-from shared.app import SessionDep
+from shared.app import IdPath, SessionDep
 from shared.auth import OrdersWriter, ReportsReader
 from shared.bodies import parse_model
 from shared.db import utcnow
 from shared.errors import ProblemError
-from shared.schemas import ID_PATTERN, jsonable
+from shared.schemas import jsonable
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
-OrderId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 ORDER_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON (problem+json)"},
@@ -120,7 +119,7 @@ async def post_order(principal: OrdersWriter, session: SessionDep, request: Requ
     openapi_extra=_body_schema(RefundIn),
 )
 async def post_refund(
-    order_id: OrderId, principal: OrdersWriter, session: SessionDep, request: Request
+    order_id: IdPath, principal: OrdersWriter, session: SessionDep, request: Request
 ) -> Response:
     settings = request.app.state.settings
     rules = await load_rules(session, principal.tenant_id, settings.secret)
@@ -140,7 +139,7 @@ async def post_refund(
     summary="An order with its lines, refunds and current revenue",
     responses={404: {"description": "No such order in this tenant"}},
 )
-async def get_order(order_id: OrderId, principal: ReportsReader, session: SessionDep) -> OrderOut:
+async def get_order(order_id: IdPath, principal: ReportsReader, session: SessionDep) -> OrderOut:
     return await service.get_order(session, principal.tenant_id, order_id)
 
 
@@ -151,7 +150,7 @@ async def get_order(order_id: OrderId, principal: ReportsReader, session: Sessio
     responses={404: {"description": "No such order"}, 422: {"description": "Unknown model"}},
 )
 async def get_order_attribution(
-    order_id: OrderId,
+    order_id: IdPath,
     principal: ReportsReader,
     session: SessionDep,
     request: Request,

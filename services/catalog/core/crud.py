@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.catalog.changes.service import lock_feed, record_change
 from services.catalog.models import Base
 from shared.db import assign, utcnow
-from shared.errors import NotFound, UnprocessableEntity
+from shared.errors import UnprocessableEntity, found
 from shared.pagination import PageParams, decode_cursor, encode_cursor
 from shared.schemas import OutSchema
 
@@ -137,13 +137,14 @@ async def load(
     return obj
 
 
+def _missing(spec: EntitySpec, key: Mapping[str, Any]) -> str:
+    return f"No {spec.label} {spec.entity_id(key)!r} in this tenant."
+
+
 async def get_or_404(
     session: AsyncSession, spec: EntitySpec, tenant_id: str, key: Mapping[str, Any]
 ) -> Any:
-    obj = await load(session, spec, tenant_id, key)
-    if obj is None:
-        raise NotFound(f"No {spec.label} {spec.entity_id(key)!r} in this tenant.")
-    return obj
+    return found(await load(session, spec, tenant_id, key), _missing(spec, key))
 
 
 async def upsert(
@@ -182,9 +183,7 @@ async def soft_delete(
 ) -> None:
     # The feed lock before the row lock, in the same order as upsert, so the two cannot deadlock.
     await lock_feed(session)
-    obj = await load(session, spec, tenant_id, key, for_update=True)
-    if obj is None:
-        raise NotFound(f"No {spec.label} {spec.entity_id(key)!r} in this tenant.")
+    obj = found(await load(session, spec, tenant_id, key, for_update=True), _missing(spec, key))
     now = utcnow()
     obj.deleted_at = now
     obj.updated_at = now

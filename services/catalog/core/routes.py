@@ -21,8 +21,6 @@ from shared.auth import CatalogReader, CatalogWriter
 from shared.pagination import Page, PageDep
 from shared.schemas import ID_PATTERN, OutSchema, Schema
 
-IdPath = Annotated[str, Path(pattern=ID_PATTERN, description="Client-chosen id")]
-
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid bearer token (problem+json)"},
     403: {"description": "Token lacks the scope (problem+json)"},

@@ -1,11 +1,11 @@
 from fastapi import APIRouter, Request, Response, status
 
 from services.catalog.core.crud import EntitySpec, get_or_404, list_page, references, soft_delete
-from services.catalog.core.routes import ERRORS, IdPath
+from services.catalog.core.routes import ERRORS
 from services.catalog.models import Ad, Content, Product, TrackingLink
 from services.catalog.tracking_links.schemas import TrackingLinkIn, TrackingLinkOut
 from services.catalog.tracking_links.service import create_link
-from shared.app import SessionDep
+from shared.app import IdPath, SessionDep
 from shared.auth import CatalogReader, CatalogWriter
 from shared.pagination import Page, PageDep
 
