@@ -276,27 +276,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> Response:
         log.warning("database unavailable: %s", type(exc).__name__)
-        return problem_response(
-            503,
-            "Database unavailable",
-            "The database did not answer; retry shortly.",
-            type_slug="database-unavailable",
-            headers={"Retry-After": "5"},
-            instance=request.url.path,
-        )
+        return database_unavailable(request, "The database did not answer; retry shortly.")
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> Response:
         if database_unreachable(exc):
             log.warning("database unavailable: %s", type(exc).__name__)
-            return problem_response(
-                503,
-                "Database unavailable",
-                "The database connection was lost; retry shortly.",
-                type_slug="database-unavailable",
-                headers={"Retry-After": "5"},
-                instance=request.url.path,
-            )
+            return database_unavailable(request, "The database connection was lost; retry shortly.")
         log.exception("database error")
         return problem_response(
             500,
@@ -310,14 +296,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if not database_unreachable(exc):
             return await _unexpected(request, exc)
         log.warning("database unreachable: %s: %s", type(exc).__name__, exc)
-        return problem_response(
-            503,
-            "Database unavailable",
-            "The database cannot be reached; retry shortly.",
-            type_slug="database-unavailable",
-            headers={"Retry-After": "5"},
-            instance=request.url.path,
-        )
+        return database_unavailable(request, "The database cannot be reached; retry shortly.")
 
     driver_errors: tuple[type[Exception], ...] = (OSError, *_DRIVER_UNAVAILABLE)
     for driver_error in driver_errors:
@@ -332,6 +311,18 @@ def install_error_handlers(app: FastAPI) -> None:
     # instead, inside every other middleware; this handler stays for errors raised by those.
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(UnhandledErrorMiddleware)
+
+
+def database_unavailable(request: Request, detail: str) -> Response:
+    """A 503 that asks the client to retry in a few seconds."""
+    return problem_response(
+        503,
+        "Database unavailable",
+        detail,
+        type_slug="database-unavailable",
+        headers={"Retry-After": "5"},
+        instance=request.url.path,
+    )
 
 
 def internal_error(path: str) -> Response:

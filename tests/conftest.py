@@ -185,6 +185,12 @@ def make_token() -> TokenFactory:
     return factory
 
 
+@pytest.fixture
+def admin_token(make_token: TokenFactory, tenant: str) -> str:
+    """An admin token of the test's tenant."""
+    return make_token(tenant, "admin")
+
+
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
