@@ -62,6 +62,14 @@ class AdColumns:
     name: Mapped[str | None] = mapped_column(String(256))
 
 
+class LinkTargetColumns:
+    """What a tracking link leads to (its code and destination are each service's own)."""
+
+    content_id: Mapped[str] = mapped_column(String(128))
+    product_id: Mapped[str | None] = mapped_column(String(128))
+    ad_id: Mapped[str | None] = mapped_column(String(128))
+
+
 class AdSpendColumns:
     """One ad's spend on one day (the day in the tenant's timezone)."""
 

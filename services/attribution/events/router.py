@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import APIRouter, Request
 
@@ -26,11 +25,6 @@ log = logging.getLogger("clipfunnel.events")
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
-_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token (problem+json)"},
-    403: {"description": "The token lacks the `events:write` scope (problem+json)"},
-}
-
 
 @router.post(
     "",
@@ -52,7 +46,6 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     responses={
         400: {"description": "The body is not valid JSON (problem+json)"},
-        **_AUTH_ERRORS,
         413: {"description": "More than 1,000 events or more than 1 MiB (problem+json)"},
         422: {
             "model": IngestProblem,
@@ -117,7 +110,7 @@ async def post_events(
     description="Each item is the event exactly as received, with its position in its batch "
     "and the reasons it was refused. Pages run oldest first, so following `next_cursor` never "
     "skips events that arrive meanwhile: they appear on later pages.",
-    responses={**_AUTH_ERRORS, 422: {"description": "Invalid `limit` or `cursor`"}},
+    responses={422: {"description": "Invalid `limit` or `cursor`"}},
 )
 async def get_rejected(
     principal: EventsWriter,

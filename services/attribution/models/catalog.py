@@ -14,15 +14,21 @@ from shared.catalog_columns import (
     AdSpendColumns,
     ContentColumns,
     ContentProductColumns,
+    LinkTargetColumns,
     ProductColumns,
 )
 from shared.db import UTCDateTime
 
 
-class CatalogObject:
-    """Keyed as in the catalog: the tenant, then the id its client chose."""
+class CatalogRow:
+    """A tenant's row: the tenant leads its key, as in the catalog."""
 
     tenant_id: Mapped[str] = tenant_key()
+
+
+class CatalogObject(CatalogRow):
+    """Keyed as in the catalog: the tenant, then the id its client chose."""
+
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
@@ -38,13 +44,6 @@ class CatalogProduct(CatalogObject, ProductColumns, Base):
     __tablename__ = "catalog_products"
 
 
-class CatalogContentProduct(ContentProductColumns, Base):
-    __tablename__ = "catalog_content_products"
-    __table_args__ = (Index(None, "tenant_id", "product_id"),)
-
-    tenant_id: Mapped[str] = tenant_key()
-
-
 class CatalogCampaign(CatalogObject, Base):
     __tablename__ = "catalog_campaigns"
 
@@ -55,24 +54,23 @@ class CatalogAd(CatalogObject, AdColumns, Base):
     __tablename__ = "catalog_ads"
 
 
-class CatalogAdSpend(AdSpendColumns, Base):
+class CatalogContentProduct(CatalogRow, ContentProductColumns, Base):
+    __tablename__ = "catalog_content_products"
+    __table_args__ = (Index(None, "tenant_id", "product_id"),)
+
+
+class CatalogAdSpend(CatalogRow, AdSpendColumns, Base):
     __tablename__ = "catalog_ad_spend"
     # Reports pick spend by day range across all of a tenant's ads.
     __table_args__ = (Index(None, "tenant_id", "day"),)
 
-    tenant_id: Mapped[str] = tenant_key()
 
-
-class CatalogTrackingLink(Base):
+class CatalogTrackingLink(CatalogRow, LinkTargetColumns, Base):
     __tablename__ = "catalog_tracking_links"
     # /r/{code} carries no tenant, so the code is looked up on its own.
     __table_args__ = (Index("uq_catalog_tracking_links_code", "code", unique=True),)
 
-    tenant_id: Mapped[str] = tenant_key()
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
-    content_id: Mapped[str] = mapped_column(String(128))
-    product_id: Mapped[str | None] = mapped_column(String(128))
-    ad_id: Mapped[str | None] = mapped_column(String(128))
     destination_url: Mapped[str] = mapped_column(Text)
 
 
