@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.attribution.models import TenantSettings
 from services.attribution.settings import repository
 from services.attribution.settings.fraud import DEFAULT_FRAUD_RULES, FraudRules
+from services.attribution.settings.repository import PLAIN_FIELDS
 from services.attribution.settings.schemas import FraudSettings, SettingsOut, SettingsUpdate
 from shared.crypto import decrypt_secret, encrypt_secret
 from shared.db import assign, utcnow
@@ -30,10 +31,6 @@ class Rules:
     webhook_secret: str | None
     fraud: FraudRules = DEFAULT_FRAUD_RULES
 
-
-# The settings kept as given: the currency, the fraud rules and the webhook secret have rules
-# of their own.
-PLAIN_FIELDS = ("timezone", "click_window_seconds", "view_window_seconds", "match", "default_model")
 
 DEFAULTS = Rules(
     currency=None,

@@ -131,7 +131,7 @@ def entity_router(
     *,
     plural: str,
     body_schema: type[Schema],
-    tag: str,
+    tag: str | None = None,
     values_from: ValuesFrom = default_values,
     parent: Parent | None = None,
     wording: Wording | None = None,
@@ -139,10 +139,12 @@ def entity_router(
     """PUT (create or replace), LIST, GET and DELETE of one collection.
 
     With ``parent``, the collection lives under one parent object and ``spec.key_fields`` is
-    (the parent's id field, the child's own key field).
+    (the parent's id field, the child's own key field). The OpenAPI tag is ``tag``, by default
+    the (parent's) plural: a child collection is documented with its parent.
     """
     paths = _top_level_paths(spec, plural) if parent is None else _child_paths(spec, plural, parent)
     words = wording or top_level_wording(spec, plural)
+    tag = tag or (parent.plural if parent is not None else plural)
     router = APIRouter(prefix=paths.prefix, tags=[tag], responses=ERRORS)
     out = spec.out_schema
     model: Any = spec.model
