@@ -228,8 +228,7 @@ async def test_an_unknown_integration_is_a_problem(shops: Shops) -> None:
 
 async def test_the_previous_secret_still_verifies_after_a_rotation(shops: Shops) -> None:
     assert (await shops.connect("shop1", "shopify", "the-new-secret")).status_code == 200
-    name = "shopify_orders_paid.json"
-    assert outcome(await shops.recorded_shopify(name, "w-1")) == "applied"
+    assert outcome(await shops.recorded_shopify("shopify_orders_paid.json", "w-1")) == "applied"
     body = _paid_twin_of_cancelled()
     signed_new = await shops.shopify(body, "orders/paid", "w-2", sign(body, "the-new-secret"))
     assert outcome(signed_new) == "applied"
@@ -293,8 +292,7 @@ async def test_a_refund_before_its_order_applies_when_the_order_arrives(shops: S
     by_key = {d["delivery_key"]: d["outcome"] for d in await shops.deliveries("shop1")}
     assert by_key == {"shopify:w-r": "applied", "shopify:w-p": "applied"}
     # The cancellation that follows and a stale paid retried hours later change nothing.
-    cancelled = "shopify_orders_cancelled.json"
-    late = await shops.recorded_shopify(cancelled, "w-c")
+    late = await shops.recorded_shopify("shopify_orders_cancelled.json", "w-c")
     assert outcome(late) == "ignored"
     stale = await shops.shopify(_paid_twin_of_cancelled(), "orders/paid", "w-p2")
     assert outcome(stale) == "replayed"
@@ -332,20 +330,18 @@ async def test_woocommerce_created_then_updated_counts_once(shops: Shops) -> Non
     # The same order again (same date_modified_gmt, same topic) is a duplicate, whatever the
     # delivery id; the completed update replays the payment.
     assert outcome(await shops.recorded_woo(created)) == "duplicate"
-    updated = "woocommerce_order_updated.json"
-    assert outcome(await shops.recorded_woo(updated)) == "replayed"
+    assert outcome(await shops.recorded_woo("woocommerce_order_updated.json")) == "replayed"
     assert Decimal((await shops.order("woo1:727"))["revenue"]) == Decimal("18.00")
 
 
 async def test_woocommerce_php_encoded_body_verifies(shops: Shops) -> None:
-    name = "woocommerce_order_created.raw_body.txt"
-    assert outcome(await shops.recorded_woo(name)) == "applied"
+    assert outcome(await shops.recorded_woo("woocommerce_order_created.raw_body.txt")) == "applied"
     assert Decimal((await shops.order("woo1:727"))["revenue"]) == Decimal("18.00")
 
 
 async def test_woocommerce_refunds_reduce_the_order(shops: Shops) -> None:
-    name = "woocommerce_order_updated_with_refunds.json"
-    assert outcome(await shops.recorded_woo(name)) == "applied"
+    with_refunds = await shops.recorded_woo("woocommerce_order_updated_with_refunds.json")
+    assert outcome(with_refunds) == "applied"
     order = await shops.order("woo1:723")
     assert Decimal(order["gross_revenue"]) == Decimal("29.00")
     assert Decimal(order["refunded"]) == Decimal("19.00")
@@ -354,8 +350,7 @@ async def test_woocommerce_refunds_reduce_the_order(shops: Shops) -> None:
 
 
 async def test_unmatched_products_are_listed(shops: Shops) -> None:
-    name = "woocommerce_order_created.json"
-    assert outcome(await shops.recorded_woo(name)) == "applied"
+    assert outcome(await shops.recorded_woo("woocommerce_order_created.json")) == "applied"
     response = await shops.client.get(
         "/v1/integrations/woo1/unmatched-products", headers=shops.headers
     )
@@ -409,8 +404,7 @@ async def test_lines_find_catalog_products_by_variant_then_product_then_sku(
     assert Decimal(order["refunded"]) == Decimal("1776.38")
 
     # WooCommerce: product 22 (variation 23) is known only by its SKU; product 93 not at all.
-    created = "woocommerce_order_created.json"
-    assert outcome(await shops.recorded_woo(created)) == "applied"
+    assert outcome(await shops.recorded_woo("woocommerce_order_created.json")) == "applied"
     woo = await shops.order("woo1:727")
     assert sorted((line["product_id"], line["quantity"]) for line in woo["lines"]) == [
         ("93", 2),
@@ -523,9 +517,8 @@ async def test_outcomes_are_counted_per_integration(shops: Shops) -> None:
 
 
 async def test_deliveries_are_keyset_pages_newest_first(shops: Shops) -> None:
-    name = "shopify_orders_paid.json"
     for webhook_id in ("w-1", "w-2", "w-3"):
-        await shops.recorded_shopify(name, webhook_id)
+        await shops.recorded_shopify("shopify_orders_paid.json", webhook_id)
     everything = await shops.deliveries("shop1")
     assert len(everything) == 3
     url = "/v1/integrations/shop1/deliveries"

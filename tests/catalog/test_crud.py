@@ -7,18 +7,12 @@ import pytest
 from tests.catalog.factories import (
     Json,
     Shop,
-    account_body,
-    ad_body,
     assert_object,
     assert_problem,
-    campaign_body,
     link_body,
-    live_body,
     new_id,
-    product_body,
     spend_body,
     tracking_link_body,
-    video_body,
 )
 
 
@@ -42,22 +36,6 @@ async def round_trip(shop: Shop, item_path: str, list_path: str, body: Json, key
     assert [i for i in await shop.list_all(list_path) if _is(i, key)] == []
 
 
-async def new_body(shop: Shop, kind: str) -> Json:
-    """A valid body for a new object of ``kind``, the objects it refers to created first."""
-    if kind == "account":
-        return account_body()
-    if kind == "product":
-        return product_body()
-    if kind == "campaign":
-        return campaign_body()
-    if kind in ("video", "live"):
-        account = await shop.account()
-        return video_body(account["id"]) if kind == "video" else live_body(account["id"])
-    assert kind == "ad"
-    campaign, video, product = await shop.campaign(), await shop.video(), await shop.product()
-    return ad_body(campaign["id"], video["id"], product_id=product["id"], format="pre_roll")
-
-
 @pytest.mark.parametrize(
     ("kind", "plural"),
     [
@@ -71,7 +49,7 @@ async def new_body(shop: Shop, kind: str) -> Json:
 )
 async def test_top_level_round_trip(shop: Shop, kind: str, plural: str) -> None:
     object_id = new_id(kind)
-    body = await new_body(shop, kind)
+    body = await shop.new_body(kind)
     await round_trip(shop, f"/v1/{plural}/{object_id}", f"/v1/{plural}", body, {"id": object_id})
 
 
