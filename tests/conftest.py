@@ -17,7 +17,6 @@ import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,10 +201,6 @@ def new_tenant() -> str:
 @pytest.fixture
 def tenant() -> str:
     return new_tenant()
-
-
-async def running(app: FastAPI) -> AbstractAsyncContextManager[Any]:
-    return app.router.lifespan_context(app)
 
 
 def client_for(app: FastAPI, base_url: str) -> httpx.AsyncClient:
