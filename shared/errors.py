@@ -169,6 +169,20 @@ def problem_response(
     )
 
 
+def problem_for(exc: ProblemError, instance: str | None = None) -> Response:
+    """The problem+json answer of a ``ProblemError`` (raised, or built to answer directly)."""
+    return problem_response(
+        exc.status,
+        exc.title,
+        exc.detail,
+        type_slug=exc.type_slug,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+        instance=instance,
+    )
+
+
 def _slug_for(status: int) -> str:
     try:
         return HTTPStatus(status).phrase.lower().replace(" ", "-")
@@ -225,16 +239,7 @@ def validation_route(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
-        return problem_response(
-            exc.status,
-            exc.title,
-            exc.detail,
-            type_slug=exc.type_slug,
-            errors=exc.errors,
-            headers=exc.headers,
-            extra=exc.extra,
-            instance=request.url.path,
-        )
+        return problem_for(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
