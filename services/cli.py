@@ -191,6 +191,7 @@ def _load_demo(catalog_url: str, attribution_url: str, tenant: str, events: int,
             token=admin,
             events=events,
             seed=seed,
+            operations=True,
         )
     )
     typer.echo(str(report), err=True)

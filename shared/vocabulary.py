@@ -45,6 +45,11 @@ EventType = Literal[
     "dm",
     "dm_reply",
 ]
+#: Engagement activities a campaign with ``objective: engagement`` can run: a Q&A session, a
+#: lucky draw, a topic discussion or a challenge.
+Activity = Literal["qa", "lucky_draw", "topic", "challenge"]
+#: The campaign objective that runs an activity.
+ENGAGEMENT_OBJECTIVE = "engagement"
 #: Conversations between viewers and the creator account: ``reply`` (the account answers a
 #: comment), ``dm`` (a viewer's private message to an account), ``dm_reply`` (the answer).
 InteractionType = Literal["reply", "dm", "dm_reply"]
@@ -60,6 +65,7 @@ VIEW_TYPES: frozenset[str] = frozenset(get_args(ViewType))
 TOUCH_TYPES: frozenset[str] = CLICK_TYPES | VIEW_TYPES
 #: Events whose numeric ``properties.watch_seconds`` the reports sum.
 WATCH_TYPES: frozenset[str] = frozenset({"view", "view_complete"})
+ACTIVITIES: tuple[Activity, ...] = get_args(Activity)
 INTERACTION_TYPES: frozenset[str] = frozenset(get_args(InteractionType))
 #: Interaction events that answer another event, named by their ``reply_to``.
 REPLY_TYPES: frozenset[str] = frozenset({"reply", "dm_reply"})

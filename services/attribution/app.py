@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 
 from services.attribution.analytics.wiring import (
     analytic_funnel_source,
+    analytic_path_source,
     replicate_forever,
     start_replication,
     stop_replication,
@@ -19,6 +20,7 @@ from services.attribution.catalog_sync.router import router as sync_router
 from services.attribution.catalog_sync.service import CatalogSync
 from services.attribution.config import AttributionSettings
 from services.attribution.dashboard.router import router as dashboard_router
+from services.attribution.datadriven.router import path_source
 from services.attribution.datadriven.router import router as datadriven_router
 from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.events.router import router as events_router
@@ -129,4 +131,5 @@ def create_app(
         configure_logs=configure_logs,
     )
     app.dependency_overrides[funnel_source] = analytic_funnel_source
+    app.dependency_overrides[path_source] = analytic_path_source
     return app

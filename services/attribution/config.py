@@ -37,8 +37,8 @@ class AttributionSettings(ServiceSettings):
     signature_tolerance_seconds: int = 300
     analytics: Literal["clickhouse", "sql"] = Field(
         default="clickhouse",
-        description="Where funnels are answered: the ClickHouse analytic store, or the "
-        "attribution database itself",
+        description="Where funnels and data-driven paths are read: the ClickHouse analytic "
+        "store, or the attribution database itself",
     )
     analytics_path: Path | None = Field(
         default=None, description="Embedded analytic store's data (default: <var_dir>/analytics)"

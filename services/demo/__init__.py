@@ -17,7 +17,8 @@ import datetime as dt
 import httpx
 
 from services.demo.month import DEMO, LOAD, Month, Scenario, generate
-from services.demo.post import DemoError, LoadReport, load
+from services.demo.operations import post_operations
+from services.demo.post import Api, DemoError, LoadReport, load
 from services.demo.timeline import demo_anchor
 
 __all__ = [
@@ -46,11 +47,14 @@ async def load_demo(
     catalog_transport: httpx.AsyncBaseTransport | None = None,
     attribution_transport: httpx.AsyncBaseTransport | None = None,
     concurrency: int = 4,
+    operations: bool = False,
 ) -> LoadReport:
     """Generate the demo month for ``seed`` and post it; the token needs the tenant's admin
     scope. Raises DemoError naming a failed request; ``str()`` of the report summarises it.
 
     The transports let tests route to in-process ASGI apps; ``now`` pins the demo's month.
+    ``operations`` adds the content operations (``services.demo.operations``): an experiment,
+    replies and DMs, an engagement activity.
     """
     data = generate(seed, events, demo_anchor(now))
     headers = {"Authorization": f"Bearer {token}"}
@@ -65,4 +69,7 @@ async def load_demo(
             timeout=TIMEOUT,
         ) as attribution,
     ):
-        return await load(data, catalog, attribution, concurrency=concurrency)
+        report = await load(data, catalog, attribution, concurrency=concurrency)
+        if operations:
+            await post_operations(Api(catalog, "catalog"), Api(attribution, "attribution"), data)
+        return report

@@ -394,10 +394,21 @@ cases(
             json=lambda w: experiment_body(w.ids),
             check=status(201),
         ),
+        ("GET", "/v1/experiments"): Case(
+            check=none_listed("experiments", "B's list shows A's experiments")
+        ),
         ("GET", "/v1/experiments/{experiment_id}/results"): Case(check=NOT_FOUND),
         ("GET", "/v1/reports/interactions"): Case(
             params=lambda ids: {**RANGE, "account_id": ids["account"]},
             check=no_interactions,
+        ),
+        ("GET", "/v1/reports/scorecard"): Case(
+            params=lambda ids: {**RANGE, "level": "campaign"},
+            check=none_listed("items", "B's scorecard shows A's campaigns"),
+        ),
+        ("GET", "/v1/reports/activities"): Case(
+            params=lambda ids: RANGE,
+            check=none_listed("activities", "B's report shows A's activities"),
         ),
     },
 )

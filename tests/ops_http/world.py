@@ -108,7 +108,13 @@ async def build_world(
         (f"/v1/contents/{ids['content']}/products/{ids['product']}", {"placement": "pinned"}),
         (
             f"/v1/campaigns/{ids['campaign']}",
-            {"name": "Spring", "budget": "1000", "currency": "CNY"},
+            {"name": "Spring", "budget": "1000", "currency": "CNY"}
+            | {
+                "objective": "engagement",
+                "activity": "qa",
+                "starts_at": iso(0),
+                "ends_at": iso(60),
+            },
         ),
         (
             f"/v1/ads/{ids['ad']}",
@@ -256,6 +262,8 @@ async def snapshot(
         "deliveries": (attribution, f"/v1/integrations/{ids['integration']}/deliveries", {}),
         "experiment": (attribution, f"/v1/experiments/{ids['experiment']}/results", {}),
         "interactions": (attribution, "/v1/reports/interactions", RANGE),
+        "scorecard": (attribution, "/v1/reports/scorecard", RANGE),
+        "activities": (attribution, "/v1/reports/activities", RANGE),
     }
     state: dict[str, Any] = {}
 

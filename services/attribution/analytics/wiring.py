@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.attribution.analytics import store
 from services.attribution.analytics.funnels import ClickHouseFunnelSource
+from services.attribution.analytics.paths import ClickHousePathSource
 from services.attribution.analytics.replication import EventReplicator
 from services.attribution.config import AttributionSettings
+from services.attribution.datadriven.source import PathSource, SqlPathSource
 from services.attribution.funnels.source import FunnelSource, SqlFunnelSource
 from shared.app import ReadSessionDep
 
@@ -65,3 +67,11 @@ def analytic_funnel_source(request: Request, session: ReadSessionDep) -> FunnelS
     if replicator is None:
         return SqlFunnelSource(session)
     return ClickHouseFunnelSource(session, replicator)
+
+
+def analytic_path_source(request: Request, session: ReadSessionDep) -> PathSource:
+    """Data-driven paths from the analytic store when the service runs one."""
+    replicator: EventReplicator | None = getattr(request.app.state, "analytics", None)
+    if replicator is None:
+        return SqlPathSource(session)
+    return ClickHousePathSource(session, replicator)

@@ -17,10 +17,10 @@ orders solve one reduced system per channel.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import groupby, pairwise
 
 import numpy as np
 
@@ -45,35 +45,69 @@ class MarkovResult:
 
 def states_of(path: tuple[Channel, ...], order: int) -> list[State]:
     """The path's states: windows of ``order`` channels, consecutive repeats collapsed."""
+    if order == 1:
+        return [(channel,) for channel, _ in groupby(path)]
     if len(path) <= order:
         windows = [path]
     else:
         windows = [path[i : i + order] for i in range(len(path) - order + 1)]
-    states: list[State] = []
-    for window in windows:
-        if not states or states[-1] != window:
-            states.append(window)
-    return states
+    return [window for window, _ in groupby(windows)]
+
+
+_BEGIN, _CONVERTED, _LOST = object(), object(), object()  # never equal to a channel
+
+
+def _transitions(
+    paths: Mapping[tuple[Channel, ...], PathCounts], order: int
+) -> tuple[dict[State, dict[State | str, int]], int]:
+    """Transition counts between states (and the number of conversions).
+
+    Counts are integers, so the order paths are visited in cannot change them. A path seen
+    once (most are) is counted by ``Counter.update`` in C, and at order 1 on the channel
+    strings themselves; the states are named only once per distinct transition.
+    """
+    moves: Counter[tuple[object, object]] = Counter()
+    conversions = 0
+    for path, counts in paths.items():
+        total = counts.conversions + counts.non_conversions
+        if total == 0 or not path:
+            continue
+        conversions += counts.conversions
+        chain: list[object] = [_BEGIN]
+        if order == 1:
+            chain.extend([channel for channel, _ in groupby(path)])
+        else:
+            chain.extend(states_of(path, order))
+        if total == 1:
+            moves.update(pairwise(chain))
+        else:
+            for move in pairwise(chain):
+                moves[move] += total
+        if counts.conversions:
+            moves[chain[-1], _CONVERTED] += counts.conversions
+        if counts.non_conversions:
+            moves[chain[-1], _LOST] += counts.non_conversions
+
+    def named(key: object) -> State | str:
+        if key is _BEGIN:
+            return START
+        if key is _CONVERTED:
+            return "(conversion)"
+        if key is _LOST:
+            return "(null)"
+        return (key,) if order == 1 else key  # type: ignore[return-value]  # a state key
+
+    edges: dict[State, dict[State | str, int]] = defaultdict(dict)
+    for (here, there), weight in moves.items():
+        edges[named(here)][named(there)] = weight  # type: ignore[index]  # sources are states
+    return edges, conversions
 
 
 def markov(paths: Mapping[tuple[Channel, ...], PathCounts], order: int = 1) -> MarkovResult:
     if order not in (1, 2, 3):
         raise ValueError("order must be 1, 2 or 3")
-    edges: dict[State, dict[State | str, int]] = defaultdict(lambda: defaultdict(int))
-    conversions = 0
-    for path, counts in sorted(paths.items()):
-        total = counts.conversions + counts.non_conversions
-        if total == 0 or not path:
-            continue
-        conversions += counts.conversions
-        chain = [START, *states_of(path, order)]
-        for here, there in pairwise(chain):
-            edges[here][there] += total
-        if counts.conversions:
-            edges[chain[-1]]["(conversion)"] += counts.conversions
-        if counts.non_conversions:
-            edges[chain[-1]]["(null)"] += counts.non_conversions
-    channels = sorted({c for path in paths for c in path})
+    edges, conversions = _transitions(paths, order)
+    channels = sorted(set[Channel]().union(*paths))
     if conversions == 0:
         zero = dict.fromkeys(channels, 0.0)
         return MarkovResult(0.0, zero, dict(zero))

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 
 Channel = str
 
@@ -32,6 +33,10 @@ class PaidOrder:
     buyer_id: str
     paid_at: dt.datetime
     revenue: Decimal
+
+
+_IN_TIME_ORDER = attrgetter("occurred_at", "event_id")
+_OCCURRED_AT = attrgetter("occurred_at")
 
 
 @dataclass(slots=True)
@@ -66,13 +71,16 @@ class Paths:
     def non_converting(self) -> int:
         return sum(c.non_conversions for c in self.counts.values())
 
-    def add(self, channels: tuple[Channel, ...], *, converted: bool, revenue: Decimal) -> None:
+    def add(
+        self, channels: tuple[Channel, ...], *, converted: bool, revenue: Decimal, times: int = 1
+    ) -> None:
+        """Count ``channels`` as a path taken ``times`` more times (with ``revenue`` in all)."""
         counts = self.counts.setdefault(channels, PathCounts())
         if converted:
-            counts.conversions += 1
+            counts.conversions += times
             counts.revenue += revenue
         else:
-            counts.non_conversions += 1
+            counts.non_conversions += times
 
 
 def build_paths(
@@ -91,19 +99,41 @@ def build_paths(
     by_user: dict[str, list[PathTouch]] = defaultdict(list)
     for touch in touches:
         by_user[touch.user_id].append(touch)
-    for user_touches in by_user.values():
-        user_touches.sort(key=lambda t: (t.occurred_at, t.event_id))
     orders_by_buyer: dict[str, list[PaidOrder]] = defaultdict(list)
     for order in orders:
         if range_from <= order.paid_at < range_to:
             orders_by_buyer[order.buyer_id].append(order)
 
     paths = Paths()
-    for user in sorted(by_user.keys() | orders_by_buyer.keys()):
-        user_touches = by_user.get(user, [])
+    # Most users never buy: their one path is their touches in the range, in order. That
+    # loop is the hot one, so it stays lean (counts are integers: the visiting order of
+    # users cannot change any figure, only the journeys' order, which comes sorted below).
+    for user, user_touches in by_user.items():
+        if user in orders_by_buyer:
+            continue
+        if len(user_touches) > 1:
+            # By time alone (no key tuples), then by event id only where two share an instant.
+            user_touches.sort(key=_OCCURRED_AT)
+            if len(set(map(_OCCURRED_AT, user_touches))) < len(user_touches):
+                user_touches.sort(key=_IN_TIME_ORDER)
+        if range_from <= user_touches[0].occurred_at and user_touches[-1].occurred_at < range_to:
+            channels = tuple([t.channel for t in user_touches if t.channel is not None])
+        else:
+            channels = tuple(
+                [
+                    t.channel
+                    for t in user_touches
+                    if t.channel is not None and range_from <= t.occurred_at < range_to
+                ]
+            )
+        if channels:
+            paths.add(channels, converted=False, revenue=Decimal(0))
+
+    for user in sorted(orders_by_buyer):
+        user_touches = sorted(by_user.get(user, []), key=_IN_TIME_ORDER)
         times = [t.occurred_at for t in user_touches]
         claimed = [False] * len(user_touches)
-        for order in sorted(orders_by_buyer.get(user, []), key=lambda o: (o.paid_at, o.order_id)):
+        for order in sorted(orders_by_buyer[user], key=lambda o: (o.paid_at, o.order_id)):
             first = bisect.bisect_left(times, order.paid_at - window)
             last = bisect.bisect_right(times, order.paid_at)
             for index in range(first, last):

@@ -13,6 +13,7 @@ from services.attribution.datadriven import service
 from services.attribution.datadriven.markov import TooManyStates
 from services.attribution.datadriven.repository import ChannelDimension
 from services.attribution.datadriven.schemas import DataDrivenOut, Method
+from services.attribution.datadriven.source import PathSource, SqlPathSource
 from services.attribution.settings.service import load_rules
 from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
@@ -24,6 +25,11 @@ from shared.timeouts import bounded
 router = APIRouter(prefix="/v1/attribution", tags=["attribution"])
 Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
 CSV_COLUMNS = ("channel", "removal_effect", "conversions", "revenue")
+
+
+def path_source(session: ReadSessionDep) -> PathSource:
+    """The database's paths; the app swaps in the analytic store's when it runs one."""
+    return SqlPathSource(session)
 
 
 class DataDrivenQuery(RangeQuery):
@@ -52,6 +58,7 @@ async def data_driven(
     principal: Reader,
     session: ReadSessionDep,
     query: Annotated[DataDrivenQuery, Query()],
+    source: Annotated[PathSource, Depends(path_source)],
 ) -> Response:
     settings = request.app.state.settings
     rules = await load_rules(
@@ -65,6 +72,7 @@ async def data_driven(
             query.from_.astimezone(dt.UTC),
             query.to.astimezone(dt.UTC),
             rules,
+            source,
         ),
         getattr(settings, "report_timeout_seconds", None),
         session=session,

@@ -10,9 +10,8 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.credit.money import quantize_money
-from services.attribution.datadriven import repository
 from services.attribution.datadriven.markov import markov
-from services.attribution.datadriven.paths import Paths, build_paths
+from services.attribution.datadriven.paths import Paths
 from services.attribution.datadriven.repository import ChannelDimension
 from services.attribution.datadriven.schemas import (
     ChannelCredit,
@@ -21,6 +20,7 @@ from services.attribution.datadriven.schemas import (
     PathFrequency,
 )
 from services.attribution.datadriven.shapley import coalition_of, shapley
+from services.attribution.datadriven.source import PathSource, SqlPathSource
 from services.attribution.settings.service import Rules
 
 TOP_PATHS = 20
@@ -33,13 +33,12 @@ async def load_paths(
     range_from: dt.datetime,
     range_to: dt.datetime,
     rules: Rules,
+    source: PathSource | None = None,
 ) -> Paths:
+    """The range's paths, from ``source`` (the service's database unless given)."""
     window = dt.timedelta(seconds=rules.click_window_seconds)
-    touches = await repository.range_touches(
-        session, tenant_id, dimension, range_from - window, range_to
-    )
-    orders = await repository.paid_orders(session, tenant_id, range_from, range_to)
-    return build_paths(touches, orders, range_from=range_from, range_to=range_to, window=window)
+    source = source or SqlPathSource(session)
+    return await source.paths(tenant_id, dimension, range_from, range_to, window)
 
 
 def split_money(

@@ -37,6 +37,9 @@ class ShapleyResult:
 
 def coalition_of(path: tuple[Channel, ...]) -> Coalition:
     """The path's distinct channels, at most ``MAX_PLAYERS``, the most recent kept."""
+    distinct = frozenset(path)
+    if len(distinct) <= MAX_PLAYERS:
+        return distinct
     kept: list[Channel] = []
     for channel in reversed(path):
         if channel not in kept:
@@ -92,17 +95,14 @@ def shapley(paths: Mapping[tuple[Channel, ...], PathCounts]) -> ShapleyResult:
     value = {c: conversions[c] / seen[c] for c in seen if seen[c]}
     credit: dict[Channel, float] = defaultdict(float)
     fractions: dict[Coalition, dict[Channel, float]] = {}
-    for coalition in sorted(conversions, key=sorted):
-        if conversions[coalition] == 0:
-            continue
+    for coalition in sorted((c for c, n in conversions.items() if n), key=sorted):
         phi = shapley_values(coalition, value)
         total = sum(phi.values())  # = v(coalition) > 0 by efficiency
         fractions[coalition] = {c: phi[c] / total for c in sorted(phi)}
         for channel, fraction in fractions[coalition].items():
             credit[channel] += fraction * conversions[coalition]
-    for path in paths:
-        for channel in path:
-            credit.setdefault(channel, 0.0)
+    for channel in set().union(*paths) - credit.keys():
+        credit[channel] = 0.0
     return ShapleyResult(
         dict(sorted(credit.items())),
         fractions,

@@ -24,6 +24,17 @@ async def get(session: AsyncSession, tenant_id: str, experiment_id: str) -> Expe
     return await session.get(Experiment, (tenant_id, experiment_id))
 
 
+async def latest(session: AsyncSession, tenant_id: str, limit: int) -> list[Experiment]:
+    """The tenant's experiments, the latest start first (then by id)."""
+    rows = await session.scalars(
+        select(Experiment)
+        .where(Experiment.tenant_id == tenant_id)
+        .order_by(Experiment.starts_at.desc(), Experiment.experiment_id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
 async def add(session: AsyncSession, row: Experiment) -> None:
     session.add(row)
     await session.flush()

@@ -10,6 +10,7 @@ from services.attribution.experiments import service
 from services.attribution.experiments.schemas import (
     METRIC_DOC,
     ExperimentIn,
+    ExperimentList,
     ExperimentOut,
     ExperimentResults,
 )
@@ -36,6 +37,16 @@ CSV_COLUMNS = (
     "absolute_ci95_high",
     "viewers_needed",
 )
+
+
+@router.get(
+    "",
+    response_model=ExperimentList,
+    summary="The tenant's experiments, the latest start first",
+    description="At most 200, each as `PUT /v1/experiments/{experiment_id}` answers it.",
+)
+async def list_experiments(principal: ReportsReader, session: ReadSessionDep) -> ExperimentList:
+    return await service.list_experiments(session, principal.tenant_id)
 
 
 @router.put(

@@ -72,6 +72,12 @@ class ExperimentOut(OutSchema):
     updated_at: UTCDatetimeOut
 
 
+class ExperimentList(OutSchema):
+    experiments: list[ExperimentOut] = Field(
+        description="The tenant's experiments, the latest start first (at most 200)"
+    )
+
+
 class VsControl(OutSchema):
     relative_lift: float | None = Field(description="(B − A) / |A| of the variant's mean")
     ci95: tuple[float, float] | None = Field(

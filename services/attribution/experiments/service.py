@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.attribution.experiments import repository, stats
 from services.attribution.experiments.schemas import (
     ExperimentIn,
+    ExperimentList,
     ExperimentOut,
     ExperimentResults,
     Srm,
@@ -21,6 +22,8 @@ from services.attribution.models import Experiment
 from shared.db import assign, utcnow
 from shared.errors import found
 from shared.schemas import from_row, money_to_str
+
+LIST_LIMIT = 200
 
 TINY_SAMPLE = 100
 
@@ -50,6 +53,11 @@ async def put_experiment(
         existing.updated_at = now
         await session.flush()
     return False, to_out(existing)
+
+
+async def list_experiments(session: AsyncSession, tenant_id: str) -> ExperimentList:
+    rows = await repository.latest(session, tenant_id, LIST_LIMIT)
+    return ExperimentList(experiments=[to_out(row) for row in rows])
 
 
 async def get_experiment(session: AsyncSession, tenant_id: str, experiment_id: str) -> Experiment:

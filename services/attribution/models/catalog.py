@@ -48,6 +48,12 @@ class CatalogCampaign(CatalogObject, Base):
     __tablename__ = "catalog_campaigns"
 
     name: Mapped[str] = mapped_column(String(256))
+    objective: Mapped[str | None] = mapped_column(String(64))
+    # qa, lucky_draw, topic or challenge, with objective "engagement" (rows synced before the
+    # catalog knew activities have none until their campaign changes again).
+    activity: Mapped[str | None] = mapped_column(String(16))
+    starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class CatalogAd(CatalogObject, AdColumns, Base):

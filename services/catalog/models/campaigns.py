@@ -15,6 +15,8 @@ class Campaign(ClientKeyed, Base):
 
     name: Mapped[str] = mapped_column(String(256))
     objective: Mapped[str | None] = mapped_column(String(64))
+    # qa, lucky_draw, topic or challenge: only with objective "engagement".
+    activity: Mapped[str | None] = mapped_column(String(16))
     starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     budget: Mapped[Decimal | None] = mapped_column(MoneyType())

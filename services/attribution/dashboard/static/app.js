@@ -4,6 +4,7 @@ import { isNull, fmtInt, fmtCount, fmtPct, fmtRatio, fmtMoney, fmtDuration, step
 import { ApiError, request, getJson } from './api.js';
 import { el, cardState, fillTable, clearCard } from './dom.js';
 import { drawFunnel, drawBars, drawLine } from './charts.js';
+import { OPERATION_LOADERS, OPERATION_CARDS, OPERATION_RENDER } from './operations.js';
 
 // ---- what each card loads ----------------------------------------------------------------
 function funnelQuery(f) {
@@ -57,6 +58,8 @@ const CARDS = {
   'datadriven-card': [['datadriven'], 'datadriven'],
   'shops-card': [['shops'], 'shops'],
 };
+Object.assign(LOADERS, OPERATION_LOADERS);
+Object.assign(CARDS, OPERATION_CARDS);
 // ---- rendering each card ---------------------------------------------------------------
 const currencyOf = (answer) => (answer && answer.currency) || (state.settings && state.settings.currency) || '';
 const tz = () => zoneOr((state.settings && state.settings.timezone) || 'UTC');
@@ -229,6 +232,7 @@ const RENDER = {
   gmv: renderTimeseries, orders: renderTimeseries,
   datadriven: renderDataDriven, shops: renderShops,
 };
+Object.assign(RENDER, OPERATION_RENDER);
 
 function render(key) {
   try {

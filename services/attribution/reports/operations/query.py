@@ -6,6 +6,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, Field
 
+from services.attribution.reports.operations.scorecard_repository import LEVELS, Level
 from services.attribution.reports.query import OUTPUTS, Id, Instant, Output, ReportQuery
 from services.attribution.reports.query import _one_of as one_of
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -39,3 +40,9 @@ class InteractionsQuery(RangeQuery):
         DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Unanswered comments per page"
     )
     cursor: str | None = Field(None, description="`unanswered.next_cursor` of the previous page")
+
+
+class ScorecardQuery(RangeQuery):
+    level: Annotated[Level, one_of(LEVELS)] = Field(
+        "content", description="account, content (default) or campaign"
+    )

@@ -1,9 +1,9 @@
-"""``GET /v1/reports/interactions``: thin HTTP over ``service.py``."""
+"""``GET /v1/reports/{interactions,scorecard,activities}``: thin HTTP over ``service.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -11,14 +11,23 @@ from pydantic import BaseModel
 
 from services.attribution.reports import render, repository
 from services.attribution.reports.operations import service
-from services.attribution.reports.operations.query import InteractionsQuery
+from services.attribution.reports.operations.query import (
+    InteractionsQuery,
+    RangeQuery,
+    ScorecardQuery,
+)
 from services.attribution.reports.operations.schemas import (
     ACCOUNT_COLUMNS,
+    ACTIVITY_COLUMNS,
     CONTENT_COLUMNS,
     DAY_COLUMNS,
+    SCORECARD_COLUMNS,
     UNANSWERED_COLUMNS,
+    ActivitiesReport,
     InteractionsReport,
+    Scorecard,
 )
+from services.attribution.reports.operations.scorecard import GROUPS, METRICS
 from services.attribution.reports.query import scope
 from services.attribution.reports.router import Reader, _invalid, _responses
 from services.attribution.settings.service import load_rules
@@ -86,3 +95,127 @@ async def interactions(
         (row.model_dump(mode="json") for row in rows),
         filename=f"interactions-{query.table}-{stamp}.csv",
     )
+
+
+_SCORECARD_METRICS = "; ".join(
+    f"**{group}**: " + ", ".join(f"`{m.name}` = {m.formula}" for m in METRICS if m.group == group)
+    for group in GROUPS
+)
+
+
+@router.get(
+    "/scorecard",
+    response_model=Scorecard,
+    summary="The 4C scorecard: consumer, cost, convenience and communication per item",
+    description="For each account, content or campaign (`level`) with events, credits or "
+    "spend in the range, four groups of metrics, each with its `value`, its `percentile` "
+    "among the level's items of the range and its `change` against the previous period of "
+    "equal length (`previous_from` … `from`). Events and credits belong to a content by "
+    "their `content_id`, to an account through that content, to a campaign through their "
+    "`ad_id`'s ad; spend (catalog, local days of the tenant timezone that begin in the "
+    "range, in the report currency; other currencies are left out and named in `warnings`) "
+    "goes from its ad to the ad's content, account or campaign. Orders and GMV are the "
+    "credits of the tenant's model for orders paid in the range. A ratio whose denominator "
+    "is zero is null, never 0; money is a decimal string in the report currency. "
+    f"Metrics: {_SCORECARD_METRICS}. CSV: one row per item and metric.",
+    responses=_responses(Scorecard),
+)
+async def scorecard(
+    request: Request,
+    principal: Reader,
+    session: ReadSessionDep,
+    query: Annotated[ScorecardQuery, Query()],
+) -> Scorecard | Response:
+    settings = request.app.state.settings
+    await repository.begin_snapshot(session)
+    rules = await load_rules(
+        session, principal.tenant_id, settings.secret, with_webhook_secret=False
+    )
+    covered = scope(
+        query.as_report_query(),
+        default_model=rules.default_model,
+        max_days=settings.max_report_days,
+        now=utcnow(),
+    )
+    report = await bounded(
+        service.scorecard_report(session, principal.tenant_id, rules, covered, query.level),
+        getattr(settings, "report_timeout_seconds", None),
+        session=session,
+    )
+    if render.output(query.format, request.headers.get("accept")) != "csv":
+        return report
+    stamp = f"{report.from_:%Y%m%dT%H%M%SZ}-{report.to:%Y%m%dT%H%M%SZ}"
+    return csv_response(
+        SCORECARD_COLUMNS,
+        _scorecard_rows(report),
+        filename=f"scorecard-{report.level}-{stamp}.csv",
+    )
+
+
+def _scorecard_rows(report: Scorecard) -> Iterator[dict[str, Any]]:
+    for item in report.items:
+        dumped = item.model_dump(mode="json")
+        for spec in METRICS:
+            score = dumped[spec.group][spec.name]
+            yield {
+                "id": item.id,
+                "name": item.name,
+                "group": spec.group,
+                "metric": spec.name,
+                **score,
+            }
+
+
+@router.get(
+    "/activities",
+    response_model=ActivitiesReport,
+    summary="Engagement activities (Q&A, lucky draw, topic, challenge) against the time before",
+    description="Every catalog campaign with `objective: engagement`, an `activity` and a "
+    "`starts_at` that runs at some time in the range. Its window runs from `starts_at` to "
+    "`ends_at` (now while it runs, or when it has no end); it is compared with the window of "
+    "the same length just before `starts_at`. Over each window, the events on the contents "
+    "of the campaign's ads: `engagement_rate` = (likes + comments + shares) / views, "
+    "`comments_per_1000_views` = comments / views × 1000, `follows` = new `follow` events; "
+    "`change` = (during − before) / |before|. Ratios over nothing are null. CSV: one row "
+    "per activity.",
+    responses=_responses(ActivitiesReport),
+)
+async def activities(
+    request: Request,
+    principal: Reader,
+    session: ReadSessionDep,
+    query: Annotated[RangeQuery, Query()],
+) -> ActivitiesReport | Response:
+    settings = request.app.state.settings
+    await repository.begin_snapshot(session)
+    rules = await load_rules(
+        session, principal.tenant_id, settings.secret, with_webhook_secret=False
+    )
+    now = utcnow()
+    covered = scope(
+        query.as_report_query(),
+        default_model=rules.default_model,
+        max_days=settings.max_report_days,
+        now=now,
+    )
+    report = await bounded(
+        service.activities_report(session, principal.tenant_id, covered, now=now),
+        getattr(settings, "report_timeout_seconds", None),
+        session=session,
+    )
+    if render.output(query.format, request.headers.get("accept")) != "csv":
+        return report
+    stamp = f"{report.from_:%Y%m%dT%H%M%SZ}-{report.to:%Y%m%dT%H%M%SZ}"
+    return csv_response(
+        ACTIVITY_COLUMNS, _activity_rows(report), filename=f"activities-{stamp}.csv"
+    )
+
+
+def _activity_rows(report: ActivitiesReport) -> Iterator[dict[str, Any]]:
+    for row in report.activities:
+        dumped = row.model_dump(mode="json")
+        flat = {key: value for key, value in dumped.items() if not isinstance(value, dict)}
+        flat["content_ids"] = " ".join(row.content_ids)
+        for part in ("during", "before", "change"):
+            flat |= {f"{part}_{name}": value for name, value in dumped[part].items()}
+        yield flat

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.attribution.reports.operations.scorecard import METRICS
+from services.attribution.reports.operations.scorecard_repository import Level
+from services.attribution.reports.schemas import Money
 from shared.schemas import UTCDatetimeOut
+from shared.vocabulary import Activity
 
 
 class _Row(BaseModel):
@@ -108,3 +113,173 @@ ACCOUNT_COLUMNS = tuple(AccountInteractions.model_fields)
 CONTENT_COLUMNS = tuple(ContentInteractions.model_fields)
 DAY_COLUMNS = tuple(DayInteractions.model_fields)
 UNANSWERED_COLUMNS = tuple(UnansweredComment.model_fields)
+
+
+# --- the 4C scorecard -----------------------------------------------------------------------
+
+_FORMULAS = {spec.name: spec.formula for spec in METRICS}
+_PERCENTILE = (
+    "Percentile rank among the level's items of the range that have a value: "
+    "100 × (items below + ½ × items equal) / items; null when the value is null"
+)
+_CHANGE = (
+    "(value − previous) / |previous|, against the previous period of equal length; null "
+    "when either is null or previous is 0"
+)
+
+
+class RateScore(_Row):
+    value: float | None = Field(description="null when the denominator is zero")
+    percentile: float | None = Field(description=_PERCENTILE)
+    previous: float | None = Field(description="The value over the previous period")
+    change: float | None = Field(description=_CHANGE)
+
+
+class MoneyScore(_Row):
+    value: Money | None = Field(description="Decimal string in the report currency, or null")
+    percentile: float | None = Field(description=_PERCENTILE)
+    previous: Money | None = Field(description="The value over the previous period")
+    change: float | None = Field(description=_CHANGE)
+
+
+def _formula(name: str, unit: str = "") -> Any:
+    return Field(description=f"{_FORMULAS[name]}{unit}")
+
+
+class ConsumerScores(_Row):
+    """Does it meet demand."""
+
+    completion_rate: RateScore = _formula("completion_rate")
+    engagement_rate: RateScore = _formula("engagement_rate")
+    follow_rate: RateScore = _formula("follow_rate")
+    click_rate: RateScore = _formula("click_rate")
+
+
+class CostScores(_Row):
+    """What it costs (spend from the catalog, in the report currency)."""
+
+    cpm: MoneyScore = _formula("cpm")
+    cpc: MoneyScore = _formula("cpc")
+    cpa: MoneyScore = _formula("cpa")
+    cost_per_engaged_view: MoneyScore = _formula("cost_per_engaged_view")
+    roas: RateScore = _formula("roas")
+
+
+class ConvenienceScores(_Row):
+    """How easy it is to buy."""
+
+    cart_to_order_rate: RateScore = _formula("cart_to_order_rate")
+    median_seconds_to_order: RateScore = _formula("median_seconds_to_order", " (seconds)")
+    direct_gmv_share: RateScore = _formula("direct_gmv_share")
+    product_card_order_share: RateScore = _formula("product_card_order_share")
+
+
+class CommunicationScores(_Row):
+    """How it talks with viewers."""
+
+    comment_reply_rate: RateScore = _formula("comment_reply_rate")
+    median_reply_seconds: RateScore = _formula("median_reply_seconds", " (seconds)")
+    comments_per_1000_views: RateScore = _formula("comments_per_1000_views")
+    share_rate: RateScore = _formula("share_rate")
+
+
+class ScorecardItem(BaseModel):
+    id: str = Field(description="The account, content or campaign id")
+    name: str | None = Field(description="Its name in the catalog (null when not in it yet)")
+    consumer: ConsumerScores
+    cost: CostScores
+    convenience: ConvenienceScores
+    communication: CommunicationScores
+
+
+class Scorecard(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    level: Level
+    currency: str | None = Field(description="The report currency (null before the tenant has one)")
+    model: str = Field(description="The tenant's attribution model (orders, GMV)")
+    timezone: str
+    from_: UTCDatetimeOut = Field(alias="from")
+    to: UTCDatetimeOut
+    previous_from: UTCDatetimeOut = Field(description="The previous period: from − (to − from)")
+    previous_to: UTCDatetimeOut = Field(description="… to `from`")
+    items: list[ScorecardItem] = Field(
+        description="Every item with events, credits or spend in the range, by id"
+    )
+    warnings: list[str]
+
+
+class ScorecardCsvRow(_Row):
+    id: str
+    name: str | None
+    group: str
+    metric: str
+    value: str | None
+    percentile: float | None
+    previous: str | None
+    change: float | None
+
+
+SCORECARD_COLUMNS = tuple(ScorecardCsvRow.model_fields)
+
+
+# --- engagement activities --------------------------------------------------------------------
+
+
+class ActivityFigures(_Row):
+    views: int
+    likes: int
+    comments: int
+    shares: int
+    follows: int = Field(description="New follows: `follow` events")
+    engagement_rate: float | None = Field(description="(likes + comments + shares) / views")
+    comments_per_1000_views: float | None = Field(description="comments / views × 1000")
+
+
+class ActivityChange(_Row):
+    engagement_rate: float | None = Field(description="(during − before) / |before|")
+    comments_per_1000_views: float | None = Field(description="(during − before) / |before|")
+    follows: float | None = Field(description="(during − before) / |before|")
+
+
+class ActivityRow(BaseModel):
+    campaign_id: str
+    name: str
+    activity: Activity
+    starts_at: UTCDatetimeOut
+    ends_at: UTCDatetimeOut | None
+    content_ids: list[str] = Field(description="The contents of the campaign's ads")
+    during_from: UTCDatetimeOut
+    during_to: UTCDatetimeOut = Field(description="`ends_at`, or now while it runs")
+    before_from: UTCDatetimeOut = Field(description="starts_at − (during_to − during_from)")
+    during: ActivityFigures
+    before: ActivityFigures = Field(description="The same length of time before the start")
+    change: ActivityChange
+
+
+class ActivitiesReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: UTCDatetimeOut = Field(alias="from")
+    to: UTCDatetimeOut
+    activities: list[ActivityRow] = Field(description="By start, then campaign id")
+    warnings: list[str]
+
+
+ACTIVITY_COLUMNS = (
+    "campaign_id",
+    "name",
+    "activity",
+    "starts_at",
+    "ends_at",
+    "content_ids",
+    "during_from",
+    "during_to",
+    "before_from",
+    *(
+        f"{period}_{name}"
+        for period in ("during", "before")
+        for name in ActivityFigures.model_fields
+    ),
+    *(f"change_{name}" for name in ActivityChange.model_fields),
+)
