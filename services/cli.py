@@ -31,6 +31,7 @@ DEMO_TENANT = "demo"
 class Service(StrEnum):
     catalog = "catalog"
     attribution = "attribution"
+    ingest_worker = "ingest-worker"
 
 
 class MigrateTarget(StrEnum):
@@ -75,13 +76,25 @@ def _redact(url: str) -> str:
 
 @app.command()
 def serve(
-    service: Annotated[Service, typer.Argument(help="catalog or attribution")],
+    service: Annotated[
+        Service,
+        typer.Argument(
+            help="catalog, attribution, or ingest-worker (the ingest buffer's writer alone)"
+        ),
+    ],
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port (default 8001 / 8002)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
 ) -> None:
     """Run one service (it expects its database migrated: see `clipfunnel migrate`)."""
     import uvicorn
+
+    if service is Service.ingest_worker:
+        from services.attribution.config import AttributionSettings
+        from services.attribution.ingest_buffer.wiring import run_worker
+
+        asyncio.run(run_worker(AttributionSettings()))
+        return
 
     chosen_port = port or (8001 if service is Service.catalog else 8002)
     factory = f"services.{service.value}.app:create_app"

@@ -28,6 +28,9 @@ from services.attribution.experiments.router import router as experiments_router
 from services.attribution.fraud.router import router as fraud_router
 from services.attribution.funnels.router import funnel_source
 from services.attribution.funnels.router import router as funnels_router
+from services.attribution.ingest_buffer.router import as_of_middleware
+from services.attribution.ingest_buffer.router import router as ingest_router
+from services.attribution.ingest_buffer.wiring import start_buffer, stop_buffer
 from services.attribution.integrations.router import router as integrations_router
 from services.attribution.models import RevokedToken
 from services.attribution.orders.router import router as orders_router
@@ -61,6 +64,7 @@ def domain_routers() -> list[APIRouter]:
         fraud_router,
         experiments_router,
         dashboard_router,
+        ingest_router,
     ]
 
 
@@ -104,6 +108,7 @@ def create_app(
             app.state.analytics_task = asyncio.create_task(
                 replicate_forever(replicator), name="analytics-replication"
             )
+        await start_buffer(app, settings)
         # /readyz: 503 while the background sync has stopped advancing.
         app.state.readiness_checks = [sync.stall] if settings.sync_enabled else []
 
@@ -113,6 +118,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await stop_buffer(app)
         await stop_replication(app.state.analytics_task)
         await app.state.catalog_client.aclose()
         if app.state.events_group_commit is not None:
@@ -132,4 +138,5 @@ def create_app(
     )
     app.dependency_overrides[funnel_source] = analytic_funnel_source
     app.dependency_overrides[path_source] = analytic_path_source
+    app.middleware("http")(as_of_middleware(lambda: getattr(app.state, "ingest_buffer", None)))
     return app

@@ -48,6 +48,21 @@ class AttributionSettings(ServiceSettings):
         description="A ClickHouse server instead of the embedded store (clickhouse-connect DSN)",
     )
     clickhouse_database: str = "clipfunnel"
+    ingest_buffer: str | None = Field(
+        default=None,
+        description="NATS JetStream URL (nats://host:4222): POST /v1/events and /v1/orders "
+        "answer 202 once the broker holds the batch, and a writer commits it to the database",
+    )
+    ingest_stream: str = Field(
+        default="CLIPFUNNEL_INGEST",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="The JetStream stream of the ingest buffer",
+    )
+    ingest_writer: bool = Field(
+        default=True,
+        description="Run the buffer's writer inside the service (else run "
+        "`clipfunnel serve ingest-worker` beside it)",
+    )
 
     def default_db_name(self) -> str:
         return "attribution.db"

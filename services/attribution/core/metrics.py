@@ -27,3 +27,13 @@ SHOP_WEBHOOKS = Counter(
     "Shop webhook deliveries, by integration and outcome",
     ["integration", "outcome"],
 )
+INGEST_BUFFER_WRITTEN = Counter(
+    "clipfunnel_ingest_buffer_written_total",
+    "Buffered messages written to the database, by kind (events, orders) and outcome",
+    ["kind", "outcome"],
+)
+INGEST_BUFFER_PENDING = Gauge(
+    "clipfunnel_ingest_buffer_pending",
+    "Messages accepted into the ingest buffer and not yet committed to the database",
+    multiprocess_mode="max",
+)

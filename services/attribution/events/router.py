@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
+from services.attribution.core.buffer import IngestBuffer, broker_errors, ingest_buffer
 from services.attribution.events import repository, service
 from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.events.parsing import parse_batch
@@ -36,7 +38,9 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
         "store (`GET /v1/events/rejected`). `event_id` is the idempotency key per tenant: an "
         "event already stored, or repeated in the batch, counts as a duplicate and is a "
         "success. Everything is committed before the answer, and attribution reflects the new "
-        "events from then on."
+        "events from then on. With the ingest buffer on, the answer is 202 once the broker "
+        "holds the events (`accepted` counts those new to it); they are visible after "
+        "`GET /v1/ingest/lag` shows the writer caught up."
     ),
     openapi_extra={
         "requestBody": {
@@ -45,6 +49,7 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
         }
     },
     responses={
+        202: {"model": IngestResult, "description": "Buffer mode: the broker holds the events"},
         400: {"description": "The body is not valid JSON (problem+json)"},
         413: {"description": "More than 1,000 events or more than 1 MiB (problem+json)"},
         422: {
@@ -57,11 +62,17 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
     },
 )
 async def post_events(
-    request: Request, principal: EventsWriter, session: SessionDep
+    request: Request, response: Response, principal: EventsWriter, session: SessionDep
 ) -> IngestResult:
     settings = request.app.state.settings
     body = await request.body()  # size-limited (413) by the body limit middleware
     raw_events = parse_batch(body, max_events=settings.max_batch_events)
+    buffer = ingest_buffer(request)
+    if buffer is not None:
+        response.status_code = 202
+        return await _buffered(
+            buffer, principal.tenant_id, raw_events, max_future_seconds=settings.max_future_seconds
+        )
     group_commit: GroupCommitIngest | None = request.app.state.events_group_commit
     if group_commit is not None:  # SQLite: share a transaction with concurrent batches
         outcome = await group_commit.ingest(
@@ -88,6 +99,29 @@ async def post_events(
         outcome.duplicates,
         len(outcome.rejected),
     )
+    return _answer(outcome)
+
+
+async def _buffered(
+    buffer: IngestBuffer, tenant_id: str, raw_events: list[Any], *, max_future_seconds: int
+) -> IngestResult:
+    """Buffer mode: checked without the database, handed to the broker, answered 202."""
+    checked = service.prevalidate(raw_events, now=utcnow(), max_future_seconds=max_future_seconds)
+    outcome = checked.outcome
+    async with broker_errors():
+        if checked.invalid:  # kept by the writer in the rejected-events store
+            await buffer.publish_events(tenant_id, checked.invalid, deduplicate=False)
+        new = await buffer.publish_events(tenant_id, checked.first_valid)
+    outcome.duplicate_types += [
+        raw["type"] for raw, fresh in zip(checked.first_valid, new, strict=True) if not fresh
+    ]
+    outcome.accepted_types = [
+        raw["type"] for raw, fresh in zip(checked.first_valid, new, strict=True) if fresh
+    ]
+    return _answer(outcome)
+
+
+def _answer(outcome: service.IngestOutcome) -> IngestResult:
     result = outcome.result()
     if outcome.accepted == 0 and outcome.duplicates == 0:
         raise UnprocessableEntity(

@@ -25,6 +25,7 @@ from services.attribution.events.rollup import daily_rollup
 from services.attribution.events.schemas import IngestResult, RejectedItem
 from services.attribution.events.validation import (
     BatchPartition,
+    ClickContext,
     EventRow,
     Rejection,
     clicks_to_resolve,
@@ -141,6 +142,44 @@ async def store_events(
     # Last in the transaction: the upserted daily rows stay locked until the commit.
     await repository.add_to_daily(session, tenant_id, daily_rollup(stored))
     return stored
+
+
+@dataclass(slots=True)
+class Prevalidated:
+    """A batch checked without the database, for the ingest buffer."""
+
+    outcome: IngestOutcome
+    first_valid: list[Any]  # the valid events, first occurrence of each event_id
+    invalid: list[Any]  # the refused ones, as received
+
+
+def prevalidate(
+    raw_events: Sequence[Any], *, now: dt.datetime, max_future_seconds: int
+) -> Prevalidated:
+    """Every rule but the stored clicks: an event inheriting from a click id is let through
+    here and judged by the writer, which knows the tenant's clicks."""
+    assumed = {
+        click_id: ClickContext(_INHERITED, _INHERITED, None)
+        for click_id in clicks_to_resolve(raw_events)
+    }
+    batch = partition_batch(
+        raw_events, now=now, max_future_seconds=max_future_seconds, stored_clicks=assumed
+    )
+    refused = {rejection.index for rejection in batch.rejected}
+    seen: set[str] = set()
+    first_valid: list[Any] = []
+    for index, raw in enumerate(raw_events):
+        if index in refused or raw["event_id"] in seen:
+            continue
+        seen.add(raw["event_id"])
+        first_valid.append(raw)
+    outcome = IngestOutcome(received=batch.received, rejected=batch.rejected)
+    outcome.accepted_types = [row.type for row in batch.rows]
+    outcome.duplicate_types = batch.repeated_types
+    return Prevalidated(outcome, first_valid, [r.payload for r in batch.rejected])
+
+
+_INHERITED = "inherited-from-click"
 
 
 def record_metrics(outcome: IngestOutcome) -> None:

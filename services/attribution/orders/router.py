@@ -4,9 +4,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.attribution.core.buffer import IngestBuffer, broker_errors, ingest_buffer
 from services.attribution.orders import service
-from services.attribution.orders.lifecycle import check_not_ahead
+from services.attribution.orders.lifecycle import check_not_ahead, currency_error
 from services.attribution.orders.schemas import (
     AttributionOut,
     OrderAnswer,
@@ -21,7 +23,7 @@ from shared.app import IdPath, SessionDep
 from shared.auth import OrdersWriter, ReportsReader
 from shared.bodies import parse_model
 from shared.db import utcnow
-from shared.errors import ProblemError
+from shared.errors import ProblemError, ServiceUnavailable
 from shared.schemas import jsonable
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -93,6 +95,9 @@ async def post_order(principal: OrdersWriter, session: SessionDep, request: Requ
         payload = parse_model(OrderIn, raw)
     except ProblemError as exc:
         invalid = exc
+    buffer = ingest_buffer(request)
+    if buffer is not None:
+        return await _buffered(request, buffer, principal.tenant_id, session, raw, payload, invalid)
     context = await service.order_context(session, principal.tenant_id, settings.secret, payload)
     _verify_signature(request, context.rules, raw)
     if invalid is not None:
@@ -104,6 +109,57 @@ async def post_order(principal: OrdersWriter, session: SessionDep, request: Requ
     answer = await service.ingest_order(session, principal.tenant_id, payload, context)
     await session.commit()
     return _json(answer.body, answer.status_code)
+
+
+async def _buffered(
+    request: Request,
+    buffer: IngestBuffer,
+    tenant_id: str,
+    session: AsyncSession,
+    raw: bytes,
+    payload: OrderIn | None,
+    invalid: ProblemError | None,
+) -> Response:
+    """Buffer mode: every check that needs no order state, then the broker, then 202.
+
+    The tenant's rules (webhook secret, currency) come from the database when it answers and
+    from the last copy read otherwise, so an outage does not refuse signed orders; the
+    order's own state (replays, transitions) is the writer's to judge.
+    """
+    settings = request.app.state.settings
+    rules = await _rules_or_last_known(request, session, tenant_id)
+    _verify_signature(request, rules, raw)
+    if invalid is not None:
+        raise invalid
+    assert payload is not None
+    check_not_ahead(
+        payload.occurred_at, now=utcnow(), max_future_seconds=settings.max_future_seconds
+    )
+    if rules.currency is not None and rules.currency != payload.currency:
+        raise currency_error(payload.currency, rules.currency)
+    async with broker_errors():
+        new = await buffer.publish_order(tenant_id, payload.order_id, payload.status, raw)
+    answer = {"order_id": payload.order_id, "status": payload.status, "buffered": True}
+    return _json({**answer, "duplicate": not new}, 202)
+
+
+async def _rules_or_last_known(request: Request, session: AsyncSession, tenant_id: str) -> Rules:
+    state = request.app.state
+    known: dict[str, Rules] | None = getattr(state, "last_known_rules", None)
+    if known is None:
+        known = state.last_known_rules = {}
+    try:
+        rules = await load_rules(session, tenant_id, request.app.state.settings.secret)
+    except Exception as exc:
+        if tenant_id in known:
+            return known[tenant_id]
+        raise ServiceUnavailable(
+            "The database is unreachable and this tenant's settings were never read by this "
+            "process; retry shortly.",
+            headers={"Retry-After": "2"},
+        ) from exc
+    known[tenant_id] = rules
+    return rules
 
 
 @router.post(

@@ -1,0 +1,139 @@
+"""The buffer's writer: pulls what the routes accepted and commits it with the same rules.
+
+A batch is pulled, its events written per tenant through the events service (validation
+with the stored clicks, idempotency on ``event_id``, late-touch re-attribution, the rejected
+store) and then its order posts one by one through the orders service (idempotency on
+``(order_id, status)``), each in its own transaction; only after the commit are the
+messages acknowledged. A database that is down or slow fails the batch: its messages are
+handed back to the broker (``nak`` with a delay) and tried again, so an outage costs time,
+never an event. An order post the database refuses (a conflicting replay, a currency other
+than the tenant's) cannot be answered any more: it is kept in the rejected-events store with
+the reason (``event_id`` ``order:<order_id>:<status>``) and acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any
+
+import orjson
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as FetchTimeout
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.attribution.core.metrics import INGEST_BUFFER_PENDING, INGEST_BUFFER_WRITTEN
+from services.attribution.events import repository as events_repository
+from services.attribution.events import service as events_service
+from services.attribution.events.validation import Rejection
+from services.attribution.ingest_buffer.broker import Broker, tenant_of
+from services.attribution.orders import service as orders_service
+from services.attribution.orders.schemas import OrderIn
+from shared.bodies import parse_model
+from shared.db import utcnow
+from shared.errors import ProblemError
+
+log = logging.getLogger("clipfunnel.ingest_buffer")
+
+FETCH_BATCH = 500
+RETRY_DELAY_SECONDS = 1.0
+
+
+class Writer:
+    def __init__(
+        self,
+        broker: Broker,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        secret: str,
+        max_future_seconds: int,
+    ) -> None:
+        self.broker = broker
+        self.sessionmaker = sessionmaker
+        self.secret = secret
+        self.max_future_seconds = max_future_seconds
+
+    async def run_forever(self) -> None:
+        subscription = await self.broker.subscribe()
+        while True:
+            try:
+                messages = await subscription.fetch(FETCH_BATCH, timeout=1.0)
+            except FetchTimeout:
+                continue
+            try:
+                await self.write(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning(
+                    "ingest buffer: could not write %d message(s); retrying",
+                    len(messages),
+                    exc_info=True,
+                )
+                INGEST_BUFFER_WRITTEN.labels("batch", "retried").inc()
+                await asyncio.gather(*(m.nak(delay=RETRY_DELAY_SECONDS) for m in messages))
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
+                continue
+            await asyncio.gather(*(m.ack() for m in messages))
+            try:
+                INGEST_BUFFER_PENDING.set((await self.broker.lag()).pending)
+            except Exception:  # the gauge is a nicety; the next batch sets it again
+                log.debug("ingest buffer: lag unavailable", exc_info=True)
+
+    async def write(self, messages: list[Msg]) -> None:
+        """Commit every message of the batch (events first, then orders in stream order)."""
+        events: dict[str, list[Any]] = defaultdict(list)
+        orders: list[tuple[str, bytes]] = []
+        for message in messages:
+            tenant = tenant_of(message)
+            if tenant is None:  # not written by ClipFunnel's routes: nothing to apply
+                log.error("ingest buffer: a message without a tenant on %s", message.subject)
+                continue
+            if message.subject == self.broker.events_subject:
+                events[tenant].append(orjson.loads(message.data))
+            else:
+                orders.append((tenant, message.data))
+        for tenant, raw_events in events.items():
+            async with self.sessionmaker() as session:
+                outcome = await events_service.ingest(
+                    session,
+                    tenant,
+                    raw_events,
+                    now=utcnow(),
+                    max_future_seconds=self.max_future_seconds,
+                )
+                await session.commit()
+            events_service.record_metrics(outcome)
+            INGEST_BUFFER_WRITTEN.labels("events", "written").inc(len(raw_events))
+        for tenant, raw in orders:
+            await self.write_order(tenant, raw)
+
+    async def write_order(self, tenant_id: str, raw: bytes) -> None:
+        async with self.sessionmaker() as session:
+            try:
+                payload = parse_model(OrderIn, raw)  # validated before it was accepted
+                context = await orders_service.order_context(
+                    session, tenant_id, self.secret, payload
+                )
+                await orders_service.ingest_order(session, tenant_id, payload, context)
+            except ProblemError as refused:
+                await session.rollback()
+                await self._keep_refused(session, tenant_id, raw, refused)
+                INGEST_BUFFER_WRITTEN.labels("orders", "refused").inc()
+                return
+            await session.commit()
+        INGEST_BUFFER_WRITTEN.labels("orders", "written").inc()
+
+    async def _keep_refused(
+        self, session: AsyncSession, tenant_id: str, raw: bytes, refused: ProblemError
+    ) -> None:
+        body: Any = orjson.loads(raw)
+        fields = body if isinstance(body, dict) else {}
+        key = f"order:{fields.get('order_id')}:{fields.get('status')}"
+        log.warning("ingest buffer: order post %s refused: %s", key, refused)
+        rejection = Rejection(0, key, [str(refused)], {"order": body}, "order")
+        await events_repository.store_rejections(
+            session, tenant_id, [rejection], received_at=utcnow()
+        )
+        await session.commit()
