@@ -31,7 +31,12 @@ DEMO_TENANT = "demo"
 class Service(StrEnum):
     catalog = "catalog"
     attribution = "attribution"
-    ingest_worker = "ingest-worker"
+
+
+class ServeTarget(StrEnum):
+    catalog = "catalog"
+    attribution = "attribution"
+    ingest_worker = "ingest-worker"  # the ingest buffer's writer, without HTTP
 
 
 class MigrateTarget(StrEnum):
@@ -76,8 +81,8 @@ def _redact(url: str) -> str:
 
 @app.command()
 def serve(
-    service: Annotated[
-        Service,
+    target: Annotated[
+        ServeTarget,
         typer.Argument(
             help="catalog, attribution, or ingest-worker (the ingest buffer's writer alone)"
         ),
@@ -89,12 +94,13 @@ def serve(
     """Run one service (it expects its database migrated: see `clipfunnel migrate`)."""
     import uvicorn
 
-    if service is Service.ingest_worker:
+    if target is ServeTarget.ingest_worker:
         from services.attribution.config import AttributionSettings
         from services.attribution.ingest_buffer.wiring import run_worker
 
         asyncio.run(run_worker(AttributionSettings()))
         return
+    service = Service(target.value)
 
     chosen_port = port or (8001 if service is Service.catalog else 8002)
     factory = f"services.{service.value}.app:create_app"

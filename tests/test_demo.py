@@ -312,6 +312,71 @@ def test_orders_follow_their_events_and_reference_the_catalog(demo: Month) -> No
     assert 0.02 < sum(o.cancelled_us is not None for o in demo.orders) / len(demo.orders) < 0.1
 
 
+def _last_touch_gmv_by_ad(month: Month) -> dict[str, Decimal]:
+    """Brute force: each order line to its buyer's latest click on the product (own or a
+    content linked to it) within 7 days, else latest such view within 24 hours."""
+    linked = {(k.content_id, k.product_id) for k in month.world.links}
+    buyer = {e.click_id: e.user_id for e in month.events if e.click_id}
+    by_user: dict[str, list[Any]] = {}
+    for event in month.events:
+        by_user.setdefault(event.user_id, []).append(event)
+    gmv: dict[str, Decimal] = {}
+    for order in month.orders:
+        if order.cancelled_us is not None or (order.refund and order.refund.full):
+            continue
+        user = order.user_id or next(buyer[c] for c in order.click_ids if c in buyer)
+        for item in order.items:
+            best: tuple[int, int, str, Any] | None = None
+            for e in by_user.get(user, ()):
+                kind = 1 if e.type == "click" else 0
+                window = 7 * DAY if kind else DAY
+                if e.type not in ("click", "view", "view_complete", "live_enter"):
+                    continue
+                if not order.paid_us - window <= e.t_us <= order.paid_us:
+                    continue
+                placed = (e.content_id, item.product_id) in linked
+                if e.product_id != item.product_id and not placed:
+                    continue
+                key = (kind, e.t_us, e.event_id, e)
+                if best is None or key[:3] > best[:3]:
+                    best = key
+            if best is not None and best[3].ad_id is not None:
+                ad = best[3].ad_id
+                gmv[ad] = gmv.get(ad, Decimal(0)) + item.revenue
+    return gmv
+
+
+@pytest.mark.parametrize("events", [30_000, 100_000, 250_000])
+def test_ad_spend_follows_traffic_so_each_format_earns_a_plausible_roas(events: int) -> None:
+    month = generate(7, events, ANCHOR)
+    fmt: dict[str, str] = {ad.id: ad.format for ad in month.world.ads}
+    spend: dict[str, Decimal] = {}
+    for day in month.world.spend:
+        spend[fmt[day.ad_id]] = spend.get(fmt[day.ad_id], Decimal(0)) + day.amount
+    gmv: dict[str, Decimal] = {}
+    for ad_id, amount in _last_touch_gmv_by_ad(month).items():
+        gmv[fmt[ad_id]] = gmv.get(fmt[ad_id], Decimal(0)) + amount
+    clicks = Counter(fmt[e.ad_id] for e in month.events if e.ad_id and e.type == "click")
+    roas = {f: gmv.get(f, Decimal(0)) / spend[f] for f in spend}
+    assert set(roas) == {"native", "pre_roll", "overlay", "banner"}, roas
+    for value in roas.values():
+        assert 1 <= value <= 6, roas
+    assert all(roas["native"] > roas[f] for f in ("pre_roll", "overlay", "banner")), roas
+    for f in spend:
+        cpc = spend[f] / clicks[f]
+        assert Decimal(1) <= cpc <= Decimal(60), (f, cpc)
+    # Spend grows with traffic: a bigger month spends more in total.
+    if events == 100_000:
+        small = generate(7, 30_000, ANCHOR)
+        assert sum(d.amount for d in small.world.spend) < sum(spend.values())
+
+
+def test_a_format_without_credited_orders_spends_nothing() -> None:
+    month = generate(7, 2_000, ANCHOR)
+    credited = set(_last_touch_gmv_by_ad(month))
+    assert {day.ad_id for day in month.world.spend} <= credited
+
+
 # --- the posting flow, against a fake that records what it was sent --------------------
 
 

@@ -36,6 +36,7 @@ from services.attribution.models import RevokedToken
 from services.attribution.orders.router import router as orders_router
 from services.attribution.redirect.router import router as redirect_router
 from services.attribution.reports.operations.router import router as operations_router
+from services.attribution.reports.pages.router import router as pages_router
 from services.attribution.reports.router import router as reports_router
 from services.attribution.settings.router import router as settings_router
 from shared.app import build_app
@@ -60,6 +61,7 @@ def domain_routers() -> list[APIRouter]:
         funnels_router,
         reports_router,
         operations_router,
+        pages_router,
         datadriven_router,
         fraud_router,
         experiments_router,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from services.demo import narrative, synthetic
+from services.demo import narrative, spend, synthetic
 from services.demo.ids import DatedIds, Ids, RandomIds
 from services.demo.orders import Desk, Order
 from services.demo.timeline import (
@@ -69,6 +69,8 @@ class Scenario:
     checkout_s: tuple[int, int] | None = None
     retry_rate: float = 0.002  # share of events a client sends twice
     live_pull: float = 1.0  # a live room's popularity against a video of the same rank
+    #: Ad spend scaled to the month's traffic so each format earns its target ROAS.
+    scaled_spend: bool = False
 
 
 LOAD = Scenario(synthetic.build, viewer_key="bench:{seed}:user:{index}")
@@ -86,6 +88,7 @@ DEMO = Scenario(
     checkout_s=(30, 600),
     retry_rate=0.0,
     live_pull=3.0,
+    scaled_spend=True,
 )
 
 
@@ -186,6 +189,8 @@ def generate(seed: int, events: int, end: dt.datetime, scenario: Scenario = DEMO
             del orders[mark_orders:]
     stream.sort(key=itemgetter(2))
     orders.sort(key=attrgetter("paid_us"))
+    if scenario.scaled_spend:
+        world.spend = spend.scaled(world, stream, orders)
     sent = with_retries(r, stream, scenario.retry_rate)
     return Month(seed, start_us, end_us, world, sent, len(stream), orders, users)
 

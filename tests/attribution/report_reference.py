@@ -59,6 +59,15 @@ class DataSet:
     orders: list[str] = field(default_factory=list)
 
 
+def title(catalog_id: str) -> str:
+    """The name the data set gives a content, product or campaign: not its id."""
+    return f"Title of {catalog_id}"
+
+
+def handle(account_id: str) -> str:
+    return f"h-{account_id}"
+
+
 def parse(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
@@ -121,7 +130,10 @@ async def build_shop(
     ds.platforms = {"acc-dy": "douyin", "acc-tt": "tiktok"}
     for account, platform in ds.platforms.items():
         await _put(
-            catalog, token, f"/v1/accounts/{account}", {"platform": platform, "handle": account}
+            catalog,
+            token,
+            f"/v1/accounts/{account}",
+            {"platform": platform, "handle": handle(account)},
         )
     products = ["p1", "p2", "p3"]
     for product in products:
@@ -129,7 +141,7 @@ async def build_shop(
             catalog,
             token,
             f"/v1/products/{product}",
-            {"title": product, "price": "10.00", "currency": "CNY"},
+            {"title": title(product), "price": "10.00", "currency": "CNY"},
         )
     videos = {"v1": "acc-dy", "v2": "acc-dy", "v3": "acc-tt", "v4": "acc-tt", "v-idle": "acc-tt"}
     for content, account in videos.items():
@@ -143,10 +155,10 @@ async def build_shop(
             catalog,
             token,
             f"/v1/contents/{content}",
-            {"kind": "video", "account_id": account, "title": content},
+            {"kind": "video", "account_id": account, "title": title(content)},
         )
     for content, window in (("live1", (LIVE_START, LIVE_END)), ("live-idle", None)):
-        body: dict[str, Any] = {"kind": "live", "account_id": "acc-dy", "title": content}
+        body: dict[str, Any] = {"kind": "live", "account_id": "acc-dy", "title": title(content)}
         if window:
             body["started_at"] = window[0].isoformat()
             body["ended_at"] = window[1].isoformat()
@@ -166,9 +178,15 @@ async def build_shop(
                 {"placement": "product_card"},
             )
     for campaign in ("camp-a", "camp-b"):
-        await _put(catalog, token, f"/v1/campaigns/{campaign}", {"name": campaign})
+        await _put(catalog, token, f"/v1/campaigns/{campaign}", {"name": title(campaign)})
     ds.ads = {
-        "ad-native-1": {"campaign_id": "camp-a", "content_id": "v1", "format": "native"},
+        "ad-native-1": {
+            "campaign_id": "camp-a",
+            "content_id": "v1",
+            "format": "native",
+            "product_id": "p1",
+            "name": "Native one",
+        },
         "ad-native-2": {"campaign_id": "camp-b", "content_id": "v2", "format": "native"},
         "ad-pre-1": {"campaign_id": "camp-a", "content_id": "v3", "format": "pre_roll"},
         "ad-overlay-1": {"campaign_id": "camp-b", "content_id": "live1", "format": "overlay"},
@@ -533,6 +551,13 @@ def ads_report(
                     spend.get(ad, Decimal(0)),
                     ds.currency,
                 ),
+                "ad_name": info.get("name") if info else None,
+                "campaign_name": title(info["campaign_id"]) if info else None,
+                "content_title": title(info["content_id"]) if info else None,
+                "product_id": info.get("product_id") if info else None,
+                "product_title": title(info["product_id"])
+                if info and "product_id" in info
+                else None,
             }
         )
         group = per_format.setdefault(
@@ -653,6 +678,8 @@ def contents_report(
                 "gpm": money_ratio(total, views, cur, 1000),
                 "direct_gmv": money(live_part, cur),
                 "indirect_gmv": money(total - live_part, cur),
+                "title": title(content) if info else None,
+                "account_handle": handle(info["account_id"]) if info else None,
             }
         )
     rows.sort(key=lambda row: (-Decimal(str(row["gmv"])), row["content_id"]))

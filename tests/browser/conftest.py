@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DEMO_EVENTS = 20_000
+DEMO_EVENTS = 30_000  # enough for every ad format to have credited orders
 LAPTOP: ViewportSize = {"width": 1280, "height": 900}
 
 
@@ -158,9 +158,10 @@ def connect(page: Page, base_url: str, token: str) -> None:
 
 
 def wait_loaded(page: Page) -> None:
-    """Until every card has settled (ready or error) after the latest load."""
+    """Until every card in view has settled (ready or error) after the latest load."""
     page.wait_for_function(
         """() => [...document.querySelectorAll('#dashboard section.card')]
+              .filter((c) => !c.closest('[hidden]'))
               .every((c) => c.dataset.state === 'ready' || c.dataset.state === 'error')""",
         timeout=60_000,
     )

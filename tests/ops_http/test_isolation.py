@@ -410,6 +410,16 @@ cases(
             params=lambda ids: RANGE,
             check=none_listed("activities", "B's report shows A's activities"),
         ),
+        # A's content is not in B's catalog read model: its page and timeline are not found.
+        ("GET", "/v1/reports/contents/{content_id}"): Case(
+            "",
+            lambda ids: f"/v1/reports/contents/{ids['content']}",
+            params=lambda ids: RANGE,
+            check=NOT_FOUND,
+        ),
+        ("GET", "/v1/reports/live/{content_id}/timeline"): Case(
+            "", lambda ids: f"/v1/reports/live/{ids['content']}/timeline", check=NOT_FOUND
+        ),
     },
 )
 

@@ -47,7 +47,9 @@ from services.attribution.models import (
     CatalogAccount,
     CatalogAd,
     CatalogAdSpend,
+    CatalogCampaign,
     CatalogContent,
+    CatalogProduct,
     Credit,
     Event,
     EventDaily,
@@ -84,6 +86,11 @@ class AdInfo:
     campaign_id: str
     content_id: str
     format: AdFormat
+    name: str | None = None
+    campaign_name: str | None = None
+    content_title: str | None = None
+    product_id: str | None = None
+    product_title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,8 @@ class ContentInfo:
     platform: str | None
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
+    title: str | None = None
+    account_handle: str | None = None
 
 
 def campaign_ads(tenant_id: str, campaign_id: str) -> Select[tuple[str]]:
@@ -126,12 +135,47 @@ def matching_contents(
 async def ads_catalog(
     session: AsyncSession, tenant_id: str, campaign_id: str | None
 ) -> dict[str, AdInfo]:
-    query = select(CatalogAd.id, CatalogAd.campaign_id, CatalogAd.content_id, CatalogAd.format)
-    query = query.where(CatalogAd.tenant_id == tenant_id)
+    """The tenant's ads with their names: the ad's, its campaign's, its content's title and
+    its product's title (null where the read model has none yet)."""
+    query = (
+        select(
+            CatalogAd.id,
+            CatalogAd.campaign_id,
+            CatalogAd.content_id,
+            CatalogAd.format,
+            CatalogAd.name,
+            CatalogCampaign.name,
+            CatalogContent.title,
+            CatalogAd.product_id,
+            CatalogProduct.title,
+        )
+        .outerjoin(
+            CatalogCampaign,
+            and_(
+                CatalogCampaign.tenant_id == CatalogAd.tenant_id,
+                CatalogCampaign.id == CatalogAd.campaign_id,
+            ),
+        )
+        .outerjoin(
+            CatalogContent,
+            and_(
+                CatalogContent.tenant_id == CatalogAd.tenant_id,
+                CatalogContent.id == CatalogAd.content_id,
+            ),
+        )
+        .outerjoin(
+            CatalogProduct,
+            and_(
+                CatalogProduct.tenant_id == CatalogAd.tenant_id,
+                CatalogProduct.id == CatalogAd.product_id,
+            ),
+        )
+        .where(CatalogAd.tenant_id == tenant_id)
+    )
     if campaign_id is not None:
         query = query.where(CatalogAd.campaign_id == campaign_id)
     rows = await session.execute(query)
-    return {ad_id: AdInfo(campaign, content, fmt) for ad_id, campaign, content, fmt in rows}
+    return {row[0]: AdInfo(*row[1:]) for row in rows}
 
 
 async def contents_catalog(
@@ -145,6 +189,8 @@ async def contents_catalog(
             CatalogAccount.platform,
             CatalogContent.started_at,
             CatalogContent.ended_at,
+            CatalogContent.title,
+            CatalogAccount.handle,
         )
         .outerjoin(
             CatalogAccount,
@@ -158,10 +204,7 @@ async def contents_catalog(
     if ids is not None:
         query = query.where(CatalogContent.id.in_(ids))
     rows = await session.execute(query)
-    return {
-        content_id: ContentInfo(kind, account, platform, started, ended)
-        for content_id, kind, account, platform, started, ended in rows
-    }
+    return {row[0]: ContentInfo(*row[1:]) for row in rows}
 
 
 # --- events ---------------------------------------------------------------------------------

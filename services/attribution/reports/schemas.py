@@ -65,7 +65,12 @@ class FormatRow(AdMetrics, _FormatKey):
 
 
 class AdRow(AdMetrics, _FormatKey, _AdKey):
-    pass
+    # Names from the catalog read model, after the figures (null while it has none).
+    ad_name: str | None = Field(None, description="The ad's name in the catalog")
+    campaign_name: str | None = Field(None, description="The campaign's name")
+    content_title: str | None = Field(None, description="The title of the ad's content")
+    product_id: str | None = Field(None, description="The product the ad promotes")
+    product_title: str | None = Field(None, description="That product's title")
 
 
 class ContentRow(_Row):
@@ -95,6 +100,9 @@ class ContentRow(_Row):
         "(started_at ≤ paid_at ≤ ended_at). Videos: 0."
     )
     indirect_gmv: Money = Field(description="gmv − direct_gmv (all of it for a video)")
+    # Names from the catalog read model, after the figures (null while it has none).
+    title: str | None = Field(None, description="The content's title")
+    account_handle: str | None = Field(None, description="The account's handle on its platform")
 
 
 class _Report(BaseModel):

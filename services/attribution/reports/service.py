@@ -301,6 +301,11 @@ async def ads_report(
                 campaign_id=info.campaign_id if info else None,
                 content_id=info.content_id if info else None,
                 format=fmt,
+                ad_name=info.name if info else None,
+                campaign_name=info.campaign_name if info else None,
+                content_title=info.content_title if info else None,
+                product_id=info.product_id if info else None,
+                product_title=info.product_title if info else None,
             )
         )
     by_format = [
@@ -394,6 +399,8 @@ async def contents_report(
                 gpm=metrics.gpm(totals, places),
                 direct_gmv=direct,
                 indirect_gmv=metrics.money(gmv - direct, places),
+                title=info.title if info else None,
+                account_handle=info.account_handle if info else None,
             )
         )
     return ContentsReport(

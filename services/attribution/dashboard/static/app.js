@@ -1,10 +1,14 @@
 /* ClipFunnel dashboard: loading, rendering the cards, filters and wiring. */
-import { STEP_LABELS, MIN_STEPS, MAX_STEPS, FORMAT_ORDER, TOP_CONTENTS, NA, LOCALE, $, state, store } from './config.js';
+import { STEP_LABELS, DEFAULT_STEPS, MIN_STEPS, MAX_STEPS, FORMAT_ORDER, TOP_CONTENTS, NA, LOCALE, $, state, store } from './config.js';
 import { isNull, fmtInt, fmtCount, fmtPct, fmtRatio, fmtMoney, fmtDuration, stepLabel, platformLabel, withCurrency, formatLabel, zoneOr, startOfDay, todayIn, addDays, dayLabel } from './format.js';
 import { ApiError, request, getJson } from './api.js';
-import { el, cardState, fillTable, clearCard } from './dom.js';
+import { el, cardState, fillTable, clearCard, CARD_PARTS } from './dom.js';
 import { drawFunnel, drawBars, drawLine } from './charts.js';
 import { OPERATION_LOADERS, OPERATION_CARDS, OPERATION_RENDER } from './operations.js';
+import { PAGES, readView, remember, pageHref } from './nav.js';
+import { previousFilters, changeColumn, drawTiles, total, ratioOf } from './compare.js';
+import { contentName, accountName, adName, link, titlesFrom } from './names.js';
+import './drill.js';
 
 // ---- what each card loads ----------------------------------------------------------------
 function funnelQuery(f) {
@@ -77,6 +81,10 @@ function renderFunnel() {
     { key: 'conversion_from_previous', label: 'From previous', numeric: true, fmt: (s) => fmtPct(s.conversion_from_previous) },
     { key: 'conversion_from_start', label: 'From start', numeric: true, fmt: (s) => fmtPct(s.conversion_from_start) },
     { key: 'median_seconds_from_previous', label: 'Median time', numeric: true, fmt: (s) => fmtDuration(s.median_seconds_from_previous) },
+    changeColumn({
+      key: 'users_change', label: 'Users vs previous', metric: 'users', kind: 'int', better: 'up',
+      previous: state.data.funnelPrev && state.data.funnelPrev.steps, match: (s, prev) => prev[s.index],
+    }),
   ], steps.map((s, index) => ({ ...s, index })), (s) => s.index);
 }
 
@@ -105,6 +113,11 @@ function renderFormats() {
     { key: 'orders', label: 'Orders', numeric: true, fmt: (r) => fmtCount(r.orders) },
     { key: 'spend', label: inCurrency('Spend'), numeric: true, fmt: money('spend') },
     { key: 'gmv', label: inCurrency('GMV'), numeric: true, fmt: money('gmv') },
+    changeColumn({
+      key: 'roas_change', label: 'ROAS vs previous', metric: 'roas', kind: 'ratio', better: 'up',
+      previous: state.data.adsPrev && state.data.adsPrev.by_format,
+      match: (r, prev) => prev.find((p) => p.format === r.format),
+    }),
   ], rows, (r) => (isNull(r.format) ? 'none' : r.format));
   const metric = $('#format-metric').value;
   const spec = METRICS[metric];
@@ -133,8 +146,18 @@ function renderContents() {
   const rows = [...(data.rows || [])].sort(byGmv);
   const top = rows.slice(0, TOP_CONTENTS);
   cardState('contents', rows.length ? warningsOf(data) : 'No content had views, clicks or orders in this range and these filters.');
+  const before = state.data.contentsPrev && state.data.contentsPrev.rows;
+  const sameContent = (r, prev) => prev.find((p) => p.content_id === r.content_id);
+  const gmvChange = changeColumn({
+    key: 'gmv_change', label: 'GMV vs previous', metric: 'gmv', kind: 'money', better: 'up',
+    previous: before, match: sameContent,
+  });
+  const nameCell = (r) => (r.kind === 'live' || r.kind === 'video'
+    ? link(contentName(r), pageHref('content', r.content_id, urlFilters()))
+    : contentName(r));
   fillTable($('#contents-table'), [
-    { key: 'content_id', label: 'Content', fmt: (r) => r.content_id },
+    { key: 'content_id', label: 'Content', fmt: nameCell, title: (r) => `Content id ${r.content_id}` },
+    { key: 'account', label: 'Account', fmt: (r) => accountName(r.account_handle, null), title: (r) => r.account_id && `Account id ${r.account_id}` },
     { key: 'kind', label: 'Kind', fmt: (r) => (r.kind === 'live' ? 'Live' : r.kind === 'video' ? 'Video' : r.kind || NA) },
     { key: 'platform', label: 'Platform', fmt: (r) => platformLabel(r.platform) },
     { key: 'views', label: 'Views', numeric: true, fmt: (r) => fmtInt(r.views) },
@@ -143,11 +166,13 @@ function renderContents() {
     { key: 'orders', label: 'Orders', numeric: true, fmt: (r) => fmtCount(r.orders) },
     { key: 'gmv', label: inCurrency('GMV'), numeric: true, fmt: money('gmv') },
     { key: 'gpm', label: inCurrency('GPM'), numeric: true, fmt: money('gpm') },
+    gmvChange,
   ], top, (r) => r.content_id);
   const live = rows.filter((r) => r.kind === 'live');
   cardState('live', live.length ? '' : 'No live room had activity in this range and these filters.');
   fillTable($('#live-table'), [
-    { key: 'content_id', label: 'Live room', fmt: (r) => r.content_id },
+    { key: 'content_id', label: 'Live room', fmt: nameCell, title: (r) => `Content id ${r.content_id}` },
+    { key: 'account', label: 'Account', fmt: (r) => accountName(r.account_handle, null), title: (r) => r.account_id && `Account id ${r.account_id}` },
     { key: 'platform', label: 'Platform', fmt: (r) => platformLabel(r.platform) },
     { key: 'unique_viewers', label: 'Viewers', numeric: true, fmt: (r) => fmtInt(r.unique_viewers) },
     { key: 'orders', label: 'Orders', numeric: true, fmt: (r) => fmtCount(r.orders) },
@@ -155,6 +180,7 @@ function renderContents() {
     { key: 'direct_gmv', label: inCurrency('Direct GMV'), numeric: true, fmt: money('direct_gmv') },
     { key: 'indirect_gmv', label: inCurrency('Indirect GMV'), numeric: true, fmt: money('indirect_gmv') },
     { key: 'gpm', label: inCurrency('GPM'), numeric: true, fmt: money('gpm') },
+    gmvChange,
   ], live, (r) => r.content_id);
 }
 
@@ -166,8 +192,10 @@ function renderDataDriven() {
   const lastBy = new Map((last.rows || []).map((r) => [r.content_id, r]));
   const rows = markov.channels || [];
   cardState('datadriven', rows.length ? '' : 'No journey with a content touch in this range.');
+  const titles = titlesFrom(last, state.data.contents);
+  const named = (id) => titles.get(id) || id;
   fillTable($('#datadriven-table'), [
-    { key: 'channel', label: 'Content', fmt: (r) => r.channel },
+    { key: 'channel', label: 'Content', fmt: (r) => named(r.channel), title: (r) => `Content id ${r.channel}` },
     { key: 'removal_effect', label: 'Removal effect', numeric: true, fmt: (r) => fmtPct(r.removal_effect) },
     { key: 'conversions', label: 'Markov orders', numeric: true, fmt: (r) => fmtCount(r.conversions) },
     { key: 'revenue', label: withCurrency('Markov GMV', currency), numeric: true, fmt: (r) => fmtMoney(r.revenue) },
@@ -175,7 +203,7 @@ function renderDataDriven() {
     { key: 'last_gmv', label: withCurrency('Last-touch GMV', currency), numeric: true, fmt: (r) => fmtMoney((lastBy.get(r.channel) || {}).gmv) },
   ], rows, (r) => r.channel);
   fillTable($('#paths-table'), [
-    { key: 'path', label: 'Path', fmt: (r) => r.path },
+    { key: 'path', label: 'Path', fmt: (r) => r.path.split(' > ').map(named).join(' → '), title: (r) => r.path },
     { key: 'conversions', label: 'Converting', numeric: true, fmt: (r) => fmtInt(r.conversions) },
     { key: 'non_conversions', label: 'Not converting', numeric: true, fmt: (r) => fmtInt(r.non_conversions) },
   ], markov.top_paths || [], (r) => r.path);
@@ -220,11 +248,29 @@ function renderTimeseries() {
     row.orders = p.value;
     days.set(p.start, row);
   }
+  // Day n of the range beside day n of the previous period.
+  const gmvBefore = (state.data.gmvPrev && state.data.gmvPrev.points) || null;
+  const ordersBefore = (state.data.ordersPrev && state.data.ordersPrev.points) || null;
+  const before = gmvBefore || ordersBefore
+    ? (gmvBefore || ordersBefore).map((p, i) => ({
+      gmv: gmvBefore && gmvBefore[i] ? gmvBefore[i].value : null,
+      orders: ordersBefore && ordersBefore[i] ? ordersBefore[i].value : null,
+    }))
+    : null;
+  const dayRows = [...days.values()].sort((a, b) => (a.start < b.start ? -1 : 1)).map((r, index) => ({ ...r, index }));
   fillTable($('#timeseries-table'), [
     { key: 'start', label: 'Day', fmt: (r) => dayLabel(r.start, zone, true) },
     { key: 'gmv', label: withCurrency('GMV', currency), numeric: true, fmt: (r) => fmtMoney(r.gmv) },
+    changeColumn({
+      key: 'gmv_change', label: 'GMV vs same day before', metric: 'gmv', kind: 'money', better: 'up',
+      previous: before, match: (r, prev) => prev[r.index],
+    }),
     { key: 'orders', label: 'Orders', numeric: true, fmt: (r) => fmtCount(r.orders) },
-  ], [...days.values()].sort((a, b) => (a.start < b.start ? -1 : 1)), (r) => r.start);
+    changeColumn({
+      key: 'orders_change', label: 'Orders vs same day before', metric: 'orders', kind: 'count', better: 'up',
+      previous: before, match: (r, prev) => prev[r.index],
+    }),
+  ], dayRows, (r) => r.start);
 }
 
 const RENDER = {
@@ -233,6 +279,142 @@ const RENDER = {
   datadriven: renderDataDriven, shops: renderShops,
 };
 Object.assign(RENDER, OPERATION_RENDER);
+
+// ---- cards added in a few lines: loads, what to draw when each arrives, status key ------------
+/** An overview card in a few lines: `loaders` join LOADERS, `draws[key]` runs after RENDER[key]
+ *  (chained, so several cards can draw from one load), and `sources` (load keys) with `status`
+ *  (its card-state key) make or extend its entry in CARDS. A key `xPrev` beside a loader `x`
+ *  is loaded with it, for the previous period (see load()). A whole view is a page module
+ *  instead: registerPage in nav.js (drill.js registers the content and ad pages). */
+function registerCard(id, { loaders = {}, draws = {}, sources = [], status = id }) {
+  Object.assign(LOADERS, loaders);
+  for (const [key, draw] of Object.entries(draws)) {
+    const before = RENDER[key];
+    RENDER[key] = before ? () => { before(); draw(); } : draw;
+  }
+  const [had, known] = CARDS[id] || [[], status];
+  CARDS[id] = [[...new Set([...had, ...sources])], known];
+}
+
+/** The previous period's answers: same endpoints, same filters, the range just before. */
+const previous = (f) => previousFilters(f, tz());
+registerCard('funnel-card', {
+  sources: ['funnel'], status: 'funnel',
+  loaders: { funnelPrev: (f) => getJson('v1/funnels', {}, 'funnel (previous period)', funnelQuery(previous(f))) },
+  draws: { funnelPrev: renderFunnel },
+});
+registerCard('formats-card', {
+  sources: ['ads'], status: 'ads',
+  loaders: { adsPrev: (f) => getJson('v1/reports/ads', reportParams(previous(f)), 'ads report (previous period)') },
+  draws: { adsPrev: renderFormats },
+});
+registerCard('timeseries-card', {
+  sources: ['gmv', 'orders'], status: 'timeseries',
+  loaders: {
+    gmvPrev: (f) => getJson('v1/reports/timeseries', seriesParams(previous(f), 'gmv'), 'GMV time series (previous period)'),
+    ordersPrev: (f) => getJson('v1/reports/timeseries', seriesParams(previous(f), 'orders'), 'orders time series (previous period)'),
+  },
+  draws: { gmvPrev: renderTimeseries, ordersPrev: renderTimeseries },
+});
+registerCard('contents-card', {
+  sources: ['contents'], status: 'contents',
+  loaders: { contentsPrev: (f) => getJson('v1/reports/contents', contentParams(previous(f)), 'contents report (previous period)') },
+  draws: { contentsPrev: renderContents },
+});
+
+function renderTiles() {
+  const ads = state.data.ads;
+  const contents = state.data.contents;
+  if (!ads && !contents) { $('#kpi-tiles').replaceChildren(); return; }
+  const currency = currencyOf(ads) || currencyOf(contents);
+  const sums = (answer) => {
+    if (!answer) return null;
+    return { rows: answer.rows || [], formats: answer.by_format || [] };
+  };
+  const figures = (c, a) => {
+    const rows = c ? c.rows : [];
+    const formats = a ? a.formats : [];
+    const spend = total(formats, 'spend');
+    const adGmv = total(formats, 'gmv');
+    const adOrders = total(formats, 'orders');
+    return {
+      gmv: c ? total(rows, 'gmv') : null,
+      orders: c ? total(rows, 'orders') : null,
+      views: c ? total(rows, 'views') : null,
+      ctr: c ? ratioOf(total(rows, 'clicks'), total(rows, 'impressions')) : null,
+      spend: a ? spend : null,
+      roas: a ? ratioOf(adGmv, spend) : null,
+      cpa: a ? ratioOf(spend, adOrders) : null,
+    };
+  };
+  const now = figures(sums(contents), sums(ads));
+  const prevContents = state.data.contentsPrev;
+  const prevAds = state.data.adsPrev;
+  const then = prevContents || prevAds ? figures(sums(prevContents), sums(prevAds)) : {};
+  const money = (v) => (isNull(v) ? NA : fmtMoney(Number(v).toFixed(2), currency));
+  drawTiles($('#kpi-tiles'), [
+    { key: 'gmv', label: 'Attributed GMV', value: money(now.gmv), current: now.gmv, previous: then.gmv, kind: 'money', better: 'up' },
+    { key: 'orders', label: 'Attributed orders', value: fmtCount(now.orders), current: now.orders, previous: then.orders, kind: 'count', better: 'up' },
+    { key: 'views', label: 'Views', value: fmtInt(now.views), current: now.views, previous: then.views, kind: 'int', better: 'up' },
+    { key: 'ctr', label: 'Content CTR', value: fmtPct(now.ctr), current: now.ctr, previous: then.ctr, kind: 'pct', better: 'up' },
+    { key: 'spend', label: 'Ad spend', value: money(now.spend), current: now.spend, previous: then.spend, kind: 'money', better: null },
+    { key: 'roas', label: 'Ad ROAS', value: fmtRatio(now.roas), current: now.roas, previous: then.roas, kind: 'ratio', better: 'up' },
+    { key: 'cpa', label: 'Ad CPA', value: money(now.cpa), current: now.cpa, previous: then.cpa, kind: 'money', better: 'down' },
+  ]);
+  const f = state.filters;
+  if (f) {
+    const p = previous(f);
+    $('#kpi-range').textContent = `${f.fromDay} to ${f.toDay}, compared with ${p.fromDay} to ${p.toDay} (the ${
+      Math.round((Date.parse(f.to) - Date.parse(f.from)) / 86400000)} days before). Green is better, red is worse (for CPA, lower is better).`;
+  }
+  const quiet = (prevContents || prevAds) && !then.gmv && !then.views && !then.spend;
+  cardState('kpi', quiet && f
+    ? `The previous period (${previous(f).fromDay} to ${previous(f).toDay}) has no data, so every change reads “new”: pick a shorter range to compare two periods that both have data.`
+    : '');
+}
+registerCard('kpi-card', {
+  sources: ['ads', 'contents'], status: 'kpi',
+  draws: { ads: renderTiles, contents: renderTiles, adsPrev: renderTiles, contentsPrev: renderTiles },
+});
+
+function renderAdList() {
+  const data = state.data.ads;
+  if (!data) { clearCard('adlist'); return; }
+  const currency = currencyOf(data);
+  const inCurrency = (label) => withCurrency(label, currency);
+  const rows = [...(data.rows || [])];
+  cardState('adlist', rows.length ? '' : 'No ad had impressions, clicks, orders or spend in this range.');
+  const filters = urlFilters();
+  fillTable($('#adlist-table'), [
+    { key: 'ad_id', label: 'Ad', fmt: (r) => link(adName(r), pageHref('ad', r.ad_id, filters)), title: (r) => `Ad id ${r.ad_id}` },
+    { key: 'campaign', label: 'Campaign', fmt: (r) => r.campaign_name || r.campaign_id || NA, title: (r) => r.campaign_id && `Campaign id ${r.campaign_id}` },
+    { key: 'format', label: 'Format', fmt: (r) => formatLabel(r.format) },
+    { key: 'product', label: 'Product', fmt: (r) => r.product_title || r.product_id || NA, title: (r) => r.product_id && `Product id ${r.product_id}` },
+    { key: 'spend', label: inCurrency('Spend'), numeric: true, fmt: (r) => fmtMoney(r.spend) },
+    { key: 'gmv', label: inCurrency('GMV'), numeric: true, fmt: (r) => fmtMoney(r.gmv) },
+    { key: 'roas', label: 'ROAS', numeric: true, fmt: (r) => fmtRatio(r.roas) },
+    { key: 'cpa', label: inCurrency('CPA'), numeric: true, fmt: (r) => fmtMoney(r.cpa) },
+    changeColumn({
+      key: 'gmv_change', label: 'GMV vs previous', metric: 'gmv', kind: 'money', better: 'up',
+      previous: state.data.adsPrev && state.data.adsPrev.rows,
+      match: (r, prev) => prev.find((p) => p.ad_id === r.ad_id),
+    }),
+  ], rows, (r) => r.ad_id);
+}
+CARD_PARTS.adlist = ['adlist-table'];
+CARD_PARTS.kpi = ['kpi-tiles'];
+registerCard('adlist-card', { sources: ['ads'], status: 'adlist', draws: { ads: renderAdList, adsPrev: renderAdList } });
+
+/** The filters as the URL keeps them: local days, and the defaults left out. */
+function urlFilters(f = state.filters) {
+  if (!f) return {};
+  const steps = state.steps.join(',');
+  return {
+    from: f.fromDay, to: f.toDay, platform: f.platform, kind: f.kind, model: f.model,
+    window: f.window === 604800 ? '' : String(f.window),
+    steps: steps === DEFAULT_STEPS.join(',') ? '' : steps,
+  };
+}
 
 function render(key) {
   try {
@@ -322,8 +504,10 @@ function tokenClaims(token) {
 }
 
 // ---- loading -------------------------------------------------------------------------
-async function load(keys) {
+async function load(requested) {
   if (!state.token) return;
+  // Each part with a previous-period twin loads it too, for its change column.
+  const keys = [...new Set(requested.flatMap((k) => (LOADERS[`${k}Prev`] ? [k, `${k}Prev`] : [k])))];
   if (!state.settings) {
     const ok = await loadSettings();
     if (!ok) return;
@@ -375,6 +559,74 @@ async function load(keys) {
 
 const loadAll = () => load(Object.keys(LOADERS));
 
+// ---- views: the overview, or a page module (see nav.js); the URL says which -------------------
+const pageContext = {
+  tz, currencyOf, showErrors, setStatus, urlFilters,
+  refused: () => forget({ keepBanner: true }),
+};
+
+/** The URL's filters into the form (before loading): dates, platform, kind, model, window, steps. */
+function applyView(view) {
+  if (view.from && view.to) {
+    $('#f-from').value = view.from;
+    $('#f-to').value = view.to;
+  }
+  $('#f-platform').value = view.platform || '';
+  $('#f-kind').value = view.kind || '';
+  if (view.model) {
+    $('#f-model').value = view.model;
+    state.modelChosen = true;
+  }
+  $('#f-window').value = view.window || '604800';
+  if (!$('#f-window').value) $('#f-window').value = '604800';
+  const steps = view.steps ? view.steps.split(',').filter((t) => STEP_LABELS[t]) : DEFAULT_STEPS;
+  if (steps.length >= MIN_STEPS && steps.length <= MAX_STEPS && steps.join(',') !== state.steps.join(',')) {
+    state.steps = [...steps];
+    renderSteps();
+  }
+}
+
+let shownPage = null;
+function showView(name) {
+  const spec = name ? PAGES[name] : null;
+  if (shownPage && shownPage !== name && PAGES[shownPage].hide) PAGES[shownPage].hide();
+  shownPage = spec ? name : null;
+  $('#overview').hidden = Boolean(spec);
+  $('#page-view').hidden = !spec;
+  document.title = spec ? `${spec.label} · ClipFunnel dashboard` : 'ClipFunnel dashboard';
+}
+
+/** Draw what the URL names with the form's filters; `keys`: the overview parts to reload. */
+async function refreshView(keys = null, { replace = false } = {}) {
+  if (!state.token) return;
+  if (!state.settings && !(await loadSettings())) return;
+  const view = readView();
+  const f = readFilters();
+  if (!f.error) {
+    state.filters = f;
+    remember({ ...urlFilters(f), page: view.page, id: view.id }, { replace });
+  }
+  followed = window.location.hash;
+  showView(view.page);
+  if (view.page && !f.error) {
+    delete state.errors.filters;
+    await PAGES[view.page].show(view.id, f, pageContext);
+    return;
+  }
+  await (keys ? load(keys) : loadAll());
+}
+
+/** A filter changed: a new history entry, then the open view again. */
+const changed = (keys = null) => refreshView(keys);
+
+let followed = null;
+function followUrl() {
+  if (window.location.hash === followed) return;  // popstate and hashchange both report it
+  followed = window.location.hash;
+  applyView(readView());
+  refreshView(null, { replace: true });
+}
+
 async function loadSettings() {
   try {
     state.settings = await getJson('v1/settings', {}, 'settings');
@@ -400,7 +652,7 @@ async function connect(token) {
   store.set(token);
   showDashboard();
   setStatus('Checking the token…');
-  await loadAll();
+  await refreshView(null, { replace: true });
 }
 
 function forget({ keepBanner = false } = {}) {
@@ -413,6 +665,7 @@ function forget({ keepBanner = false } = {}) {
     clearCard(key);
     cardState(key, '');
   }
+  for (const key of Object.keys(CARD_PARTS)) clearCard(key);  // tiles, ads, the pages' parts
   if (!keepBanner) {
     state.errors = {};
     showBanner([]);
@@ -453,7 +706,7 @@ function renderSteps() {
     }
     select.addEventListener('change', () => {
       state.steps[i] = select.value;
-      load(['funnel']);
+      changed(['funnel']);
     });
     const remove = el('button', {
       type: 'button', class: 'icon', 'aria-label': `Remove step ${i + 1}`, title: 'Remove this step',
@@ -462,7 +715,7 @@ function renderSteps() {
     remove.addEventListener('click', () => {
       state.steps.splice(i, 1);
       renderSteps();
-      load(['funnel']);
+      changed(['funnel']);
     });
     item.append(el('label', { for: id, class: 'sr-only' }, `Step ${i + 1}`), select, remove);
     list.append(item);
@@ -537,23 +790,26 @@ function init() {
   });
   $('#forget-token').addEventListener('click', () => forget());
   $('#banner-close').addEventListener('click', () => { $('#banner').hidden = true; });
-  $('#filters').addEventListener('submit', (event) => { event.preventDefault(); loadAll(); });
+  $('#filters').addEventListener('submit', (event) => { event.preventDefault(); refreshView(null, { replace: true }); });
   for (const id of ['#f-from', '#f-to', '#f-platform', '#f-kind']) {
-    $(id).addEventListener('change', loadAll);
+    $(id).addEventListener('change', () => changed());
   }
-  $('#f-model').addEventListener('change', () => { state.modelChosen = true; loadAll(); });
-  $('#f-window').addEventListener('change', () => load(['funnel']));
+  $('#f-model').addEventListener('change', () => { state.modelChosen = true; changed(); });
+  $('#f-window').addEventListener('change', () => changed(['funnel']));
+  // Back, Forward, a pasted link or an edited hash: draw what the URL says.
+  window.addEventListener('popstate', followUrl);
+  window.addEventListener('hashchange', followUrl);
   $('#format-metric').addEventListener('change', () => render('ads'));
   $('#add-step').addEventListener('click', () => {
     if (state.steps.length >= MAX_STEPS) return;
     state.steps.push('order');
     renderSteps();
-    load(['funnel']);
+    changed(['funnel']);
   });
   $('#reset-steps').addEventListener('click', () => {
     state.steps = [...DEFAULT_STEPS];
     renderSteps();
-    load(['funnel']);
+    changed(['funnel']);
   });
   for (const button of document.querySelectorAll('button[data-csv]')) {
     button.addEventListener('click', () => downloadCsv(button.dataset.csv, button));
@@ -564,6 +820,7 @@ function init() {
     pending = setTimeout(() => { for (const key of ['funnel', 'ads', 'gmv']) render(key); }, 150);
   });
   renderSteps();
+  applyView(readView());
   const saved = store.get();
   if (saved) connect(saved); else showAuth();
 }

@@ -80,12 +80,15 @@ export function drawLine(container, points, { label, fmt, tz, cls, bands = [], m
       drawClear: [(u) => {
         const { ctx } = u;
         ctx.save();
-        ctx.fillStyle = 'rgba(234, 88, 12, 0.12)';
-        for (const [a, b] of bands) {
+        bands.forEach(([a, b], i) => {
           const x0 = u.valToPos(a / 1000, 'x', true);
           const x1 = u.valToPos(b / 1000, 'x', true);
+          // Neighbouring windows alternate shades, each opened by a line.
+          ctx.fillStyle = i % 2 ? 'rgba(124, 58, 237, 0.10)' : 'rgba(234, 88, 12, 0.12)';
           ctx.fillRect(x0, u.bbox.top, Math.max(1, x1 - x0), u.bbox.height);
-        }
+          ctx.fillStyle = 'rgba(194, 65, 12, 0.7)';
+          ctx.fillRect(x0, u.bbox.top, 2, u.bbox.height);
+        });
         ctx.restore();
       }],
     },

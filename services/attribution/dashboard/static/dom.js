@@ -33,7 +33,9 @@ export function cardState(key, text, kind = '') {
   node.hidden = !text;
 }
 
-/** columns: [{key, label, fmt(row), numeric}]; every cell carries data-col for tests and CSS. */
+/** columns: [{key, label, fmt(row), numeric, title(row)}]; `fmt` returns text or a node (a
+ *  link, a change badge), `title` a hover text (the id behind a name). Every cell carries
+ *  data-col for tests and CSS. */
 export function fillTable(table, columns, rows, rowKey) {
   const caption = table.querySelector('caption');
   const head = el('thead');
@@ -44,19 +46,35 @@ export function fillTable(table, columns, rows, rowKey) {
   for (const row of rows) {
     const line = el('tr', { 'data-row': rowKey(row) });
     columns.forEach((c, i) => {
+      const value = c.fmt(row);
       const cell = el(i === 0 ? 'th' : 'td', {
         'data-col': c.key, class: c.numeric ? 'num' : '',
-      }, c.fmt(row));
+      }, value instanceof Node ? undefined : value);
+      if (value instanceof Node) cell.append(value);
+      if (c.title) {
+        const hover = c.title(row);
+        if (hover) cell.title = hover;
+      }
       if (i === 0) cell.setAttribute('scope', 'row');
       line.append(cell);
     });
     bodyNode.append(line);
   }
   table.replaceChildren(...(caption ? [caption] : []), head, bodyNode);
+  // A table wider than its card scrolls sideways: keyboards reach it too.
+  const wrap = table.parentElement;
+  if (wrap && wrap.classList.contains('table-wrap') && !wrap.hasAttribute('tabindex')) {
+    wrap.setAttribute('tabindex', '0');
+    wrap.setAttribute('role', 'region');
+    wrap.setAttribute('aria-label', `${caption ? caption.textContent : 'Table'} (scrolls sideways)`);
+  }
 }
 
+/** Extra cards: the ids a card's clearCard empties (pages and other modules add theirs). */
+export const CARD_PARTS = {};
+
 export function clearCard(key) {
-  const ids = {
+  const ids = CARD_PARTS[key] || {
     funnel: ['funnel-chart', 'funnel-table'], ads: ['formats-chart', 'formats-table'],
     contents: ['contents-table'], live: ['live-table'],
     datadriven: ['datadriven-table', 'paths-table'], shops: ['shops-table'],
@@ -64,6 +82,7 @@ export function clearCard(key) {
   }[key] || [];
   for (const id of ids) {
     const node = document.getElementById(id);
+    if (!node) continue;
     const caption = node.querySelector('caption');
     node.replaceChildren(...(caption ? [caption] : []));
   }

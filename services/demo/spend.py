@@ -1,0 +1,96 @@
+"""Ad spend in proportion to the month's traffic, so every format earns a plausible ROAS.
+
+The catalog's daily spend has a shape (a base per ad, day-to-day noise, fading as the promoted
+video ages) but no scale of its own: a month of 2,000 events and one of a million see very
+different ad traffic. Once the month's events and orders exist, each format's spend is scaled
+so that the GMV last touch credits its ads with (by the attribution engine's own rule and
+default windows) over its spend is the format's target ROAS: native ahead of pre-roll,
+overlay and banner, as native placements do on the short-video platforms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from decimal import Decimal
+
+from services.attribution.credit import engine
+from services.demo.orders import Order
+from services.demo.timeline import CURRENCY, from_us
+from services.demo.viewers import Event
+from services.demo.world import Spend, World
+from shared.vocabulary import AdFormat
+
+#: GMV / spend each format's ads aim at over the month.
+TARGET_ROAS: dict[AdFormat, Decimal] = {
+    "native": Decimal("4.6"),
+    "pre_roll": Decimal("2.6"),
+    "overlay": Decimal("2.0"),
+    "banner": Decimal("1.5"),
+}
+CENT = Decimal("0.01")
+
+
+def ad_gmv(world: World, events: Sequence[Event], orders: Iterable[Order]) -> dict[str, Decimal]:
+    """Per ad: the revenue last touch credits it with, under the default windows (orders
+    cancelled or refunded in full bring nothing)."""
+    touches: dict[str, list[engine.Touch]] = {}
+    buyer_of_click: dict[str, str] = {}
+    for e in events:
+        if engine.touch_kind(e.type) is None:
+            continue
+        touches.setdefault(e.user_id, []).append(
+            engine.Touch(e.event_id, e.type, from_us(e.t_us), e.content_id, e.ad_id, e.product_id)
+        )
+        if e.click_id is not None:
+            buyer_of_click[e.click_id] = e.user_id
+    linked: dict[str, set[str]] = {}
+    for link in world.links:
+        linked.setdefault(link.content_id, set()).add(link.product_id)
+    content_products = {key: frozenset(value) for key, value in linked.items()}
+    gmv: dict[str, Decimal] = {}
+    for order in orders:
+        if order.cancelled_us is not None or (order.refund is not None and order.refund.full):
+            continue
+        buyer = order.user_id or next(
+            (buyer_of_click[c] for c in order.click_ids if c in buyer_of_click), None
+        )
+        if buyer is None:
+            continue
+        credits = engine.attribute(
+            order_time=from_us(order.paid_us),
+            lines=[engine.Line(i.product_id, i.revenue) for i in order.items],
+            touches=touches.get(buyer, ()),
+            rules=engine.Rules(),
+            model="last_touch",
+            currency=CURRENCY,
+            content_products=content_products,
+        )
+        for credit in credits:
+            if credit.ad_id is not None:
+                gmv[credit.ad_id] = gmv.get(credit.ad_id, Decimal(0)) + credit.amount
+    return gmv
+
+
+def scaled(world: World, events: Sequence[Event], orders: Sequence[Order]) -> list[Spend]:
+    """The world's spend with each format's days scaled to its target ROAS; a format whose
+    ads brought no credited order this month (a small month) spends nothing, so its ROAS is
+    unknown rather than 0."""
+    fmt = {ad.id: ad.format for ad in world.ads}
+    gmv: dict[AdFormat, Decimal] = dict.fromkeys(TARGET_ROAS, Decimal(0))
+    for ad_id, amount in ad_gmv(world, events, orders).items():
+        if ad_id in fmt:
+            gmv[fmt[ad_id]] += amount
+    shape: dict[AdFormat, Decimal] = dict.fromkeys(TARGET_ROAS, Decimal(0))
+    for day in world.spend:
+        shape[fmt[day.ad_id]] += day.amount
+    factor = {
+        key: gmv[key] / target / shape[key]
+        for key, target in TARGET_ROAS.items()
+        if gmv[key] and shape[key]
+    }
+    return [
+        replace(day, amount=max(CENT, (day.amount * factor[fmt[day.ad_id]]).quantize(CENT)))
+        for day in world.spend
+        if fmt[day.ad_id] in factor
+    ]
