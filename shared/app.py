@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import make_engine, make_sessionmaker, reader
@@ -19,6 +19,7 @@ from shared.observability import ObservabilityMiddleware, configure_logging
 from shared.openapi import install_problem_openapi
 from shared.ratelimit import RateLimitMiddleware, TokenLimiter
 from shared.revocation import RevokedTable, TokenVerifier, revoked_token_ids
+from shared.schemas import ID_PATTERN
 from shared.settings import ServiceSettings
 
 Hook = Callable[[FastAPI], Awaitable[None]]
@@ -108,3 +109,6 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+
+# A client-chosen id in the path (``/v1/orders/{order_id}``).
+IdPath = Annotated[str, Path(pattern=ID_PATTERN, description="Client-chosen id")]

@@ -175,3 +175,13 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
     return dependency
+
+
+# A route's principal, by the scope it requires: ``principal: ReportsReader``.
+CatalogReader = Annotated[Principal, Depends(require_scope("catalog:read"))]
+CatalogWriter = Annotated[Principal, Depends(require_scope("catalog:write"))]
+CatalogSync = Annotated[Principal, Depends(require_scope("catalog:sync"))]
+EventsWriter = Annotated[Principal, Depends(require_scope("events:write"))]
+OrdersWriter = Annotated[Principal, Depends(require_scope("orders:write"))]
+ReportsReader = Annotated[Principal, Depends(require_scope("reports:read"))]
+Admin = Annotated[Principal, Depends(require_scope("admin"))]

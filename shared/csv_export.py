@@ -6,12 +6,21 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 ROWS_PER_CHUNK = 500
+
+# What a report answers in: ``format=json`` (the default) or ``format=csv``.
+ExportFormat = Literal["json", "csv"]
+# The OpenAPI description of such a report's 200.
+CSV_OR_JSON: dict[str, Any] = {
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+    "description": "JSON, or CSV with `format=csv`",
+}
 
 
 def cell(value: Any) -> str:
@@ -56,3 +65,17 @@ def csv_response(
         media_type=CSV_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})},
     )
+
+
+def export_response(
+    format: ExportFormat,
+    answer: BaseModel,
+    columns: Sequence[str],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    filename: str,
+) -> Response:
+    """``answer`` as JSON, or ``rows`` (lazily: an iterator is only read for CSV) as CSV."""
+    if format == "csv":
+        return csv_response(columns, rows, filename=filename)
+    return Response(answer.model_dump_json(), media_type="application/json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -122,6 +122,19 @@ class JSONDoc(TypeDecorator[Any]):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def assign(row: object, values: Mapping[str, Any]) -> bool:
+    """Give ``row`` the ``values`` if any differs from what it holds; whether one did.
+
+    An upsert bumps ``updated_at`` (and writes the change feed) only when this is true, so an
+    identical PUT changes nothing.
+    """
+    if all(getattr(row, name) == value for name, value in values.items()):
+        return False
+    for name, value in values.items():
+        setattr(row, name, value)
+    return True
 
 
 class RevokedTokenColumns:

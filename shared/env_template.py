@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import MetaData, create_engine, pool
 
@@ -9,39 +11,38 @@ from sqlalchemy import MetaData, create_engine, pool
 def run_migrations(target_metadata: MetaData) -> None:
     config = context.config
     url = config.get_main_option("sqlalchemy.url")
-    version_table = config.get_main_option("version_table") or "alembic_version"
+    # What both modes configure alike.
+    options: dict[str, Any] = {
+        "target_metadata": target_metadata,
+        "version_table": config.get_main_option("version_table") or "alembic_version",
+        "compare_type": True,
+        # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
+        "render_as_batch": True,
+    }
     if context.is_offline_mode():
-        context.configure(
-            url=url,
-            target_metadata=target_metadata,
-            literal_binds=True,
-            version_table=version_table,
-            compare_type=True,
-            render_as_batch=True,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+        context.configure(url=url, literal_binds=True, **options)
+        _migrate()
         return
     connectable = config.attributes.get("connection")
     if connectable is not None:
-        _run(connectable, target_metadata, version_table)
+        _run(connectable, options)
         return
     engine = create_engine(url or "", poolclass=pool.NullPool)
     with engine.connect() as connection:
-        _run(connection, target_metadata, version_table)
+        _run(connection, options)
     engine.dispose()
 
 
-def _run(connection: object, target_metadata: MetaData, version_table: str) -> None:
+def _run(connection: object, options: dict[str, Any]) -> None:
+    # Both callers pass a Connection; typed object here to keep alembic out of the hint.
     context.configure(
-        # Both callers pass a Connection; typed object here to keep alembic out of the hint.
         connection=connection,  # type: ignore[arg-type]
-        target_metadata=target_metadata,
-        version_table=version_table,
-        compare_type=True,
-        # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
-        render_as_batch=True,
         transaction_per_migration=True,
+        **options,
     )
+    _migrate()
+
+
+def _migrate() -> None:
     with context.begin_transaction():
         context.run_migrations()

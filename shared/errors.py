@@ -7,7 +7,7 @@ import logging
 import socket
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -128,6 +128,16 @@ class RevocationListStale(ServiceUnavailable):
     type_slug, title = "revocation-list-stale", "Revoked tokens cannot be checked"
 
 
+T = TypeVar("T")
+
+
+def found(value: T | None, detail: str) -> T:
+    """``value``, or a 404 saying ``detail`` (what is missing and how to create it) if None."""
+    if value is None:
+        raise NotFound(detail)
+    return value
+
+
 def problem_response(
     status: int,
     title: str,
@@ -156,6 +166,20 @@ def problem_response(
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=dict(headers or {}),
+    )
+
+
+def problem_for(exc: ProblemError, instance: str | None = None) -> Response:
+    """The problem+json answer of a ``ProblemError`` (raised, or built to answer directly)."""
+    return problem_response(
+        exc.status,
+        exc.title,
+        exc.detail,
+        type_slug=exc.type_slug,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+        instance=instance,
     )
 
 
@@ -215,16 +239,7 @@ def validation_route(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
-        return problem_response(
-            exc.status,
-            exc.title,
-            exc.detail,
-            type_slug=exc.type_slug,
-            errors=exc.errors,
-            headers=exc.headers,
-            extra=exc.extra,
-            instance=request.url.path,
-        )
+        return problem_for(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -266,27 +281,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> Response:
         log.warning("database unavailable: %s", type(exc).__name__)
-        return problem_response(
-            503,
-            "Database unavailable",
-            "The database did not answer; retry shortly.",
-            type_slug="database-unavailable",
-            headers={"Retry-After": "5"},
-            instance=request.url.path,
-        )
+        return database_unavailable(request, "The database did not answer; retry shortly.")
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> Response:
         if database_unreachable(exc):
             log.warning("database unavailable: %s", type(exc).__name__)
-            return problem_response(
-                503,
-                "Database unavailable",
-                "The database connection was lost; retry shortly.",
-                type_slug="database-unavailable",
-                headers={"Retry-After": "5"},
-                instance=request.url.path,
-            )
+            return database_unavailable(request, "The database connection was lost; retry shortly.")
         log.exception("database error")
         return problem_response(
             500,
@@ -300,14 +301,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if not database_unreachable(exc):
             return await _unexpected(request, exc)
         log.warning("database unreachable: %s: %s", type(exc).__name__, exc)
-        return problem_response(
-            503,
-            "Database unavailable",
-            "The database cannot be reached; retry shortly.",
-            type_slug="database-unavailable",
-            headers={"Retry-After": "5"},
-            instance=request.url.path,
-        )
+        return database_unavailable(request, "The database cannot be reached; retry shortly.")
 
     driver_errors: tuple[type[Exception], ...] = (OSError, *_DRIVER_UNAVAILABLE)
     for driver_error in driver_errors:
@@ -322,6 +316,18 @@ def install_error_handlers(app: FastAPI) -> None:
     # instead, inside every other middleware; this handler stays for errors raised by those.
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(UnhandledErrorMiddleware)
+
+
+def database_unavailable(request: Request, detail: str) -> Response:
+    """A 503 that asks the client to retry in a few seconds."""
+    return problem_response(
+        503,
+        "Database unavailable",
+        detail,
+        type_slug="database-unavailable",
+        headers={"Retry-After": "5"},
+        instance=request.url.path,
+    )
 
 
 def internal_error(path: str) -> Response:

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import PayloadTooLarge, problem_response
+from shared.errors import PayloadTooLarge, problem_for
 
 
 class BodyTooLarge(HTTPException):
@@ -77,13 +77,7 @@ def install_body_limit(app: FastAPI, max_bytes: int) -> None:
 
     async def too_large(request: Request, exc: Exception) -> Response:
         detail = exc.detail if isinstance(exc, HTTPException) else str(exc)
-        return problem_response(
-            PayloadTooLarge.status,
-            PayloadTooLarge.title,
-            detail,
-            type_slug=PayloadTooLarge.type_slug,
-            instance=request.url.path,
-        )
+        return problem_for(PayloadTooLarge(detail), request.url.path)
 
     app.add_exception_handler(BodyTooLarge, too_large)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_bytes)

@@ -6,7 +6,7 @@ import base64
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 
 from shared.errors import UnprocessableEntity
@@ -47,3 +47,7 @@ def page_params(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> PageParams:
     return PageParams(limit=limit, cursor=cursor)
+
+
+# A list route's page: ``page: PageDep``.
+PageDep = Annotated[PageParams, Depends(page_params)]

@@ -43,7 +43,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.auth import decode_token
-from shared.errors import TooManyRequests, problem_response
+from shared.errors import TooManyRequests, problem_for
 from shared.metrics import RATE_LIMIT_STORAGE_ERRORS
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -233,13 +233,10 @@ class RateLimitMiddleware:
         scope.setdefault("state", {})["tenant_id"] = principal.tenant_id
         # Strictly more than the wait: the window includes its first instant.
         retry_after = math.floor(wait) + 1
-        response = problem_response(
-            TooManyRequests.status,
-            TooManyRequests.title,
+        refusal = TooManyRequests(
             f"This token has used its {kind} quota ({self.limiter.burst} requests per "
             f"{self.limiter.window_seconds} s); retry after {retry_after} s.",
-            type_slug=TooManyRequests.type_slug,
             headers={"Retry-After": str(retry_after)},
-            instance=str(scope.get("path", "")),
         )
+        response = problem_for(refusal, str(scope.get("path", "")))
         await response(scope, receive, send)

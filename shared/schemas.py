@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -31,6 +31,20 @@ class OutSchema(BaseModel):
     """Base of response schemas (built from ORM rows)."""
 
     model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+
+def from_row(schema: type[SchemaT], row: object, **values: Any) -> SchemaT:
+    """``schema`` from ``row``'s attributes of the same names; ``values`` give the others
+    (or replace a row's value)."""
+    return schema.model_validate(
+        {
+            name: values[name] if name in values else getattr(row, name)
+            for name in schema.model_fields
+        }
+    )
 
 
 def format_utc(value: dt.datetime) -> str:

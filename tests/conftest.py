@@ -17,7 +17,6 @@ import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,6 +184,12 @@ def make_token() -> TokenFactory:
     return factory
 
 
+@pytest.fixture
+def admin_token(make_token: TokenFactory, tenant: str) -> str:
+    """An admin token of the test's tenant."""
+    return make_token(tenant, "admin")
+
+
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -196,10 +201,6 @@ def new_tenant() -> str:
 @pytest.fixture
 def tenant() -> str:
     return new_tenant()
-
-
-async def running(app: FastAPI) -> AbstractAsyncContextManager[Any]:
-    return app.router.lifespan_context(app)
 
 
 def client_for(app: FastAPI, base_url: str) -> httpx.AsyncClient:

@@ -88,33 +88,22 @@ async def make_tracking_link(
     ad_id: str | None = "ad-1",
 ) -> str:
     """Create (through the catalog API) what a tracking link needs, then the link; its code."""
-    await _put(catalog, token, "/v1/accounts/acct-1", {"platform": "douyin", "handle": "shop"})
-    await _put(
-        catalog,
-        token,
-        f"/v1/contents/{content_id}",
-        {"kind": "video", "account_id": "acct-1", "title": "Unboxing"},
-    )
+    objects: list[tuple[str, dict[str, Any]]] = [
+        ("/v1/accounts/acct-1", {"platform": "douyin", "handle": "shop"}),
+        (
+            f"/v1/contents/{content_id}",
+            {"kind": "video", "account_id": "acct-1", "title": "Unboxing"},
+        ),
+    ]
     if product_id is not None:
-        await _put(
-            catalog,
-            token,
-            f"/v1/products/{product_id}",
-            {"title": "Lipstick", "price": "129.90", "currency": "CNY"},
-        )
+        body = {"title": "Lipstick", "price": "129.90", "currency": "CNY"}
+        objects.append((f"/v1/products/{product_id}", body))
     if ad_id is not None:
-        await _put(catalog, token, "/v1/campaigns/camp-1", {"name": "Spring"})
-        await _put(
-            catalog,
-            token,
-            f"/v1/ads/{ad_id}",
-            {
-                "campaign_id": "camp-1",
-                "content_id": content_id,
-                "product_id": product_id,
-                "format": "native",
-            },
-        )
+        objects.append(("/v1/campaigns/camp-1", {"name": "Spring"}))
+        ad = {"campaign_id": "camp-1", "content_id": content_id, "product_id": product_id}
+        objects.append((f"/v1/ads/{ad_id}", {**ad, "format": "native"}))
+    for path, body in objects:
+        await _put(catalog, token, path, body)
     link: dict[str, Any] = {"content_id": content_id, "destination_url": destination_url}
     if product_id is not None:
         link["product_id"] = product_id

@@ -60,6 +60,10 @@ class Shop:
         credits: list[dict[str, Any]] = response.json()["credits"]
         return credits
 
+    async def credited(self, order_id: str = "o1", model: str = "last_touch") -> list[str]:
+        """The event ids the order's credits go to, in credit order."""
+        return [c["event_id"] for c in await self.credits(order_id, model)]
+
 
 def touch(
     type_: str,

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from sqlalchemy import event as event_listener
 from sqlalchemy import text
 
-from services.attribution.credit import reattribution
 from services.attribution.events.parsing import parse_batch
 from services.attribution.events.repository import ROW_COLUMNS
 from services.attribution.events.schemas import EventIn
@@ -35,6 +34,7 @@ from services.attribution.models import Event
 from shared.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 from shared.vocabulary import EVENT_TYPES, PLATFORMS
 from tests.attribution import factories
+from tests.attribution.conftest import LateCalls
 from tests.attribution.factories import (
     batch,
     events_counter,
@@ -639,15 +639,9 @@ async def test_metrics_count_outcomes_by_type(
 
 
 async def test_new_touches_go_to_the_late_data_hook(
-    attribution: httpx.AsyncClient, writer: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    attribution: httpx.AsyncClient, writer: dict[str, str], late_data_calls: LateCalls
 ) -> None:
-    calls: list[tuple[str, list[reattribution.StoredTouch]]] = []
-
-    async def spy(session: Any, tenant_id: str, touches: Any) -> int:
-        calls.append((tenant_id, list(touches)))
-        return 0
-
-    monkeypatch.setattr(reattribution, "reattribute_after_events", spy)
+    calls = late_data_calls
     stored_view = event(event_id="t-0", type="view")
     await post(attribution, writer, batch(stored_view))
     calls.clear()

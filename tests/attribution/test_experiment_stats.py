@@ -10,6 +10,10 @@ from scipy import stats as sps
 
 from services.attribution.experiments import stats
 
+# Two proportion arms: (viewers, conversions) of the control, then of the variant.
+COUNTS = ("n_a", "c_a", "n_b", "c_b")
+TYPICAL_COUNTS = [(1000, 100, 1000, 125), (5000, 400, 4800, 380), (250, 30, 260, 20)]
+
 
 def _arm_from_values(values: np.ndarray) -> stats.Arm:
     return stats.mean_arm(len(values), float(values.sum()), float((values**2).sum()))
@@ -32,10 +36,7 @@ def test_mean_metric_absolute_interval_and_df_equal_scipys_welch_test(seed: int)
     assert result.absolute_ci95[1] == pytest.approx(high, rel=1e-9)
 
 
-@pytest.mark.parametrize(
-    ("n_a", "c_a", "n_b", "c_b"),
-    [(1000, 100, 1000, 125), (5000, 400, 4800, 380), (250, 30, 260, 20), (80, 40, 90, 60)],
-)
+@pytest.mark.parametrize(COUNTS, [*TYPICAL_COUNTS, (80, 40, 90, 60)])
 def test_proportion_absolute_interval_bounds_are_where_scipys_test_gives_p_005(
     n_a: int, c_a: int, n_b: int, c_b: int
 ) -> None:
@@ -72,10 +73,7 @@ def _relative_reference(
     return lift, lift - q * se, lift + q * se, p, sps.norm.cdf(lift / se)
 
 
-@pytest.mark.parametrize(
-    ("n_a", "c_a", "n_b", "c_b"),
-    [(1000, 100, 1000, 125), (5000, 400, 4800, 380), (250, 30, 260, 20), (12, 3, 15, 6)],
-)
+@pytest.mark.parametrize(COUNTS, [*TYPICAL_COUNTS, (12, 3, 15, 6)])  # and a tiny sample
 def test_relative_lift_interval_p_value_and_chance_to_win(
     n_a: int, c_a: int, n_b: int, c_b: int
 ) -> None:

@@ -22,6 +22,16 @@ VECTORS = json.loads((FIXTURES / "signature_vectors.json").read_text())
 SHOPIFY_SECRET = "shpss_test_client_secret"
 WOO_SECRET = "wc_test_webhook_secret"
 PROBLEM = "application/problem+json"
+# The topic each sample body was delivered under.
+SAMPLE_TOPICS = {
+    "shopify_orders_paid.json": "orders/paid",
+    "shopify_orders_cancelled.json": "orders/cancelled",
+    "shopify_refunds_create.json": "refunds/create",
+    "woocommerce_order_created.json": "order.created",
+    "woocommerce_order_created.raw_body.txt": "order.created",
+    "woocommerce_order_updated.json": "order.updated",
+    "woocommerce_order_updated_with_refunds.json": "order.updated",
+}
 
 
 def raw(name: str) -> bytes:
@@ -80,6 +90,14 @@ class Shops:
         return await self.client.post(
             "/v1/integrations/woo1/webhooks", content=body, headers=headers
         )
+
+    async def recorded_shopify(self, name: str, webhook_id: str) -> httpx.Response:
+        """A sample body under its topic, signed with the signature its vector expects."""
+        return await self.shopify(raw(name), SAMPLE_TOPICS[name], webhook_id, vector(name))
+
+    async def recorded_woo(self, name: str) -> httpx.Response:
+        """A sample body under its topic, signed with the signature its vector expects."""
+        return await self.woo(raw(name), SAMPLE_TOPICS[name], vector(name))
 
     async def order(self, order_id: str) -> dict[str, Any]:
         response = await self.client.get(f"/v1/orders/{order_id}", headers=self.headers)
@@ -152,7 +170,7 @@ async def test_connecting_needs_the_admin_scope(shops: Shops, make_token, tenant
 
 async def test_shopify_paid_sample_becomes_a_paid_order(shops: Shops) -> None:
     name = "shopify_orders_paid.json"
-    answer = await shops.shopify(raw(name), "orders/paid", "w-1", vector(name))
+    answer = await shops.recorded_shopify(name, "w-1")
     assert outcome(answer) == "applied"
     order = await shops.order("shop1:5324830114101")
     assert order["status"] == "paid"
@@ -210,8 +228,7 @@ async def test_an_unknown_integration_is_a_problem(shops: Shops) -> None:
 
 async def test_the_previous_secret_still_verifies_after_a_rotation(shops: Shops) -> None:
     assert (await shops.connect("shop1", "shopify", "the-new-secret")).status_code == 200
-    name = "shopify_orders_paid.json"
-    assert outcome(await shops.shopify(raw(name), "orders/paid", "w-1", vector(name))) == "applied"
+    assert outcome(await shops.recorded_shopify("shopify_orders_paid.json", "w-1")) == "applied"
     body = _paid_twin_of_cancelled()
     signed_new = await shops.shopify(body, "orders/paid", "w-2", sign(body, "the-new-secret"))
     assert outcome(signed_new) == "applied"
@@ -223,7 +240,7 @@ async def test_the_previous_secret_expires_an_hour_after_the_rotation(shops: Sho
     with time_machine.travel(start, tick=True):
         assert (await shops.connect("shop1", "shopify", "the-new-secret")).status_code == 200
     with time_machine.travel(start + dt.timedelta(minutes=61), tick=True):
-        refused = await shops.shopify(raw(name), "orders/paid", "w-1", vector(name))
+        refused = await shops.recorded_shopify(name, "w-1")
         assert refused.status_code == 401
         assert refused.headers["content-type"].startswith(PROBLEM)
         signed_new = sign(raw(name), "the-new-secret")
@@ -248,14 +265,10 @@ async def test_the_woocommerce_ping_answers_200_and_stores_nothing(shops: Shops)
 
 async def test_duplicates_count_once(shops: Shops) -> None:
     name = "shopify_orders_paid.json"
-    assert outcome(await shops.shopify(raw(name), "orders/paid", "w-1", vector(name))) == "applied"
+    assert outcome(await shops.recorded_shopify(name, "w-1")) == "applied"
     # A retry (same webhook id) is not even kept again; another subscription's copy replays.
-    assert outcome(await shops.shopify(raw(name), "orders/paid", "w-1", vector(name))) == (
-        "duplicate"
-    )
-    assert outcome(await shops.shopify(raw(name), "orders/paid", "w-2", vector(name))) == (
-        "replayed"
-    )
+    assert outcome(await shops.recorded_shopify(name, "w-1")) == "duplicate"
+    assert outcome(await shops.recorded_shopify(name, "w-2")) == "replayed"
     order = await shops.order("shop1:5324830114101")
     assert Decimal(order["revenue"]) == Decimal("2629.95")
     assert len(await shops.deliveries("shop1")) == 2
@@ -263,7 +276,7 @@ async def test_duplicates_count_once(shops: Shops) -> None:
 
 async def test_a_refund_before_its_order_applies_when_the_order_arrives(shops: Shops) -> None:
     refund = "shopify_refunds_create.json"
-    early = await shops.shopify(raw(refund), "refunds/create", "w-r", vector(refund))
+    early = await shops.recorded_shopify(refund, "w-r")
     assert outcome(early) == "pending"
     paid = await shops.shopify(_paid_twin_of_cancelled(), "orders/paid", "w-p")
     assert outcome(paid) == "applied"
@@ -279,8 +292,7 @@ async def test_a_refund_before_its_order_applies_when_the_order_arrives(shops: S
     by_key = {d["delivery_key"]: d["outcome"] for d in await shops.deliveries("shop1")}
     assert by_key == {"shopify:w-r": "applied", "shopify:w-p": "applied"}
     # The cancellation that follows and a stale paid retried hours later change nothing.
-    cancelled = "shopify_orders_cancelled.json"
-    late = await shops.shopify(raw(cancelled), "orders/cancelled", "w-c", vector(cancelled))
+    late = await shops.recorded_shopify("shopify_orders_cancelled.json", "w-c")
     assert outcome(late) == "ignored"
     stale = await shops.shopify(_paid_twin_of_cancelled(), "orders/paid", "w-p2")
     assert outcome(stale) == "replayed"
@@ -291,7 +303,7 @@ async def test_a_refund_before_its_order_applies_when_the_order_arrives(shops: S
 
 async def test_a_paid_after_its_cancellation_does_not_resurrect_the_order(shops: Shops) -> None:
     cancelled = "shopify_orders_cancelled.json"
-    first = await shops.shopify(raw(cancelled), "orders/cancelled", "w-c", vector(cancelled))
+    first = await shops.recorded_shopify(cancelled, "w-c")
     assert outcome(first) == "pending"
     assert outcome(await shops.shopify(_paid_twin_of_cancelled(), "orders/paid", "w-p")) == (
         "applied"
@@ -309,7 +321,7 @@ async def test_a_paid_after_its_cancellation_does_not_resurrect_the_order(shops:
 
 async def test_woocommerce_created_then_updated_counts_once(shops: Shops) -> None:
     created = "woocommerce_order_created.json"
-    answer = await shops.woo(raw(created), "order.created", vector(created))
+    answer = await shops.recorded_woo(created)
     assert outcome(answer) == "applied"
     order = await shops.order("woo1:727")
     # 2 × 3.00 + 12.00: shipping and tax are not product revenue.
@@ -317,21 +329,19 @@ async def test_woocommerce_created_then_updated_counts_once(shops: Shops) -> Non
     assert order["paid_at"] == "2017-03-22T19:28:08Z"
     # The same order again (same date_modified_gmt, same topic) is a duplicate, whatever the
     # delivery id; the completed update replays the payment.
-    assert outcome(await shops.woo(raw(created), "order.created", vector(created))) == "duplicate"
-    updated = "woocommerce_order_updated.json"
-    assert outcome(await shops.woo(raw(updated), "order.updated", vector(updated))) == "replayed"
+    assert outcome(await shops.recorded_woo(created)) == "duplicate"
+    assert outcome(await shops.recorded_woo("woocommerce_order_updated.json")) == "replayed"
     assert Decimal((await shops.order("woo1:727"))["revenue"]) == Decimal("18.00")
 
 
 async def test_woocommerce_php_encoded_body_verifies(shops: Shops) -> None:
-    name = "woocommerce_order_created.raw_body.txt"
-    assert outcome(await shops.woo(raw(name), "order.created", vector(name))) == "applied"
+    assert outcome(await shops.recorded_woo("woocommerce_order_created.raw_body.txt")) == "applied"
     assert Decimal((await shops.order("woo1:727"))["revenue"]) == Decimal("18.00")
 
 
 async def test_woocommerce_refunds_reduce_the_order(shops: Shops) -> None:
-    name = "woocommerce_order_updated_with_refunds.json"
-    assert outcome(await shops.woo(raw(name), "order.updated", vector(name))) == "applied"
+    with_refunds = await shops.recorded_woo("woocommerce_order_updated_with_refunds.json")
+    assert outcome(with_refunds) == "applied"
     order = await shops.order("woo1:723")
     assert Decimal(order["gross_revenue"]) == Decimal("29.00")
     assert Decimal(order["refunded"]) == Decimal("19.00")
@@ -340,8 +350,7 @@ async def test_woocommerce_refunds_reduce_the_order(shops: Shops) -> None:
 
 
 async def test_unmatched_products_are_listed(shops: Shops) -> None:
-    name = "woocommerce_order_created.json"
-    assert outcome(await shops.woo(raw(name), "order.created", vector(name))) == "applied"
+    assert outcome(await shops.recorded_woo("woocommerce_order_created.json")) == "applied"
     response = await shops.client.get(
         "/v1/integrations/woo1/unmatched-products", headers=shops.headers
     )
@@ -376,9 +385,7 @@ async def test_lines_find_catalog_products_by_variant_then_product_then_sku(
     assert synced.status_code == 200, synced.text
 
     refund = "shopify_refunds_create.json"
-    assert outcome(await shops.shopify(raw(refund), "refunds/create", "w-r", vector(refund))) == (
-        "pending"
-    )
+    assert outcome(await shops.recorded_shopify(refund, "w-r")) == "pending"
     assert outcome(await shops.shopify(_paid_twin_of_cancelled(), "orders/paid", "w-p")) == (
         "applied"
     )
@@ -397,8 +404,7 @@ async def test_lines_find_catalog_products_by_variant_then_product_then_sku(
     assert Decimal(order["refunded"]) == Decimal("1776.38")
 
     # WooCommerce: product 22 (variation 23) is known only by its SKU; product 93 not at all.
-    created = "woocommerce_order_created.json"
-    assert outcome(await shops.woo(raw(created), "order.created", vector(created))) == "applied"
+    assert outcome(await shops.recorded_woo("woocommerce_order_created.json")) == "applied"
     woo = await shops.order("woo1:727")
     assert sorted((line["product_id"], line["quantity"]) for line in woo["lines"]) == [
         ("93", 2),
@@ -485,7 +491,7 @@ async def test_shopify_order_updated_carries_refunds_once(shops: Shops) -> None:
     assert outcome(updated) == "applied"
     # The refund's own webhook brings the same refund: it counts once.
     refund = "shopify_refunds_create.json"
-    again = await shops.shopify(raw(refund), "refunds/create", "w-r", vector(refund))
+    again = await shops.recorded_shopify(refund, "w-r")
     assert outcome(again) == "replayed"
     order = await shops.order("shop1:5324790137142")
     assert Decimal(order["refunded"]) == Decimal("1776.38")
@@ -503,17 +509,16 @@ async def test_outcomes_are_counted_per_integration(shops: Shops) -> None:
 
     before = count("applied"), count("duplicate"), count("unauthorized")
     name = "woocommerce_order_created.json"
-    await shops.woo(raw(name), "order.created", vector(name))
-    await shops.woo(raw(name), "order.created", vector(name))
+    await shops.recorded_woo(name)
+    await shops.recorded_woo(name)
     await shops.woo(raw(name), "order.created", "bm90IGl0")
     after = count("applied"), count("duplicate"), count("unauthorized")
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
 
 
 async def test_deliveries_are_keyset_pages_newest_first(shops: Shops) -> None:
-    name = "shopify_orders_paid.json"
     for webhook_id in ("w-1", "w-2", "w-3"):
-        await shops.shopify(raw(name), "orders/paid", webhook_id, vector(name))
+        await shops.recorded_shopify("shopify_orders_paid.json", webhook_id)
     everything = await shops.deliveries("shop1")
     assert len(everything) == 3
     url = "/v1/integrations/shop1/deliveries"
@@ -532,16 +537,12 @@ async def test_deliveries_are_kept_for_30_days(shops: Shops) -> None:
     start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     created, updated = "woocommerce_order_created.json", "woocommerce_order_updated.json"
     with time_machine.travel(start, tick=True):
-        assert outcome(await shops.woo(raw(created), "order.created", vector(created))) == (
-            "applied"
-        )
+        assert outcome(await shops.recorded_woo(created)) == "applied"
     with time_machine.travel(start + dt.timedelta(days=29, hours=23), tick=True):
         assert [d["topic"] for d in await shops.deliveries("woo1")] == ["order.created"]
     with time_machine.travel(start + dt.timedelta(days=30, minutes=1), tick=True):
         assert await shops.deliveries("woo1") == []
-        assert outcome(await shops.woo(raw(updated), "order.updated", vector(updated))) == (
-            "replayed"
-        )
+        assert outcome(await shops.recorded_woo(updated)) == "replayed"
     # The old delivery is deleted, not only hidden: seen from before its expiry it is gone.
     with time_machine.travel(start + dt.timedelta(days=29, hours=23), tick=True):
         assert [d["topic"] for d in await shops.deliveries("woo1")] == ["order.updated"]

@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
-from services.attribution.credit import reattribution
 from services.attribution.events import service as events_service
 from services.attribution.redirect.service import choose_user_id, with_click_id
+from tests.attribution.conftest import LateCalls
 from tests.attribution.factories import (
     batch,
     event,
@@ -153,15 +153,9 @@ async def test_an_unknown_code_is_an_html_404_and_records_nothing(
 
 
 async def test_the_click_goes_through_the_late_data_hook(
-    attribution: httpx.AsyncClient, code: str, tenant: str, monkeypatch: pytest.MonkeyPatch
+    attribution: httpx.AsyncClient, code: str, tenant: str, late_data_calls: LateCalls
 ) -> None:
-    calls: list[tuple[str, list[reattribution.StoredTouch]]] = []
-
-    async def spy(session: Any, tenant_id: str, touches: Any) -> int:
-        calls.append((tenant_id, list(touches)))
-        return 0
-
-    monkeypatch.setattr(reattribution, "reattribute_after_events", spy)
+    calls = late_data_calls
     response = await attribution.get(f"/r/{code}", params={"uid": "u-9"})
     click_id = parse_qs(urlsplit(response.headers["location"]).query)["cf_click_id"][0]
     assert len(calls) == 1

@@ -167,10 +167,8 @@ async def test_an_unencoded_plus_in_the_offset_is_understood(
 async def test_a_tenant_without_a_currency_reports_spend_in_its_only_currency(
     catalog: httpx.AsyncClient,
     attribution: httpx.AsyncClient,
-    tenant: str,
-    make_token: TokenFactory,
+    admin_token: str,
 ) -> None:
-    token = make_token(tenant, "admin")
     puts = [
         ("/v1/accounts/a1", {"platform": "kuaishou", "handle": "a1"}),
         ("/v1/contents/v1", {"kind": "video", "account_id": "a1", "title": "v"}),
@@ -179,19 +177,21 @@ async def test_a_tenant_without_a_currency_reports_spend_in_its_only_currency(
         ("/v1/ads/ad1/spend/2026-10-12", {"amount": "12.345", "currency": "EUR"}),
     ]
     for path, payload in puts:
-        response = await catalog.put(path, json=payload, headers=auth(token))
+        response = await catalog.put(path, json=payload, headers=auth(admin_token))
         assert response.status_code in (200, 201), response.text
-    assert (await attribution.post("/v1/sync", headers=auth(token))).status_code == 200
-    body = await get(attribution, token, "/v1/reports/ads", **RANGE)
+    assert (await attribution.post("/v1/sync", headers=auth(admin_token))).status_code == 200
+    body = await get(attribution, admin_token, "/v1/reports/ads", **RANGE)
     assert body["currency"] == "EUR"
     assert body["rows"][0]["spend"] == "12.34"  # half-even to cents; the ratios use 12.345
     assert body["rows"][0]["roas"] == 0.0
     assert len(body["warnings"]) == 1
     assert "no currency yet" in body["warnings"][0]
     # Once the tenant has a currency, the EUR spend is left out and named.
-    response = await attribution.put("/v1/settings", json={"currency": "JPY"}, headers=auth(token))
+    response = await attribution.put(
+        "/v1/settings", json={"currency": "JPY"}, headers=auth(admin_token)
+    )
     assert response.status_code == 200
-    body = await get(attribution, token, "/v1/reports/ads", **RANGE)
+    body = await get(attribution, admin_token, "/v1/reports/ads", **RANGE)
     assert body["currency"] == "JPY"
     assert body["rows"][0]["spend"] == "0"  # JPY has no minor unit
     assert body["rows"][0]["gmv"] == "0"

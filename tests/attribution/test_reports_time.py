@@ -45,6 +45,15 @@ def hours_between(values: list[dt.datetime]) -> list[float]:
     return [(b - a) / dt.timedelta(hours=1) for a, b in itertools.pairwise(values)]
 
 
+def assert_days(
+    body: dict[str, Any], days: list[tuple[str, int, int]], *, end: dt.datetime
+) -> None:
+    """A daily series is these (start, hours long, value) days, the last one ending at ``end``."""
+    assert [p["start"] for p in body["points"]] == [start for start, _, _ in days]
+    assert hours_between([*starts(body), end]) == [hours for _, hours, _ in days]
+    assert [p["value"] for p in body["points"]] == [value for _, _, value in days]
+
+
 async def series(
     client: httpx.AsyncClient, token: str, start: dt.datetime, end: dt.datetime, **params: Any
 ) -> dict[str, Any]:
@@ -119,19 +128,24 @@ async def test_new_york_days_are_23_and_25_hours_and_hours_are_real(
     ds.orders = ["o-dst"]
     await ref.fetch_credits(attribution, token, ds)
 
-    # Spring forward: Mar 8 has 23 hours.
-    march = await series(
-        attribution, token, ny(2026, 3, 7), ny(2026, 3, 10), metric="impressions", interval="day"
-    )
-    assert march["timezone"] == "America/New_York"
-    assert march["interval"] == "day"
-    assert [p["start"] for p in march["points"]] == [
-        "2026-03-07T05:00:00Z",
-        "2026-03-08T05:00:00Z",
-        "2026-03-09T04:00:00Z",
-    ]
-    assert hours_between([*starts(march), utc(2026, 3, 10, 4)]) == [24, 23, 24]
-    assert [p["value"] for p in march["points"]] == [1, 4, 1]
+    # Spring forward: Mar 8 has 23 hours; fall back: Nov 1 has 25, and 01:00 twice.
+    daily = {
+        (ny(2026, 3, 7), ny(2026, 3, 10)): [
+            ("2026-03-07T05:00:00Z", 24, 1),
+            ("2026-03-08T05:00:00Z", 23, 4),
+            ("2026-03-09T04:00:00Z", 24, 1),
+        ],
+        (ny(2026, 10, 31), ny(2026, 11, 3)): [
+            ("2026-10-31T04:00:00Z", 24, 0),
+            ("2026-11-01T04:00:00Z", 25, 3),
+            ("2026-11-02T05:00:00Z", 24, 1),
+        ],
+    }
+    for (start, end), days in daily.items():
+        body = await series(attribution, token, start, end, metric="impressions", interval="day")
+        assert body["timezone"] == "America/New_York"
+        assert body["interval"] == "day"
+        assert_days(body, days, end=end)
     march_hours = await series(
         attribution, token, ny(2026, 3, 8), ny(2026, 3, 9), metric="impressions", interval="hour"
     )
@@ -141,17 +155,6 @@ async def test_new_york_days_are_23_and_25_hours_and_hours_are_real(
     assert local_hours == [0, 1, *range(3, 24)]
     assert [p["value"] for p in march_hours["points"]][:3] == [1, 1, 1]
 
-    # Fall back: Nov 1 has 25 hours, and 01:00 twice.
-    november = await series(
-        attribution, token, ny(2026, 10, 31), ny(2026, 11, 3), metric="impressions", interval="day"
-    )
-    assert [p["start"] for p in november["points"]] == [
-        "2026-10-31T04:00:00Z",
-        "2026-11-01T04:00:00Z",
-        "2026-11-02T05:00:00Z",
-    ]
-    assert hours_between([*starts(november), utc(2026, 11, 3, 5)]) == [24, 25, 24]
-    assert [p["value"] for p in november["points"]] == [0, 3, 1]
     nov_start = ny(2026, 11, 1)
     nov_end = ny(2026, 11, 2)
     for metric in ("impressions", "views", "orders", "gmv"):

@@ -296,6 +296,21 @@ class Shop:
         answer: Json = response.json()
         return answer
 
+    async def new_body(self, kind: str) -> Json:
+        """A valid body for a new object of ``kind``, the objects it refers to created first."""
+        if kind == "account":
+            return account_body()
+        if kind == "product":
+            return product_body()
+        if kind == "campaign":
+            return campaign_body()
+        if kind in ("video", "live"):
+            account_id = (await self.account())["id"]
+            return video_body(account_id) if kind == "video" else live_body(account_id)
+        assert kind == "ad"
+        campaign, video, product = await self.campaign(), await self.video(), await self.product()
+        return ad_body(campaign["id"], video["id"], product_id=product["id"], format="pre_roll")
+
     async def world(self) -> World:
         account = await self.account()
         product = await self.product()

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.catalog.factories import (
     Json,
     Shop,
-    account_body,
-    ad_body,
     assert_object,
     assert_problem,
-    campaign_body,
     link_body,
-    live_body,
     new_id,
-    product_body,
     spend_body,
     tracking_link_body,
-    video_body,
 )
 
 
@@ -40,32 +36,21 @@ async def round_trip(shop: Shop, item_path: str, list_path: str, body: Json, key
     assert [i for i in await shop.list_all(list_path) if _is(i, key)] == []
 
 
-async def test_account_round_trip(shop: Shop) -> None:
-    account_id = new_id("acc")
-    await round_trip(
-        shop, f"/v1/accounts/{account_id}", "/v1/accounts", account_body(), {"id": account_id}
-    )
-
-
-async def test_product_round_trip(shop: Shop) -> None:
-    product_id = new_id("prd")
-    await round_trip(
-        shop, f"/v1/products/{product_id}", "/v1/products", product_body(), {"id": product_id}
-    )
-
-
-async def test_video_content_round_trip(shop: Shop) -> None:
-    account = await shop.account()
-    content_id = new_id("vid")
-    body = video_body(account["id"])
-    await round_trip(shop, f"/v1/contents/{content_id}", "/v1/contents", body, {"id": content_id})
-
-
-async def test_live_content_round_trip(shop: Shop) -> None:
-    account = await shop.account()
-    content_id = new_id("live")
-    body = live_body(account["id"])
-    await round_trip(shop, f"/v1/contents/{content_id}", "/v1/contents", body, {"id": content_id})
+@pytest.mark.parametrize(
+    ("kind", "plural"),
+    [
+        ("account", "accounts"),
+        ("product", "products"),
+        ("campaign", "campaigns"),
+        ("video", "contents"),
+        ("live", "contents"),
+        ("ad", "ads"),
+    ],
+)
+async def test_top_level_round_trip(shop: Shop, kind: str, plural: str) -> None:
+    object_id = new_id(kind)
+    body = await shop.new_body(kind)
+    await round_trip(shop, f"/v1/{plural}/{object_id}", f"/v1/{plural}", body, {"id": object_id})
 
 
 async def test_content_product_link_round_trip(shop: Shop) -> None:
@@ -79,22 +64,6 @@ async def test_content_product_link_round_trip(shop: Shop) -> None:
         link_body(),
         key,
     )
-
-
-async def test_campaign_round_trip(shop: Shop) -> None:
-    campaign_id = new_id("cmp")
-    await round_trip(
-        shop, f"/v1/campaigns/{campaign_id}", "/v1/campaigns", campaign_body(), {"id": campaign_id}
-    )
-
-
-async def test_ad_round_trip(shop: Shop) -> None:
-    campaign = await shop.campaign()
-    video = await shop.video()
-    product = await shop.product()
-    ad_id = new_id("ad")
-    body = ad_body(campaign["id"], video["id"], product_id=product["id"], format="pre_roll")
-    await round_trip(shop, f"/v1/ads/{ad_id}", "/v1/ads", body, {"id": ad_id})
 
 
 async def test_ad_spend_round_trip(shop: Shop) -> None:

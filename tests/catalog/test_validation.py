@@ -36,6 +36,11 @@ class Bad:
     body: Any = None
 
 
+def new_object(field: str, plural: str, body: Json) -> Bad:
+    """A PUT of ``body`` as a new object in ``/v1/{plural}``, to be refused naming ``field``."""
+    return Bad(field, "PUT", f"/v1/{plural}/{new_id(plural)}", body)
+
+
 async def refusals(shop: Shop, cases: list[Bad], status: int = 422) -> list[str]:
     """Sends every case; returns what went wrong (a wrong answer, or something was stored)."""
     failures: list[str] = []
@@ -58,15 +63,12 @@ def link_path(world: World) -> str:
 async def test_bad_enum_values_are_422_naming_the_field(shop: Shop) -> None:
     w = await shop.world()
     cases = [
-        Bad("platform", "PUT", f"/v1/accounts/{new_id('a')}", account_body(platform="myspace")),
-        Bad(
-            "kind", "PUT", f"/v1/contents/{new_id('c')}", video_body(w.account["id"], kind="story")
-        ),
+        new_object("platform", "accounts", account_body(platform="myspace")),
+        new_object("kind", "contents", video_body(w.account["id"], kind="story")),
         Bad("placement", "PUT", link_path(w), link_body(placement="sidebar")),
-        Bad(
+        new_object(
             "format",
-            "PUT",
-            f"/v1/ads/{new_id('ad')}",
+            "ads",
             ad_body(w.campaign["id"], w.video["id"], format="video"),
         ),
     ]
@@ -80,19 +82,19 @@ async def test_bad_money_and_currencies_are_422_naming_the_field(shop: Shop) -> 
     spend_path = f"/v1/ads/{w.ad['id']}/spend/2024-06-20"
     budget_only = {k: v for k, v in campaign_body().items() if k != "currency"}
     cases = [
-        Bad("currency", "PUT", f"/v1/products/{new_id('p')}", product_body(currency="XXQ")),
-        Bad("currency", "PUT", f"/v1/products/{new_id('p')}", product_body(currency="usd")),
-        Bad("currency", "PUT", f"/v1/products/{new_id('p')}", product_body(currency="US")),
-        Bad("price", "PUT", f"/v1/products/{new_id('p')}", product_body(price="-1.00")),
-        Bad("price", "PUT", f"/v1/products/{new_id('p')}", product_body(price="12,90")),
-        Bad("price", "PUT", f"/v1/products/{new_id('p')}", product_body(price="abc")),
-        Bad("price", "PUT", f"/v1/products/{new_id('p')}", product_body(price="NaN")),
-        Bad("price", "PUT", f"/v1/products/{new_id('p')}", product_body(price="1.23456")),
-        Bad("budget", "PUT", f"/v1/campaigns/{new_id('k')}", campaign_body(budget="-100")),
-        Bad("currency", "PUT", f"/v1/campaigns/{new_id('k')}", campaign_body(currency="XXQ")),
+        new_object("currency", "products", product_body(currency="XXQ")),
+        new_object("currency", "products", product_body(currency="usd")),
+        new_object("currency", "products", product_body(currency="US")),
+        new_object("price", "products", product_body(price="-1.00")),
+        new_object("price", "products", product_body(price="12,90")),
+        new_object("price", "products", product_body(price="abc")),
+        new_object("price", "products", product_body(price="NaN")),
+        new_object("price", "products", product_body(price="1.23456")),
+        new_object("budget", "campaigns", campaign_body(budget="-100")),
+        new_object("currency", "campaigns", campaign_body(currency="XXQ")),
         # A budget needs its currency.
-        Bad("currency", "PUT", f"/v1/campaigns/{new_id('k')}", budget_only),
-        Bad("currency", "PUT", f"/v1/campaigns/{new_id('k')}", campaign_body(currency=None)),
+        new_object("currency", "campaigns", budget_only),
+        new_object("currency", "campaigns", campaign_body(currency=None)),
         Bad("amount", "PUT", spend_path, spend_body(amount="-0.01")),
         Bad("amount", "PUT", spend_path, spend_body(amount="ten")),
         Bad("currency", "PUT", spend_path, spend_body(currency="usd")),
@@ -107,9 +109,9 @@ async def test_bad_urls_are_422_naming_the_field(shop: Shop) -> None:
     # The longest URL stored is fine.
     assert (await shop.product(url=long_url))["url"] == long_url
     cases = [
-        Bad("url", "PUT", f"/v1/products/{new_id('p')}", product_body(url="not a url")),
-        Bad("url", "PUT", f"/v1/products/{new_id('p')}", product_body(url="ftp://shop.test/p")),
-        Bad("url", "PUT", f"/v1/products/{new_id('p')}", product_body(url=long_url + "a")),
+        new_object("url", "products", product_body(url="not a url")),
+        new_object("url", "products", product_body(url="ftp://shop.test/p")),
+        new_object("url", "products", product_body(url=long_url + "a")),
         Bad(
             "destination_url",
             "POST",
@@ -131,19 +133,16 @@ async def test_an_end_not_after_its_start_is_422_naming_the_end(shop: Shop) -> N
     w = await shop.world()
     account_id = w.account["id"]
     cases = [
-        Bad(
+        new_object(
             "ended_at",
-            "PUT",
-            f"/v1/contents/{new_id('live')}",
+            "contents",
             live_body(
                 account_id, started_at="2024-06-18T20:00:00Z", ended_at="2024-06-18T19:59:59Z"
             ),
         ),
-        Bad(
+        new_object(
             "ended_at",
-            "PUT",
-            f"/v1/contents/{new_id('live')}",
-            # The same instant written in two offsets: an empty room.
+            "contents",  # The same instant written in two offsets: an empty room.
             live_body(
                 account_id, started_at="2024-06-18T20:00:00Z", ended_at="2024-06-19T04:00:00+08:00"
             ),
@@ -154,10 +153,9 @@ async def test_an_end_not_after_its_start_is_422_naming_the_end(shop: Shop) -> N
             link_path(w),
             link_body(starts_at="2024-06-18T20:45:00+08:00", ends_at="2024-06-18T20:15:00+08:00"),
         ),
-        Bad(
+        new_object(
             "ends_at",
-            "PUT",
-            f"/v1/campaigns/{new_id('k')}",
+            "campaigns",
             campaign_body(starts_at="2024-06-19T00:00:00Z", ends_at="2024-06-01T00:00:00Z"),
         ),
     ]
@@ -168,30 +166,26 @@ async def test_timestamps_without_an_offset_or_out_of_range_are_422(shop: Shop) 
     w = await shop.world()
     account_id = w.account["id"]
     cases = [
-        Bad(
+        new_object(
             "published_at",
-            "PUT",
-            f"/v1/contents/{new_id('v')}",
+            "contents",
             video_body(account_id, published_at="2024-06-01T12:00:00"),
         ),
-        Bad(
+        new_object(
             "published_at",
-            "PUT",
-            f"/v1/contents/{new_id('v')}",
+            "contents",
             video_body(account_id, published_at="2024-06-01"),
         ),
-        Bad(
+        new_object(
             "started_at",
-            "PUT",
-            f"/v1/contents/{new_id('live')}",
+            "contents",
             live_body(account_id, started_at="2024-06-18 20:00:00"),
         ),
         Bad("starts_at", "PUT", link_path(w), link_body(starts_at="2024-06-18T20:15:00")),
         # Valid with its offset, but before year 1 or after 9999 in UTC.
-        Bad(
+        new_object(
             "published_at",
-            "PUT",
-            f"/v1/contents/{new_id('v')}",
+            "contents",
             video_body(account_id, published_at="0001-01-01T00:00:00+01:00"),
         ),
         Bad(
@@ -200,23 +194,20 @@ async def test_timestamps_without_an_offset_or_out_of_range_are_422(shop: Shop) 
             link_path(w),
             link_body(ends_at="9999-12-31T23:59:59-01:00"),
         ),
-        Bad(
+        new_object(
             "ends_at",
-            "PUT",
-            f"/v1/campaigns/{new_id('k')}",
+            "campaigns",
             campaign_body(ends_at="2024-06-19T00:00:00"),
         ),
         # Before the epoch in UTC (1970-01-01T00:00:00+01:00 is an hour before it).
-        Bad(
+        new_object(
             "published_at",
-            "PUT",
-            f"/v1/contents/{new_id('v')}",
+            "contents",
             video_body(account_id, published_at="1969-12-31T23:59:59Z"),
         ),
-        Bad(
+        new_object(
             "starts_at",
-            "PUT",
-            f"/v1/campaigns/{new_id('k')}",
+            "campaigns",
             campaign_body(starts_at="1970-01-01T00:00:00+01:00", ends_at=None),
         ),
     ]
@@ -262,14 +253,12 @@ async def test_text_the_database_cannot_hold_is_422_naming_the_field(shop: Shop)
     w = await shop.world()
     account_id = w.account["id"]
     cases = [
-        Bad("title", "PUT", f"/v1/contents/{new_id('v')}", video_body(account_id, title="a\x00b")),
-        Bad(
-            "topics", "PUT", f"/v1/contents/{new_id('v')}", video_body(account_id, topics=["\x00"])
-        ),
-        Bad("handle", "PUT", f"/v1/accounts/{new_id('a')}", account_body(handle="@\x00")),
-        Bad("title", "PUT", f"/v1/products/{new_id('p')}", product_body(title="t" * 513)),
-        Bad("handle", "PUT", f"/v1/accounts/{new_id('a')}", account_body(handle="h" * 257)),
-        Bad("title", "PUT", f"/v1/contents/{new_id('v')}", video_body(account_id, title="   ")),
+        new_object("title", "contents", video_body(account_id, title="a\x00b")),
+        new_object("topics", "contents", video_body(account_id, topics=["\x00"])),
+        new_object("handle", "accounts", account_body(handle="@\x00")),
+        new_object("title", "products", product_body(title="t" * 513)),
+        new_object("handle", "accounts", account_body(handle="h" * 257)),
+        new_object("title", "contents", video_body(account_id, title="   ")),
     ]
     assert await refusals(shop, cases) == []
     # Any other character is kept as given.
@@ -280,7 +269,7 @@ async def test_text_the_database_cannot_hold_is_422_naming_the_field(shop: Shop)
 async def test_bad_external_ids_are_422_and_good_ones_are_fed(shop: Shop, sync_token: str) -> None:
     too_many = {f"k{i}": str(i) for i in range(21)}
     cases = [
-        Bad("external_ids", "PUT", f"/v1/products/{new_id('p')}", product_body(external_ids=bad))
+        new_object("external_ids", "products", product_body(external_ids=bad))
         for bad in (
             {"Shopify Variant": "1"},  # kinds are lower-case words
             {"sku": ""},
@@ -325,8 +314,8 @@ async def test_bad_ids_and_days_in_the_path_are_422_naming_them(shop: Shop) -> N
 async def test_unknown_fields_are_422_naming_them(shop: Shop) -> None:
     w = await shop.world()
     cases = [
-        Bad("colour", "PUT", f"/v1/accounts/{new_id('a')}", account_body(colour="red")),
-        Bad("stock", "PUT", f"/v1/products/{new_id('p')}", product_body(stock=3)),
+        new_object("colour", "accounts", account_body(colour="red")),
+        new_object("stock", "products", product_body(stock=3)),
         Bad("priority", "PUT", link_path(w), link_body(priority=1)),
         Bad("note", "PUT", f"/v1/ads/{w.ad['id']}/spend/2024-06-21", spend_body(note="x")),
         # The code is minted by the catalog, never chosen by the client.
@@ -342,19 +331,17 @@ async def test_missing_required_fields_are_422_naming_them(shop: Shop) -> None:
         return {k: v for k, v in body.items() if k != name}
 
     cases = [
-        Bad("handle", "PUT", f"/v1/accounts/{new_id('a')}", without(account_body(), "handle")),
-        Bad("currency", "PUT", f"/v1/products/{new_id('p')}", without(product_body(), "currency")),
-        Bad(
+        new_object("handle", "accounts", without(account_body(), "handle")),
+        new_object("currency", "products", without(product_body(), "currency")),
+        new_object(
             "account_id",
-            "PUT",
-            f"/v1/contents/{new_id('v')}",
+            "contents",
             without(video_body(w.account["id"]), "account_id"),
         ),
         Bad("placement", "PUT", link_path(w), without(link_body(), "placement")),
-        Bad(
+        new_object(
             "format",
-            "PUT",
-            f"/v1/ads/{new_id('ad')}",
+            "ads",
             without(ad_body(w.campaign["id"], w.video["id"]), "format"),
         ),
         Bad("amount", "PUT", f"/v1/ads/{w.ad['id']}/spend/2024-06-22", {"currency": "CNY"}),
@@ -391,15 +378,14 @@ async def test_references_to_missing_objects_are_422_naming_the_field(
     feed_before = await read_feed(shop.client, sync_token)
     campaign_id, video_id, product_id = w.campaign["id"], w.video["id"], w.product["id"]
     cases = [
-        Bad("account_id", "PUT", f"/v1/contents/{new_id('v')}", video_body("no-such-account")),
+        new_object("account_id", "contents", video_body("no-such-account")),
         # A deleted object is as good as missing.
-        Bad("account_id", "PUT", f"/v1/contents/{new_id('v')}", video_body(gone["id"])),
-        Bad("campaign_id", "PUT", f"/v1/ads/{new_id('ad')}", ad_body("no-such", video_id)),
-        Bad("content_id", "PUT", f"/v1/ads/{new_id('ad')}", ad_body(campaign_id, "no-such")),
-        Bad(
+        new_object("account_id", "contents", video_body(gone["id"])),
+        new_object("campaign_id", "ads", ad_body("no-such", video_id)),
+        new_object("content_id", "ads", ad_body(campaign_id, "no-such")),
+        new_object(
             "product_id",
-            "PUT",
-            f"/v1/ads/{new_id('ad')}",
+            "ads",
             ad_body(campaign_id, video_id, product_id="no-such"),
         ),
         Bad("product_id", "PUT", f"/v1/contents/{video_id}/products/no-such", link_body()),
@@ -425,28 +411,24 @@ async def test_references_to_another_tenants_objects_are_treated_as_missing(
     ours = await shop.world()
     feed_before = await read_feed(shop.client, sync_token)
     cases = [
-        Bad(
+        new_object(
             "account_id",
-            "PUT",
-            f"/v1/contents/{new_id('v')}",
+            "contents",
             video_body(theirs.account["id"]),
         ),
-        Bad(
+        new_object(
             "campaign_id",
-            "PUT",
-            f"/v1/ads/{new_id('ad')}",
+            "ads",
             ad_body(theirs.campaign["id"], ours.video["id"]),
         ),
-        Bad(
+        new_object(
             "content_id",
-            "PUT",
-            f"/v1/ads/{new_id('ad')}",
+            "ads",
             ad_body(ours.campaign["id"], theirs.video["id"]),
         ),
-        Bad(
+        new_object(
             "product_id",
-            "PUT",
-            f"/v1/ads/{new_id('ad')}",
+            "ads",
             ad_body(ours.campaign["id"], ours.video["id"], product_id=theirs.product["id"]),
         ),
         Bad(

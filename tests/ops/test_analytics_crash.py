@@ -25,7 +25,7 @@ from services.attribution.app import MIGRATIONS
 from shared.db import sync_url
 from tests.conftest import DatabaseFactory
 from tests.ops.conftest import EVENT_TIME, Launcher, bearer, token
-from tests.ops.test_crash import Figures, Killer, post_until_answered
+from tests.ops.test_crash import Figures, Killer, post_until_answered, started_quietly
 
 pytestmark = pytest.mark.ops
 
@@ -83,11 +83,7 @@ def test_funnels_from_the_analytic_store_survive_repeated_sigkills(
     db_backend: str, make_database: DatabaseFactory, launcher: Launcher
 ) -> None:
     database_url = make_database(MIGRATIONS)
-    service = launcher.service(
-        "attribution", database_url=database_url, extra_env={"CLIPFUNNEL_LOG_LEVEL": "WARNING"}
-    )
-    service.start()
-    service.wait_ready()
+    service = started_quietly(launcher, database_url)
     headers = bearer(token(TENANT, "events:write", "reports:read"))
     figures = Figures()
     killer = Killer(service, random.Random(SEEDS[db_backend]), KILLS)

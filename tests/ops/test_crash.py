@@ -84,6 +84,18 @@ class Killer(threading.Thread):
             self.error = exc
 
 
+def started_quietly(
+    launcher: Launcher, database_url: str, extra_env: dict[str, str] | None = None
+) -> Server:
+    """A ready attribution service on this database that logs warnings only (the kills make
+    the info lines noise)."""
+    env = {"CLIPFUNNEL_LOG_LEVEL": "WARNING", **(extra_env or {})}
+    service = launcher.service("attribution", database_url=database_url, extra_env=env)
+    service.start()
+    service.wait_ready()
+    return service
+
+
 def post_until_answered(
     client: httpx.Client,
     headers: dict[str, str],
@@ -169,14 +181,12 @@ def test_sigkill_loses_and_duplicates_nothing(
     buffered: str | None,
 ) -> None:
     database_url = make_database(MIGRATIONS)
-    env = {"CLIPFUNNEL_LOG_LEVEL": "WARNING"}
+    env = {}
     if buffered is not None:
-        env |= {"ATTRIBUTION_INGEST_BUFFER": NATS_URL, "ATTRIBUTION_INGEST_STREAM": buffered}
+        env = {"ATTRIBUTION_INGEST_BUFFER": NATS_URL, "ATTRIBUTION_INGEST_STREAM": buffered}
     accepted_status = 200 if buffered is None else 202
     mode = "buffered" if buffered else "direct"
-    service = launcher.service("attribution", database_url=database_url, extra_env=env)
-    service.start()
-    service.wait_ready()
+    service = started_quietly(launcher, database_url, env)
     headers = bearer(token(TENANT, "events:write", "reports:read"))
     figures = Figures()
     killer = Killer(service, random.Random(SEEDS[db_backend]), KILLS)

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from shared.auth import Principal, require_scope
+from shared.auth import Admin
 
 router = APIRouter(prefix="/v1/sync", tags=["catalog sync"])
 
@@ -25,7 +23,5 @@ class SyncResult(BaseModel):
         503: {"description": "Catalog unreachable (problem+json, Retry-After)"},
     },
 )
-async def post_sync(
-    _: Annotated[Principal, Depends(require_scope("admin"))], request: Request
-) -> SyncResult:
+async def post_sync(_: Admin, request: Request) -> SyncResult:
     return SyncResult(catalog_seq=await request.app.state.catalog_sync.pull())

@@ -14,7 +14,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, text, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.attribution.credit import engine
@@ -31,6 +44,14 @@ from services.attribution.models import (
     TouchVerdict,
 )
 from shared.vocabulary import TOUCH_TYPES
+
+
+def _of_order(table: Table) -> ColumnElement[bool]:
+    """The rows of one order, bound as ``tenant_id`` and ``order_id``."""
+    return and_(
+        table.c.tenant_id == bindparam("tenant_id"), table.c.order_id == bindparam("order_id")
+    )
+
 
 _EVENTS = cast(Table, Event.__table__)
 _LINKS = cast(Table, CatalogContentProduct.__table__)
@@ -70,15 +91,11 @@ _CONTENT_PRODUCTS = select(_LINKS.c.content_id, _LINKS.c.product_id).where(
     _LINKS.c.content_id.in_(bindparam("content_ids", expanding=True)),
 )
 
-_CLEAR_CREDITS = delete(_CREDITS).where(
-    _CREDITS.c.tenant_id == bindparam("tenant_id"), _CREDITS.c.order_id == bindparam("order_id")
-)
+_CLEAR_CREDITS = delete(_CREDITS).where(_of_order(_CREDITS))
 _INSERT_CREDITS = insert(_CREDITS)
 _VERDICTS = cast(Table, TouchVerdict.__table__)
 _INSERT_VERDICTS = insert(_VERDICTS)
-_CLEAR_VERDICTS = delete(_VERDICTS).where(
-    _VERDICTS.c.tenant_id == bindparam("tenant_id"), _VERDICTS.c.order_id == bindparam("order_id")
-)
+_CLEAR_VERDICTS = delete(_VERDICTS).where(_of_order(_VERDICTS))
 _ORDER_VERDICTS = (
     select(
         _VERDICTS.c.event_id,
@@ -89,12 +106,10 @@ _ORDER_VERDICTS = (
         _VERDICTS.c.content_id,
         _VERDICTS.c.ad_id,
     )
-    .where(
-        _VERDICTS.c.tenant_id == bindparam("tenant_id"),
-        _VERDICTS.c.order_id == bindparam("order_id"),
-    )
+    .where(_of_order(_VERDICTS))
     .order_by(_VERDICTS.c.touch_at, _VERDICTS.c.event_id, _VERDICTS.c.reason)
 )
+# What an order's reply and GET .../attribution show of each credit, in credit order.
 _STORED_CREDITS = (
     select(
         _CREDITS.c.product_id,
@@ -107,11 +122,7 @@ _STORED_CREDITS = (
         _CREDITS.c.amount,
         _CREDITS.c.flags,
     )
-    .where(
-        _CREDITS.c.tenant_id == bindparam("tenant_id"),
-        _CREDITS.c.order_id == bindparam("order_id"),
-        _CREDITS.c.model == bindparam("model"),
-    )
+    .where(_of_order(_CREDITS), _CREDITS.c.model == bindparam("model"))
     .order_by(_CREDITS.c.position)
 )
 
@@ -392,23 +403,10 @@ async def orders_naming_clicks(
     """Orders that name one of these click ids, other than the ``besides`` order ids."""
     if not click_ids:
         return []
-    order_ids = (
-        set(
-            await session.scalars(
-                select(OrderClick.order_id).where(
-                    OrderClick.tenant_id == tenant_id, OrderClick.click_id.in_(click_ids)
-                )
-            )
-        )
-        - besides
+    naming = select(OrderClick.order_id).where(
+        OrderClick.tenant_id == tenant_id, OrderClick.click_id.in_(click_ids)
     )
-    if not order_ids:
-        return []
-    return list(
-        await session.scalars(
-            select(Order).where(Order.tenant_id == tenant_id, Order.order_id.in_(order_ids))
-        )
-    )
+    return await _orders_among(session, tenant_id, naming, besides)
 
 
 async def orders_credited_by_clicks(
@@ -424,12 +422,19 @@ async def orders_credited_by_clicks(
         .where(Credit.tenant_id == tenant_id, Event.click_id.in_(click_ids))
         .distinct()
     )
-    order_ids = set(await session.scalars(credited)) - besides
-    if not order_ids:
+    return await _orders_among(session, tenant_id, credited, besides)
+
+
+async def _orders_among(
+    session: AsyncSession, tenant_id: str, order_ids: Select[tuple[str]], besides: set[str]
+) -> list[Order]:
+    """The tenant's orders whose ids ``order_ids`` selects, other than the ``besides`` ids."""
+    wanted = set(await session.scalars(order_ids)) - besides
+    if not wanted:
         return []
     return list(
         await session.scalars(
-            select(Order).where(Order.tenant_id == tenant_id, Order.order_id.in_(order_ids))
+            select(Order).where(Order.tenant_id == tenant_id, Order.order_id.in_(wanted))
         )
     )
 

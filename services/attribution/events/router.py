@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from services.attribution.core.buffer import IngestBuffer, broker_errors, ingest_buffer
 from services.attribution.events import repository, service
@@ -18,20 +18,14 @@ from services.attribution.events.schemas import (
     batch_request_schema,
 )
 from shared.app import SessionDep
-from shared.auth import Principal, require_scope
+from shared.auth import EventsWriter
 from shared.db import utcnow
 from shared.errors import PROBLEM_JSON, UnprocessableEntity
-from shared.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+from shared.pagination import Page, PageDep, decode_cursor, encode_cursor
 
 log = logging.getLogger("clipfunnel.events")
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
-EventsWriter = Annotated[Principal, Depends(require_scope("events:write"))]
-
-_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token (problem+json)"},
-    403: {"description": "The token lacks the `events:write` scope (problem+json)"},
-}
 
 
 @router.post(
@@ -57,7 +51,6 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     responses={
         202: {"model": IngestResult, "description": "Buffer mode: the broker holds the events"},
         400: {"description": "The body is not valid JSON (problem+json)"},
-        **_AUTH_ERRORS,
         413: {"description": "More than 1,000 events or more than 1 MiB (problem+json)"},
         422: {
             "model": IngestProblem,
@@ -151,12 +144,12 @@ def _answer(outcome: service.IngestOutcome) -> IngestResult:
     description="Each item is the event exactly as received, with its position in its batch "
     "and the reasons it was refused. Pages run oldest first, so following `next_cursor` never "
     "skips events that arrive meanwhile: they appear on later pages.",
-    responses={**_AUTH_ERRORS, 422: {"description": "Invalid `limit` or `cursor`"}},
+    responses={422: {"description": "Invalid `limit` or `cursor`"}},
 )
 async def get_rejected(
     principal: EventsWriter,
     session: SessionDep,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: PageDep,
 ) -> Page[RejectedEventOut]:
     after: str | None = None
     if page.cursor is not None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from services.attribution.experiments import service
 from services.attribution.experiments.schemas import (
@@ -14,16 +14,12 @@ from services.attribution.experiments.schemas import (
     ExperimentOut,
     ExperimentResults,
 )
-from services.attribution.settings.service import load_rules
-from shared.app import ReadSessionDep, SessionDep
-from shared.auth import Principal, require_scope
-from shared.csv_export import csv_response
-from shared.schemas import ID_PATTERN
+from services.attribution.settings.deps import ReportRules
+from shared.app import IdPath, ReadSessionDep, SessionDep
+from shared.auth import Admin, ReportsReader
+from shared.csv_export import ExportFormat, export_response
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
-Admin = Annotated[Principal, Depends(require_scope("admin"))]
-Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
-ExperimentId = Annotated[str, Path(pattern=ID_PATTERN)]
 CSV_COLUMNS = (
     "key",
     "units",
@@ -49,7 +45,7 @@ CSV_COLUMNS = (
     summary="The tenant's experiments, the latest start first",
     description="At most 200, each as `PUT /v1/experiments/{experiment_id}` answers it.",
 )
-async def list_experiments(principal: Reader, session: ReadSessionDep) -> ExperimentList:
+async def list_experiments(principal: ReportsReader, session: ReadSessionDep) -> ExperimentList:
     return await service.list_experiments(session, principal.tenant_id)
 
 
@@ -64,7 +60,7 @@ async def list_experiments(principal: Reader, session: ReadSessionDep) -> Experi
     responses={201: {"description": "Created", "model": ExperimentOut}},
 )
 async def put_experiment(
-    experiment_id: ExperimentId,
+    experiment_id: IdPath,
     body: ExperimentIn,
     principal: Admin,
     session: SessionDep,
@@ -92,18 +88,13 @@ async def put_experiment(
     responses={404: {"description": "No such experiment"}, 422: {"description": "Bad query"}},
 )
 async def experiment_results(
-    experiment_id: ExperimentId,
-    request: Request,
-    principal: Reader,
+    experiment_id: IdPath,
+    rules: ReportRules,
+    principal: ReportsReader,
     session: ReadSessionDep,
-    format: Annotated[Literal["json", "csv"], Query()] = "json",
+    format: Annotated[ExportFormat, Query()] = "json",
 ) -> Response:
-    rules = await load_rules(
-        session, principal.tenant_id, request.app.state.settings.secret, with_webhook_secret=False
-    )
     answer = await service.results(session, principal.tenant_id, experiment_id, rules.currency)
-    if format == "csv":
-        return csv_response(
-            CSV_COLUMNS, service.csv_rows(answer), filename=f"experiment-{experiment_id}.csv"
-        )
-    return Response(answer.model_dump_json(), media_type="application/json")
+    rows = service.csv_rows(answer)
+    filename = f"experiment-{experiment_id}.csv"
+    return export_response(format, answer, CSV_COLUMNS, rows, filename=filename)

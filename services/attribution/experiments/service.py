@@ -15,14 +15,13 @@ from services.attribution.experiments.schemas import (
     ExperimentOut,
     ExperimentResults,
     Srm,
-    VariantOut,
     VariantResult,
     VsControl,
 )
 from services.attribution.models import Experiment
-from shared.db import utcnow
-from shared.errors import NotFound
-from shared.schemas import money_to_str
+from shared.db import assign, utcnow
+from shared.errors import found
+from shared.schemas import from_row, money_to_str
 
 LIST_LIMIT = 200
 
@@ -30,53 +29,27 @@ TINY_SAMPLE = 100
 
 
 def to_out(row: Experiment) -> ExperimentOut:
-    return ExperimentOut(
-        id=row.experiment_id,
-        experiment_id=row.experiment_id,
-        name=row.name,
-        hypothesis=row.hypothesis,
-        variants=[VariantOut(**v) for v in row.variants],
-        metric=row.metric,
-        starts_at=row.starts_at,
-        ends_at=row.ends_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return from_row(ExperimentOut, row, id=row.experiment_id)
 
 
 async def put_experiment(
     session: AsyncSession, tenant_id: str, experiment_id: str, body: ExperimentIn
 ) -> tuple[bool, ExperimentOut]:
     """Create or replace; True when created. An identical PUT changes nothing."""
-    variants = [v.model_dump() for v in body.variants]
+    fields = body.model_dump()
     existing = await repository.get(session, tenant_id, experiment_id)
     now = utcnow()
     if existing is None:
         row = Experiment(
             tenant_id=tenant_id,
             experiment_id=experiment_id,
-            name=body.name,
-            hypothesis=body.hypothesis,
-            variants=variants,
-            metric=body.metric,
-            starts_at=body.starts_at,
-            ends_at=body.ends_at,
             created_at=now,
             updated_at=now,
+            **fields,
         )
         await repository.add(session, row)
         return True, to_out(row)
-    fields = {
-        "name": body.name,
-        "hypothesis": body.hypothesis,
-        "variants": variants,
-        "metric": body.metric,
-        "starts_at": body.starts_at,
-        "ends_at": body.ends_at,
-    }
-    if any(getattr(existing, key) != value for key, value in fields.items()):
-        for key, value in fields.items():
-            setattr(existing, key, value)
+    if assign(existing, fields):
         existing.updated_at = now
         await session.flush()
     return False, to_out(existing)
@@ -88,13 +61,11 @@ async def list_experiments(session: AsyncSession, tenant_id: str) -> ExperimentL
 
 
 async def get_experiment(session: AsyncSession, tenant_id: str, experiment_id: str) -> Experiment:
-    row = await repository.get(session, tenant_id, experiment_id)
-    if row is None:
-        raise NotFound(
-            f"No experiment {experiment_id!r} for this tenant; create it with "
-            f"PUT /v1/experiments/{experiment_id}."
-        )
-    return row
+    return found(
+        await repository.get(session, tenant_id, experiment_id),
+        f"No experiment {experiment_id!r} for this tenant; create it with "
+        f"PUT /v1/experiments/{experiment_id}.",
+    )
 
 
 def _round(value: float | None) -> float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from services.attribution.integrations import service
 from services.attribution.integrations.schemas import (
@@ -17,18 +17,16 @@ from services.attribution.integrations.schemas import (
     WebhookAnswer,
 )
 from shared.app import SessionDep
-from shared.auth import Principal, require_scope
-from shared.pagination import Page, PageParams, page_params
+from shared.auth import Admin, ReportsReader
+from shared.pagination import Page, PageDep
 
 router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
 
-Admin = Annotated[Principal, Depends(require_scope("admin"))]
-Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
 IntegrationId = Annotated[str, Path(pattern=INTEGRATION_ID_PATTERN)]
 
 
 @router.get("", response_model=IntegrationList, summary="The tenant's connected shops")
-async def list_integrations(principal: Reader, session: SessionDep) -> IntegrationList:
+async def list_integrations(principal: ReportsReader, session: SessionDep) -> IntegrationList:
     return IntegrationList(
         integrations=await service.list_integrations(session, principal.tenant_id)
     )
@@ -63,7 +61,7 @@ async def put_integration(
 
 @router.get("/{integration_id}", response_model=IntegrationOut, summary="One connected shop")
 async def get_integration(
-    integration_id: IntegrationId, principal: Reader, session: SessionDep
+    integration_id: IntegrationId, principal: ReportsReader, session: SessionDep
 ) -> IntegrationOut:
     return service.to_out(
         await service.get_integration(session, principal.tenant_id, integration_id)
@@ -103,7 +101,7 @@ async def list_deliveries(
     integration_id: IntegrationId,
     principal: Admin,
     session: SessionDep,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: PageDep,
 ) -> Page[DeliveryOut]:
     return await service.list_deliveries(session, principal.tenant_id, integration_id, page)
 
@@ -114,7 +112,7 @@ async def list_deliveries(
     summary="Shop products on this shop's orders that the catalog does not know",
 )
 async def unmatched_products(
-    integration_id: IntegrationId, principal: Reader, session: SessionDep
+    integration_id: IntegrationId, principal: ReportsReader, session: SessionDep
 ) -> UnmatchedList:
     return UnmatchedList(
         products=await service.unmatched_products(session, principal.tenant_id, integration_id)

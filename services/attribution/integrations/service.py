@@ -23,9 +23,10 @@ from services.attribution.models import Integration, IntegrationDelivery
 from services.attribution.orders.service import ingest_order, order_context, post_refund
 from services.attribution.settings.service import load_rules
 from shared.crypto import decrypt_secret, encrypt_secret
-from shared.db import utcnow
-from shared.errors import Conflict, NotFound, ProblemError, Unauthorized, UnprocessableEntity
+from shared.db import assign, utcnow
+from shared.errors import Conflict, NotFound, ProblemError, Unauthorized, UnprocessableEntity, found
 from shared.pagination import Page, PageParams, decode_cursor, encode_cursor
+from shared.schemas import from_row
 
 # Shopify keeps signing with the replaced secret for up to an hour after a rotation.
 ROTATION_GRACE = dt.timedelta(hours=1)
@@ -38,17 +39,11 @@ _DROPPED_HEADERS = {"authorization", "cookie"}
 
 
 def to_out(row: Integration) -> IntegrationOut:
-    return IntegrationOut.model_validate(
-        {
-            "integration_id": row.integration_id,
-            "platform": row.platform,
-            "shop": row.shop,
-            "currency": row.currency,
-            "secret_set": bool(row.secret_encrypted),
-            "webhook_path": f"/v1/integrations/{row.integration_id}/webhooks",
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
-        }
+    return from_row(
+        IntegrationOut,
+        row,
+        secret_set=bool(row.secret_encrypted),
+        webhook_path=f"/v1/integrations/{row.integration_id}/webhooks",
     )
 
 
@@ -80,9 +75,7 @@ async def put_integration(
         existing.previous_secret_encrypted = existing.secret_encrypted
         existing.secret_rotated_at = now
         existing.secret_encrypted = encrypt_secret(secret, body.secret)
-    existing.platform = body.platform
-    existing.shop = body.shop
-    existing.currency = body.currency
+    assign(existing, body.model_dump(include={"platform", "shop", "currency"}))
     existing.updated_at = now
     await session.flush()
     return False, to_out(existing)
@@ -91,13 +84,11 @@ async def put_integration(
 async def get_integration(
     session: AsyncSession, tenant_id: str, integration_id: str
 ) -> Integration:
-    row = await repository.get(session, tenant_id, integration_id)
-    if row is None:
-        raise NotFound(
-            f"No integration {integration_id!r} in this tenant; create it with "
-            f"PUT /v1/integrations/{integration_id}."
-        )
-    return row
+    return found(
+        await repository.get(session, tenant_id, integration_id),
+        f"No integration {integration_id!r} in this tenant; create it with "
+        f"PUT /v1/integrations/{integration_id}.",
+    )
 
 
 async def list_integrations(session: AsyncSession, tenant_id: str) -> list[IntegrationOut]:
@@ -105,18 +96,7 @@ async def list_integrations(session: AsyncSession, tenant_id: str) -> list[Integ
 
 
 def delivery_view(row: IntegrationDelivery) -> DeliveryOut:
-    return DeliveryOut.model_validate(
-        {
-            "delivery_key": row.delivery_key,
-            "topic": row.topic,
-            "order_id": row.order_id,
-            "outcome": row.outcome,
-            "reason": row.reason,
-            "headers": row.headers,
-            "body": row.body.decode("utf-8", errors="replace"),
-            "received_at": row.received_at,
-        }
-    )
+    return from_row(DeliveryOut, row, body=row.body.decode("utf-8", errors="replace"))
 
 
 async def list_deliveries(
@@ -207,11 +187,10 @@ async def receive(
     session: AsyncSession, integration_id: str, headers: dict[str, str], raw: bytes, secret: str
 ) -> Received:
     """Verify the raw body, keep the delivery, and apply it; refusals store nothing."""
-    row = await repository.by_id(session, integration_id)
-    if row is None:
-        raise NotFound(
-            f"No integration {integration_id!r}; check the webhook URL configured in the shop."
-        )
+    row = found(
+        await repository.by_id(session, integration_id),
+        f"No integration {integration_id!r}; check the webhook URL configured in the shop.",
+    )
     label = row.integration_id
     if row.platform == "woocommerce" and signature.is_woocommerce_ping(
         raw, headers.get("x-wc-webhook-signature")

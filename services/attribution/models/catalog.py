@@ -3,66 +3,45 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.attribution.models.base import Base, tenant_key
-from shared.db import JSONDoc, MoneyType, UTCDateTime
+from shared.catalog_columns import (
+    AccountColumns,
+    AdColumns,
+    AdSpendColumns,
+    ContentColumns,
+    ContentProductColumns,
+    LinkTargetColumns,
+    ProductColumns,
+)
+from shared.db import UTCDateTime
 
 
-class CatalogObject:
-    """Keyed as in the catalog: the tenant, then the id its client chose."""
+class CatalogRow:
+    """A tenant's row: the tenant leads its key, as in the catalog."""
 
     tenant_id: Mapped[str] = tenant_key()
+
+
+class CatalogObject(CatalogRow):
+    """Keyed as in the catalog: the tenant, then the id its client chose."""
+
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
-class CatalogAccount(CatalogObject, Base):
+class CatalogAccount(CatalogObject, AccountColumns, Base):
     __tablename__ = "catalog_accounts"
 
-    platform: Mapped[str] = mapped_column(String(32))
-    handle: Mapped[str] = mapped_column(String(256))
-    display_name: Mapped[str | None] = mapped_column(String(256))
 
-
-class CatalogContent(CatalogObject, Base):
+class CatalogContent(CatalogObject, ContentColumns, Base):
     __tablename__ = "catalog_contents"
 
-    kind: Mapped[str] = mapped_column(String(16))
-    account_id: Mapped[str] = mapped_column(String(128))
-    title: Mapped[str] = mapped_column(String(512))
-    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    duration_seconds: Mapped[int | None] = mapped_column(Integer)
-    topics: Mapped[list[Any] | None] = mapped_column(JSONDoc())
-    format: Mapped[str | None] = mapped_column(String(64))
 
-
-class CatalogProduct(CatalogObject, Base):
+class CatalogProduct(CatalogObject, ProductColumns, Base):
     __tablename__ = "catalog_products"
-
-    title: Mapped[str] = mapped_column(String(512))
-    price: Mapped[Decimal] = mapped_column(MoneyType())
-    currency: Mapped[str] = mapped_column(String(3))
-    category: Mapped[str | None] = mapped_column(String(256))
-    # The shops' ids of the product ({"shopify_variant": "808950810", "sku": ...}).
-    external_ids: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc())
-
-
-class CatalogContentProduct(Base):
-    __tablename__ = "catalog_content_products"
-    __table_args__ = (Index(None, "tenant_id", "product_id"),)
-
-    tenant_id: Mapped[str] = tenant_key()
-    content_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    product_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    placement: Mapped[str] = mapped_column(String(32))
-    starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class CatalogCampaign(CatalogObject, Base):
@@ -77,38 +56,27 @@ class CatalogCampaign(CatalogObject, Base):
     ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
-class CatalogAd(CatalogObject, Base):
+class CatalogAd(CatalogObject, AdColumns, Base):
     __tablename__ = "catalog_ads"
 
-    campaign_id: Mapped[str] = mapped_column(String(128))
-    content_id: Mapped[str] = mapped_column(String(128))
-    product_id: Mapped[str | None] = mapped_column(String(128))
-    format: Mapped[str] = mapped_column(String(16))
-    name: Mapped[str | None] = mapped_column(String(256))
+
+class CatalogContentProduct(CatalogRow, ContentProductColumns, Base):
+    __tablename__ = "catalog_content_products"
+    __table_args__ = (Index(None, "tenant_id", "product_id"),)
 
 
-class CatalogAdSpend(Base):
+class CatalogAdSpend(CatalogRow, AdSpendColumns, Base):
     __tablename__ = "catalog_ad_spend"
     # Reports pick spend by day range across all of a tenant's ads.
     __table_args__ = (Index(None, "tenant_id", "day"),)
 
-    tenant_id: Mapped[str] = tenant_key()
-    ad_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
-    amount: Mapped[Decimal] = mapped_column(MoneyType())
-    currency: Mapped[str] = mapped_column(String(3))
 
-
-class CatalogTrackingLink(Base):
+class CatalogTrackingLink(CatalogRow, LinkTargetColumns, Base):
     __tablename__ = "catalog_tracking_links"
     # /r/{code} carries no tenant, so the code is looked up on its own.
     __table_args__ = (Index("uq_catalog_tracking_links_code", "code", unique=True),)
 
-    tenant_id: Mapped[str] = tenant_key()
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
-    content_id: Mapped[str] = mapped_column(String(128))
-    product_id: Mapped[str | None] = mapped_column(String(128))
-    ad_id: Mapped[str | None] = mapped_column(String(128))
     destination_url: Mapped[str] = mapped_column(Text)
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from services.attribution.models import Order, OrderLine, Refund
 from services.attribution.orders.schemas import LineOut, OrderOut, RefundOut
-from shared.schemas import jsonable
+from shared.schemas import from_row, jsonable
 
 
 @dataclass(frozen=True)
@@ -36,27 +35,18 @@ def jsonify(body: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# What a status post answers about its order, besides the model and the credits.
+ANSWER_FIELDS = ("order_id", "status", "buyer_id", "revenue", "currency")
+
+
 def order_answer(
-    *,
-    order_id: str,
-    status: str,
-    buyer_id: str | None,
-    revenue: Decimal,
-    currency: str,
-    model: str,
-    credits: list[dict[str, Any]],
+    order: object, *, model: str, credits: list[dict[str, Any]], **values: Any
 ) -> dict[str, Any]:
-    return jsonify(
-        {
-            "order_id": order_id,
-            "status": status,
-            "buyer_id": buyer_id,
-            "revenue": revenue,
-            "currency": currency,
-            "model": model,
-            "credits": credits,
-        }
-    )
+    """A status post's reply: ``ANSWER_FIELDS`` from ``order`` (``values`` replace any)."""
+    facts = {
+        name: values[name] if name in values else getattr(order, name) for name in ANSWER_FIELDS
+    }
+    return jsonify({**facts, "model": model, "credits": credits})
 
 
 def refund_view(refund: Refund, order: Order) -> dict[str, Any]:
@@ -73,30 +63,10 @@ def refund_view(refund: Refund, order: Order) -> dict[str, Any]:
 
 
 def order_view(order: Order, lines: Sequence[OrderLine], refunds: Sequence[Refund]) -> OrderOut:
-    return OrderOut(
-        order_id=order.order_id,
-        status=order.status,
-        buyer_id=order.buyer_id,
-        user_id=order.user_id,
+    return from_row(
+        OrderOut,
+        order,
         click_ids=order.click_ids or [],
-        currency=order.currency,
-        ordered_at=order.ordered_at,
-        paid_at=order.paid_at,
-        cancelled_at=order.cancelled_at,
-        gross_revenue=order.gross_revenue,
-        refunded=order.refunded,
-        revenue=order.revenue,
-        lines=[
-            LineOut(
-                product_id=line.product_id,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                refunded_quantity=line.refunded_quantity,
-                revenue=line.revenue,
-            )
-            for line in lines
-        ],
+        lines=[from_row(LineOut, line) for line in lines],
         refunds=[RefundOut.model_validate(refund_view(r, order)) for r in refunds],
-        created_at=order.created_at,
-        updated_at=order.updated_at,
     )

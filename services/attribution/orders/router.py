@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.core.buffer import IngestBuffer, broker_errors, ingest_buffer
@@ -19,18 +19,15 @@ from services.attribution.orders.schemas import (
 )
 from services.attribution.orders.signature import HEADER, verify
 from services.attribution.settings.service import Rules, load_rules
-from shared.app import SessionDep
-from shared.auth import Principal, require_scope
+from shared.app import IdPath, SessionDep
+from shared.auth import OrdersWriter, ReportsReader
 from shared.bodies import parse_model
 from shared.db import utcnow
 from shared.errors import ProblemError, ServiceUnavailable
-from shared.schemas import ID_PATTERN, jsonable
+from shared.schemas import jsonable
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
-Writer = Annotated[Principal, Depends(require_scope("orders:write"))]
-Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
-OrderId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 ORDER_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON (problem+json)"},
@@ -87,7 +84,7 @@ async def _signed_body(request: Request, rules: Rules) -> bytes:
     responses={200: {"description": "Identical replay", "model": OrderAnswer}, **ORDER_ERRORS},
     openapi_extra=_body_schema(OrderIn),
 )
-async def post_order(principal: Writer, session: SessionDep, request: Request) -> Response:
+async def post_order(principal: OrdersWriter, session: SessionDep, request: Request) -> Response:
     settings = request.app.state.settings
     raw = await request.body()  # size-limited (413) by the body limit middleware
     # Parse first so the tenant's rules and the order's state come in one statement; an
@@ -178,7 +175,7 @@ async def _rules_or_last_known(request: Request, session: AsyncSession, tenant_i
     openapi_extra=_body_schema(RefundIn),
 )
 async def post_refund(
-    order_id: OrderId, principal: Writer, session: SessionDep, request: Request
+    order_id: IdPath, principal: OrdersWriter, session: SessionDep, request: Request
 ) -> Response:
     settings = request.app.state.settings
     rules = await load_rules(session, principal.tenant_id, settings.secret)
@@ -198,7 +195,7 @@ async def post_refund(
     summary="An order with its lines, refunds and current revenue",
     responses={404: {"description": "No such order in this tenant"}},
 )
-async def get_order(order_id: OrderId, principal: Reader, session: SessionDep) -> OrderOut:
+async def get_order(order_id: IdPath, principal: ReportsReader, session: SessionDep) -> OrderOut:
     return await service.get_order(session, principal.tenant_id, order_id)
 
 
@@ -209,8 +206,8 @@ async def get_order(order_id: OrderId, principal: Reader, session: SessionDep) -
     responses={404: {"description": "No such order"}, 422: {"description": "Unknown model"}},
 )
 async def get_order_attribution(
-    order_id: OrderId,
-    principal: Reader,
+    order_id: IdPath,
+    principal: ReportsReader,
     session: SessionDep,
     request: Request,
     model: Annotated[

@@ -9,6 +9,7 @@ row and fold the change into it. SQL lives in ``repository``, the rules in ``lif
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from services.attribution.orders.replies import (
 from services.attribution.orders.schemas import AttributionOut, OrderIn, OrderOut, RefundIn
 from services.attribution.settings.service import DEFAULTS, Rules, claim_currency, rules_from
 from shared.db import utcnow
-from shared.errors import Conflict, NotFound, UnprocessableEntity
+from shared.errors import Conflict, UnprocessableEntity, found
 
 __all__ = ["Answer", "OrderContext", "body_hash", "ingest_order", "order_context", "post_refund"]
 
@@ -114,6 +115,25 @@ async def ingest_order(
             return answer
         # A concurrent post created the order first (we waited for it): fold into it.
     return await _ingest_existing(session, tenant_id, payload, rules, digest)
+
+
+def _post_row(
+    tenant_id: str,
+    payload: OrderIn,
+    digest: str,
+    received_at: dt.datetime,
+    response: dict[str, Any],
+) -> dict[str, Any]:
+    """A status post as kept for replays (``response`` is set once the post is applied)."""
+    return {
+        "tenant_id": tenant_id,
+        "order_id": payload.order_id,
+        "status": payload.status,
+        "body_hash": digest,
+        "occurred_at": payload.occurred_at,
+        "received_at": received_at,
+        "response": response,
+    }
 
 
 def _replay(
@@ -191,26 +211,13 @@ async def _ingest_new(
     if not created:
         return None
     body = order_answer(
-        order_id=payload.order_id,
-        status=payload.status,
+        payload,
         buyer_id=buyer_id,
         revenue=gross,
-        currency=payload.currency,
         model=rules.default_model,
         credits=credits_of_model(attribution.credits, rules.default_model),
     )
-    await repository.insert_post(
-        conn,
-        {
-            "tenant_id": tenant_id,
-            "order_id": payload.order_id,
-            "status": payload.status,
-            "body_hash": digest,
-            "occurred_at": payload.occurred_at,
-            "received_at": now,
-            "response": body,
-        },
-    )
+    await repository.insert_post(conn, _post_row(tenant_id, payload, digest, now, body))
     await repository.insert_lines(conn, lines)
     await repository.add_clicks(conn, tenant_id, payload.order_id, click_ids, known=False)
     if attribution_seconds is not None:
@@ -245,18 +252,7 @@ async def _ingest_existing(
         raise currency_error(payload.currency, order.currency)
 
     # The locked order row serialises posts on this order, so the key cannot be taken now.
-    await repository.insert_post(
-        conn,
-        {
-            "tenant_id": tenant_id,
-            "order_id": payload.order_id,
-            "status": payload.status,
-            "body_hash": digest,
-            "occurred_at": payload.occurred_at,
-            "received_at": utcnow(),
-            "response": {},
-        },
-    )
+    await repository.insert_post(conn, _post_row(tenant_id, payload, digest, utcnow(), {}))
     if action == "apply":
         credits = credits_of_model(
             await _apply(session, order, payload, rules), rules.default_model
@@ -265,15 +261,7 @@ async def _ingest_existing(
         credits = await stored_credits(conn, tenant_id, payload.order_id, rules.default_model)
     order.updated_at = utcnow()
     await session.flush()
-    body = order_answer(
-        order_id=order.order_id,
-        status=order.status,
-        buyer_id=order.buyer_id,
-        revenue=order.revenue,
-        currency=order.currency,
-        model=rules.default_model,
-        credits=credits,
-    )
+    body = order_answer(order, model=rules.default_model, credits=credits)
     await repository.set_post_response(conn, tenant_id, payload.order_id, payload.status, body)
     ORDERS_RECEIVED.labels(payload.status, "accepted" if action == "apply" else "stale").inc()
     return Answer(201, body)
@@ -360,9 +348,7 @@ async def post_refund(
             )
         return Answer(200, previous.response)
     await _serialise_with_touches(session, tenant_id, order_id, [])
-    order = await repository.lock_order(session, tenant_id, order_id)
-    if order is None:
-        raise NotFound(f"No order {order_id!r} in this tenant.")
+    order = found(await repository.lock_order(session, tenant_id, order_id), _no_order(order_id))
     if order.status != "paid" or order.paid_at is None:
         raise Conflict(
             f"Order {order_id!r} is {order.status!r}; only a paid order with revenue left can be "
@@ -399,10 +385,12 @@ async def post_refund(
 # --------------------------------------------------------------------------- reads
 
 
+def _no_order(order_id: str) -> str:
+    return f"No order {order_id!r} in this tenant."
+
+
 async def get_order(session: AsyncSession, tenant_id: str, order_id: str) -> OrderOut:
-    order = await repository.get_order(session, tenant_id, order_id)
-    if order is None:
-        raise NotFound(f"No order {order_id!r} in this tenant.")
+    order = found(await repository.get_order(session, tenant_id, order_id), _no_order(order_id))
     lines = await repository.load_lines(session, order)
     refunds = await repository.refunds_of(session, tenant_id, order_id)
     return order_view(order, lines, refunds)
@@ -421,9 +409,7 @@ def check_model(model: str | None, rules: Rules) -> str:
 async def get_attribution(
     session: AsyncSession, tenant_id: str, order_id: str, model: str
 ) -> AttributionOut:
-    order = await repository.get_order(session, tenant_id, order_id)
-    if order is None:
-        raise NotFound(f"No order {order_id!r} in this tenant.")
+    order = found(await repository.get_order(session, tenant_id, order_id), _no_order(order_id))
     conn = await session.connection()
     credits = await stored_credits(conn, tenant_id, order_id, model)
     verdicts = await stored_verdicts(conn, tenant_id, order_id)

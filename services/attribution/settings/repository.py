@@ -12,14 +12,13 @@ from shared.db import insert_for, utcnow
 
 SETTINGS = cast(Table, TenantSettings.__table__)
 
+# The settings kept as given: the currency, the fraud rules and the webhook secret have rules
+# of their own.
+PLAIN_FIELDS = ("timezone", "click_window_seconds", "view_window_seconds", "match", "default_model")
 # The columns ``Rules`` is made of; other domains' one-round-trip reads select these too.
 RULE_COLUMNS = (
     SETTINGS.c.currency,
-    SETTINGS.c.timezone,
-    SETTINGS.c.click_window_seconds,
-    SETTINGS.c.view_window_seconds,
-    SETTINGS.c.match,
-    SETTINGS.c.default_model,
+    *(SETTINGS.c[name] for name in PLAIN_FIELDS),
     SETTINGS.c.webhook_secret_encrypted,
     SETTINGS.c.fraud_rules,
 )

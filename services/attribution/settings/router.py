@@ -1,20 +1,18 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from services.attribution.settings.schemas import SettingsOut, SettingsUpdate
 from services.attribution.settings.service import load_rules, to_out, update_settings
 from shared.app import SessionDep
-from shared.auth import Principal, require_scope
+from shared.auth import Admin, ReportsReader
 
 router = APIRouter(prefix="/v1/settings", tags=["settings"])
 
 
 @router.get("", response_model=SettingsOut, summary="The tenant's attribution settings")
 async def get_settings(
-    principal: Annotated[Principal, Depends(require_scope("reports:read"))],
+    principal: ReportsReader,
     session: SessionDep,
     request: Request,
 ) -> SettingsOut:
@@ -30,7 +28,7 @@ async def get_settings(
 )
 async def put_settings(
     body: SettingsUpdate,
-    principal: Annotated[Principal, Depends(require_scope("admin"))],
+    principal: Admin,
     session: SessionDep,
     request: Request,
 ) -> SettingsOut:

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.attribution.models import TenantSettings
 from services.attribution.settings import repository
 from services.attribution.settings.fraud import DEFAULT_FRAUD_RULES, FraudRules
+from services.attribution.settings.repository import PLAIN_FIELDS
 from services.attribution.settings.schemas import FraudSettings, SettingsOut, SettingsUpdate
 from shared.crypto import decrypt_secret, encrypt_secret
-from shared.db import utcnow
+from shared.db import assign, utcnow
 from shared.errors import Conflict, UnprocessableEntity
 
 
@@ -56,11 +57,7 @@ def rules_from(row: Any, secret: str, *, with_webhook_secret: bool = True) -> Ru
     """A settings row (ORM object or result row) as ``Rules``."""
     return Rules(
         currency=row.currency,
-        timezone=row.timezone,
-        click_window_seconds=row.click_window_seconds,
-        view_window_seconds=row.view_window_seconds,
-        match=row.match,
-        default_model=row.default_model,
+        **{name: getattr(row, name) for name in PLAIN_FIELDS},
         webhook_secret=(
             _decrypted(secret, row.webhook_secret_encrypted)
             if row.webhook_secret_encrypted and with_webhook_secret
@@ -79,23 +76,13 @@ def _decrypted(secret: str, ciphertext: str) -> str:
 def to_out(rules: Rules) -> SettingsOut:
     return SettingsOut(
         currency=rules.currency,
-        timezone=rules.timezone,
-        click_window_seconds=rules.click_window_seconds,
-        view_window_seconds=rules.view_window_seconds,
-        match=rules.match,
-        default_model=rules.default_model,
+        **{name: getattr(rules, name) for name in PLAIN_FIELDS},
         webhook_secret_set=rules.webhook_secret is not None,
         fraud=FraudSettings(**rules.fraud.as_dict()),
     )
 
 
-_DEFAULT_ROW = {
-    "timezone": DEFAULTS.timezone,
-    "click_window_seconds": DEFAULTS.click_window_seconds,
-    "view_window_seconds": DEFAULTS.view_window_seconds,
-    "match": DEFAULTS.match,
-    "default_model": DEFAULTS.default_model,
-}
+_DEFAULT_ROW = {name: getattr(DEFAULTS, name) for name in PLAIN_FIELDS}
 
 
 async def _row_for_update(session: AsyncSession, tenant_id: str) -> TenantSettings:
@@ -156,16 +143,7 @@ async def update_settings(
                 f"{update.currency} without mixing currencies in reports."
             )
         row.currency = update.currency
-    for name in (
-        "timezone",
-        "click_window_seconds",
-        "view_window_seconds",
-        "match",
-        "default_model",
-    ):
-        value = getattr(update, name)
-        if name in given and value is not None:
-            setattr(row, name, value)
+    assign(row, update.model_dump(include=set(PLAIN_FIELDS), exclude_unset=True, exclude_none=True))
     if "fraud" in given and update.fraud is not None:
         stored = FraudRules.from_dict(row.fraud_rules).as_dict()
         stored.update(update.fraud.model_dump(exclude_unset=True, exclude_none=True))

@@ -5,4 +5,4 @@ from services.catalog.models import Account
 
 ACCOUNTS = EntitySpec("account", Account, AccountOut)
 
-router = entity_router(ACCOUNTS, plural="accounts", body_schema=AccountIn, tag="accounts")
+router = entity_router(ACCOUNTS, plural="accounts", body_schema=AccountIn)

@@ -22,12 +22,11 @@ DayPath = Annotated[
     dt.date, Path(alias="day", description="The day, YYYY-MM-DD, in the tenant's timezone")
 ]
 
-router = entity_router(ADS, plural="ads", body_schema=AdIn, tag="ads")
+router = entity_router(ADS, plural="ads", body_schema=AdIn)
 spend = entity_router(
     AD_SPEND,
     plural="spend",
     body_schema=AdSpendIn,
-    tag="ads",
     parent=Parent(ADS, "ads", item=DayPath),
     wording=Wording(
         put=Operation("put_ad_spend", "Set an ad's spend for one day (create or replace)"),

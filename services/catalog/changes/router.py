@@ -1,11 +1,11 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from services.catalog.changes.service import read_changes
 from shared.app import SessionDep
-from shared.auth import ALL_TENANTS, Principal, require_scope
+from shared.auth import ALL_TENANTS, CatalogSync
 from shared.schemas import UTCDatetimeOut
 
 router = APIRouter(prefix="/v1/changes", tags=["change feed"])
@@ -35,7 +35,7 @@ class ChangeFeed(BaseModel):
     summary="The catalog change feed, all tenants, in commit order (scope catalog:sync)",
 )
 async def get_changes(
-    principal: Annotated[Principal, Depends(require_scope("catalog:sync"))],
+    principal: CatalogSync,
     session: SessionDep,
     after: Annotated[
         int, Query(ge=0, le=2**63 - 1, description="Return changes with seq > after")

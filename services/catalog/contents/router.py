@@ -18,12 +18,11 @@ CONTENT_PRODUCTS = EntitySpec(
     name="content–product link",
 )
 
-router = entity_router(CONTENTS, plural="contents", body_schema=ContentIn, tag="contents")
+router = entity_router(CONTENTS, plural="contents", body_schema=ContentIn)
 links = entity_router(
     CONTENT_PRODUCTS,
     plural="products",
     body_schema=ContentProductIn,
-    tag="contents",
     parent=Parent(CONTENTS, "contents"),
     wording=Wording(
         put=Operation("put_content_product", "Link a product to a content (create or replace)"),

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog.changes.service import lock_feed, record_change
 from services.catalog.models import Base
-from shared.db import utcnow
-from shared.errors import NotFound, UnprocessableEntity
+from shared.db import assign, utcnow
+from shared.errors import UnprocessableEntity, found
 from shared.pagination import PageParams, decode_cursor, encode_cursor
 from shared.schemas import OutSchema
 
@@ -137,13 +137,14 @@ async def load(
     return obj
 
 
+def _missing(spec: EntitySpec, key: Mapping[str, Any]) -> str:
+    return f"No {spec.label} {spec.entity_id(key)!r} in this tenant."
+
+
 async def get_or_404(
     session: AsyncSession, spec: EntitySpec, tenant_id: str, key: Mapping[str, Any]
 ) -> Any:
-    obj = await load(session, spec, tenant_id, key)
-    if obj is None:
-        raise NotFound(f"No {spec.label} {spec.entity_id(key)!r} in this tenant.")
-    return obj
+    return found(await load(session, spec, tenant_id, key), _missing(spec, key))
 
 
 async def upsert(
@@ -163,27 +164,18 @@ async def upsert(
         session.add(obj)
         outcome: Outcome = "created"
     elif obj.deleted_at is not None:
-        for name, value in values.items():
-            setattr(obj, name, value)
+        assign(obj, values)
         obj.deleted_at = None
         obj.created_at = now
         obj.updated_at = now
         outcome = "created"
-    elif all(_same(getattr(obj, name), value) for name, value in values.items()):
-        return obj, "unchanged"
-    else:
-        for name, value in values.items():
-            setattr(obj, name, value)
+    elif assign(obj, values):
         obj.updated_at = now
         outcome = "replaced"
+    else:
+        return obj, "unchanged"
     await feed(session, spec, tenant_id, obj)
     return obj, outcome
-
-
-def _same(stored: Any, given: Any) -> bool:
-    if isinstance(stored, dt.datetime) and isinstance(given, dt.datetime):
-        return stored == given
-    return bool(stored == given)
 
 
 async def soft_delete(
@@ -191,9 +183,7 @@ async def soft_delete(
 ) -> None:
     # The feed lock before the row lock, in the same order as upsert, so the two cannot deadlock.
     await lock_feed(session)
-    obj = await load(session, spec, tenant_id, key, for_update=True)
-    if obj is None:
-        raise NotFound(f"No {spec.label} {spec.entity_id(key)!r} in this tenant.")
+    obj = found(await load(session, spec, tenant_id, key, for_update=True), _missing(spec, key))
     now = utcnow()
     obj.deleted_at = now
     obj.updated_at = now

@@ -17,13 +17,9 @@ from pydantic import SerializeAsAny
 
 from services.catalog.core.crud import EntitySpec, get_or_404, list_page, soft_delete, upsert
 from shared.app import SessionDep
-from shared.auth import Principal, require_scope
-from shared.pagination import Page, PageParams, page_params
+from shared.auth import CatalogReader, CatalogWriter
+from shared.pagination import Page, PageDep
 from shared.schemas import ID_PATTERN, OutSchema, Schema
-
-Reader = Annotated[Principal, Depends(require_scope("catalog:read"))]
-Writer = Annotated[Principal, Depends(require_scope("catalog:write"))]
-IdPath = Annotated[str, Path(pattern=ID_PATTERN, description="Client-chosen id")]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid bearer token (problem+json)"},
@@ -135,7 +131,7 @@ def entity_router(
     *,
     plural: str,
     body_schema: type[Schema],
-    tag: str,
+    tag: str | None = None,
     values_from: ValuesFrom = default_values,
     parent: Parent | None = None,
     wording: Wording | None = None,
@@ -143,10 +139,12 @@ def entity_router(
     """PUT (create or replace), LIST, GET and DELETE of one collection.
 
     With ``parent``, the collection lives under one parent object and ``spec.key_fields`` is
-    (the parent's id field, the child's own key field).
+    (the parent's id field, the child's own key field). The OpenAPI tag is ``tag``, by default
+    the (parent's) plural: a child collection is documented with its parent.
     """
     paths = _top_level_paths(spec, plural) if parent is None else _child_paths(spec, plural, parent)
     words = wording or top_level_wording(spec, plural)
+    tag = tag or (parent.plural if parent is not None else plural)
     router = APIRouter(prefix=paths.prefix, tags=[tag], responses=ERRORS)
     out = spec.out_schema
     model: Any = spec.model
@@ -171,7 +169,7 @@ def entity_router(
     async def put_item(
         key: ObjectKey,
         body: body_schema,  # type: ignore[valid-type]  # a class chosen at runtime, as FastAPI needs
-        principal: Writer,
+        principal: CatalogWriter,
         session: SessionDep,
         response: Response,
     ) -> OutSchema:
@@ -189,9 +187,9 @@ def entity_router(
     )
     async def list_items(
         scope: ListScope,
-        principal: Reader,
+        principal: CatalogReader,
         session: SessionDep,
-        page: Annotated[PageParams, Depends(page_params)],
+        page: PageDep,
     ) -> Page[AnyOut]:
         await check_parent(session, principal.tenant_id, scope)
         filters = [getattr(model, name) == value for name, value in scope.items()]
@@ -199,7 +197,7 @@ def entity_router(
         return Page[AnyOut](items=[out.model_validate(r) for r in rows], next_cursor=cursor)
 
     @router.get(paths.item, response_model=out, name=words.get.name, summary=words.get.summary)
-    async def get_item(key: ObjectKey, principal: Reader, session: SessionDep) -> OutSchema:
+    async def get_item(key: ObjectKey, principal: CatalogReader, session: SessionDep) -> OutSchema:
         return out.model_validate(await get_or_404(session, spec, principal.tenant_id, key))
 
     @router.delete(
@@ -208,7 +206,9 @@ def entity_router(
         name=words.delete.name,
         summary=words.delete.summary,
     )
-    async def delete_item(key: ObjectKey, principal: Writer, session: SessionDep) -> Response:
+    async def delete_item(
+        key: ObjectKey, principal: CatalogWriter, session: SessionDep
+    ) -> Response:
         await soft_delete(session, spec, principal.tenant_id, key)
         await session.commit()
         return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,4 +5,4 @@ from services.catalog.products.schemas import ProductIn, ProductOut
 
 PRODUCTS = EntitySpec("product", Product, ProductOut)
 
-router = entity_router(PRODUCTS, plural="products", body_schema=ProductIn, tag="products")
+router = entity_router(PRODUCTS, plural="products", body_schema=ProductIn)
