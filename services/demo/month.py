@@ -91,7 +91,7 @@ DEMO = Scenario(
     retry_rate=0.0,
     live_pull=3.0,
     ad_traffic=AdTraffic(
-        paid_share=0.3,
+        paid_share=0.45,
         click_gmv={"native": 6.0, "pre_roll": 4.0, "overlay": 3.5, "banner": 3.0},
         view_through=0.1,
     ),
