@@ -92,7 +92,8 @@ DEMO = Scenario(
     live_pull=3.0,
     ad_traffic=AdTraffic(
         paid_share=0.45,
-        click_gmv={"native": 6.0, "pre_roll": 4.0, "overlay": 3.5, "banner": 3.0},
+        click_rate={"native": 0.09, "pre_roll": 0.05, "overlay": 0.06, "banner": 0.045},
+        click_gmv={"native": 5.5, "pre_roll": 6.5, "overlay": 4.8, "banner": 5.5},
         view_through=0.1,
     ),
     scaled_spend=True,

@@ -44,18 +44,21 @@ LIVE_CLICK_RATE = 0.06
 
 @dataclass(frozen=True)
 class AdTraffic:
-    """How ads reach viewers. ``paid_share``: sessions the ads buy on their videos, split
-    evenly between the formats (0: ads are only served on their videos' own sessions);
-    ``click_gmv``: the GMV (CNY) an ad's click brings on average: it orders at that over the
-    product's price, so dear products convert less (None: as organic clicks, whatever the
-    price); ``view_through``: a session served an ad buys after viewing without a click at this
-    rate times the month's view-through rate.
+    """How ads reach and convert viewers. The defaults: ads served only on their videos' own
+    sessions, clicking and ordering as organic ones do.
 
     A month's ads reach many more viewers than they convert, so an ad impression and an ad
-    click cost what they do on the short-video platforms (CPM of tens of CNY, CPC of a few)."""
+    click cost what they do on the short-video platforms (CPM of tens of CNY, CPC of a few).
+    """
 
+    #: Sessions the ads buy on their videos (the ad served), split evenly between formats.
     paid_share: float = 0.0
+    #: The share of a served ad's views that click (None: CLICK_RATE).
+    click_rate: dict[AdFormat, float] | None = None
+    #: The GMV (CNY) an ad's click brings on average: it orders at that over the product's
+    #: price, so dear products convert less (None: CLICK_ORDER_RATE whatever the price).
     click_gmv: dict[AdFormat, float] | None = None
+    #: A served session that viewed without a click buys at this times the view-through rate.
     view_through: float = 1.0
 
 
@@ -187,7 +190,10 @@ class Audience:
             for kind, rate in ENGAGEMENT:
                 if rnd() < rate:
                     emit(kind, t_view + int((1 + 30 * rnd()) * SECOND))
-            click_rate = CLICK_RATE[ad.format if ad else None]
+            ad_rate = self.ad_traffic.click_rate
+            click_rate = (
+                ad_rate[ad.format] if ad and ad_rate else CLICK_RATE[ad.format if ad else None]
+            )
         else:
             if rnd() >= LIVE_ENTER_RATE:
                 return

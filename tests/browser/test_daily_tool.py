@@ -103,7 +103,7 @@ def pct_text(now: Decimal, before: Decimal) -> str:
     if before == 0:
         return "0%" if now == 0 else "new"
     change = abs((now - before) / before) * 100
-    sign = "+" if now > before else "−"
+    sign = "+" if now > before else "−" if now < before else ""
     return f"{sign}{change.quantize(Decimal('0.1')):,}%"
 
 
@@ -224,7 +224,10 @@ def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
         if path["path"] not in earlier_paths and not listed_all:
             assert shown_badge["text"] == "—", shown_badge  # not among the earlier top paths
             continue
-        current, previous = Decimal(path["conversions"]), Decimal(earlier_paths.get(path["path"], 0))
+        current, previous = (
+            Decimal(path["conversions"]),
+            Decimal(earlier_paths.get(path["path"], 0)),
+        )
         assert shown_badge["trend"] == trend(current - previous, "up"), (path, shown_badge)
         assert shown_badge["text"].split(" ")[1] == pct_text(current, previous), shown_badge
         known += 1
