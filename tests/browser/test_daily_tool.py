@@ -208,7 +208,8 @@ def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
     markov_before = replay(api, calls.last("/v1/attribution/data-driven", previous=True)).json()
     assert "Markov GMV vs previous" in page.locator("#datadriven-table thead th").all_inner_texts()
     earlier_gmv = {c["channel"]: Decimal(str(c["revenue"])) for c in markov_before["channels"]}
-    assert markov_now["channels"] and earlier_gmv, "both periods have content journeys"
+    assert markov_now["channels"], "these weeks have content journeys"
+    assert earlier_gmv, "the weeks before have content journeys"
     for channel in markov_now["channels"]:
         current = Decimal(str(channel["revenue"]))
         previous = earlier_gmv.get(channel["channel"], Decimal(0))
