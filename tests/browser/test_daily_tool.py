@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -104,7 +104,7 @@ def pct_text(now: Decimal, before: Decimal) -> str:
         return "0%" if now == 0 else "new"
     change = abs((now - before) / before) * 100
     sign = "+" if now > before else "−" if now < before else ""
-    return f"{sign}{change.quantize(Decimal('0.1')):,}%"
+    return f"{sign}{change.quantize(Decimal('0.1'), ROUND_HALF_UP):,}%"
 
 
 def badge(page: Page, table: str, row: str, col: str) -> dict[str, Any]:
