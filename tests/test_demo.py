@@ -356,15 +356,25 @@ def test_ad_spend_follows_traffic_so_each_format_earns_a_plausible_roas(events: 
     gmv: dict[str, Decimal] = {}
     for ad_id, amount in _last_touch_gmv_by_ad(month).items():
         gmv[fmt[ad_id]] = gmv.get(fmt[ad_id], Decimal(0)) + amount
-    clicks = Counter(fmt[e.ad_id] for e in month.events if e.ad_id and e.type == "click")
+    served = [e for e in month.events if e.ad_id]
+    impressions = Counter(fmt[e.ad_id] for e in served if e.type == "impression")
+    clicks = Counter(fmt[e.ad_id] for e in served if e.type == "click")
     roas = {f: gmv.get(f, Decimal(0)) / spend[f] for f in spend}
-    assert set(roas) == {"native", "pre_roll", "overlay", "banner"}, roas
+    # From the default size up every format spends; a smaller month may leave a format
+    # without the orders its prices need (it then spends nothing), never native.
+    if events >= 100_000:
+        assert set(roas) == {"native", "pre_roll", "overlay", "banner"}, roas
+    assert "native" in roas, roas
+    assert len(roas) >= 3, roas
     for value in roas.values():
         assert 1 <= value <= 6, roas
-    assert all(roas["native"] > roas[f] for f in ("pre_roll", "overlay", "banner")), roas
+    assert all(roas["native"] > roas[f] for f in roas if f != "native"), roas
+    # What an ad impression and click cost on Douyin and Kuaishou (CNY).
     for f in spend:
+        cpm = spend[f] / impressions[f] * 1000
         cpc = spend[f] / clicks[f]
-        assert Decimal(1) <= cpc <= Decimal(60), (f, cpc)
+        assert Decimal(20) <= cpm <= Decimal(120), (f, cpm)
+        assert Decimal("0.3") <= cpc <= Decimal(5), (f, cpc)
     # Spend grows with traffic: a bigger month spends more in total.
     if events == 100_000:
         small = generate(7, 30_000, ANCHOR)

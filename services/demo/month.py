@@ -37,9 +37,9 @@ from services.demo.timeline import (
     from_us,
     to_us,
 )
-from services.demo.viewers import Audience, Event
+from services.demo.viewers import PLAIN_ADS, AdTraffic, Audience, Event
 from services.demo.wire import iso
-from services.demo.world import World, WorldBuilder
+from services.demo.world import Ad, World, WorldBuilder
 
 ZIPF_S = 1.1
 RETRY_WINDOW = 5_000  # a retried event is sent again within this many events
@@ -69,6 +69,8 @@ class Scenario:
     checkout_s: tuple[int, int] | None = None
     retry_rate: float = 0.002  # share of events a client sends twice
     live_pull: float = 1.0  # a live room's popularity against a video of the same rank
+    #: How ads reach and convert viewers.
+    ad_traffic: AdTraffic = PLAIN_ADS
     #: Ad spend scaled to the month's traffic so each format earns its target ROAS.
     scaled_spend: bool = False
 
@@ -88,6 +90,12 @@ DEMO = Scenario(
     checkout_s=(30, 600),
     retry_rate=0.0,
     live_pull=3.0,
+    ad_traffic=AdTraffic(
+        paid_share=0.45,
+        click_rate={"native": 0.09, "pre_roll": 0.05, "overlay": 0.06, "banner": 0.045},
+        click_gmv={"native": 5.5, "pre_roll": 6.5, "overlay": 4.8, "banner": 5.5},
+        view_through=0.1,
+    ),
     scaled_spend=True,
 )
 
@@ -162,6 +170,7 @@ def generate(seed: int, events: int, end: dt.datetime, scenario: Scenario = DEMO
         scenario.view_through_rate,
         scenario.live_views,
         horizon,
+        scenario.ad_traffic,
     )
     contents = world.contents
     weights = list(
@@ -170,6 +179,12 @@ def generate(seed: int, events: int, end: dt.datetime, scenario: Scenario = DEMO
             for rank, c in enumerate(contents)
         )
     )
+    paid_share = scenario.ad_traffic.paid_share
+    by_format: dict[str, list[Ad]] = {}
+    for ad in world.ads:
+        by_format.setdefault(ad.format, []).append(ad)
+    paid_ads = [by_format[key] for key in sorted(by_format)]
+    content_of = {c.id: c for c in contents}
     users = 0
     while len(stream) < events:
         key = scenario.viewer_key.format(seed=seed, index=users)
@@ -181,6 +196,11 @@ def generate(seed: int, events: int, end: dt.datetime, scenario: Scenario = DEMO
         for _ in range(sessions):
             # A viewer's sessions cluster around their first visit (a few days either way).
             offset = first + int(r.gauss(0, 4 * 86_400) * SECOND)
+            if paid_share and paid_ads and r.random() < paid_share:
+                # A session an ad bought: its video, the ad served; formats share them evenly.
+                ad = r.choice(r.choice(paid_ads))
+                audience.session(user, content_of[ad.content_id], offset, ad)
+                continue
             index = bisect.bisect_left(weights, r.random() * weights[-1])
             audience.session(user, contents[min(index, len(contents) - 1)], offset)
         if len(stream) > events:

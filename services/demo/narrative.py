@@ -142,7 +142,11 @@ def build(rng: random.Random, events: int, start_us: int, span_us: int) -> World
     ads: list[Ad] = []
     native: set[tuple[str, str]] = set()
     for n, (fmt, video) in enumerate(zip(shop.AD_MIX, ad_videos, strict=True), start=1):
-        product_id = rng.choice([k.product_id for k in links if k.content_id == video.id])
+        # The video's most affordable product: what a shop pays to push on the feed.
+        price = {p.id: p.price for p in products}
+        product_id = min(
+            (k.product_id for k in links if k.content_id == video.id), key=price.__getitem__
+        )
         campaign = next(
             (c for c in campaigns if category_of[product_id] in campaign_categories[c.id]),
             campaigns[n % len(campaigns)],

@@ -19,7 +19,7 @@ from services.demo.ids import Ids
 from services.demo.orders import Desk
 from services.demo.timeline import DAY, SECOND, Times, from_us
 from services.demo.wire import iso
-from services.demo.world import Content, World
+from services.demo.world import Ad, Content, World
 from shared.vocabulary import AdFormat, EventType
 
 # Drop-off rates, per session.
@@ -40,6 +40,29 @@ AD_SERVED_RATE = 0.5
 LIVE_ENTER_RATE = 0.42
 LIVE_ENGAGEMENT: Rates = (("like", 0.09), ("comment", 0.04), ("share", 0.01))
 LIVE_CLICK_RATE = 0.06
+
+
+@dataclass(frozen=True)
+class AdTraffic:
+    """How ads reach and convert viewers. The defaults: ads served only on their videos' own
+    sessions, clicking and ordering as organic ones do.
+
+    A month's ads reach many more viewers than they convert, so an ad impression and an ad
+    click cost what they do on the short-video platforms (CPM of tens of CNY, CPC of a few).
+    """
+
+    #: Sessions the ads buy on their videos (the ad served), split evenly between formats.
+    paid_share: float = 0.0
+    #: The share of a served ad's views that click (None: CLICK_RATE).
+    click_rate: dict[AdFormat, float] | None = None
+    #: The GMV (CNY) an ad's click brings on average: it orders at that over the product's
+    #: price, so dear products convert less (None: CLICK_ORDER_RATE whatever the price).
+    click_gmv: dict[AdFormat, float] | None = None
+    #: A served session that viewed without a click buys at this times the view-through rate.
+    view_through: float = 1.0
+
+
+PLAIN_ADS = AdTraffic()
 #: Senders on these platforms stamp local time (+08:00), the others UTC.
 LOCAL_TIME_PLATFORMS = frozenset({"douyin", "kuaishou", "xiaohongshu", "wechat_channels"})
 
@@ -103,9 +126,11 @@ class Audience:
     view_through_rate: float
     live_views: bool
     end_us: int | None
+    ad_traffic: AdTraffic = PLAIN_ADS
 
-    def session(self, user: str, content: Content, offset_us: int) -> None:
-        """One session of ``user`` on ``content``, ``offset_us`` into the month (see Times)."""
+    def session(self, user: str, content: Content, offset_us: int, paid: Ad | None = None) -> None:
+        """One session of ``user`` on ``content``, ``offset_us`` into the month (see Times);
+        ``paid``: the ad that bought the session (it is served)."""
         r = self.rng
         rnd = r.random
         ev = self.events
@@ -113,8 +138,11 @@ class Audience:
         session = self.ids.session()
         platform = None if rnd() < self.platform_missing_rate else content.platform
         tz = 8 if platform in LOCAL_TIME_PLATFORMS else 0
-        ads = self.world.ads_of(content.id)
-        ad = ads[0] if ads and rnd() < AD_SERVED_RATE else None
+        if paid is not None:
+            ad: Ad | None = paid
+        else:
+            ads = self.world.ads_of(content.id)
+            ad = ads[0] if ads and rnd() < AD_SERVED_RATE else None
         ad_id = ad.id if ad else None
         cid = content.id
         t0 = self.times.start(content, offset_us)
@@ -162,7 +190,10 @@ class Audience:
             for kind, rate in ENGAGEMENT:
                 if rnd() < rate:
                     emit(kind, t_view + int((1 + 30 * rnd()) * SECOND))
-            click_rate = CLICK_RATE[ad.format if ad else None]
+            ad_rate = self.ad_traffic.click_rate
+            click_rate = (
+                ad_rate[ad.format] if ad and ad_rate else CLICK_RATE[ad.format if ad else None]
+            )
         else:
             if rnd() >= LIVE_ENTER_RATE:
                 return
@@ -186,10 +217,16 @@ class Audience:
             click = emit("click", t_click, product, click_id)
             if rnd() < CART_RATE:
                 emit("add_to_cart", t_click + int((10 + 600 * rnd()) * SECOND), product)
-            if rnd() < CLICK_ORDER_RATE:
+            click_gmv = self.ad_traffic.click_gmv
+            rate = (
+                min(CLICK_ORDER_RATE, click_gmv[ad.format] / float(self.world.price[product]))
+                if ad and click_gmv
+                else CLICK_ORDER_RATE
+            )
+            if rnd() < rate:
                 delay = min(int(r.expovariate(1 / 7200) * SECOND), 6 * DAY)
                 self.desk.take(user, t_click + 30 * SECOND + delay, product, cid, click_id, click)
-        elif rnd() < self.view_through_rate:
+        elif rnd() < self.view_through_rate * (self.ad_traffic.view_through if ad else 1.0):
             product = self.product_seen(cid, t_view)
             bought = t_view + int((60 + 72_000 * rnd()) * SECOND)
             self.desk.take(user, bought, product, cid, None, touch)

@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DEMO_EVENTS = 30_000  # enough for every ad format to have credited orders
+DEMO_EVENTS = 100_000  # enough for every ad format to have credited orders at realistic prices
 LAPTOP: ViewportSize = {"width": 1280, "height": 900}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -103,8 +103,8 @@ def pct_text(now: Decimal, before: Decimal) -> str:
     if before == 0:
         return "0%" if now == 0 else "new"
     change = abs((now - before) / before) * 100
-    sign = "+" if now > before else "−"
-    return f"{sign}{change.quantize(Decimal('0.1')):,}%"
+    sign = "+" if now > before else "−" if now < before else ""
+    return f"{sign}{change.quantize(Decimal('0.1'), ROUND_HALF_UP):,}%"
 
 
 def badge(page: Page, table: str, row: str, col: str) -> dict[str, Any]:
@@ -117,7 +117,8 @@ def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
 ) -> None:
     open_dashboard(page, demo_stack)
 
-    # ROAS per format from the ads report the page showed: native ahead, all 1-6x.
+    # ROAS per format from the ads report the page showed: native ahead, all 1-6x; CPM and
+    # CPC as ad traffic costs on Douyin and Kuaishou.
     ads = replay(api, calls.last("/v1/reports/ads")).json()
     roas = {row["format"]: row["roas"] for row in ads["by_format"] if row["format"]}
     assert set(roas) == {"native", "pre_roll", "overlay", "banner"}
@@ -126,7 +127,8 @@ def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
     for fmt, value in roas.items():
         assert cell(page, "formats-table", fmt, "roas") == fmt_ratio(value)
         spend = next(r for r in ads["by_format"] if r["format"] == fmt)
-        assert Decimal(spend["cpc"]) >= 1, spend
+        assert Decimal(20) <= Decimal(spend["cpm"]) <= Decimal(120), spend
+        assert Decimal("0.3") <= Decimal(spend["cpc"]) <= Decimal(5), spend
 
     # Names, not ids; the id on hover.
     model = page.input_value("#f-model")
@@ -200,6 +202,37 @@ def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
     assert cpa_tile.get_attribute("data-trend") == trend(cpa(ads_now) - cpa(ads_before), "down")
     formats_badge = badge(page, "formats-table", "native", "roas_change")
     assert formats_badge["trend"] in ("good", "bad", "same")
+
+    # Data-driven credit and the frequent paths against the same answer for the weeks before.
+    markov_now = replay(api, calls.last("/v1/attribution/data-driven")).json()
+    markov_before = replay(api, calls.last("/v1/attribution/data-driven", previous=True)).json()
+    assert "Markov GMV vs previous" in page.locator("#datadriven-table thead th").all_inner_texts()
+    earlier_gmv = {c["channel"]: Decimal(str(c["revenue"])) for c in markov_before["channels"]}
+    assert markov_now["channels"], "these weeks have content journeys"
+    assert earlier_gmv, "the weeks before have content journeys"
+    for channel in markov_now["channels"]:
+        current = Decimal(str(channel["revenue"]))
+        previous = earlier_gmv.get(channel["channel"], Decimal(0))
+        shown_badge = badge(page, "datadriven-table", channel["channel"], "revenue_change")
+        assert shown_badge["trend"] == trend(current - previous, "up"), (channel, shown_badge)
+        assert shown_badge["text"].split(" ")[1] == pct_text(current, previous), shown_badge
+    assert "Converting vs previous" in page.locator("#paths-table thead th").all_inner_texts()
+    earlier_paths = {p["path"]: p["conversions"] for p in markov_before["top_paths"]}
+    listed_all = len(earlier_paths) < 20  # the answer lists the 20 most frequent paths
+    known = 0
+    for path in markov_now["top_paths"]:
+        shown_badge = badge(page, "paths-table", path["path"], "conversions_change")
+        if path["path"] not in earlier_paths and not listed_all:
+            assert shown_badge["text"] == "—", shown_badge  # not among the earlier top paths
+            continue
+        current, previous = (
+            Decimal(path["conversions"]),
+            Decimal(earlier_paths.get(path["path"], 0)),
+        )
+        assert shown_badge["trend"] == trend(current - previous, "up"), (path, shown_badge)
+        assert shown_badge["text"].split(" ")[1] == pct_text(current, previous), shown_badge
+        known += 1
+    assert known, "some frequent path of these weeks is known in the weeks before"
     assert axe_violations(page) == []
     shoot(page, "overview-compared")
 

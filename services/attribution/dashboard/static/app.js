@@ -30,6 +30,10 @@ const contentParams = (f, extra = {}) => reportParams(f, {
 });
 const seriesParams = (f, metric) => reportParams(f, { metric, interval: 'day' });
 
+/** How many paths the data-driven answer lists at most (its most frequent ones). */
+const TOP_PATHS = 20;
+const markovParams = (f) => ({ from: f.from, to: f.to, method: 'markov', channel: 'content', order: 1 });
+
 const LOADERS = {
   funnel: (f) => loadFunnel(funnelQuery(f)),
   ads: (f) => getJson('v1/reports/ads', reportParams(f), 'ads report'),
@@ -38,9 +42,7 @@ const LOADERS = {
   orders: (f) => getJson('v1/reports/timeseries', seriesParams(f, 'orders'), 'orders time series'),
   datadriven: async (f) => {
     const [markov, last] = await Promise.all([
-      getJson('v1/attribution/data-driven', {
-        from: f.from, to: f.to, method: 'markov', channel: 'content', order: 1,
-      }, 'data-driven attribution'),
+      getJson('v1/attribution/data-driven', markovParams(f), 'data-driven attribution'),
       getJson('v1/reports/contents', contentParams(f, { model: 'last_touch' }), 'last-touch contents'),
     ]);
     return { markov, last };
@@ -190,6 +192,7 @@ function renderDataDriven() {
   const data = state.data.datadriven;
   if (!data) { clearCard('datadriven'); return; }
   const { markov, last } = data;
+  const before = state.data.datadrivenPrev;
   const currency = markov.currency || currencyOf(last);
   const lastBy = new Map((last.rows || []).map((r) => [r.content_id, r]));
   const rows = markov.channels || [];
@@ -203,11 +206,24 @@ function renderDataDriven() {
     { key: 'revenue', label: withCurrency('Markov GMV', currency), numeric: true, fmt: (r) => fmtMoney(r.revenue) },
     { key: 'last_orders', label: 'Last-touch orders', numeric: true, fmt: (r) => fmtCount((lastBy.get(r.channel) || {}).orders) },
     { key: 'last_gmv', label: withCurrency('Last-touch GMV', currency), numeric: true, fmt: (r) => fmtMoney((lastBy.get(r.channel) || {}).gmv) },
+    changeColumn({
+      key: 'revenue_change', label: 'Markov GMV vs previous', metric: 'revenue', kind: 'money', better: 'up',
+      previous: before && before.channels, match: (r, prev) => prev.find((p) => p.channel === r.channel),
+    }),
   ], rows, (r) => r.channel);
+  // The previous period lists its most frequent paths only: a path missing from a full list
+  // had no journey, one missing from a cut list is not known.
+  const beforePaths = before && before.top_paths;
+  const cut = beforePaths && beforePaths.length >= TOP_PATHS;
   fillTable($('#paths-table'), [
     { key: 'path', label: 'Path', fmt: (r) => r.path.split(' > ').map(named).join(' → '), title: (r) => r.path },
     { key: 'conversions', label: 'Converting', numeric: true, fmt: (r) => fmtInt(r.conversions) },
     { key: 'non_conversions', label: 'Not converting', numeric: true, fmt: (r) => fmtInt(r.non_conversions) },
+    changeColumn({
+      key: 'conversions_change', label: 'Converting vs previous', metric: 'conversions', kind: 'int', better: 'up',
+      previous: beforePaths,
+      match: (r, prev) => prev.find((p) => p.path === r.path) || (cut ? { conversions: null } : null),
+    }),
   ], markov.top_paths || [], (r) => r.path);
 }
 
@@ -317,6 +333,11 @@ registerCard('timeseries-card', {
     ordersPrev: (f) => getJson('v1/reports/timeseries', seriesParams(previous(f), 'orders'), 'orders time series (previous period)'),
   },
   draws: { gmvPrev: renderTimeseries, ordersPrev: renderTimeseries },
+});
+registerCard('datadriven-card', {
+  sources: ['datadriven'], status: 'datadriven',
+  loaders: { datadrivenPrev: (f) => getJson('v1/attribution/data-driven', markovParams(previous(f)), 'data-driven attribution (previous period)') },
+  draws: { datadrivenPrev: renderDataDriven },
 });
 registerCard('contents-card', {
   sources: ['contents'], status: 'contents',
