@@ -22,7 +22,7 @@ from services.attribution.funnels.source import FunnelSource, SqlFunnelSource
 from services.attribution.settings.service import load_rules
 from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
-from shared.csv_export import csv_response
+from shared.csv_export import CSV_OR_JSON, csv_response
 from shared.errors import UnprocessableEntity, validation_errors, validation_route
 from shared.timeouts import bounded
 
@@ -140,7 +140,7 @@ async def post_time_to_convert(
         "who reached `step − 1` but not `step`. Ascending user ids, keyset-paged by "
         "`cursor`; `?format=csv` answers the page as CSV (one `user_id` column)."
     ),
-    responses=_ERRORS,
+    responses={200: CSV_OR_JSON, **_ERRORS},
 )
 async def post_funnel_users(
     query: FunnelUsersQuery,
