@@ -46,6 +46,8 @@ _QUERY_CANCELED = "57014"
 _SERVER_GRACE_SECONDS = 1.0
 # On SQLite, cancellation follows the interrupt this long after the deadline (if still needed).
 _INTERRUPT_GRACE_SECONDS = 0.1
+_INTERRUPT_ATTEMPTS = 10
+_INTERRUPT_REPEAT_SECONDS = 0.05
 
 
 class QueryTimeout(ServiceUnavailable):
@@ -121,9 +123,14 @@ async def _prepare(session: AsyncSession, seconds: float) -> Any:
 
 async def _interrupt(driver: Any) -> None:
     # aiosqlite's interrupt() calls sqlite3's directly (thread-safe), not queued behind the
-    # statement running in its worker thread.
-    with contextlib.suppress(Exception):
-        await driver.interrupt()
+    # statement running in its worker thread. Repeated for a moment: on a loaded machine the
+    # statement may not have started yet when the deadline comes, and an interrupt with no
+    # statement running is a no-op. (_abandon rolls back only after the last one.)
+    for attempt in range(_INTERRUPT_ATTEMPTS):
+        if attempt:
+            await asyncio.sleep(_INTERRUPT_REPEAT_SECONDS)
+        with contextlib.suppress(Exception):
+            await driver.interrupt()
 
 
 async def _abandon(session: AsyncSession | None, interrupts: list[asyncio.Task[Any]]) -> None:
