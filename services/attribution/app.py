@@ -140,5 +140,6 @@ def create_app(
     )
     app.dependency_overrides[funnel_source] = analytic_funnel_source
     app.dependency_overrides[path_source] = analytic_path_source
-    app.middleware("http")(as_of_middleware(lambda: getattr(app.state, "ingest_buffer", None)))
+    if settings.ingest_buffer:  # only then is there a watermark to add
+        app.middleware("http")(as_of_middleware(lambda: getattr(app.state, "ingest_buffer", None)))
     return app
