@@ -1,11 +1,13 @@
 """Funnels answered from the analytic store (:class:`ClickHouseFunnelSource`).
 
 For an ordered funnel over event steps, ClickHouse selects the tenant's rows in range,
-computes each row's step bitmask (type, global and per-step filters) and groups them by user
-into the two sorted lists the exact engine's ``FunnelAccumulator.add_split`` takes (times of
-rows matching step 1 only; ``t << MASK_BITS | mask`` of rows matching a later step), with
-their breakdown values. The chain search itself (distinct events, equal times allowed, the
-window) stays the engine's, so the answer is the same as the system of record's, to the user.
+computes each row's step bitmask (type, global and per-step filters), sorts each user's
+useful rows by ``(t, mask)`` and folds them into the user's chosen chain (the exact engine's
+fast path, :func:`_fold`), returning users per level and the chains' gaps per funnel and
+breakdown value. Equal times are folded too when each of the user's useful rows matches one
+step (equal times then chain in step order, as the engine's tie-aware search would take
+them); a user with a row matching two steps at a shared time is read back and counted by the
+engine (``FunnelAccumulator.add_split``), so the answer is the system of record's, to the user.
 
 Filters on catalog dimensions (account, content kind, platform) become ``content_id IN (…)``
 of the tenant's matching contents, read from the attribution database's catalog read model;
@@ -60,7 +62,7 @@ class ClickHouseFunnelSource:
             breakdown=plan.breakdown is not None,
         )
         store = self._replicator.store
-        # Users whose useful events all have distinct times: counted inside ClickHouse.
+        # Every user without a row matching two steps at a shared time: counted in ClickHouse.
         n = len(plan.steps)
         counted = await store.arows(funnel_counts_statement(plan, contents, values))
         for keyed, value, *figures in counted:
@@ -69,7 +71,7 @@ class ClickHouseFunnelSource:
                 tally.depth[depth] += int(users)
             for k, gaps in enumerate(figures[n:], start=2):
                 tally.deltas[k].extend(int(g) for g in gaps)
-        # The others (two useful events at one time): the engine's tie-aware chain search.
+        # The others (a row matching two steps at a shared time): the engine's tie-aware search.
         rows = await store.arows(funnel_users_statement(plan, contents, tied_only=True))
         if plan.breakdown is None:
             for _, starts, later in rows:
@@ -215,8 +217,20 @@ def _rows(
 
 #: A user's rows that can take part in a chain: a later step's, or an in-range start.
 _USEFUL = "(mask > 1 OR start)"
-#: Two of them share a timestamp: the order of equal times matters, the engine decides.
-_TIED = f"uniqExactIf(ts, {_USEFUL}) < countIf({_USEFUL})"
+
+
+def _tied(n: int, useful: str = _USEFUL) -> str:
+    """The users left to the engine: two useful rows share a time and one matches 2+ steps.
+
+    Equal times may chain in any order. When each useful row matches one step, sorting a
+    user's rows by ``(t, mask)`` puts every group of equal times in step order, which is the
+    order the best chain takes them in, so the fold is exact. A row matching several steps
+    in such a group needs the engine's matching of rows to steps.
+    """
+    mask = f"if(start, mask, bitAnd(mask, {((1 << n) - 1) ^ 1}))"
+    return (
+        f"(uniqExactIf(ts, {useful}) < countIf({useful}) AND maxIf(bitCount({mask}), {useful}) > 1)"
+    )
 
 
 def funnel_users_statement(
@@ -240,19 +254,19 @@ def funnel_users_statement(
         )
         WHERE mask > 0
         GROUP BY user_id
-        HAVING max(start) = 1{f" AND {_TIED}" if tied_only else ""}
+        HAVING max(start) = 1{f" AND {_tied(len(plan.steps))}" if tied_only else ""}
     """
 
 
 def _fold(n: int, window_us: int, events: str) -> str:
-    """The chosen chain of one user's ``events`` ``(t, mask)``, times strictly increasing.
+    """The chosen chain of one user's ``events`` ``(t, mask)``, sorted by time then mask.
 
     ``best[k]`` is the key-minimal valid (k+1)-chain so far (its times; empty: none). An
     event matching step k+1 extends ``best[k-1]`` when within the window of its start, and
     replaces ``best[k]`` only by a strictly later start (an equal start came earlier, with
     earlier times). Levels are updated from the old state, so an event matching two steps
-    is never used twice in one chain. This is the engine's fast path, for users without
-    equal timestamps.
+    is never used twice in one chain. This is the engine's fast path; with rows sorted by
+    ``(t, mask)`` it is exact for users outside :func:`_tied`.
     """
     levels = ["if(bitTest(x.2, 0), [x.1], acc[1])"]
     for k in range(1, n):
@@ -271,9 +285,10 @@ def funnel_counts_statement(
     values: Mapping[str, str] | None = None,
 ) -> str:
     """Per funnel (``(0, '')`` overall, ``(1, v)`` breakdown value v): users per deepest
-    level and each reached step's gaps from the chosen chains, users without ties only.
+    level and each reached step's gaps from the chosen chains (all users but those of
+    :func:`_tied`).
 
-    Each user's useful rows are sorted by time and folded (:func:`_fold`); for value ``v``
+    Each user's useful rows are sorted by ``(t, mask)`` and folded (:func:`_fold`); for value ``v``
     only the in-range starts having ``v`` keep step 1. A run of step-1-only events is folded
     as its last one: the fold keeps the latest start anyway.
     """
@@ -312,7 +327,7 @@ def funnel_counts_statement(
                 )
                 WHERE {_USEFUL}
                 GROUP BY user_id
-                HAVING max(start) = 1 AND NOT ({_TIED.replace(_USEFUL, "1")})
+                HAVING max(start) = 1 AND NOT {_tied(n, "1")}
             )
             ARRAY JOIN {funnels} AS g
         )
