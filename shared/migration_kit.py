@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.schema import SchemaItem
 
 from shared.db import JSONDoc, MoneyType, UTCDateTime
 
@@ -83,7 +84,7 @@ def primary_key(table: str, *columns: str) -> sa.PrimaryKeyConstraint:
     return sa.PrimaryKeyConstraint(*columns, name=op.f(f"pk_{table}"))
 
 
-def tenant_table(name: str, key: Sequence[Column], *columns: sa.SchemaItem) -> None:
+def tenant_table(name: str, key: Sequence[Column], *columns: SchemaItem) -> None:
     """Create a tenant's table: ``tenant_id``, then the ``key`` columns, lead its columns and
     make its primary key."""
     op.create_table(
@@ -198,6 +199,17 @@ def content_product_columns() -> list[Column]:
     ]
 
 
+def product_columns(*, url: bool) -> list[Column]:
+    """The catalog's product columns; the read model keeps no ``url``."""
+    return [
+        string("title", 512),
+        money("price"),
+        string("currency", 3),
+        *([string("url", 2048, nullable=True)] if url else []),
+        string("category", 256, nullable=True),
+    ]
+
+
 def link_target_columns() -> list[Column]:
     """What a tracking link leads to (its code and destination are each service's own)."""
     return [
@@ -205,3 +217,14 @@ def link_target_columns() -> list[Column]:
         string("product_id", nullable=True),
         string("ad_id", nullable=True),
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Attribution
+# ---------------------------------------------------------------------------------------------
+
+
+def event_type_and_time() -> list[Column]:
+    """What an event was and when: ``events`` has them, as does each table of one row per event
+    (keyed by its ``event_id``)."""
+    return [string("type", 16), utc_datetime("occurred_at")]

@@ -1,7 +1,4 @@
-"""attribution schema
-
-Created 2026-11-27 19:44:35.082756
-"""
+"""attribution schema"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -90,14 +87,7 @@ def _catalog_read_model() -> None:
     )
     mk.create_index("catalog_content_products", "tenant_id", "product_id")
     mk.tenant_table("catalog_contents", [mk.string("id")], *mk.content_columns())
-    mk.tenant_table(
-        "catalog_products",
-        [mk.string("id")],
-        mk.string("title", 512),
-        mk.money("price"),
-        mk.string("currency", 3),
-        mk.string("category", 256, nullable=True),
-    )
+    mk.tenant_table("catalog_products", [mk.string("id")], *mk.product_columns(url=False))
     mk.tenant_table(
         "catalog_tracking_links",
         [mk.string("code", 32)],
@@ -114,8 +104,7 @@ def _events() -> None:
     mk.tenant_table(
         "events",
         [mk.string("event_id")],
-        mk.string("type", 16),
-        mk.utc_datetime("occurred_at"),
+        *mk.event_type_and_time(),
         mk.string("user_id"),
         mk.string("content_id", nullable=True),
         mk.string("product_id", nullable=True),

@@ -1,7 +1,4 @@
-"""covering indexes for reports and funnels
-
-Created 2026-11-27 21:06:43.870085
-"""
+"""covering indexes for reports and funnels"""
 
 from shared import migration_kit as mk
 

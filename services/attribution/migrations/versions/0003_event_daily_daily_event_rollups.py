@@ -1,7 +1,4 @@
-"""daily event rollups
-
-Created 2026-11-27 23:38:07.183544
-"""
+"""daily event rollups"""
 
 import sqlalchemy as sa
 from alembic import op

@@ -1,7 +1,4 @@
-"""fraud rules and touch verdicts
-
-Created 2026-12-06 03:30:00.000000
-"""
+"""fraud rules and touch verdicts"""
 
 from shared import migration_kit as mk
 

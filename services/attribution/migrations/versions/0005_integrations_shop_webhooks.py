@@ -1,7 +1,4 @@
-"""shop integrations and their webhook deliveries
-
-Created 2026-12-06 04:50:00.000000
-"""
+"""shop integrations and their webhook deliveries"""
 
 import sqlalchemy as sa
 

@@ -1,7 +1,4 @@
-"""catalog changes the sync could not apply
-
-Created 2026-12-06 05:10:00.000000
-"""
+"""catalog changes the sync could not apply"""
 
 from shared import migration_kit as mk
 

@@ -1,7 +1,4 @@
-"""events: the replication batch that copied each event to the analytic store
-
-Created 2026-12-06 10:05:00.000000
-"""
+"""events: the replication batch that copied each event to the analytic store"""
 
 from alembic import op
 

@@ -1,7 +1,4 @@
-"""experiments on content variants
-
-Created 2026-12-06 10:30:00.000000
-"""
+"""experiments on content variants"""
 
 from shared import migration_kit as mk
 

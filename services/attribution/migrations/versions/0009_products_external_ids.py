@@ -1,7 +1,4 @@
-"""catalog products: the shops' ids (read model)
-
-Created 2026-12-06 13:40:00.000000
-"""
+"""catalog products: the shops' ids (read model)"""
 
 from shared import migration_kit as mk
 

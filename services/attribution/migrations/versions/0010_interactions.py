@@ -1,7 +1,4 @@
-"""interactions: the reply_to and account_id of reply, dm and dm_reply events
-
-Created 2026-12-06 13:45:00.000000
-"""
+"""interactions: the reply_to and account_id of reply, dm and dm_reply events"""
 
 from shared import migration_kit as mk
 
@@ -12,8 +9,7 @@ def upgrade() -> None:
     mk.tenant_table(
         "interactions",
         [mk.string("event_id")],
-        mk.string("type", 16),
-        mk.utc_datetime("occurred_at"),
+        *mk.event_type_and_time(),
         mk.string("account_id", nullable=True),
         mk.string("reply_to", nullable=True),
     )

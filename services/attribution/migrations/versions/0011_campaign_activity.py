@@ -1,7 +1,4 @@
-"""catalog read model: a campaign's objective, engagement activity and dates
-
-Created 2026-12-06 23:00:00.000000
-"""
+"""catalog read model: a campaign's objective, engagement activity and dates"""
 
 from shared import migration_kit as mk
 

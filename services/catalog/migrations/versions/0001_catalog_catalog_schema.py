@@ -1,7 +1,4 @@
-"""catalog schema
-
-Created 2026-11-27 19:42:14.690056
-"""
+"""catalog schema"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -47,16 +44,7 @@ def upgrade() -> None:
     mk.create_index("content_products", "tenant_id", "product_id")
     mk.tenant_table("contents", [mk.string("id")], *mk.content_columns(), *audit())
     mk.create_index("contents", "tenant_id", "account_id")
-    mk.tenant_table(
-        "products",
-        [mk.string("id")],
-        mk.string("title", 512),
-        mk.money("price"),
-        mk.string("currency", 3),
-        mk.string("url", 2048, nullable=True),
-        mk.string("category", 256, nullable=True),
-        *audit(),
-    )
+    mk.tenant_table("products", [mk.string("id")], *mk.product_columns(url=True), *audit())
     mk.revoked_tokens_table()
     mk.tenant_table(
         "tracking_links",

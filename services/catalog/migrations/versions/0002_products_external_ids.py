@@ -1,7 +1,4 @@
-"""products: the shops' ids of a product
-
-Created 2026-12-06 13:40:00.000000
-"""
+"""products: the shops' ids of a product"""
 
 from shared import migration_kit as mk
 

@@ -1,7 +1,4 @@
-"""campaigns: the engagement activity a campaign runs
-
-Created 2026-12-06 23:00:00.000000
-"""
+"""campaigns: the engagement activity a campaign runs"""
 
 from shared import migration_kit as mk
 
