@@ -145,6 +145,11 @@ def drop_index(table: str, *columns: str, name: str | None = None) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def client_key() -> list[Column]:
+    """The key of a catalog object (after the tenant): the id its client chose."""
+    return [string("id")]
+
+
 def account_columns() -> list[Column]:
     return [
         string("platform", 32),

@@ -78,16 +78,16 @@ def upgrade() -> None:
 
 
 def _catalog_read_model() -> None:
-    mk.tenant_table("catalog_accounts", [mk.string("id")], *mk.account_columns())
+    mk.tenant_table("catalog_accounts", mk.client_key(), *mk.account_columns())
     mk.tenant_table("catalog_ad_spend", mk.ad_spend_key(), *mk.ad_spend_columns())
-    mk.tenant_table("catalog_ads", [mk.string("id")], *mk.ad_columns())
-    mk.tenant_table("catalog_campaigns", [mk.string("id")], mk.string("name", 256))
+    mk.tenant_table("catalog_ads", mk.client_key(), *mk.ad_columns())
+    mk.tenant_table("catalog_campaigns", mk.client_key(), mk.string("name", 256))
     mk.tenant_table(
         "catalog_content_products", mk.content_product_key(), *mk.content_product_columns()
     )
     mk.create_index("catalog_content_products", "tenant_id", "product_id")
-    mk.tenant_table("catalog_contents", [mk.string("id")], *mk.content_columns())
-    mk.tenant_table("catalog_products", [mk.string("id")], *mk.product_columns(url=False))
+    mk.tenant_table("catalog_contents", mk.client_key(), *mk.content_columns())
+    mk.tenant_table("catalog_products", mk.client_key(), *mk.product_columns(url=False))
     mk.tenant_table(
         "catalog_tracking_links",
         [mk.string("code", 32)],

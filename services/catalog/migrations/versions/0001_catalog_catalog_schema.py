@@ -10,13 +10,13 @@ revision, down_revision = "0001_catalog", None
 
 def upgrade() -> None:
     audit = mk.audit_columns
-    mk.tenant_table("accounts", [mk.string("id")], *mk.account_columns(), *audit())
+    mk.tenant_table("accounts", mk.client_key(), *mk.account_columns(), *audit())
     mk.tenant_table("ad_spend", mk.ad_spend_key(), *mk.ad_spend_columns(), *audit())
-    mk.tenant_table("ads", [mk.string("id")], *mk.ad_columns(), *audit())
+    mk.tenant_table("ads", mk.client_key(), *mk.ad_columns(), *audit())
     mk.create_index("ads", "tenant_id", "campaign_id")
     mk.tenant_table(
         "campaigns",
-        [mk.string("id")],
+        mk.client_key(),
         mk.string("name", 256),
         mk.string("objective", 64, nullable=True),
         mk.utc_datetime("starts_at", nullable=True),
@@ -42,9 +42,9 @@ def upgrade() -> None:
         "content_products", mk.content_product_key(), *mk.content_product_columns(), *audit()
     )
     mk.create_index("content_products", "tenant_id", "product_id")
-    mk.tenant_table("contents", [mk.string("id")], *mk.content_columns(), *audit())
+    mk.tenant_table("contents", mk.client_key(), *mk.content_columns(), *audit())
     mk.create_index("contents", "tenant_id", "account_id")
-    mk.tenant_table("products", [mk.string("id")], *mk.product_columns(url=True), *audit())
+    mk.tenant_table("products", mk.client_key(), *mk.product_columns(url=True), *audit())
     mk.revoked_tokens_table()
     mk.tenant_table(
         "tracking_links",
