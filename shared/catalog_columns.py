@@ -11,8 +11,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Date, Index, Integer, String
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from shared.db import JSONDoc, MoneyType, UTCDateTime
 
@@ -44,8 +44,22 @@ class ProductColumns:
     external_ids: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc())
 
 
+class CampaignColumns:
+    name: Mapped[str] = mapped_column(String(256))
+    objective: Mapped[str | None] = mapped_column(String(64))
+    # qa, lucky_draw, topic or challenge: only with objective "engagement".
+    activity: Mapped[str | None] = mapped_column(String(16))
+    starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
 class ContentProductColumns:
     """A product shown in a content: a product card, pinned in a live room, a native ad…"""
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Index]:
+        # The contents that show a product.
+        return (Index(None, "tenant_id", "product_id"),)
 
     content_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     product_id: Mapped[str] = mapped_column(String(128), primary_key=True)

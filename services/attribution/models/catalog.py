@@ -12,6 +12,7 @@ from shared.catalog_columns import (
     AccountColumns,
     AdColumns,
     AdSpendColumns,
+    CampaignColumns,
     ContentColumns,
     ContentProductColumns,
     LinkTargetColumns,
@@ -44,16 +45,11 @@ class CatalogProduct(CatalogObject, ProductColumns, Base):
     __tablename__ = "catalog_products"
 
 
-class CatalogCampaign(CatalogObject, Base):
-    __tablename__ = "catalog_campaigns"
+class CatalogCampaign(CatalogObject, CampaignColumns, Base):
+    """A campaign as the feed last sent it (rows synced before the catalog knew activities
+    have none until their campaign changes again)."""
 
-    name: Mapped[str] = mapped_column(String(256))
-    objective: Mapped[str | None] = mapped_column(String(64))
-    # qa, lucky_draw, topic or challenge, with objective "engagement" (rows synced before the
-    # catalog knew activities have none until their campaign changes again).
-    activity: Mapped[str | None] = mapped_column(String(16))
-    starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    __tablename__ = "catalog_campaigns"
 
 
 class CatalogAd(CatalogObject, AdColumns, Base):
@@ -62,7 +58,6 @@ class CatalogAd(CatalogObject, AdColumns, Base):
 
 class CatalogContentProduct(CatalogRow, ContentProductColumns, Base):
     __tablename__ = "catalog_content_products"
-    __table_args__ = (Index(None, "tenant_id", "product_id"),)
 
 
 class CatalogAdSpend(CatalogRow, AdSpendColumns, Base):

@@ -13,4 +13,3 @@ class Content(ClientKeyed, ContentColumns, Base):
 
 class ContentProduct(TenantEntity, ContentProductColumns, Base):
     __tablename__ = "content_products"
-    __table_args__ = (Index(None, "tenant_id", "product_id"),)

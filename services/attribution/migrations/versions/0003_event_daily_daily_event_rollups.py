@@ -1,21 +1,11 @@
-"""daily event rollups
-
-Revision ID: 0003_event_daily
-Revises: 0002_covering_indexes
-Create Date: 2026-11-27 23:38:07.183544
-"""
-
-from collections.abc import Sequence
+"""daily event rollups"""
 
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+from shared import migration_kit as mk
 
-revision: str = "0003_event_daily"
-down_revision: str | None = "0002_covering_indexes"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision, down_revision = "0003_event_daily", "0002_covering_indexes"
 
 # Events stored before this revision are rolled up once here; ingest keeps it current after.
 _DAY_US = 86_400 * 1_000_000
@@ -47,19 +37,17 @@ _BACKFILL = {
 
 
 def upgrade() -> None:
-    op.create_table(
+    mk.tenant_table(
         "event_daily",
-        sa.Column("tenant_id", sa.String(length=128), nullable=False),
-        sa.Column("day", shared.db.UTCDateTime(), nullable=False),
-        sa.Column("type", sa.String(length=16), nullable=False),
-        sa.Column("content_id", sa.String(length=128), nullable=False),
-        sa.Column("ad_id", sa.String(length=128), nullable=False),
-        sa.Column("events", sa.BigInteger(), nullable=False),
-        sa.Column("watch_seconds", sa.Double(), nullable=False),
-        sa.Column("watch_events", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "tenant_id", "day", "type", "content_id", "ad_id", name=op.f("pk_event_daily")
-        ),
+        [
+            mk.utc_datetime("day"),
+            mk.string("type", 16),
+            mk.string("content_id"),
+            mk.string("ad_id"),
+        ],
+        mk.big_integer("events"),
+        mk.column("watch_seconds", sa.Double()),
+        mk.big_integer("watch_events"),
     )
     op.execute(_BACKFILL[op.get_bind().dialect.name])
 

@@ -1,34 +1,19 @@
-"""catalog read model: a campaign's objective, engagement activity and dates
+"""catalog read model: a campaign's objective, engagement activity and dates"""
 
-Revision ID: 0011_campaign_activity
-Revises: 0010_interactions
-Create Date: 2026-12-06 23:00:00.000000
-"""
+from shared import migration_kit as mk
 
-from collections.abc import Sequence
-
-import sqlalchemy as sa
-from alembic import op
-
-import shared.db
-
-revision: str = "0011_campaign_activity"
-down_revision: str | None = "0010_interactions"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision, down_revision = "0011_campaign_activity", "0010_interactions"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("catalog_campaigns", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("objective", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("activity", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("starts_at", shared.db.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("ends_at", shared.db.UTCDateTime(), nullable=True))
+    mk.add_columns(
+        "catalog_campaigns",
+        mk.string("objective", 64, nullable=True),
+        mk.string("activity", 16, nullable=True),
+        mk.utc_datetime("starts_at", nullable=True),
+        mk.utc_datetime("ends_at", nullable=True),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("catalog_campaigns", schema=None) as batch_op:
-        batch_op.drop_column("ends_at")
-        batch_op.drop_column("starts_at")
-        batch_op.drop_column("activity")
-        batch_op.drop_column("objective")
+    mk.drop_columns("catalog_campaigns", "ends_at", "starts_at", "activity", "objective")

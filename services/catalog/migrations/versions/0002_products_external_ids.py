@@ -1,28 +1,13 @@
-"""products: the shops' ids of a product
+"""products: the shops' ids of a product"""
 
-Revision ID: 0002_products_external_ids
-Revises: 0001_catalog
-Create Date: 2026-12-06 13:40:00.000000
-"""
+from shared import migration_kit as mk
 
-from collections.abc import Sequence
-
-import sqlalchemy as sa
-from alembic import op
-
-import shared.db
-
-revision: str = "0002_products_external_ids"
-down_revision: str | None = "0001_catalog"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision, down_revision = "0002_products_external_ids", "0001_catalog"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("products", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("external_ids", shared.db.JSONDoc(), nullable=True))
+    mk.add_columns("products", mk.json_doc("external_ids", nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("products", schema=None) as batch_op:
-        batch_op.drop_column("external_ids")
+    mk.drop_columns("products", "external_ids")
