@@ -29,6 +29,7 @@ import time_machine
 
 from tests.conftest import auth
 
+PROBLEM_JSON = "application/problem+json"
 S = 1_000_000  # microseconds per second
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: The services' clock while the data is posted and queried (ingest refuses events more than
@@ -107,6 +108,36 @@ class World:
 
     def at(self, slot: int, micros: int = 0) -> dt.datetime:
         return self.t0 + dt.timedelta(seconds=slot * GRID_SECONDS, microseconds=micros)
+
+
+# --------------------------------------------------------------------------- asking
+
+
+async def post_json(
+    client: httpx.AsyncClient, token: str, path: str, body: dict[str, Any], expect: int = 200
+) -> Any:
+    """The JSON answer of ``POST path``, which must have the status ``expect``."""
+    response = await client.post(path, json=body, headers=auth(token))
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+async def refusal(
+    client: httpx.AsyncClient, token: str, path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """The problem+json 422 answer of ``POST path`` to ``body``."""
+    response = await client.post(path, json=body, headers=auth(token))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    problem: dict[str, Any] = response.json()
+    return problem
+
+
+def assert_names(problem: dict[str, Any], field: str, words: list[str]) -> None:
+    """One of the problem's errors names ``field`` and its detail says every one of ``words``."""
+    assert field in [e["field"] for e in problem["errors"]], problem
+    for word in words:
+        assert word in problem["detail"], (word, problem["detail"])
 
 
 # --------------------------------------------------------------------------- building
@@ -353,6 +384,20 @@ def random_query(rng: random.Random, world: World, slots: int = SLOTS) -> dict[s
 
 
 # --------------------------------------------------------------------------- reference
+
+
+def mark_optional(rng: random.Random, query: dict[str, Any], chance: float) -> list[int]:
+    """Maybe (``chance``) marks middle steps optional; returns the indexes of the required ones.
+
+    Only in an ordered funnel of three steps or more; each middle step is optional at odds 0.6.
+    """
+    steps = query["steps"]
+    n = len(steps)
+    if query["order"] != "unordered" and n > 2 and rng.random() < chance:
+        for k in range(1, n - 1):
+            if rng.random() < 0.6:
+                steps[k]["optional"] = True
+    return [k for k in range(n) if not steps[k].get("optional")]
 
 
 def _matches(item: Item, step_type: str, filters: dict[str, str]) -> bool:

@@ -5,19 +5,20 @@ brute-force reference of ``reference_modes`` over worlds posted through the publ
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.attribution.conftest import WorldFactory
 from tests.attribution.funnel_data import (
     BREAKDOWNS,
     FILTER_VALUES,
-    build_world,
-    fixed_clock,
+    assert_names,
     iso,
+    post_json,
     random_query,
+    refusal,
 )
 from tests.attribution.reference_modes import (
     reference_modes,
@@ -26,22 +27,9 @@ from tests.attribution.reference_modes import (
 )
 from tests.conftest import auth
 
-PROBLEM_JSON = "application/problem+json"
+pytestmark = pytest.mark.usefixtures("funnel_clock")
+
 EXCLUDED = ("impression", "view", "click", "like", "share", "order")
-
-
-@pytest.fixture(autouse=True)
-def _clock() -> Iterator[None]:
-    with fixed_clock():
-        yield
-
-
-async def post(
-    client: httpx.AsyncClient, token: str, path: str, body: dict[str, Any], expect: int = 200
-) -> Any:
-    response = await client.post(path, json=body, headers=auth(token))
-    assert response.status_code == expect, response.text
-    return response.json()
 
 
 def with_mode(rng: random.Random, query: dict[str, Any]) -> dict[str, Any]:
@@ -62,12 +50,10 @@ def with_mode(rng: random.Random, query: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_every_mode_matches_the_brute_force_reference(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+    attribution: httpx.AsyncClient, make_world: WorldFactory, make_token, tenant: str
 ) -> None:
     rng = random.Random(7)
-    world = await build_world(
-        rng, catalog, attribution, tenant, make_token(tenant, "admin"), events=90
-    )
+    world = await make_world(rng, events=90)
     token = make_token(tenant, "reports:read")
     nonempty = 0
     for q in range(30):
@@ -75,19 +61,17 @@ async def test_every_mode_matches_the_brute_force_reference(
         query.pop("breakdown", None)
         if q % 3 == 0:
             query["breakdown"] = BREAKDOWNS[q // 3 % len(BREAKDOWNS)]
-        got = await post(attribution, token, "/v1/funnels", query)
+        got = await post_json(attribution, token, "/v1/funnels", query)
         assert got == reference_modes(world.items, query), query
         nonempty += got["steps"][1]["users"] > 0
     assert nonempty >= 5  # some users get past step 1
 
 
 async def test_time_to_convert_and_the_users_of_a_step_match_the_reference(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+    attribution: httpx.AsyncClient, make_world: WorldFactory, make_token, tenant: str
 ) -> None:
     rng = random.Random(11)
-    world = await build_world(
-        rng, catalog, attribution, tenant, make_token(tenant, "admin"), events=90
-    )
+    world = await make_world(rng, events=90)
     token = make_token(tenant, "reports:read")
     converted = 0
     for _ in range(12):
@@ -97,7 +81,7 @@ async def test_time_to_convert_and_the_users_of_a_step_match_the_reference(
         step = rng.randrange(1, n)
         for status in ("reached", "dropped"):
             body = {**query, "step": step, "status": status}
-            got = await post(attribution, token, "/v1/funnels/users", body)
+            got = await post_json(attribution, token, "/v1/funnels/users", body)
             assert got == {
                 "users": reference_users(world.items, query, step, status),
                 "next_cursor": None,
@@ -107,19 +91,17 @@ async def test_time_to_convert_and_the_users_of_a_step_match_the_reference(
         timed = {**query, "from_step": 0}
         if rng.random() < 0.5:
             timed["bins"] = rng.randint(1, 5)
-        got = await post(attribution, token, "/v1/funnels/time-to-convert", timed)
+        got = await post_json(attribution, token, "/v1/funnels/time-to-convert", timed)
         assert got == reference_time_to_convert(world.items, timed), timed
         converted += got["users"]
     assert converted > 0
 
 
 async def test_the_users_of_a_step_come_in_pages_and_as_csv(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+    attribution: httpx.AsyncClient, make_world: WorldFactory, make_token, tenant: str
 ) -> None:
     rng = random.Random(3)
-    world = await build_world(
-        rng, catalog, attribution, tenant, make_token(tenant, "admin"), events=120, users=9
-    )
+    world = await make_world(rng, events=120, users=9)
     token = make_token(tenant, "reports:read")
     query = {
         "steps": [{"type": "impression"}, {"type": "view"}],
@@ -131,7 +113,7 @@ async def test_the_users_of_a_step_come_in_pages_and_as_csv(
     seen: list[str] = []
     cursor = None
     for _ in range(len(expected)):
-        page = await post(
+        page = await post_json(
             attribution,
             token,
             "/v1/funnels/users",
@@ -155,17 +137,15 @@ async def test_the_users_of_a_step_come_in_pages_and_as_csv(
 
 
 async def test_explicit_defaults_reproduce_the_plain_funnel(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+    attribution: httpx.AsyncClient, make_world: WorldFactory, make_token, tenant: str
 ) -> None:
     rng = random.Random(5)
-    world = await build_world(
-        rng, catalog, attribution, tenant, make_token(tenant, "admin"), events=90
-    )
+    world = await make_world(rng, events=90)
     token = make_token(tenant, "reports:read")
     for _ in range(6):
         query = random_query(rng, world)
-        plain = await post(attribution, token, "/v1/funnels", query)
-        explicit = await post(
+        plain = await post_json(attribution, token, "/v1/funnels", query)
+        explicit = await post_json(
             attribution, token, "/v1/funnels", {**query, "order": "ordered", "exclusions": []}
         )
         assert explicit == plain == reference_modes(world.items, query)
@@ -218,14 +198,8 @@ RANGE = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
 async def test_invalid_mode_queries_are_422_naming_the_field(
     attribution: httpx.AsyncClient, make_token, tenant: str, path, extra, field, words
 ) -> None:
-    response = await attribution.post(
-        f"/v1/funnels{path}",
-        json={"steps": STEPS, **RANGE, **extra},
-        headers=auth(make_token(tenant, "reports:read")),
+    token = make_token(tenant, "reports:read")
+    problem = await refusal(
+        attribution, token, f"/v1/funnels{path}", {"steps": STEPS, **RANGE, **extra}
     )
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    problem = response.json()
-    assert field in [e["field"] for e in problem["errors"]], problem
-    for word in words:
-        assert word in problem["detail"], (word, problem["detail"])
+    assert_names(problem, field, words)

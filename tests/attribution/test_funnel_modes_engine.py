@@ -21,7 +21,7 @@ from services.attribution.funnels.modes import (
     StreamItem,
     evaluate_user,
 )
-from tests.attribution.funnel_data import Item, S, iso, to_us
+from tests.attribution.funnel_data import Item, S, iso, mark_optional, to_us
 from tests.attribution.reference_modes import (
     _masks,
     _per_user,
@@ -61,11 +61,7 @@ def _query(rng: random.Random) -> dict[str, Any]:
         "order": rng.choice(("ordered", "strict", "unordered")),
     }
     ordered = query["order"] != "unordered"
-    if ordered and n > 2 and rng.random() < 0.5:
-        for k in range(1, n - 1):
-            if rng.random() < 0.6:
-                steps[k]["optional"] = True
-    required = [k for k in range(n) if not steps[k].get("optional")]
+    required = mark_optional(rng, query, 0.5)
     if ordered and rng.random() < 0.5:
         exclusions = []
         for _ in range(rng.choice((1, 1, 2))):

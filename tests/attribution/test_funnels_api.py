@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -22,14 +22,15 @@ from services.attribution.funnels.engine import BreakdownResult, FunnelResult, S
 from services.attribution.funnels.planner import FunnelPlan
 from services.attribution.funnels.router import funnel_source
 from services.attribution.funnels.schemas import BREAKDOWN_KEYS, FILTER_KEYS, STEP_TYPES
+from tests.attribution.conftest import WorldFactory
 from tests.attribution.funnel_data import (
     BREAKDOWNS,
     NOW,
+    PROBLEM_JSON,
     SLOTS,
-    build_world,
-    fixed_clock,
     iso,
     post_events,
+    post_json,
     post_order,
     put_catalog,
     random_query,
@@ -37,7 +38,8 @@ from tests.attribution.funnel_data import (
 )
 from tests.conftest import auth, new_tenant
 
-PROBLEM_JSON = "application/problem+json"
+pytestmark = pytest.mark.usefixtures("funnel_clock")
+
 WORLDS = 6  # per backend; each world answers QUERIES random funnels
 QUERIES = 16
 
@@ -45,9 +47,7 @@ QUERIES = 16
 async def funnel(
     attribution: httpx.AsyncClient, token: str, query: dict[str, Any], expect: int = 200
 ) -> dict[str, Any]:
-    response = await attribution.post("/v1/funnels", json=query, headers=auth(token))
-    assert response.status_code == expect, response.text
-    body: dict[str, Any] = response.json()
+    body: dict[str, Any] = await post_json(attribution, token, "/v1/funnels", query, expect)
     return body
 
 
@@ -55,26 +55,18 @@ def users(body: dict[str, Any]) -> list[int]:
     return [step["users"] for step in body["steps"]]
 
 
-@pytest.fixture(autouse=True)
-def _clock() -> Iterator[None]:
-    with fixed_clock():
-        yield
-
-
 # --------------------------------------------------------------------------- reference
 
 
 async def test_random_worlds_match_the_brute_force_reference(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token
+    attribution: httpx.AsyncClient, make_world: WorldFactory, make_token
 ) -> None:
     checked = 0
     nonempty = 0
     for seed in range(WORLDS):
         rng = random.Random(seed)
-        tenant = new_tenant()
-        token = make_token(tenant, "admin")
-        world = await build_world(rng, catalog, attribution, tenant, token)
-        reader = make_token(tenant, "reports:read")
+        world = await make_world(rng, of=new_tenant())
+        reader = make_token(world.tenant, "reports:read")
         for q in range(QUERIES):
             query = random_query(rng, world)
             # Every breakdown kind comes up in every world, and so do unbroken funnels.
@@ -91,12 +83,10 @@ async def test_random_worlds_match_the_brute_force_reference(
 
 
 async def test_repeated_steps_window_edges_and_ties_match_the_reference(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+    attribution: httpx.AsyncClient, make_world: WorldFactory
 ) -> None:
     """Dense data on few slots: many equal timestamps, chains exactly at the window edge."""
-    rng = random.Random(99)
-    token = make_token(tenant, "admin")
-    world = await build_world(rng, catalog, attribution, tenant, token, events=160, slots=8)
+    world = await make_world(99, events=160, slots=8)
     queries: list[dict[str, Any]] = [
         {"steps": [{"type": "view"}, {"type": "view"}, {"type": "view"}]},
         {"steps": [{"type": "impression"}, {"type": "view"}, {"type": "impression"}]},
@@ -114,20 +104,16 @@ async def test_repeated_steps_window_edges_and_ties_match_the_reference(
                 "to": iso(world.at(4)),
                 "window_seconds": window,
             }
-            assert await funnel(attribution, token, full) == reference(world.items, full), full
+            got = await funnel(attribution, world.token, full)
+            assert got == reference(world.items, full), full
 
 
 async def test_both_ways_of_leaving_out_non_starters_give_the_same_answers(
-    attribution: httpx.AsyncClient,
-    catalog: httpx.AsyncClient,
-    make_token,
-    tenant: str,
-    monkeypatch: pytest.MonkeyPatch,
+    attribution: httpx.AsyncClient, make_world: WorldFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Semi-join or HAVING on the per-user aggregate (PostgreSQL): the same funnels."""
     rng = random.Random(2024)
-    token = make_token(tenant, "admin")
-    world = await build_world(rng, catalog, attribution, tenant, token)
+    world = await make_world(rng)
     queries = [random_query(rng, world) for _ in range(12)]
     for i, query in enumerate(queries):
         query.pop("breakdown", None)
@@ -136,7 +122,7 @@ async def test_both_ways_of_leaving_out_non_starters_give_the_same_answers(
     for semi_join in (True, False):
         monkeypatch.setattr(planner, "prune_with_semi_join", lambda *_, s=semi_join: s)
         for query in queries:
-            got = await funnel(attribution, token, query)
+            got = await funnel(attribution, world.token, query)
             assert got == reference(world.items, query), (semi_join, query)
 
 
@@ -367,12 +353,10 @@ async def test_default_steps_and_window(
 
 
 async def test_another_tenants_events_never_count(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token
+    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_world: WorldFactory, make_token
 ) -> None:
-    tenant_a, tenant_b = new_tenant(), new_tenant()
-    token_a, token_b = make_token(tenant_a, "admin"), make_token(tenant_b, "admin")
-    rng = random.Random(7)
-    world = await build_world(rng, catalog, attribution, tenant_a, token_a, orders=4)
+    world = await make_world(7, of=new_tenant(), orders=4)
+    token_a, token_b = world.token, make_token(new_tenant(), "admin")
     await put_catalog(catalog, attribution, token_b)
     query = {
         "steps": [{"type": "view"}, {"type": "click"}],
@@ -415,13 +399,11 @@ async def test_funnels_need_a_token_with_reports_read(
 async def test_a_funnel_over_the_time_bound_is_503_and_the_next_one_is_served(
     attribution: httpx.AsyncClient,
     attribution_app,
-    catalog: httpx.AsyncClient,
-    make_token,
-    tenant: str,
+    make_world: WorldFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    token = make_token(tenant, "admin")
-    world = await build_world(random.Random(3), catalog, attribution, tenant, token)
+    world = await make_world(3)
+    token = world.token
     query = {
         "steps": [{"type": "impression"}, {"type": "view"}, {"type": "order"}],
         "from": iso(world.at(0)),
