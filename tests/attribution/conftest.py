@@ -56,6 +56,12 @@ def make_world(
 
 
 @pytest.fixture
+def report_token(make_token: TokenFactory, tenant: str) -> str:
+    """A ``reports:read`` token of the test's tenant."""
+    return make_token(tenant, "reports:read")
+
+
+@pytest.fixture
 def funnel_clock() -> Iterator[None]:
     """The clock of tests posting funnel worlds (:func:`fixed_clock`)."""
     with fixed_clock():

@@ -231,6 +231,20 @@ def random_events(
     return events
 
 
+def event_at(
+    when: dt.datetime, event_id: str, kind: str, user: str, content: str = "c1", **extra: Any
+) -> dict[str, Any]:
+    """An event body of ``kind`` by ``user`` on ``content`` at ``when``; ``extra`` fields too."""
+    return {
+        "event_id": event_id,
+        "type": kind,
+        "occurred_at": iso(when),
+        "user_id": user,
+        "content_id": content,
+        **extra,
+    }
+
+
 async def post_events(
     attribution: httpx.AsyncClient, headers: dict[str, str], events: list[dict[str, Any]]
 ) -> None:
@@ -406,6 +420,21 @@ def _matches(item: Item, step_type: str, filters: dict[str, str]) -> bool:
     return all(value in item.dims[key] for key, value in filters.items())
 
 
+def step_masks(
+    items: list[Item], specs: list[dict[str, Any]], global_filters: dict[str, str]
+) -> list[int]:
+    """Per item, the bit set of the ``specs`` (steps or exclusions) it matches."""
+    return [
+        sum(
+            1 << k
+            for k, spec in enumerate(specs)
+            if _matches(item, spec["type"], global_filters)
+            and _matches(item, spec["type"], spec.get("filters") or {})
+        )
+        for item in items
+    ]
+
+
 def _chosen_chain(
     items: list[Item],
     masks: list[int],
@@ -483,15 +512,7 @@ def reference(items: list[Item], query: dict[str, Any]) -> dict[str, Any]:
     overall: list[tuple[int, ...]] = []
     by_value: dict[str, list[tuple[int, ...]]] = {}
     for user_items in per_user.values():
-        masks = [
-            sum(
-                1 << k
-                for k, step in enumerate(steps)
-                if _matches(item, step["type"], global_filters)
-                and _matches(item, step["type"], step.get("filters") or {})
-            )
-            for item in user_items
-        ]
+        masks = step_masks(user_items, steps, global_filters)
         everyone = [True] * len(user_items)
         chain = _chosen_chain(user_items, masks, n, window, lo, hi, everyone)
         if chain is not None:

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from tests.attribution.funnel_data import (
     BREAKDOWNS,
     World,
-    assert_names,
     build_world,
+    event_at,
     iso,
     mark_optional,
     post_events,
@@ -26,7 +26,6 @@ from tests.attribution.funnel_data import (
     post_order,
     put_catalog,
     random_query,
-    refusal,
 )
 from tests.attribution.reference_modes import (
     reference_modes,
@@ -34,7 +33,11 @@ from tests.attribution.reference_modes import (
     reference_trends,
     reference_users,
 )
-from tests.attribution.test_funnel_modes_api import with_mode
+from tests.attribution.test_funnel_modes_api import (
+    STEPS,
+    assert_mode_query_refused,
+    with_mode,
+)
 from tests.conftest import auth
 
 pytestmark = pytest.mark.usefixtures("funnel_clock")
@@ -121,15 +124,7 @@ async def test_viewers_who_clicked_and_bought_the_same_product(
     t0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 
     def event(i: int, user: str, kind: str, seconds: int, product: str) -> dict[str, Any]:
-        when = t0 + dt.timedelta(seconds=seconds)
-        return {
-            "event_id": f"e{i}",
-            "type": kind,
-            "occurred_at": iso(when),
-            "user_id": user,
-            "content_id": "c1",
-            "product_id": product,
-        }
+        return event_at(t0 + dt.timedelta(seconds=seconds), f"e{i}", kind, user, product_id=product)
 
     await post_events(
         attribution,
@@ -179,9 +174,7 @@ async def test_viewers_who_clicked_and_bought_the_same_product(
     assert [(s["users"], s["dropped_off"]) for s in got["steps"]] == [(3, None), (2, 1), (1, 2)]
 
 
-STEPS = [{"type": "view"}, {"type": "click"}, {"type": "order"}]
 OPTIONAL = [{"type": "view"}, {"type": "click", "optional": True}, {"type": "order"}]
-RANGE = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
 
 
 @pytest.mark.parametrize(
@@ -279,10 +272,6 @@ RANGE = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
     ],
 )
 async def test_nonsense_combinations_are_422_naming_the_field(
-    attribution: httpx.AsyncClient, make_token, tenant: str, path, extra, field, words
+    attribution: httpx.AsyncClient, report_token: str, path, extra, field, words
 ) -> None:
-    token = make_token(tenant, "reports:read")
-    problem = await refusal(
-        attribution, token, f"/v1/funnels{path}", {"steps": STEPS, **RANGE, **extra}
-    )
-    assert_names(problem, field, words)
+    await assert_mode_query_refused(attribution, report_token, path, extra, field, words)

@@ -21,9 +21,8 @@ from services.attribution.funnels.modes import (
     StreamItem,
     evaluate_user,
 )
-from tests.attribution.funnel_data import Item, S, iso, mark_optional, to_us
+from tests.attribution.funnel_data import Item, S, iso, mark_optional, step_masks, to_us
 from tests.attribution.reference_modes import (
-    _masks,
     _per_user,
     reference_conversion_times,
     reference_modes,
@@ -114,8 +113,8 @@ def _streams(items: list[Item], query: dict[str, Any]) -> list[tuple[str, list[S
     out = []
     hold = query.get("hold_constant") or []
     for user, user_items in _per_user(items).items():
-        steps = _masks(user_items, query["steps"], query.get("filters") or {})
-        excluded = _masks(user_items, query.get("exclusions") or [], query.get("filters") or {})
+        steps = step_masks(user_items, query["steps"], query.get("filters") or {})
+        excluded = step_masks(user_items, query.get("exclusions") or [], query.get("filters") or {})
         out.append(
             (
                 user,

@@ -28,6 +28,7 @@ from tests.attribution.funnel_data import (
     NOW,
     PROBLEM_JSON,
     SLOTS,
+    event_at,
     iso,
     post_events,
     post_json,
@@ -136,16 +137,8 @@ async def test_a_hand_checked_funnel(
     await put_catalog(catalog, attribution, token)
     t0 = NOW - dt.timedelta(days=1)
 
-    def ev(i: int, kind: str, user: str, seconds: float, **extra: Any) -> dict[str, Any]:
-        when = t0 + dt.timedelta(seconds=seconds)
-        return {
-            "event_id": f"h{i}",
-            "type": kind,
-            "occurred_at": iso(when),
-            "user_id": user,
-            "content_id": "c1",
-            **extra,
-        }
+    def ev(i: int, kind: str, user: str, seconds: float) -> dict[str, Any]:
+        return event_at(t0 + dt.timedelta(seconds=seconds), f"h{i}", kind, user)
 
     await post_events(
         attribution,
@@ -233,15 +226,8 @@ async def order_shop(
     def click(
         i: int, user: str, content: str, product: str, minutes: int, **extra: str
     ) -> dict[str, Any]:
-        return {
-            "event_id": f"k{i}",
-            "type": "click",
-            "occurred_at": iso(t0 + dt.timedelta(minutes=minutes)),
-            "user_id": user,
-            "content_id": content,
-            "product_id": product,
-            **extra,
-        }
+        when = t0 + dt.timedelta(minutes=minutes)
+        return event_at(when, f"k{i}", "click", user, content, product_id=product, **extra)
 
     await post_events(
         attribution,
