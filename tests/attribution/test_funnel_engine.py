@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -277,6 +280,10 @@ def funnels(draw, breakdown: bool, min_steps: int = 2, max_steps: int = 4, max_e
     return rows, params
 
 
+#: A check of a funnel's rows and parameters, with or without a breakdown.
+Check = Callable[[list[Any], dict[str, int], bool], None]
+
+
 def check_against_reference(rows, params, breakdown: bool) -> None:
     ordered = sorted(rows, key=lambda r: (r[0], r[1]))  # stable: equal-t rows keep their order
     got = as_plain(evaluate(ordered, **params, breakdown=breakdown))
@@ -285,25 +292,31 @@ def check_against_reference(rows, params, breakdown: bool) -> None:
     assert got["breakdown"] == expected["breakdown"]
 
 
-@settings(max_examples=300, deadline=None)
-@given(funnels(breakdown=False))
-def test_matches_reference(case) -> None:
-    rows, params = case
-    check_against_reference(rows, params, breakdown=False)
+def reference_properties(check: Check) -> tuple[Callable[[], None], ...]:
+    """Property tests of ``check(rows, params, breakdown)`` over random funnels: without a
+    breakdown (300 examples), with one (300), and deeper funnels with one (100)."""
+
+    def prop(strategy: st.SearchStrategy[Any], breakdown: bool, examples: int) -> Any:
+        @settings(max_examples=examples, deadline=None)
+        @given(strategy)
+        def test(case) -> None:
+            rows, params = case
+            check(rows, params, breakdown)
+
+        return test
+
+    return (
+        prop(funnels(breakdown=False), False, 300),
+        prop(funnels(breakdown=True), True, 300),
+        prop(funnels(breakdown=True, min_steps=5, max_steps=6, max_events=6), True, 100),
+    )
 
 
-@settings(max_examples=300, deadline=None)
-@given(funnels(breakdown=True))
-def test_matches_reference_with_breakdown(case) -> None:
-    rows, params = case
-    check_against_reference(rows, params, breakdown=True)
-
-
-@settings(max_examples=100, deadline=None)
-@given(funnels(breakdown=True, min_steps=5, max_steps=6, max_events=6))
-def test_matches_reference_deeper_funnels(case) -> None:
-    rows, params = case
-    check_against_reference(rows, params, breakdown=True)
+(
+    test_matches_reference,
+    test_matches_reference_with_breakdown,
+    test_matches_reference_deeper_funnels,
+) = reference_properties(check_against_reference)
 
 
 @settings(max_examples=300, deadline=None)

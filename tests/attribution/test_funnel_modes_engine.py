@@ -88,6 +88,13 @@ def _query(rng: random.Random) -> dict[str, Any]:
     return query
 
 
+def _case(seed: int, count: int) -> tuple[random.Random, list[Item], dict[str, Any]]:
+    """The random generator of ``seed``, ``count`` random items and a random query."""
+    rng = random.Random(seed)
+    items = _items(rng, count)
+    return rng, items, _query(rng)
+
+
 def _spec(query: dict[str, Any], convert: tuple[int, int] | None = None) -> ModeSpec:
     return ModeSpec(
         n_steps=len(query["steps"]),
@@ -144,9 +151,7 @@ def _plain(result: FunnelResult, query: dict[str, Any]) -> dict[str, Any]:
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 2**32), st.integers(0, 40))
 def test_every_mode_matches_the_brute_force_reference(seed: int, count: int) -> None:
-    rng = random.Random(seed)
-    items = _items(rng, count)
-    query = _query(rng)
+    _, items, query = _case(seed, count)
     acc = ModeAccumulator(_spec(query), breakdown="breakdown" in query)
     acc.add_users(_streams(items, query))
     assert _plain(acc.result(), query) == reference_modes(items, query), query
@@ -155,9 +160,7 @@ def test_every_mode_matches_the_brute_force_reference(seed: int, count: int) -> 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 2**32), st.integers(0, 40))
 def test_first_conversions_match_the_brute_force_reference(seed: int, count: int) -> None:
-    rng = random.Random(seed)
-    items = _items(rng, count)
-    query = _query(rng)
+    rng, items, query = _case(seed, count)
     query["order"] = rng.choice(("ordered", "strict"))
     n = len(query["steps"])
     required = [k for k in range(n) if not query["steps"][k].get("optional")]

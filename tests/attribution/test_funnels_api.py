@@ -43,6 +43,7 @@ pytestmark = pytest.mark.usefixtures("funnel_clock")
 
 WORLDS = 6  # per backend; each world answers QUERIES random funnels
 QUERIES = 16
+T0 = NOW - dt.timedelta(days=2)  # the order token's shop: its first clicks
 
 
 async def funnel(
@@ -206,10 +207,11 @@ async def test_a_hand_checked_funnel(
 
 
 @pytest.fixture
-async def order_shop(
+async def order_token(
     attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
-) -> tuple[str, dt.datetime]:
-    """An admin token and t0. Clicks at t0 (+ a few minutes), orders paid at t0 + 30 min:
+) -> str:
+    """An admin token of a shop with clicks at :data:`T0` (+ a few minutes), orders paid at
+    T0 + 30 min:
 
     * u1 clicks c1 (p1) and pays o1 (p1);
     * u2 clicks c3 (p2) and pays o2 (p2), then o2 is cancelled (its credits go);
@@ -221,12 +223,11 @@ async def order_shop(
     token = make_token(tenant, "admin")
     await put_catalog(catalog, attribution, token)
     headers = auth(token)
-    t0 = NOW - dt.timedelta(days=2)
 
     def click(
         i: int, user: str, content: str, product: str, minutes: int, **extra: str
     ) -> dict[str, Any]:
-        when = t0 + dt.timedelta(minutes=minutes)
+        when = T0 + dt.timedelta(minutes=minutes)
         return event_at(when, f"k{i}", "click", user, content, product_id=product, **extra)
 
     await post_events(
@@ -243,7 +244,7 @@ async def order_shop(
             click(8, "u6", "c1", "p1", 0, platform="instagram"),
         ],
     )
-    later = t0 + dt.timedelta(minutes=30)
+    later = T0 + dt.timedelta(minutes=30)
     await post_order(attribution, headers, "o1", "paid", later, "u1", ["p1"])
     await post_order(attribution, headers, "o2", "paid", later, "u2", ["p2"])
     await post_order(
@@ -253,59 +254,53 @@ async def order_shop(
     await post_order(attribution, headers, "o4", "paid", later, "u4", ["p1", "p2"])
     await post_order(attribution, headers, "o5", "paid", later, "u5", ["p1"])
     await post_order(attribution, headers, "o6", "paid", later, "u6", ["p1"])
-    return token, t0
+    return token
 
 
 def _on_order(base: dict[str, Any], **filters: str) -> dict[str, Any]:
     return {**base, "steps": [{"type": "click"}, {"type": "order", "filters": filters}]}
 
 
-async def test_the_order_step(
-    attribution: httpx.AsyncClient, order_shop: tuple[str, dt.datetime]
-) -> None:
-    token, t0 = order_shop
+async def test_the_order_step(attribution: httpx.AsyncClient, order_token: str) -> None:
     base = {
         "steps": [{"type": "click"}, {"type": "order"}],
-        "from": iso(t0 - dt.timedelta(hours=1)),
-        "to": iso(t0 + dt.timedelta(hours=1)),
+        "from": iso(T0 - dt.timedelta(hours=1)),
+        "to": iso(T0 + dt.timedelta(hours=1)),
     }
     # Everyone but u3 (never paid); u2's order counts although it was cancelled later.
-    body = await funnel(attribution, token, base)
+    body = await funnel(attribution, order_token, base)
     assert users(body) == [6, 5]
     # Gaps 30, 30, 29, 28 and 30 minutes (chains start at each user's latest click).
     assert body["steps"][1]["median_seconds_from_previous"] == 30 * 60
     # A content filter on the order step matches through the last-touch credits: o1, o4,
     # o5 and o6 credit c1; only o4 credits c3 (o5's c3 click is its first touch, not its
     # last; o2's credits went with its cancellation).
-    assert users(await funnel(attribution, token, _on_order(base, content_id="c1"))) == [6, 4]
-    assert users(await funnel(attribution, token, _on_order(base, content_id="c3"))) == [6, 1]
+    assert users(await funnel(attribution, order_token, _on_order(base, content_id="c1"))) == [6, 4]
+    assert users(await funnel(attribution, order_token, _on_order(base, content_id="c3"))) == [6, 1]
     # Products are the order's lines.
-    assert users(await funnel(attribution, token, _on_order(base, product_id="p2"))) == [6, 2]
+    assert users(await funnel(attribution, order_token, _on_order(base, product_id="p2"))) == [6, 2]
     # Global filters apply to both steps; c3 belongs to the tiktok account; o6's credited
     # click was on instagram.
-    assert users(await funnel(attribution, token, {**base, "filters": {"platform": "tiktok"}})) == [
-        3,
-        1,
-    ]
+    tiktok = {**base, "filters": {"platform": "tiktok"}}
+    assert users(await funnel(attribution, order_token, tiktok)) == [3, 1]
     instagram = {**base, "filters": {"platform": "instagram"}}
-    assert users(await funnel(attribution, token, instagram)) == [1, 1]
+    assert users(await funnel(attribution, order_token, instagram)) == [1, 1]
     kind = _on_order(base, content_kind="live")
-    assert users(await funnel(attribution, token, kind)) == [6, 0]
+    assert users(await funnel(attribution, order_token, kind)) == [6, 0]
 
 
 async def test_order_as_first_step_breaks_down_by_every_credited_value(
-    attribution: httpx.AsyncClient, order_shop: tuple[str, dt.datetime]
+    attribution: httpx.AsyncClient, order_token: str
 ) -> None:
-    token, t0 = order_shop
     query = {
         "steps": [{"type": "order"}, {"type": "order"}],
-        "from": iso(t0),
-        "to": iso(t0 + dt.timedelta(hours=1)),
+        "from": iso(T0),
+        "to": iso(T0 + dt.timedelta(hours=1)),
         "breakdown": "content_id",
     }
 
     async def split(breakdown: str) -> list[tuple[str, list[int]]]:
-        body = await funnel(attribution, token, {**query, "breakdown": breakdown})
+        body = await funnel(attribution, order_token, {**query, "breakdown": breakdown})
         assert users(body) == [5, 0]  # one order each: nobody has a second distinct one
         return [(b["value"], users(b)) for b in body["breakdown"]]
 
@@ -321,14 +316,11 @@ async def test_order_as_first_step_breaks_down_by_every_credited_value(
     assert await split("ad_id") == []
 
 
-async def test_default_steps_and_window(
-    attribution: httpx.AsyncClient, order_shop: tuple[str, dt.datetime]
-) -> None:
-    token, t0 = order_shop
+async def test_default_steps_and_window(attribution: httpx.AsyncClient, order_token: str) -> None:
     body = await funnel(
         attribution,
-        token,
-        {"from": iso(t0 - dt.timedelta(days=1)), "to": iso(t0 + dt.timedelta(days=1))},
+        order_token,
+        {"from": iso(T0 - dt.timedelta(days=1)), "to": iso(T0 + dt.timedelta(days=1))},
     )
     assert [s["type"] for s in body["steps"]] == ["impression", "view", "click", "order"]
     assert users(body) == [0, 0, 0, 0]

@@ -92,12 +92,14 @@ def minute(rng: random.Random, low_hours: float, high_hours: float) -> dt.dateti
     return at(minutes=rng.randint(int(low_hours * 60), int(high_hours * 60)))
 
 
-def creator_answer(kind: str, when: dt.datetime, event_id: str, reply_to: str) -> dict[str, Any]:
-    """The creator's ``kind`` (reply or dm_reply) to ``reply_to``, at ``when`` but a minute
-    before :data:`NOW` at the latest."""
+def creator_answer(
+    kind: str, when: dt.datetime, event_id: str, reply_to: str, **fields: str
+) -> dict[str, Any]:
+    """The creator's ``kind`` (reply or dm_reply) to ``reply_to`` with ``fields``, at ``when``
+    but a minute before :data:`NOW` at the latest."""
     latest = min(when, NOW - dt.timedelta(minutes=1))
     answer = touch(kind, latest, user="creator", content=None, event_id=event_id)
-    return answer | {"reply_to": reply_to}
+    return answer | {"reply_to": reply_to, **fields}
 
 
 def random_conversations(seed: int) -> list[dict[str, Any]]:
@@ -113,9 +115,9 @@ def random_conversations(seed: int) -> list[dict[str, Any]]:
         for k in range(rng.choice([0, 0, 1, 1, 2])):
             reply = when + dt.timedelta(minutes=rng.randint(0, 40 * 60))
             account = "acc2" if content == "v3" else "acc1"
+            reply_id = f"s{seed}c{n}r{k}"
             events.append(
-                creator_answer("reply", reply, f"s{seed}c{n}r{k}", comment["event_id"])
-                | {"account_id": account}
+                creator_answer("reply", reply, reply_id, comment["event_id"], account_id=account)
             )
     for n in range(rng.randint(5, 25)):
         when = minute(rng, -6, 71.5)
@@ -275,14 +277,7 @@ async def test_unanswered_comments_come_in_pages_oldest_first(shop: Shop) -> Non
         for h in range(7)
     ]
     answered = touch("comment", at(hours=1), user="ux", content="v2", event_id="answered")
-    reply = {
-        "event_id": "rep1",
-        "type": "reply",
-        "occurred_at": iso(at(hours=30)),
-        "user_id": "creator",
-        "reply_to": "answered",
-        "account_id": "acc1",
-    }
+    reply = creator_answer("reply", at(hours=30), "rep1", "answered", account_id="acc1")
     recent = touch("comment", at(days=2, hours=12), content="v1", event_id="recent")
     seen: list[str] = []
     await shop.events(*comments, answered, reply, recent)
@@ -304,14 +299,7 @@ async def test_unanswered_comments_come_in_pages_oldest_first(shop: Shop) -> Non
 async def test_a_reply_before_its_comment_is_kept_unmatched_then_matched(
     shop: Shop, attribution, make_token
 ) -> None:
-    reply = {
-        "event_id": "early-reply",
-        "type": "reply",
-        "occurred_at": iso(at(hours=2)),
-        "user_id": "creator",
-        "reply_to": "late-comment",
-        "account_id": "acc1",
-    }
+    reply = creator_answer("reply", at(hours=2), "early-reply", "late-comment", account_id="acc1")
     comment = touch("comment", at(hours=1), content="v1", event_id="late-comment")
     other = auth(make_token(new_tenant(), "admin"))
     await shop.events(reply)
