@@ -32,6 +32,7 @@ from tests.conftest import (
     attribution_settings,
     auth,
     client_for,
+    running,
 )
 from tests.nats_support import NATS_URL, delete_stream, require_nats, stream_name
 
@@ -64,10 +65,9 @@ def start_buffered(
             ingest_stream=stream,
             ingest_writer=writer,
         )
-        app = create_app(
-            settings, catalog_transport=httpx.ASGITransport(app=catalog_app), configure_logs=False
-        )
-        async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=catalog_app)
+        app = create_app(settings, catalog_transport=transport, configure_logs=False)
+        async with running(app):
             yield app
 
     return start
