@@ -47,6 +47,11 @@ def run(rows, n=3, window=60 * S, lo=0, hi=FAR, breakdown=False) -> FunnelResult
     return evaluate(sorted(rows, key=lambda r: (r[0], r[1])), n, window, lo, hi, breakdown)
 
 
+def one_user(*events: tuple[int, int]) -> list[tuple[str, int, int, None]]:
+    """The rows of user ``a``'s ``(time, mask)`` events, without a breakdown value."""
+    return [("a", t, mask, None) for t, mask in events]
+
+
 # --------------------------------------------------------------------------- hand-written
 
 
@@ -141,12 +146,7 @@ def test_matching_within_tie_group_is_exact() -> None:
 
 
 def test_late_start_fits_window_when_early_one_does_not() -> None:
-    rows = [
-        ("a", 0, V, None),
-        ("a", 100 * S, V, None),
-        ("a", 110 * S, C, None),
-        ("a", 115 * S, P, None),
-    ]
+    rows = one_user((0, V), (100 * S, V), (110 * S, C), (115 * S, P))
     res = run(rows, window=30 * S)
     assert counts(res) == [1, 1, 1]
     assert res.steps[1].median_seconds_from_previous == 10.0
@@ -154,13 +154,7 @@ def test_late_start_fits_window_when_early_one_does_not() -> None:
 
 
 def test_chosen_chain_prefers_latest_start_then_earliest_steps() -> None:
-    rows = [
-        ("a", 0, V, None),
-        ("a", 2 * S, V, None),
-        ("a", 4 * S, C, None),
-        ("a", 5 * S, C, None),
-        ("a", 9 * S, P, None),
-    ]
+    rows = one_user((0, V), (2 * S, V), (4 * S, C), (5 * S, C), (9 * S, P))
     res = run(rows, window=60 * S)
     # chosen chain: view@2, cart@4, purchase@9
     assert res.steps[1].median_seconds_from_previous == 2.0
