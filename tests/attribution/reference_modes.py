@@ -327,7 +327,7 @@ def reference_modes(items: list[Item], query: dict[str, Any]) -> dict[str, Any]:
     types = [s["type"] for s in query.get("steps") or [{"type": t} for t in DEFAULT_STEP_TYPES]]
     optional = _optional(query)
     overall = _outcomes(items, query, None, None)
-    rows = []
+    rows: list[dict[str, Any]] = []
     breakdown = query.get("breakdown")
     if breakdown:
         values = sorted({v for item in items for v in item.dims[breakdown]})

@@ -186,7 +186,7 @@ def _at(
     values: frozenset[str] = NONE,
     held: tuple[str, ...] | None = None,
 ) -> StreamItem:
-    return (seconds * S, mask, excluded, values, frozenset() if held is None else {held})
+    return (seconds * S, mask, excluded, values, frozenset() if held is None else frozenset([held]))
 
 
 def test_strict_needs_each_step_right_after_the_previous_one() -> None:

@@ -220,7 +220,7 @@ async def order_token(
     * u5 clicks c3 then c1 (both p1) and pays o5 (p1): last touch c1, first touch c3;
     * u6 clicks c1 (p1) on instagram and pays o6 (p1): the credit's platform is instagram.
     """
-    token = make_token(tenant, "admin")
+    token: str = make_token(tenant, "admin")
     await put_catalog(catalog, attribution, token)
     headers = auth(token)
 
