@@ -54,6 +54,7 @@ from services.attribution.models import (
     Event,
     EventDaily,
 )
+from services.attribution.models.catalog import CatalogObject
 from shared.db import from_epoch_us, to_epoch_us
 from shared.vocabulary import WATCH_TYPES, AdFormat, ContentKind
 
@@ -79,6 +80,12 @@ async def begin_snapshot(session: AsyncSession) -> None:
 
 
 # --- catalog read model ----------------------------------------------------------------------
+
+
+def catalog_row(target: type[CatalogObject], tenant_id: Expr, key: Expr) -> ColumnElement[bool]:
+    """The join condition to ``target``'s catalog row whose id is ``key``, in the tenant
+    ``tenant_id`` of the row that holds the key (catalog ids are unique per tenant only)."""
+    return and_(target.tenant_id == tenant_id, target.id == key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +131,7 @@ def matching_contents(
     if platform is not None:
         query = query.join(
             CatalogAccount,
-            and_(
-                CatalogAccount.tenant_id == CatalogContent.tenant_id,
-                CatalogAccount.id == CatalogContent.account_id,
-            ),
+            catalog_row(CatalogAccount, CatalogContent.tenant_id, CatalogContent.account_id),
         ).where(CatalogAccount.platform == platform)
     return query
 
@@ -151,24 +155,15 @@ async def ads_catalog(
         )
         .outerjoin(
             CatalogCampaign,
-            and_(
-                CatalogCampaign.tenant_id == CatalogAd.tenant_id,
-                CatalogCampaign.id == CatalogAd.campaign_id,
-            ),
+            catalog_row(CatalogCampaign, CatalogAd.tenant_id, CatalogAd.campaign_id),
         )
         .outerjoin(
             CatalogContent,
-            and_(
-                CatalogContent.tenant_id == CatalogAd.tenant_id,
-                CatalogContent.id == CatalogAd.content_id,
-            ),
+            catalog_row(CatalogContent, CatalogAd.tenant_id, CatalogAd.content_id),
         )
         .outerjoin(
             CatalogProduct,
-            and_(
-                CatalogProduct.tenant_id == CatalogAd.tenant_id,
-                CatalogProduct.id == CatalogAd.product_id,
-            ),
+            catalog_row(CatalogProduct, CatalogAd.tenant_id, CatalogAd.product_id),
         )
         .where(CatalogAd.tenant_id == tenant_id)
     )
@@ -194,10 +189,7 @@ async def contents_catalog(
         )
         .outerjoin(
             CatalogAccount,
-            and_(
-                CatalogAccount.tenant_id == CatalogContent.tenant_id,
-                CatalogAccount.id == CatalogContent.account_id,
-            ),
+            catalog_row(CatalogAccount, CatalogContent.tenant_id, CatalogContent.account_id),
         )
         .where(CatalogContent.tenant_id == tenant_id)
     )
@@ -205,6 +197,18 @@ async def contents_catalog(
         query = query.where(CatalogContent.id.in_(ids))
     rows = await session.execute(query)
     return {row[0]: ContentInfo(*row[1:]) for row in rows}
+
+
+def while_live(room: type[CatalogContent], at: Expr) -> ColumnElement[bool]:
+    """``at`` lies while the content ``room`` (the table or an alias) was live: a live room
+    that had started, from ``started_at`` to ``ended_at`` inclusive (open-ended while
+    ``ended_at`` is unknown)."""
+    return and_(
+        room.kind == "live",
+        room.started_at.is_not(None),
+        at >= room.started_at,
+        (room.ended_at.is_(None)) | (at <= room.ended_at),
+    )
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -524,22 +528,13 @@ async def content_credits(
     A live room is live from ``started_at`` to ``ended_at`` inclusive (open-ended while
     ``ended_at`` is unknown); videos, and rooms that never started, have no direct GMV.
     """
-    live = and_(
-        CatalogContent.kind == "live",
-        CatalogContent.started_at.is_not(None),
-        Credit.paid_at >= CatalogContent.started_at,
-        (CatalogContent.ended_at.is_(None)) | (Credit.paid_at <= CatalogContent.ended_at),
-    )
-    direct = case((live, 1), else_=0).label("direct")
+    direct = case((while_live(CatalogContent, Credit.paid_at), 1), else_=0).label("direct")
     query = (
         select(Credit.content_id)
         .select_from(Credit)
         .outerjoin(
             CatalogContent,
-            and_(
-                CatalogContent.tenant_id == Credit.tenant_id,
-                CatalogContent.id == Credit.content_id,
-            ),
+            catalog_row(CatalogContent, Credit.tenant_id, Credit.content_id),
         )
         .where(*credits.where(Credit.content_id, only))
     )
