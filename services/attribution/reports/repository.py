@@ -42,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
+from services.attribution.events.repository import events_in
 from services.attribution.events.rollup import DAY_US
 from services.attribution.models import (
     CatalogAccount,
@@ -235,20 +236,6 @@ def _watch_seconds(dialect: str) -> ColumnElement[Any]:
     )
 
 
-def _event_filters(
-    tenant_id: str,
-    start: dt.datetime,
-    end: dt.datetime,
-    types: Sequence[str],
-) -> list[ColumnElement[bool]]:
-    return [
-        Event.tenant_id == tenant_id,
-        Event.occurred_at >= start,
-        Event.occurred_at < end,
-        Event.type.in_(list(types)) if len(types) > 1 else Event.type == types[0],
-    ]
-
-
 def whole_days(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
     """The UTC days lying wholly in ``[start, end)``, as ``[first, last)``; None if none."""
     first_us = -(-to_epoch_us(start) // DAY_US) * DAY_US  # ceiling
@@ -284,7 +271,7 @@ async def event_sums(
     def where(
         event_types: Sequence[str], lo: dt.datetime, hi: dt.datetime
     ) -> list[ColumnElement[bool]]:
-        conditions = [*_event_filters(tenant_id, lo, hi, event_types), column.is_not(None)]
+        conditions = [*events_in(tenant_id, event_types, lo, hi), column.is_not(None)]
         if only is not None:
             conditions.append(column.in_(only))
         return conditions
@@ -625,7 +612,7 @@ async def event_series(
 ) -> dict[int, int]:
     """Events of one type in ``[start, end)`` per slot."""
     slot = slots.slot(dialect_of(session), "events.occurred_at")
-    query = select(slot, func.count()).where(*_event_filters(tenant_id, start, end, [event_type]))
+    query = select(slot, func.count()).where(*events_in(tenant_id, [event_type], start, end))
     query = slots.narrow(query, Event.content_id, Event.ad_id)
     rows = await session.execute(query.group_by(literal_column("slot")))
     return {int(number): int(count) for number, count in rows}

@@ -17,6 +17,7 @@ from sqlalchemy import Select, and_, case, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from services.attribution.events.repository import events_in
 from services.attribution.models import (
     CatalogAccount,
     CatalogAd,
@@ -81,11 +82,7 @@ def _events(period: Period, types: Sequence[str]) -> tuple[Select[Any], Expr]:
     )
     return (
         query.where(
-            Event.tenant_id == period.tenant_id,
-            Event.type.in_(list(types)),
-            Event.occurred_at >= period.start,
-            Event.occurred_at < period.end,
-            key.is_not(None),
+            *events_in(period.tenant_id, types, period.start, period.end), key.is_not(None)
         ),
         key,
     )
