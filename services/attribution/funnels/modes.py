@@ -366,14 +366,27 @@ def _single_chains(
             if mask >> p & 1:
                 candidates.append((*base, *(SKIP,) * (p - k), t))
     for longer in candidates:
-        if judge.extension_void(longer):
-            continue
-        key = key_of(longer)
-        current = found.get(key)
-        if current is None or prefer(longer, current):
-            found[key] = longer
-        judge.record(longer)
+        _offer(found, longer, judge, key_of, prefer)
     return found
+
+
+def _offer(
+    found: dict[tuple[object, ...], Chain],
+    longer: Chain,
+    judge: _Judge,
+    key_of: KeyOf,
+    prefer: Prefer,
+) -> bool:
+    """Record the extension ``longer`` and keep it in ``found`` when it is its state's
+    preferred chain; False (and nothing done) when an exclusion voids it."""
+    if judge.extension_void(longer):
+        return False
+    key = key_of(longer)
+    current = found.get(key)
+    if current is None or prefer(longer, current):
+        found[key] = longer
+    judge.record(longer)
+    return True
 
 
 def _group_chains(
@@ -405,14 +418,8 @@ def _group_chains(
             elif _matching(steps, masks) < steps.bit_count():
                 continue
             longer = (*chain, *(SKIP,) * (p - k), t)
-            if judge.extension_void(longer):
-                continue
-            key = key_of(longer)
-            current = found.get(key)
-            if current is None or prefer(longer, current):
-                found[key] = longer
-            judge.record(longer)
-            grow(longer, steps)
+            if _offer(found, longer, judge, key_of, prefer):
+                grow(longer, steps)
 
     for base in bases:
         if len(base) < n:
