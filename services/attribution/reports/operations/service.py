@@ -319,15 +319,8 @@ async def scorecard_report(
 
 
 def _activity_figures(f: Figures) -> ActivityFigures:
-    return ActivityFigures(
-        views=f.views,
-        likes=f.likes,
-        comments=f.comments,
-        shares=f.shares,
-        follows=f.follows,
-        engagement_rate=f.engagement_rate,
-        comments_per_1000_views=f.comments_per_1000_views,
-    )
+    """A window's figures as the report says them (the schema names the fields it takes)."""
+    return ActivityFigures.model_validate(f, from_attributes=True)
 
 
 async def activities_report(
