@@ -329,18 +329,17 @@ def _ordered_optional(
     up to the next required one; a group of equal-time items extends a chain by any run of
     steps that distinct items of the group match."""
     window, lo, hi = spec.window_us, spec.from_us, spec.to_us
-    reach = _reachable(spec)
-    key_of, prefer = _optional_states(judge, spec)
+    growth = _Growth(_reachable(spec), judge, *_optional_states(judge, spec))
+    prefer = growth.prefer
     states: dict[tuple[object, ...], Chain] = {}
     oldest = 0  # the earliest start among the states
     for t, masks in _time_groups(items, lo, hi, value):
         if states and t - oldest > window:
             states, oldest = _in_reach(states, t, window)
         if len(masks) == 1:
-            found = _single_chains(states.values(), masks[0], t, reach, judge, key_of, prefer)
+            found = _single_chains(states.values(), masks[0], t, growth)
         else:
-            bases = [(), *states.values()]
-            found = _group_chains(bases, masks, t, reach, judge, key_of, prefer)
+            found = _group_chains([(), *states.values()], masks, t, growth)
         for key, chain in found.items():
             current = states.get(key)
             if current is None or prefer(chain, current):
@@ -348,16 +347,35 @@ def _ordered_optional(
                 oldest = min(oldest, chain[0]) if len(states) > 1 else chain[0]
 
 
+@dataclass(frozen=True, slots=True)
+class _Growth:
+    """How the walk with optional steps extends its chains: the steps a chain of each level
+    may take next, the judge of its exclusions, and how chains are kept (by state, and which
+    of two chains of one state)."""
+
+    reach: Sequence[tuple[int, ...]]
+    judge: _Judge
+    key_of: KeyOf
+    prefer: Prefer
+
+    def offer(self, found: dict[tuple[object, ...], Chain], longer: Chain) -> bool:
+        """Record the extension ``longer`` and keep it in ``found`` when it is its state's
+        preferred chain; False (and nothing done) when an exclusion voids it."""
+        if self.judge.extension_void(longer):
+            return False
+        key = self.key_of(longer)
+        current = found.get(key)
+        if current is None or self.prefer(longer, current):
+            found[key] = longer
+        self.judge.record(longer)
+        return True
+
+
 def _single_chains(
-    bases: Iterable[Chain],
-    mask: int,
-    t: int,
-    reach: Sequence[tuple[int, ...]],
-    judge: _Judge,
-    key_of: KeyOf,
-    prefer: Prefer,
+    bases: Iterable[Chain], mask: int, t: int, growth: _Growth
 ) -> dict[tuple[object, ...], Chain]:
     """:func:`_group_chains` for a lone item at ``t``: each chain takes it for one step."""
+    reach = growth.reach
     found: dict[tuple[object, ...], Chain] = {}
     candidates: list[Chain] = [(t,)] if mask & 1 else []
     for base in bases:
@@ -366,40 +384,16 @@ def _single_chains(
             if mask >> p & 1:
                 candidates.append((*base, *(SKIP,) * (p - k), t))
     for longer in candidates:
-        _offer(found, longer, judge, key_of, prefer)
+        growth.offer(found, longer)
     return found
 
 
-def _offer(
-    found: dict[tuple[object, ...], Chain],
-    longer: Chain,
-    judge: _Judge,
-    key_of: KeyOf,
-    prefer: Prefer,
-) -> bool:
-    """Record the extension ``longer`` and keep it in ``found`` when it is its state's
-    preferred chain; False (and nothing done) when an exclusion voids it."""
-    if judge.extension_void(longer):
-        return False
-    key = key_of(longer)
-    current = found.get(key)
-    if current is None or prefer(longer, current):
-        found[key] = longer
-    judge.record(longer)
-    return True
-
-
 def _group_chains(
-    bases: Sequence[Chain],
-    masks: Sequence[int],
-    t: int,
-    reach: Sequence[tuple[int, ...]],
-    judge: _Judge,
-    key_of: KeyOf,
-    prefer: Prefer,
+    bases: Sequence[Chain], masks: Sequence[int], t: int, growth: _Growth
 ) -> dict[tuple[object, ...], Chain]:
     """Every extension of ``bases`` by items of the group at ``t`` (distinct items on the
     steps added), recorded; the preferred one of each state."""
+    reach = growth.reach
     union = 0
     for m in masks:
         union |= m
@@ -418,7 +412,7 @@ def _group_chains(
             elif _matching(steps, masks) < steps.bit_count():
                 continue
             longer = (*chain, *(SKIP,) * (p - k), t)
-            if _offer(found, longer, judge, key_of, prefer):
+            if growth.offer(found, longer):
                 grow(longer, steps)
 
     for base in bases:
