@@ -151,25 +151,31 @@ def table(results: dict[str, Section], rates: Sequence[float]) -> str:
 
     row(
         "closed loop (8 in flight): orders/s, p50 / p99 ms",
-        lambda s: f"{s['closed_loop_per_s']:.0f}/s, {s['closed_loop_p50_ms']:.1f} / "
-        f"{s['closed_loop_p99_ms']:.1f}",
+        lambda s: (
+            f"{s['closed_loop_per_s']:.0f}/s, {s['closed_loop_p50_ms']:.1f} / "
+            f"{s['closed_loop_p99_ms']:.1f}"
+        ),
     )
     row(
         "CPU per order: service (+ DB), ms",
-        lambda s: f"{s['closed_loop_service_cpu_ms_per_order']}"
-        + (
-            f" + {s['closed_loop_db_cpu_ms_per_order']}"
-            if not isinstance(s["closed_loop_db_cpu_ms_per_order"], str)
-            else ""
+        lambda s: (
+            f"{s['closed_loop_service_cpu_ms_per_order']}"
+            + (
+                f" + {s['closed_loop_db_cpu_ms_per_order']}"
+                if not isinstance(s["closed_loop_db_cpu_ms_per_order"], str)
+                else ""
+            )
         ),
     )
     for rate in rates:
         key = _rate_key(rate)
         row(
             f"open loop {rate:g}/s offered: answered/s, p50 / p99 ms",
-            lambda s, k=key: f"{s[f'open_{k}_answered_per_s']:.0f}/s, "
-            f"{s[f'open_{k}_p50_ms']:.1f} / {s[f'open_{k}_p99_ms']:.1f}"
-            + (f" ({s[f'open_{k}_errors']} errors)" if s[f"open_{k}_errors"] else ""),
+            lambda s, k=key: (
+                f"{s[f'open_{k}_answered_per_s']:.0f}/s, "
+                f"{s[f'open_{k}_p50_ms']:.1f} / {s[f'open_{k}_p99_ms']:.1f}"
+                + (f" ({s[f'open_{k}_errors']} errors)" if s[f"open_{k}_errors"] else "")
+            ),
         )
     return "\n".join(lines)
 

@@ -40,6 +40,7 @@ import orjson
 TRANSPORT_ERROR = 0
 TIMED_OUT = -1
 PATH = "/v1/orders"
+_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -348,7 +349,7 @@ async def run_process(
     env = {**os.environ, "CLIPFUNNEL_BENCH_TOKEN": token}
     process = await asyncio.create_subprocess_exec(
         *argv,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=_REPO_ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -252,7 +252,9 @@ _SETTINGS_NAMES = ", ".join(f"s.{column.name}" for column in RULE_COLUMNS)
 
 
 def _probe_sql(pg: bool) -> str:
-    p = (lambda i: f"${i}") if pg else (lambda i: f"?{i}")
+    def p(index: int) -> str:
+        return f"${index}" if pg else f"?{index}"
+
     post = f"p.tenant_id = {p(1)} AND p.order_id = {p(2)} AND p.status = {p(3)}"
     response = "p.response::text" if pg else "p.response"
     lock = (
@@ -261,7 +263,9 @@ def _probe_sql(pg: bool) -> str:
         if pg
         else ""
     )
-    settings = _SETTINGS_NAMES.replace("s.fraud_rules", "s.fraud_rules::text" if pg else "s.fraud_rules")
+    settings = _SETTINGS_NAMES.replace(
+        "s.fraud_rules", "s.fraud_rules::text" if pg else "s.fraud_rules"
+    )
     return (
         f"SELECT s.tenant_id, {settings}, "
         f"(SELECT p.body_hash FROM {_POSTS.name} p WHERE {post}), "
@@ -286,7 +290,9 @@ async def probe_on_driver(
         params: tuple[Any, ...] = (tenant_id, order_id, status, STATE_KEY, lock_keys)
         row = (await conn.exec_driver_sql(_PG_PROBE, params)).one()
         return tuple(row)[:-1]
-    row = (await conn.exec_driver_sql(_SQLITE_PROBE, (tenant_id, order_id, status, STATE_KEY))).one()
+    row = (
+        await conn.exec_driver_sql(_SQLITE_PROBE, (tenant_id, order_id, status, STATE_KEY))
+    ).one()
     return tuple(row)
 
 
