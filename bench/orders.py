@@ -58,7 +58,7 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _rate_key(rate: float) -> str:
+def rate_key(rate: float) -> str:
     return f"{rate:g}".replace(".", "_")
 
 
@@ -116,10 +116,10 @@ async def measure(
         "closed_loop_db_cpu_ms_per_order": (
             round(db_cpu / answered * 1000, 2) if db_cpu is not None else "n/a (in-process SQLite)"
         ),
-        "closed_loop_load_average": str(closed["load_average_end"]),
+        "closed_loop_load_1m": float(closed["load_average_end"][0]),
     }
     for rate in cfg.rates:
-        key = _rate_key(rate)
+        key = rate_key(rate)
         opened = await orders_load.run_process(
             service.url, token, templates, rate=rate, seconds=cfg.seconds, tag=f"o{key}-"
         )
@@ -135,7 +135,7 @@ async def measure(
         section[f"open_{key}_p99_ms"] = float(opened["p99_ms"])
         section[f"open_{key}_errors"] = int(opened["errors"])
         section[f"open_{key}_timeouts"] = int(opened["timeouts"])
-        section[f"open_{key}_load_average"] = str(opened["load_average_end"])
+        section[f"open_{key}_load_1m"] = float(opened["load_average_end"][0])
         if opened["timeouts"]:
             await asyncio.sleep(5)  # let the service finish what it already took in
     return section
@@ -168,7 +168,7 @@ def table(results: dict[str, Section], rates: Sequence[float]) -> str:
         ),
     )
     for rate in rates:
-        key = _rate_key(rate)
+        key = rate_key(rate)
         row(
             f"open loop {rate:g}/s offered: answered/s, p50 / p99 ms",
             lambda s, k=key: (
