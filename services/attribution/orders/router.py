@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Annotated, Any
 
 import orjson
@@ -101,7 +103,7 @@ async def post_order(request: Request) -> Response:
     except ProblemError as exc:
         invalid = exc
     tenant_id = principal.tenant_id
-    async with request.app.state.sessionmaker() as session:
+    async with _slots(request), request.app.state.sessionmaker() as session:
         buffer = ingest_buffer(request)
         if buffer is not None:
             return await _buffered(request, buffer, tenant_id, session, raw, payload, invalid)
@@ -133,6 +135,32 @@ async def post_order(request: Request) -> Response:
         answer = await service.ingest_order(session, tenant_id, payload, context)
         await session.commit()
         return _json(answer.body, answer.status_code)
+
+
+#: Order posts in flight on the database at once, per process and event loop: on PostgreSQL
+#: two fewer than the pool's connections (the pool opens and closes overflow connections on
+#: demand, each a new session preparing its statements), on SQLite two (one writer at a time,
+#: and the next one ready). Posts beyond these wait here, in arrival order, holding neither a
+#: session nor a connection, so a burst queues instead of churning connections.
+SQLITE_ORDER_SLOTS = 2
+
+
+def _slots(request: Request) -> asyncio.Semaphore:
+    state = request.app.state
+    per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = (
+        getattr(state, "order_slots", None)
+    )
+    if per_loop is None:
+        per_loop = state.order_slots = weakref.WeakKeyDictionary()
+    loop = asyncio.get_running_loop()
+    slots = per_loop.get(loop)
+    if slots is None:
+        if state.sessionmaker.kw["bind"].dialect.name == "sqlite":
+            limit = SQLITE_ORDER_SLOTS
+        else:
+            limit = max(1, state.settings.db_pool_size - 2)
+        slots = per_loop[loop] = asyncio.Semaphore(limit)
+    return slots
 
 
 _bearer = HTTPBearer(auto_error=False)
