@@ -183,7 +183,7 @@ def table(results: dict[str, Section], rates: Sequence[float]) -> str:
 # --------------------------------------------------------------------------- alone
 
 
-async def settle(attribution: Any, catch_up: dict[str, Any], attempts: int = 20) -> None:
+async def settle(attribution: Any, catch_up: dict[str, Any], attempts: int = 5) -> None:
     """Wait until the analytic store has copied the ingested events (a funnel over event
     steps answers only then), so that replication does not run during the orders phases."""
     for _ in range(attempts):
