@@ -46,6 +46,7 @@ class OrdersConfig:
     seconds: float = 20.0
     concurrency: int = 8
     closed_orders: int = 3000
+    connections: int = 512  # open loop: at most this many at once
 
 
 def write_templates(data: Month, path: Path) -> Path:
@@ -121,7 +122,13 @@ async def measure(
     for rate in cfg.rates:
         key = rate_key(rate)
         opened = await orders_load.run_process(
-            service.url, token, templates, rate=rate, seconds=cfg.seconds, tag=f"o{key}-"
+            service.url,
+            token,
+            templates,
+            rate=rate,
+            seconds=cfg.seconds,
+            tag=f"o{key}-",
+            connections=cfg.connections,
         )
         say(
             f"  orders open loop {rate:g}/s offered: {opened['requests']} → "
@@ -250,6 +257,7 @@ async def main_async(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         concurrency=args.concurrency,
         closed_orders=args.closed_orders,
+        connections=args.connections,
     )
     data = generate(args.seed, args.events, END, LOAD)
     print(f"data set: {len(data.orders)} orders; load average {_load()}", flush=True)
@@ -277,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="per open-loop rate")
     parser.add_argument("--concurrency", type=int, default=8, help="closed loop: in flight")
     parser.add_argument("--closed-orders", type=int, default=3000)
+    parser.add_argument("--connections", type=int, default=512, help="open loop: at most")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--profile",

@@ -336,6 +336,7 @@ async def run_process(
     closed: int | None = None,
     orders: int = 3000,
     tag: str = "",
+    connections: int = 512,
     timeout_s: float = 600.0,
 ) -> dict[str, Any]:
     """Run one phase in a new ``python -m bench.orders_load`` process; its figures."""
@@ -345,6 +346,7 @@ async def run_process(
     else:
         assert rate is not None, "an open-loop phase needs a rate"
         argv += ["--rate", str(rate), "--seconds", str(seconds)]
+        argv += ["--connections", str(connections)]
     argv += ["--tag", tag]
     env = {**os.environ, "CLIPFUNNEL_BENCH_TOKEN": token}
     process = await asyncio.create_subprocess_exec(
