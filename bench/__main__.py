@@ -59,7 +59,22 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m bench") -> 
         default=6,
         help="ingest requests in flight",
     )
-    parser.add_argument("--order-rate", type=float, default=200.0, help="open-loop orders/s")
+    parser.add_argument(
+        "--order-rate", type=float, default=200.0, help="the open-loop rate the target reads"
+    )
+    parser.add_argument(
+        "--order-rates",
+        type=lambda text: tuple(float(rate) for rate in text.split(",")),
+        default=(100.0, 200.0, 400.0),
+        help="open-loop orders/s offered, each for --order-seconds (default 100,200,400)",
+    )
+    parser.add_argument(
+        "--order-seconds",
+        dest="open_loop_seconds",
+        type=float,
+        default=15.0,
+        help="seconds per open-loop rate",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--pg-url",

@@ -71,10 +71,30 @@ ROWS: tuple[Row, ...] = (
         "≥ 0.80",
         lambda v, b: v >= 0.8,
     ),
-    Row("orders", "open_loop_achieved_per_s", "orders open loop (200/s offered)", "orders/s"),
-    Row("orders", "open_loop_p50_ms", "orders open loop p50", "ms"),
-    Row("orders", "open_loop_p99_ms", "orders open loop p99", "ms", "< 20", lambda v, b: v < 20),
-    Row("orders", "closed_loop_per_s", "orders closed loop max", "orders/s"),
+    *(
+        row
+        for rate in ("100", "200", "400")
+        for row in (
+            Row("orders", f"open_{rate}_answered_per_s", f"orders open loop {rate}/s offered"),
+            Row("orders", f"open_{rate}_p50_ms", f"orders open loop {rate}/s p50", "ms"),
+            Row(
+                "orders",
+                f"open_{rate}_p99_ms",
+                f"orders open loop {rate}/s p99",
+                "ms",
+                *(("< 20", lambda v, b: v < 20) if rate == "200" else ()),
+            ),
+        )
+    ),
+    Row(
+        "orders",
+        "closed_loop_per_s",
+        "orders closed loop max",
+        "orders/s",
+        "PG ≥ 600",
+        lambda v, b: v >= 600 if b == "postgres" else None,
+    ),
+    Row("orders", "closed_loop_service_cpu_ms_per_order", "orders service CPU per order", "ms"),
     Row("orders", "closed_loop_p50_ms", "orders closed loop p50", "ms"),
     Row("orders", "closed_loop_p99_ms", "orders closed loop p99", "ms"),
     _within_a_second("funnel", "default_ms", "funnel default 4 steps (exact)"),

@@ -12,6 +12,7 @@ import hashlib
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -43,6 +44,7 @@ from services.attribution.models import (
     OrderLine,
     TouchVerdict,
 )
+from shared.db import from_epoch_us, to_epoch_us
 from shared.vocabulary import TOUCH_TYPES
 
 
@@ -152,10 +154,55 @@ _CLICK_USERS = select(_EVENTS.c.click_id, _EVENTS.c.user_id).where(
 
 @dataclass(frozen=True, slots=True)
 class BuyerEvidence:
-    """The touches that may earn an order credit, and what the fraud rules look at."""
+    """The touches that may earn an order credit, and what the fraud rules look at.
+
+    ``click_users``: click id -> the users a click with that id was reported for, for the
+    touches' click ids, when the read that found the touches also found those (else None).
+    """
 
     touches: list[SeenTouch]
     activity: BuyerActivity
+    click_users: dict[str, frozenset[str]] | None = None
+
+
+def _evidence(
+    rows: Iterable[Sequence[Any]],
+    buyer_id: str | None,
+    earliest: dt.datetime,
+    order_time: dt.datetime,
+    *,
+    with_users: bool = False,
+    epoch_us: bool = False,
+) -> BuyerEvidence:
+    """The evidence from touch rows (``_TOUCH_COLUMNS``, then the click's users when
+    ``with_users``; times as epoch microseconds when ``epoch_us``)."""
+    seen: set[str] = set()
+    touches: list[SeenTouch] = []
+    event_times: list[dt.datetime] = []
+    click_times: list[dt.datetime] = []
+    users: dict[str, frozenset[str]] = {}
+    for row in rows:
+        event_id, type_, occurred_at, content_id, ad_id, product_id, user_id, click_id = row[:8]
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        if epoch_us:
+            occurred_at = from_epoch_us(occurred_at)
+        if buyer_id is not None and user_id == buyer_id:
+            event_times.append(occurred_at)
+            if type_ in engine.CLICK_TYPES:
+                click_times.append(occurred_at)
+        if type_ not in TOUCH_TYPES or not earliest <= occurred_at <= order_time:
+            continue
+        touch = engine.Touch(event_id, type_, occurred_at, content_id, ad_id, product_id)
+        touches.append(SeenTouch(touch, user_id, click_id))
+        if with_users and row[8] is not None:
+            users[click_id] = frozenset(row[8].split(","))
+    event_times.sort()
+    click_times.sort()
+    return BuyerEvidence(
+        touches, BuyerActivity(event_times, click_times), users if with_users else None
+    )
 
 
 async def buyer_evidence(
@@ -183,26 +230,83 @@ async def buyer_evidence(
         statement = _TOUCHES_BY_CLICKS
     else:
         return BuyerEvidence([], BuyerActivity())
-    seen: set[str] = set()
-    touches: list[SeenTouch] = []
-    event_times: list[dt.datetime] = []
-    click_times: list[dt.datetime] = []
-    for row in await conn.execute(statement, params):
-        event_id, type_, occurred_at, content_id, ad_id, product_id, user_id, click_id = row
-        if event_id in seen:
-            continue
-        seen.add(event_id)
-        if buyer_id is not None and user_id == buyer_id:
-            event_times.append(occurred_at)
-            if type_ in engine.CLICK_TYPES:
-                click_times.append(occurred_at)
-        if type_ not in TOUCH_TYPES or not earliest <= occurred_at <= order_time:
-            continue
-        touch = engine.Touch(event_id, type_, occurred_at, content_id, ad_id, product_id)
-        touches.append(SeenTouch(touch, user_id, click_id))
-    event_times.sort()
-    click_times.sort()
-    return BuyerEvidence(touches, BuyerActivity(event_times, click_times))
+    return _evidence(await conn.execute(statement, params), buyer_id, earliest, order_time)
+
+
+# The same read on the driver, for the new-order hot path: one constant statement per dialect
+# (and, on SQLite, per number of click ids), values as the driver takes them, and with each
+# touching click's users (what ``click_users`` reads) in the same round trip.
+_TOUCH_NAMES = ", ".join(f"e.{column.name}" for column in _TOUCH_COLUMNS)
+_CLICK_IN = ", ".join(f"'{t}'" for t in sorted(engine.CLICK_TYPES))
+
+
+def _users_column(agg: str, earliest: str, order_time: str) -> str:
+    return (
+        f"CASE WHEN e.type IN ({_CLICK_IN}) AND e.click_id IS NOT NULL "
+        f"AND e.occurred_at >= {earliest} AND e.occurred_at <= {order_time} "
+        f"THEN (SELECT {agg} FROM {_EVENTS.name} u WHERE u.tenant_id = e.tenant_id "
+        "AND u.type = 'click' AND u.click_id = e.click_id) END"
+    )
+
+
+_PG_USERS = _users_column("string_agg(DISTINCT u.user_id, ',')", "$5", "$4")
+_PG_TOUCHES = (
+    f"SELECT {_TOUCH_NAMES}, {_PG_USERS} FROM {_EVENTS.name} e WHERE e.tenant_id = $1 "
+    "AND e.user_id = $2 AND e.occurred_at >= $3 AND e.occurred_at <= $4 "
+    f"UNION ALL SELECT {_TOUCH_NAMES}, {_PG_USERS} FROM {_EVENTS.name} e "
+    "WHERE e.tenant_id = $1 AND e.click_id = ANY($6::text[])"
+)
+
+
+@lru_cache(maxsize=64)
+def _sqlite_touches(clicks: int) -> str:
+    users = _users_column("group_concat(DISTINCT u.user_id)", "?5", "?4")
+    sql = (
+        f"SELECT {_TOUCH_NAMES}, {users} FROM {_EVENTS.name} e WHERE e.tenant_id = ?1 "
+        "AND e.user_id = ?2 AND e.occurred_at >= ?3 AND e.occurred_at <= ?4"
+    )
+    if clicks:
+        marks = ", ".join(f"?{6 + i}" for i in range(clicks))
+        sql += (
+            f" UNION ALL SELECT {_TOUCH_NAMES}, {users} FROM {_EVENTS.name} e "
+            f"WHERE e.tenant_id = ?1 AND e.click_id IN ({marks})"
+        )
+    return sql
+
+
+async def buyer_evidence_on_driver(
+    conn: AsyncConnection,
+    tenant_id: str,
+    *,
+    buyer_id: str,
+    click_ids: Sequence[str],
+    order_time: dt.datetime,
+    lookback_seconds: int,
+) -> BuyerEvidence:
+    """``buyer_evidence`` of a known buyer, and the touching clicks' users, in one statement."""
+    earliest = order_time - dt.timedelta(seconds=lookback_seconds)
+    horizon = earliest - FLOOD_HORIZON
+    if conn.dialect.name == "postgresql":
+        params: tuple[Any, ...] = (
+            tenant_id,
+            buyer_id,
+            horizon,
+            order_time,
+            earliest,
+            list(click_ids),
+        )
+        rows = await conn.exec_driver_sql(_PG_TOUCHES, params)
+        return _evidence(rows, buyer_id, earliest, order_time, with_users=True)
+    params = (
+        tenant_id,
+        buyer_id,
+        to_epoch_us(horizon),
+        to_epoch_us(order_time),
+        to_epoch_us(earliest),
+        *click_ids,
+    )
+    rows = await conn.exec_driver_sql(_sqlite_touches(len(click_ids)), params)
+    return _evidence(rows, buyer_id, earliest, order_time, with_users=True, epoch_us=True)
 
 
 async def ad_day_activity(

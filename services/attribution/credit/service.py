@@ -30,6 +30,7 @@ from services.attribution.credit.fraud import (
 from services.attribution.credit.repository import (
     ad_day_activity,
     buyer_evidence,
+    buyer_evidence_on_driver,
     clear_credits,
     click_users,
     content_products,
@@ -176,25 +177,45 @@ async def compute_credits(
     lines: Sequence[LineLike],
     rules: Rules,
     catalog_generation: int | None = None,
+    on_driver: bool = False,
 ) -> Attribution:
     """Read the buyer's touches and the catalog links, judge the touches by the fraud rules,
-    and run the engine for every model on those not rejected."""
+    and run the engine for every model on those not rejected.
+
+    ``on_driver`` (a known buyer): the touches and their clicks' users in one statement on the
+    driver (the new-order hot path)."""
     lookback = max(rules.click_window_seconds, rules.view_window_seconds)
-    evidence = await buyer_evidence(
-        conn,
-        tenant_id,
-        buyer_id=buyer_id,
-        click_ids=click_ids,
-        order_time=paid_at,
-        lookback_seconds=lookback,
-    )
+    if on_driver and buyer_id is not None:
+        evidence = await buyer_evidence_on_driver(
+            conn,
+            tenant_id,
+            buyer_id=buyer_id,
+            click_ids=click_ids,
+            order_time=paid_at,
+            lookback_seconds=lookback,
+        )
+    else:
+        evidence = await buyer_evidence(
+            conn,
+            tenant_id,
+            buyer_id=buyer_id,
+            click_ids=click_ids,
+            order_time=paid_at,
+            lookback_seconds=lookback,
+        )
     if not evidence.touches:
         return Attribution()
-    shared_clicks = await click_users(
-        conn,
-        tenant_id,
-        (s.click_id for s in evidence.touches if s.click_id and s.touch.type in engine.CLICK_TYPES),
-    )
+    shared_clicks = evidence.click_users
+    if shared_clicks is None:
+        shared_clicks = await click_users(
+            conn,
+            tenant_id,
+            (
+                s.click_id
+                for s in evidence.touches
+                if s.click_id and s.touch.type in engine.CLICK_TYPES
+            ),
+        )
     ad_days = await ad_day_activity(
         conn,
         tenant_id,

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.core.buffer import IngestBuffer, broker_errors, ingest_buffer
@@ -20,7 +23,7 @@ from services.attribution.orders.schemas import (
 from services.attribution.orders.signature import HEADER, verify
 from services.attribution.settings.service import Rules, load_rules
 from shared.app import IdPath, SessionDep
-from shared.auth import OrdersWriter, ReportsReader
+from shared.auth import OrdersWriter, Principal, ReportsReader, current_principal, require_scope
 from shared.bodies import parse_model
 from shared.db import utcnow
 from shared.errors import ProblemError, ServiceUnavailable
@@ -82,9 +85,13 @@ async def _signed_body(request: Request, rules: Rules) -> bytes:
     description="201 the first time, 200 with the same answer on an identical replay. The "
     "answer carries the credits under the tenant's default model.",
     responses={200: {"description": "Identical replay", "model": OrderAnswer}, **ORDER_ERRORS},
-    openapi_extra=_body_schema(OrderIn),
+    # The route resolves its bearer token itself (no dependency): declared here for the docs.
+    openapi_extra={**_body_schema(OrderIn), "security": [{"HTTPBearer": []}]},
 )
-async def post_order(principal: OrdersWriter, session: SessionDep, request: Request) -> Response:
+async def post_order(request: Request) -> Response:
+    # The hot path: no FastAPI dependencies (the principal and the session are taken here),
+    # and a post that creates an order goes to the driver (service.ingest_new_on_driver).
+    principal = await _orders_writer(request)
     settings = request.app.state.settings
     raw = await request.body()  # size-limited (413) by the body limit middleware
     # Parse first so the tenant's rules and the order's state come in one statement; an
@@ -95,20 +102,74 @@ async def post_order(principal: OrdersWriter, session: SessionDep, request: Requ
         payload = parse_model(OrderIn, raw)
     except ProblemError as exc:
         invalid = exc
-    buffer = ingest_buffer(request)
-    if buffer is not None:
-        return await _buffered(request, buffer, principal.tenant_id, session, raw, payload, invalid)
-    context = await service.order_context(session, principal.tenant_id, settings.secret, payload)
-    _verify_signature(request, context.rules, raw)
-    if invalid is not None:
-        raise invalid
-    assert payload is not None
-    check_not_ahead(
-        payload.occurred_at, now=utcnow(), max_future_seconds=settings.max_future_seconds
+    tenant_id = principal.tenant_id
+    async with _slots(request), request.app.state.sessionmaker() as session:
+        buffer = ingest_buffer(request)
+        if buffer is not None:
+            return await _buffered(request, buffer, tenant_id, session, raw, payload, invalid)
+        if payload is not None and payload.status in service.CREATING and payload.user_id:
+
+            def admit(rules: Rules) -> None:
+                assert payload is not None
+                _verify_signature(request, rules, raw)
+                check_not_ahead(
+                    payload.occurred_at,
+                    now=utcnow(),
+                    max_future_seconds=settings.max_future_seconds,
+                )
+
+            fast = await service.ingest_new_on_driver(
+                session, tenant_id, settings.secret, payload, admit
+            )
+            if fast is not None:
+                await session.commit()
+                return _json(fast.body, fast.status_code)
+        context = await service.order_context(session, tenant_id, settings.secret, payload)
+        _verify_signature(request, context.rules, raw)
+        if invalid is not None:
+            raise invalid
+        assert payload is not None
+        check_not_ahead(
+            payload.occurred_at, now=utcnow(), max_future_seconds=settings.max_future_seconds
+        )
+        answer = await service.ingest_order(session, tenant_id, payload, context)
+        await session.commit()
+        return _json(answer.body, answer.status_code)
+
+
+#: Order posts in flight on the database at once, per process and event loop: on PostgreSQL
+#: two fewer than the pool's connections (the pool opens and closes overflow connections on
+#: demand, each a new session preparing its statements), on SQLite two (one writer at a time,
+#: and the next one ready). Posts beyond these wait here, in arrival order, holding neither a
+#: session nor a connection, so a burst queues instead of churning connections.
+SQLITE_ORDER_SLOTS = 2
+
+
+def _slots(request: Request) -> asyncio.Semaphore:
+    state = request.app.state
+    per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = (
+        getattr(state, "order_slots", None)
     )
-    answer = await service.ingest_order(session, principal.tenant_id, payload, context)
-    await session.commit()
-    return _json(answer.body, answer.status_code)
+    if per_loop is None:
+        per_loop = state.order_slots = weakref.WeakKeyDictionary()
+    loop = asyncio.get_running_loop()
+    slots = per_loop.get(loop)
+    if slots is None:
+        if state.sessionmaker.kw["bind"].dialect.name == "sqlite":
+            limit = SQLITE_ORDER_SLOTS
+        else:
+            limit = max(1, state.settings.db_pool_size - 2)
+        slots = per_loop[loop] = asyncio.Semaphore(limit)
+    return slots
+
+
+_bearer = HTTPBearer(auto_error=False)
+_require_orders_write = require_scope("orders:write")
+
+
+async def _orders_writer(request: Request) -> Principal:
+    """What the ``OrdersWriter`` dependency resolves, without FastAPI's dependency solving."""
+    return await _require_orders_write(await current_principal(request, await _bearer(request)))
 
 
 async def _buffered(

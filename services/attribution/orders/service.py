@@ -10,11 +10,14 @@ row and fold the change into it. SQL lives in ``repository``, the rules in ``lif
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.attribution.core.metrics import ATTRIBUTION_SECONDS, ORDERS_RECEIVED
@@ -25,6 +28,7 @@ from services.attribution.credit.repository import (
     stitch_buyer,
     stored_credits,
     stored_verdicts,
+    touch_lock_keys,
 )
 from services.attribution.credit.service import (
     Attribution,
@@ -36,6 +40,7 @@ from services.attribution.credit.service import (
 from services.attribution.models import Order, Refund
 from services.attribution.orders import repository
 from services.attribution.orders.lifecycle import (
+    TRANSITIONS,
     ZERO,
     currency_error,
     line_rows,
@@ -52,6 +57,7 @@ from services.attribution.orders.replies import (
     refund_view,
 )
 from services.attribution.orders.schemas import AttributionOut, OrderIn, OrderOut, RefundIn
+from services.attribution.settings.repository import PLAIN_FIELDS
 from services.attribution.settings.service import DEFAULTS, Rules, claim_currency, rules_from
 from shared.db import utcnow
 from shared.errors import Conflict, UnprocessableEntity, found
@@ -115,6 +121,134 @@ async def ingest_order(
             return answer
         # A concurrent post created the order first (we waited for it): fold into it.
     return await _ingest_existing(session, tenant_id, payload, rules, digest)
+
+
+# --------------------------------------------------------------------------- the hot path
+
+#: The statuses a post may create an order with (see ``lifecycle.TRANSITIONS``).
+CREATING = frozenset(status for status, action in TRANSITIONS[None].items() if action == "apply")
+
+
+@functools.lru_cache(maxsize=1024)
+def _rules_of(secret: str, columns: tuple[Any, ...]) -> Rules:
+    """The tenant's ``Rules`` from the probe's setting columns (as the driver returns them);
+    cached, as the columns only change with the settings."""
+    names = ("currency", *PLAIN_FIELDS, "webhook_secret_encrypted", "fraud_rules")
+    row = dict(zip(names, columns, strict=True))
+    fraud = row["fraud_rules"]
+    row["fraud_rules"] = orjson.loads(fraud) if isinstance(fraud, str | bytes) else fraud
+    return rules_from(SimpleNamespace(**row), secret)
+
+
+async def ingest_new_on_driver(
+    session: AsyncSession,
+    tenant_id: str,
+    secret: str,
+    payload: OrderIn,
+    admit: Callable[[Rules], None],
+) -> Answer | None:
+    """A post that may create an order, on the driver: one probe (the tenant's rules, replay,
+    existence, catalog generation; on PostgreSQL with the buyer's locks), the buyer's touches,
+    then one write. ``admit`` checks the post against the rules (signature, clock) or raises.
+
+    None, with the transaction rolled back, when the post is not a new order's (the order
+    exists, the tenant has no currency yet, or a concurrent post created it first): the
+    caller then takes the general path.
+    """
+    conn = await session.connection()
+    click_ids = list(dict.fromkeys(payload.click_ids or []))
+    pg = conn.dialect.name == "postgresql"
+    keys = touch_lock_keys(tenant_id, [payload.user_id, *click_ids]) if pg else []
+    probe = await repository.probe_on_driver(
+        conn, tenant_id, payload.order_id, payload.status, keys
+    )
+    settings_tenant, settings = probe[0], probe[1:9]
+    previous_hash, previous_response, order_status, catalog_seq = probe[9:13]
+    rules = DEFAULTS if settings_tenant is None else _rules_of(secret, tuple(settings))
+    admit(rules)
+    digest = body_hash(payload.model_dump(mode="json"))
+    if previous_hash is not None:
+        response = (
+            orjson.loads(previous_response)
+            if isinstance(previous_response, str | bytes)
+            else previous_response
+        )
+        return _replay(previous_hash, response, digest, payload)
+    if order_status is not None or rules.currency is None:
+        await session.rollback()
+        return None
+    if rules.currency != payload.currency:
+        ORDERS_RECEIVED.labels(payload.status, "rejected").inc()
+        raise currency_error(payload.currency, rules.currency)
+
+    buyer_id = payload.user_id
+    lines = line_rows(tenant_id, payload)
+    gross = sum((row["revenue"] for row in lines), ZERO)
+    paid_at = payload.occurred_at if payload.status == "paid" else None
+    attribution = Attribution()
+    started = time.perf_counter()
+    attributed = paid_at is not None and gross > 0
+    if attributed:
+        assert paid_at is not None
+        attribution = await compute_credits(
+            conn,
+            tenant_id=tenant_id,
+            order_id=payload.order_id,
+            buyer_id=buyer_id,
+            click_ids=click_ids,
+            paid_at=paid_at,
+            currency=payload.currency,
+            lines=[engine.Line(row["product_id"], row["revenue"]) for row in lines],
+            rules=rules,
+            catalog_generation=catalog_seq,
+            on_driver=True,
+        )
+    now = utcnow()
+    body = order_answer(
+        payload,
+        buyer_id=buyer_id,
+        revenue=gross,
+        model=rules.default_model,
+        credits=credits_of_model(attribution.credits, rules.default_model),
+    )
+    order = {
+        "tenant_id": tenant_id,
+        "order_id": payload.order_id,
+        "status": payload.status,
+        "user_id": payload.user_id,
+        "buyer_id": buyer_id,
+        "click_ids": click_ids,
+        "currency": payload.currency,
+        "ordered_at": payload.occurred_at if payload.status == "created" else None,
+        "paid_at": paid_at,
+        "cancelled_at": None,
+        "gross_revenue": gross,
+        "revenue": gross,
+        "refunded": ZERO,
+        "attributed_at": now if attributed else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    clicks = [
+        {"tenant_id": tenant_id, "order_id": payload.order_id, "click_id": click_id}
+        for click_id in click_ids
+    ]
+    created = await repository.write_new_order(
+        conn,
+        order,
+        _post_row(tenant_id, payload, digest, now, body),
+        lines,
+        clicks,
+        attribution.credits,
+        attribution.verdicts,
+    )
+    if not created:
+        await session.rollback()
+        return None
+    if attributed:
+        ATTRIBUTION_SECONDS.observe(time.perf_counter() - started)
+    ORDERS_RECEIVED.labels(payload.status, "accepted").inc()
+    return Answer(201, body)
 
 
 def _post_row(
