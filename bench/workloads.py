@@ -13,6 +13,7 @@ import httpx
 import orjson
 
 from bench.infra import BenchError
+from bench.orders_load import percentile
 from services.demo.post import each
 
 #: A measurement that could not be taken; the string says why.
@@ -33,17 +34,6 @@ def client(base_url: str, token: str, connections: int = 64) -> httpx.AsyncClien
 
 def _problem(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {response.text[:400]}"
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (``q`` in 0–100) of a non-empty sample."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 # --------------------------------------------------------------------------- ingest

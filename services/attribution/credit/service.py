@@ -8,6 +8,7 @@ refunded, cancelled, or a late touch of its buyer arrives).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -186,23 +187,16 @@ async def compute_credits(
     driver (the new-order hot path)."""
     lookback = max(rules.click_window_seconds, rules.view_window_seconds)
     if on_driver and buyer_id is not None:
-        evidence = await buyer_evidence_on_driver(
-            conn,
-            tenant_id,
-            buyer_id=buyer_id,
-            click_ids=click_ids,
-            order_time=paid_at,
-            lookback_seconds=lookback,
-        )
+        read_evidence = functools.partial(buyer_evidence_on_driver, buyer_id=buyer_id)
     else:
-        evidence = await buyer_evidence(
-            conn,
-            tenant_id,
-            buyer_id=buyer_id,
-            click_ids=click_ids,
-            order_time=paid_at,
-            lookback_seconds=lookback,
-        )
+        read_evidence = functools.partial(buyer_evidence, buyer_id=buyer_id)
+    evidence = await read_evidence(
+        conn,
+        tenant_id,
+        click_ids=click_ids,
+        order_time=paid_at,
+        lookback_seconds=lookback,
+    )
     if not evidence.touches:
         return Attribution()
     shared_clicks = evidence.click_users

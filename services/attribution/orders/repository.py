@@ -411,15 +411,11 @@ _JSON = frozenset({"click_ids", "response"})
 
 
 def _sqlite_value(column: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if column in _TIMES:
+    if value is not None and column in _TIMES:
         return to_epoch_us(value)
-    if column in _MONEY:
+    if value is not None and column in _MONEY:
         return str(canonical_money(value))
-    if column in _JSON:
-        return value if isinstance(value, str) else orjson.dumps(value).decode()
-    return value
+    return _pg_value(column, value)
 
 
 def _money_text(value: Any) -> str:

@@ -14,6 +14,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
@@ -190,18 +191,8 @@ async def ingest_new_on_driver(
     attributed = paid_at is not None and gross > 0
     if attributed:
         assert paid_at is not None
-        attribution = await compute_credits(
-            conn,
-            tenant_id=tenant_id,
-            order_id=payload.order_id,
-            buyer_id=buyer_id,
-            click_ids=click_ids,
-            paid_at=paid_at,
-            currency=payload.currency,
-            lines=[engine.Line(row["product_id"], row["revenue"]) for row in lines],
-            rules=rules,
-            catalog_generation=catalog_seq,
-            on_driver=True,
+        attribution = await _credit_new(
+            conn, tenant_id, payload, buyer_id, click_ids, paid_at, lines, rules, catalog_seq, True
         )
     now = utcnow()
     body = order_answer(
@@ -211,24 +202,7 @@ async def ingest_new_on_driver(
         model=rules.default_model,
         credits=credits_of_model(attribution.credits, rules.default_model),
     )
-    order = {
-        "tenant_id": tenant_id,
-        "order_id": payload.order_id,
-        "status": payload.status,
-        "user_id": payload.user_id,
-        "buyer_id": buyer_id,
-        "click_ids": click_ids,
-        "currency": payload.currency,
-        "ordered_at": payload.occurred_at if payload.status == "created" else None,
-        "paid_at": paid_at,
-        "cancelled_at": None,
-        "gross_revenue": gross,
-        "revenue": gross,
-        "refunded": ZERO,
-        "attributed_at": now if attributed else None,
-        "created_at": now,
-        "updated_at": now,
-    }
+    order = _new_order_row(tenant_id, payload, buyer_id, click_ids, gross, now, attributed)
     clicks = [
         {"tenant_id": tenant_id, "order_id": payload.order_id, "click_id": click_id}
         for click_id in click_ids
@@ -283,6 +257,64 @@ def _replay(
     return Answer(200, previous_response)
 
 
+async def _credit_new(
+    conn: AsyncConnection,
+    tenant_id: str,
+    payload: OrderIn,
+    buyer_id: str | None,
+    click_ids: list[str],
+    paid_at: dt.datetime,
+    lines: list[dict[str, Any]],
+    rules: Rules,
+    catalog_generation: int | None,
+    on_driver: bool,
+) -> Attribution:
+    """The credits (every model) of an order its first post creates paid."""
+    return await compute_credits(
+        conn,
+        tenant_id=tenant_id,
+        order_id=payload.order_id,
+        buyer_id=buyer_id,
+        click_ids=click_ids,
+        paid_at=paid_at,
+        currency=payload.currency,
+        lines=[engine.Line(row["product_id"], row["revenue"]) for row in lines],
+        rules=rules,
+        catalog_generation=catalog_generation,
+        on_driver=on_driver,
+    )
+
+
+def _new_order_row(
+    tenant_id: str,
+    payload: OrderIn,
+    buyer_id: str | None,
+    click_ids: list[str],
+    gross: Decimal,
+    now: dt.datetime,
+    attributed: bool,
+) -> dict[str, Any]:
+    """The ``orders`` row of an order its first post creates, with its final values."""
+    return {
+        "tenant_id": tenant_id,
+        "order_id": payload.order_id,
+        "status": payload.status,
+        "user_id": payload.user_id,
+        "buyer_id": buyer_id,
+        "click_ids": click_ids,
+        "currency": payload.currency,
+        "ordered_at": payload.occurred_at if payload.status == "created" else None,
+        "paid_at": payload.occurred_at if payload.status == "paid" else None,
+        "cancelled_at": None,
+        "gross_revenue": gross,
+        "revenue": gross,
+        "refunded": ZERO,
+        "attributed_at": now if attributed else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def _ingest_new(
     conn: AsyncConnection,
     tenant_id: str,
@@ -306,41 +338,26 @@ async def _ingest_new(
     attribution_seconds: float | None = None
     if paid_at is not None and gross > 0:
         started = time.perf_counter()
-        attribution = await compute_credits(
+        attribution = await _credit_new(
             conn,
-            tenant_id=tenant_id,
-            order_id=payload.order_id,
-            buyer_id=buyer_id,
-            click_ids=click_ids,
-            paid_at=paid_at,
-            currency=payload.currency,
-            lines=[engine.Line(row["product_id"], row["revenue"]) for row in lines],
-            rules=rules,
-            catalog_generation=catalog_generation,
+            tenant_id,
+            payload,
+            buyer_id,
+            click_ids,
+            paid_at,
+            lines,
+            rules,
+            catalog_generation,
+            False,
         )
         attribution_seconds = time.perf_counter() - started
 
     now = utcnow()
     created = await repository.insert_new_order(
         conn,
-        {
-            "tenant_id": tenant_id,
-            "order_id": payload.order_id,
-            "status": payload.status,
-            "user_id": payload.user_id,
-            "buyer_id": buyer_id,
-            "click_ids": click_ids,
-            "currency": payload.currency,
-            "ordered_at": payload.occurred_at if payload.status == "created" else None,
-            "paid_at": paid_at,
-            "cancelled_at": None,
-            "gross_revenue": gross,
-            "revenue": gross,
-            "refunded": ZERO,
-            "attributed_at": now if attribution_seconds is not None else None,
-            "created_at": now,
-            "updated_at": now,
-        },
+        _new_order_row(
+            tenant_id, payload, buyer_id, click_ids, gross, now, attribution_seconds is not None
+        ),
     )
     if not created:
         return None
