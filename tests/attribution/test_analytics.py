@@ -165,8 +165,13 @@ def test_several_workers_need_a_clickhouse_server(monkeypatch: pytest.MonkeyPatc
 
 _TYPES = ("impression", "view", "click")
 _STEP = st.fixed_dictionaries(
-    {"type": st.sampled_from(_TYPES)},
-    optional={"filters": st.fixed_dictionaries({"content_id": st.sampled_from(("c1", "c2"))})},
+    {"type": st.sampled_from((*_TYPES, "order"))},
+    optional={
+        "filters": st.one_of(
+            st.fixed_dictionaries({"content_id": st.sampled_from(("c1", "c2"))}),
+            st.fixed_dictionaries({"product_id": st.sampled_from(funnel_data.PRODUCTS)}),
+        )
+    },
 )
 _EVENT = st.tuples(
     st.integers(0, 3),  # user
@@ -175,6 +180,13 @@ _EVENT = st.tuples(
     st.sampled_from(_TYPES),
     st.sampled_from((*funnel_data.CONTENTS, funnel_data.UNKNOWN_CONTENT)),
     st.sampled_from((None, None, "instagram")),  # the event's own platform, else its account's
+)
+_ORDER = st.tuples(
+    st.integers(0, 3),  # buyer
+    st.integers(0, 11),  # slot of its paid time
+    st.sampled_from((0, 0, 1)),  # microseconds beside the slot
+    st.lists(st.sampled_from(funnel_data.PRODUCTS), min_size=1, max_size=2, unique=True),
+    st.sampled_from(("paid", "paid", "cancelled", "created")),  # its fate
 )
 
 
@@ -185,6 +197,7 @@ _EVENT = st.tuples(
 )
 @given(
     rows=st.lists(_EVENT, min_size=1, max_size=14),
+    orders=st.lists(_ORDER, max_size=3),
     steps=st.lists(_STEP, min_size=2, max_size=4),
     window=st.sampled_from((0, 10, 25, 60, 200)),
     span=st.tuples(st.integers(0, 6), st.integers(1, 12)),
@@ -197,6 +210,7 @@ async def test_funnels_from_clickhouse_agree_with_the_brute_force_reference(
     catalog: httpx.AsyncClient,
     make_token: TokenFactory,
     rows: list[tuple[int, int, int, str, str, str | None]],
+    orders: list[tuple[int, int, int, list[str], str]],
     steps: list[dict[str, Any]],
     window: int,
     span: tuple[int, int],
@@ -204,7 +218,11 @@ async def test_funnels_from_clickhouse_agree_with_the_brute_force_reference(
     distinct: bool,
 ) -> None:
     """Equal times and events matching two steps included; users are counted inside
-    ClickHouse unless two of their useful events share a time and one matches two steps."""
+    ClickHouse unless two of their useful events share a time and one matches two steps.
+
+    Orders are posted through the API after the events (their views and clicks are the
+    touches of their last-touch credits); some stay created, some are cancelled.
+    """
     tenant = new_tenant()
     token = make_token(tenant, "admin")
     await funnel_data.put_catalog(catalog, attribution, token)
@@ -234,6 +252,23 @@ async def test_funnels_from_clickhouse_agree_with_the_brute_force_reference(
         )
         for e in events
     ]
+    events_by_id = {e["event_id"]: e for e in events}
+    headers = auth(token)
+    for j, (buyer, slot, micros, products, fate) in enumerate(orders):
+        at = t0 + dt.timedelta(
+            seconds=10 * slot, microseconds=len(rows) + j if distinct else micros
+        )
+        order_id, user = f"o{j}", f"u{buyer}"
+        first = "created" if fate == "created" else "paid"
+        await funnel_data.post_order(attribution, headers, order_id, first, at, user, products)
+        if fate == "cancelled":
+            later = at + dt.timedelta(seconds=5)
+            await funnel_data.post_order(
+                attribution, headers, order_id, "cancelled", later, user, products
+            )
+        item = await funnel_data.order_item(attribution, headers, order_id, events_by_id)
+        if item is not None:
+            items.append(item)
     start, length = span
     query: dict[str, Any] = {
         "steps": steps,
@@ -248,11 +283,14 @@ async def test_funnels_from_clickhouse_agree_with_the_brute_force_reference(
     )
     assert response.status_code == 200, response.text
     assert response.json() == funnel_data.reference(items, query), query
-    if distinct or len({s["type"] for s in steps}) == len(steps):
+    plan = plan_funnel(tenant, FunnelQuery.model_validate(query))
+    # A breakdown from an order step is the one plain funnel the SQL source answers.
+    assert ClickHouseFunnelSource.covers(plan) != (plan.first_is_order and breakdown is not None)
+    if ClickHouseFunnelSource.covers(plan) and (
+        distinct or len({s["type"] for s in steps}) == len(steps)
+    ):
         # Nothing was left to the engine: ClickHouse gave the whole answer (equal times
         # too, when no event can match two steps).
-        plan = plan_funnel(tenant, FunnelQuery.model_validate(query))
-        assert ClickHouseFunnelSource.covers(plan)
         tied = funnel_users_statement(plan, _contents(plan), tied_only=True)
         assert replicator(attribution_app).store.rows(tied) == []
 

@@ -1,6 +1,6 @@
 """Funnels answered from the analytic store (:class:`ClickHouseFunnelSource`).
 
-For an ordered funnel over event steps, ClickHouse selects the tenant's rows in range,
+For an ordered funnel, ClickHouse selects the tenant's rows in range,
 computes each row's step bitmask (type, global and per-step filters), sorts each user's
 useful rows by ``(t, mask)`` and folds them into the user's chosen chain (the exact engine's
 fast path, :func:`_fold`), returning users per level and the chains' gaps per funnel and
@@ -13,8 +13,12 @@ Filters on catalog dimensions (account, content kind, platform) become ``content
 of the tenant's matching contents, read from the attribution database's catalog read model;
 a breakdown by one of them maps content ids to values the same way.
 
-Funnels with an ``order`` step, and the other modes (strict, unordered, exclusions, time to
-convert, users per level), are not replicated yet and are answered by the SQL source.
+An ``order`` step reads the tenant's visible orders (:mod:`.order_replication`) as rows of
+their buyer at their paid time, matching an order step's filters as the SQL source's
+``_order_matches`` does (a line's product, a last-touch credit's content, ad, account, kind
+or platform). A breakdown from an ``order`` first step (one value per credit), and the other
+modes (strict, unordered, exclusions, time to convert, users per level), are answered by
+the SQL source.
 """
 
 from __future__ import annotations
@@ -29,14 +33,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.attribution.analytics.replication import EventReplicator
 from services.attribution.analytics.store import instant_literal, quote, quote_list
 from services.attribution.funnels.engine import MASK_BITS, FunnelAccumulator, FunnelResult
-from services.attribution.funnels.planner import CONTENT_KEYS, CONTENT_MARK, FunnelPlan
+from services.attribution.funnels.planner import (
+    CONTENT_KEYS,
+    CONTENT_MARK,
+    ORDER_STEP,
+    FunnelPlan,
+)
 from services.attribution.funnels.source import SqlFunnelSource
 from services.attribution.models import CatalogAccount, CatalogContent
 from shared.db import to_epoch_us
 
 
 class ClickHouseFunnelSource:
-    """Ordered funnels over events from ClickHouse; the rest from the SQL source."""
+    """Plain ordered funnels (events and orders) from ClickHouse; the rest from the SQL source."""
 
     def __init__(self, session: AsyncSession, replicator: EventReplicator) -> None:
         self._session = session
@@ -45,7 +54,9 @@ class ClickHouseFunnelSource:
 
     @staticmethod
     def covers(plan: FunnelPlan) -> bool:
-        return plan.plain and not plan.has_orders
+        # A breakdown from an order step (an order has one value per last-touch credit)
+        # is left to the SQL source.
+        return plan.plain and not (plan.first_is_order and plan.breakdown is not None)
 
     async def step_counts(self, plan: FunnelPlan) -> FunnelResult:
         if not self.covers(plan):
@@ -194,25 +205,87 @@ def _value(plan: FunnelPlan, values: Mapping[str, str] | None = None) -> str:
     return key
 
 
+def _order_matches(
+    filters: Mapping[str, str], contents: Mapping[tuple[str, str], list[str]]
+) -> str:
+    """Conditions of ``filters`` on an order row, ANDed ("1" when there is none).
+
+    As the SQL source: ``product_id`` when one of its lines has it, the other keys when one
+    of its last-touch credits does (``contents``, ``ads`` and ``touch_platforms`` are
+    aligned, one element per credit; a credit's platform is its touch's, else that of its
+    content's account).
+    """
+    terms = []
+    for key, value in filters.items():
+        if key == "product_id":
+            terms.append(f"has(products, {quote(value)})")
+        elif key == "content_id":
+            terms.append(f"has(contents, {quote(value)})")
+        elif key == "ad_id":
+            terms.append(f"has(ads, {quote(value)})")
+        elif key == "platform":
+            ids = quote_list(contents[key, value])
+            terms.append(
+                f"arrayExists((c, p) -> ifNull(p = {quote(value)}, 0)"
+                f" OR (p IS NULL AND ifNull(c IN {ids}, 0)), contents, touch_platforms)"
+            )
+        else:
+            ids = quote_list(contents[key, value])
+            terms.append(f"arrayExists(c -> ifNull(c IN {ids}, 0), contents)")
+    return " AND ".join(terms) if terms else "1"
+
+
 def _rows(
     plan: FunnelPlan,
     contents: Mapping[tuple[str, str], list[str]],
     values: Mapping[str, str] | None = None,
 ) -> str:
-    """The tenant's rows in reach, each with ``ts``, ``mask``, ``value`` and ``start``."""
-    steps = [f"(type = {quote(s.type)} AND {_matches(s.filters, contents)})" for s in plan.steps]
-    mask = " + ".join(f"if({cond}, {1 << k}, 0)" for k, cond in enumerate(steps))
+    """The tenant's rows in reach, each with ``ts``, ``mask``, ``value`` and ``start``.
+
+    Events of the funnel's types, and with an ``order`` step the tenant's visible orders
+    (paid, with a buyer): ``user_id`` is the buyer, ``ts`` the paid time, ``value`` NULL (a
+    breakdown is by step 1's event).
+    """
+    parts = []
     until = plan.until
-    time_bounds = f"t >= {instant_literal(plan.start)}" + (
-        f" AND t < {instant_literal(until)}" if until is not None else ""
-    )
-    start = f"({steps[0]} AND t < {instant_literal(plan.end)})"
-    return f"""
+    if plan.event_types:
+        steps = [
+            "0"
+            if s.type == ORDER_STEP
+            else f"(type = {quote(s.type)} AND {_matches(s.filters, contents)})"
+            for s in plan.steps
+        ]
+        mask = " + ".join(f"if({cond}, {1 << k}, 0)" for k, cond in enumerate(steps))
+        time_bounds = f"t >= {instant_literal(plan.start)}" + (
+            f" AND t < {instant_literal(until)}" if until is not None else ""
+        )
+        start = f"({steps[0]} AND t < {instant_literal(plan.end)})"
+        parts.append(f"""
             SELECT user_id, toUnixTimestamp64Micro(t) AS ts, toUInt16({mask}) AS mask,
-                {_value(plan, values)} AS value, {start} AS start
+                {_value(plan, values)} AS value, toUInt8({start}) AS start
             FROM {{db}}.events FINAL
             WHERE tenant_id = {quote(plan.tenant_id)} AND type IN {quote_list(plan.event_types)}
-                AND {time_bounds} AND {_matches(plan.filters, contents)}"""
+                AND {time_bounds} AND {_matches(plan.filters, contents)}""")
+    if plan.has_orders:
+        steps = [
+            f"({_order_matches(s.filters, contents)})" if s.type == ORDER_STEP else "0"
+            for s in plan.steps
+        ]
+        mask = " + ".join(f"if({cond}, {1 << k}, 0)" for k, cond in enumerate(steps))
+        paid = "assumeNotNull(paid_at)"
+        time_bounds = f"{paid} >= {instant_literal(plan.start)}" + (
+            f" AND {paid} < {instant_literal(until)}" if until is not None else ""
+        )
+        start = f"({steps[0]} AND {paid} < {instant_literal(plan.end)})"
+        # WHERE after FINAL: the newest copy of each order decides whether it is seen.
+        parts.append(f"""
+            SELECT assumeNotNull(buyer_id) AS user_id, toUnixTimestamp64Micro({paid}) AS ts,
+                toUInt16({mask}) AS mask, CAST(NULL, 'Nullable(String)') AS value,
+                toUInt8({start}) AS start
+            FROM {{db}}.orders FINAL
+            WHERE tenant_id = {quote(plan.tenant_id)} AND visible = 1
+                AND {time_bounds} AND {_order_matches(plan.filters, contents)}""")
+    return "\n            UNION ALL".join(parts)
 
 
 #: A user's rows that can take part in a chain: a later step's, or an in-range start.
