@@ -6,6 +6,7 @@ Run on chdb (the embedded ClickHouse), with SQLite and PostgreSQL as the system 
 from __future__ import annotations
 
 import datetime as dt
+import random
 import uuid
 from typing import Any
 
@@ -284,11 +285,8 @@ async def test_funnels_from_clickhouse_agree_with_the_brute_force_reference(
     assert response.status_code == 200, response.text
     assert response.json() == funnel_data.reference(items, query), query
     plan = plan_funnel(tenant, FunnelQuery.model_validate(query))
-    # A breakdown from an order step is the one plain funnel the SQL source answers.
-    assert ClickHouseFunnelSource.covers(plan) != (plan.first_is_order and breakdown is not None)
-    if ClickHouseFunnelSource.covers(plan) and (
-        distinct or len({s["type"] for s in steps}) == len(steps)
-    ):
+    assert ClickHouseFunnelSource.covers(plan)
+    if distinct or len({s["type"] for s in steps}) == len(steps):
         # Nothing was left to the engine: ClickHouse gave the whole answer (equal times
         # too, when no event can match two steps).
         tied = funnel_users_statement(plan, _contents(plan), tied_only=True)
@@ -302,3 +300,54 @@ def _contents(plan: FunnelPlan) -> dict[tuple[str, str], list[str]]:
         for filters in (plan.filters, *(s.filters for s in plan.steps))
         for key, value in filters.items()
     }
+
+
+async def test_breakdowns_from_an_order_first_step_agree_with_the_reference(
+    attribution_app: FastAPI,
+    attribution: httpx.AsyncClient,
+    catalog: httpx.AsyncClient,
+    make_token: TokenFactory,
+    tenant: str,
+) -> None:
+    """An order has one breakdown value per last-touch credit: each value's funnel keeps
+    step 1 on the orders having it (ClickHouse counts them; the engine the tied users)."""
+    with funnel_data.fixed_clock():
+        token = make_token(tenant, "admin")
+        world = await funnel_data.build_world(
+            random.Random(7), catalog, attribution, tenant, token, users=8, orders=14
+        )
+        # Two orders of one buyer paid at one instant: with two order steps, a user left
+        # to the engine's tie-aware search.
+        events_by_id = {e["event_id"]: e for e in world.events}
+        tied_at = world.at(funnel_data.SLOTS - 2)
+        for order_id, products in (("tie-a", ["p1"]), ("tie-b", ["p2"])):
+            await funnel_data.post_order(
+                attribution, world.headers, order_id, "paid", tied_at, "u1", products
+            )
+            item = await funnel_data.order_item(attribution, world.headers, order_id, events_by_id)
+            assert item is not None
+            world.items.append(item)
+        seen = 0
+        for steps in (
+            [{"type": "order"}, {"type": "click"}],
+            [{"type": "order"}, {"type": "order"}],
+            [{"type": "order", "filters": {"product_id": "p1"}}, {"type": "view"}],
+        ):
+            for breakdown in funnel_data.BREAKDOWNS:
+                query = {
+                    "steps": steps,
+                    "from": iso(world.at(0)),
+                    "to": iso(world.at(funnel_data.SLOTS + 1)),
+                    "window_seconds": 250,
+                    "breakdown": breakdown,
+                }
+                plan = plan_funnel(tenant, FunnelQuery.model_validate(query))
+                assert ClickHouseFunnelSource.covers(plan)
+                response = await attribution.post("/v1/funnels", json=query, headers=auth(token))
+                assert response.status_code == 200, response.text
+                assert response.json() == funnel_data.reference(world.items, query), query
+                seen += len(response.json()["breakdown"])
+                if steps[1]["type"] == "order":
+                    tied = funnel_users_statement(plan, _contents(plan), tied_only=True)
+                    assert replicator(attribution_app).store.rows(tied) != []
+        assert seen > 0  # some orders have credits, so values

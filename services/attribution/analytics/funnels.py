@@ -54,9 +54,7 @@ class ClickHouseFunnelSource:
 
     @staticmethod
     def covers(plan: FunnelPlan) -> bool:
-        # A breakdown from an order step (an order has one value per last-touch credit)
-        # is left to the SQL source.
-        return plan.plain and not (plan.first_is_order and plan.breakdown is not None)
+        return plan.plain
 
     async def step_counts(self, plan: FunnelPlan) -> FunnelResult:
         if not self.covers(plan):
@@ -83,7 +81,13 @@ class ClickHouseFunnelSource:
             for k, gaps in enumerate(figures[n:], start=2):
                 tally.deltas[k].extend(int(g) for g in gaps)
         # The others (a row matching two steps at a shared time): the engine's tie-aware search.
-        rows = await store.arows(funnel_users_statement(plan, contents, tied_only=True))
+        rows = await store.arows(
+            funnel_users_statement(plan, contents, tied_only=True, values=values)
+        )
+        if _multi(plan):
+            for _, starts, later in rows:
+                _add_multi(acc, starts, later)
+            return acc.result()
         if plan.breakdown is None:
             for _, starts, later in rows:
                 acc.add_split(starts, later)
@@ -159,7 +163,62 @@ def _translate(
     return [None if v is None else values.get(v) for v in raw]
 
 
+def _add_multi(acc: FunnelAccumulator, starts: Sequence[Any], later: Sequence[Any]) -> None:
+    """One user of a breakdown from an ``order`` first step, counted by the engine.
+
+    Each row has a list of values (an order's, from its credits; none for an event). As the
+    SQL source's multi-value breakdown: the user counts overall by the whole stream, and in
+    value v's funnel by the stream where step 1 stays only on rows having v.
+    """
+    low = (1 << MASK_BITS) - 1
+    rows = sorted(
+        [(int(t), 1, frozenset(v)) for t, v in starts]
+        + [(int(x) >> MASK_BITS, int(x) & low, frozenset(v)) for x, v in later],
+        key=lambda e: e[0],
+    )
+    chain = acc.best_chain([(t, mask, None) for t, mask, _ in rows])
+    if chain is None:
+        return
+    acc.tally().add(chain)
+    lo, hi = acc.from_us, acc.to_us
+    wanted = {v for t, mask, vs in rows if mask & 1 and lo <= t < hi for v in vs}
+    for value in sorted(wanted):
+        restricted = [(t, mask if value in vs else mask & ~1, None) for t, mask, vs in rows]
+        found = acc.best_chain(restricted)
+        if found is not None:
+            acc.tally(value).add(found)
+
+
 # --------------------------------------------------------------------------- statements
+
+
+def _multi(plan: FunnelPlan) -> bool:
+    """A breakdown from an ``order`` first step: a row's value is a list (an order has one
+    value per last-touch credit), as the SQL source's ``order_breakdown_statement``."""
+    return plan.breakdown is not None and plan.first_is_order
+
+
+def _order_values(plan: FunnelPlan, values: Mapping[str, str] | None) -> str:
+    """An order row's breakdown values (distinct, non-NULL) from its last-touch credits."""
+    key = plan.breakdown
+    if key in ("content_id", "ad_id"):
+        column = "contents" if key == "content_id" else "ads"
+        known = f"arrayFilter(c -> c IS NOT NULL, {column})"
+        return f"arrayDistinct(arrayMap(c -> assumeNotNull(c), {known}))"
+    if values:
+        ids = "[" + ", ".join(quote(k) for k in values) + "]"
+        mapped = "[" + ", ".join(quote(v) for v in values.values()) + "]"
+        of_content = f"if(c IS NULL, '', transform(assumeNotNull(c), {ids}, {mapped}, ''))"
+    else:
+        of_content = "''"
+    if key == "platform":
+        each = (
+            f"arrayMap((c, p) -> if(p IS NULL, {of_content}, assumeNotNull(p)),"
+            " contents, touch_platforms)"
+        )
+    else:
+        each = f"arrayMap(c -> {of_content}, contents)"
+    return f"arrayDistinct(arrayFilter(v -> v != '', {each}))"
 
 
 def _matches(filters: Mapping[str, str], contents: Mapping[tuple[str, str], list[str]]) -> str:
@@ -262,7 +321,8 @@ def _rows(
         start = f"({steps[0]} AND t < {instant_literal(plan.end)})"
         parts.append(f"""
             SELECT user_id, toUnixTimestamp64Micro(t) AS ts, toUInt16({mask}) AS mask,
-                {_value(plan, values)} AS value, toUInt8({start}) AS start
+                {"CAST([], 'Array(String)')" if _multi(plan) else _value(plan, values)} AS value,
+                toUInt8({start}) AS start
             FROM {{db}}.events FINAL
             WHERE tenant_id = {quote(plan.tenant_id)} AND type IN {quote_list(plan.event_types)}
                 AND {time_bounds} AND {_matches(plan.filters, contents)}""")
@@ -277,10 +337,11 @@ def _rows(
             f" AND {paid} < {instant_literal(until)}" if until is not None else ""
         )
         start = f"({steps[0]} AND {paid} < {instant_literal(plan.end)})"
+        value = _order_values(plan, values) if _multi(plan) else "CAST(NULL, 'Nullable(String)')"
         # WHERE after FINAL: the newest copy of each order decides whether it is seen.
         parts.append(f"""
             SELECT assumeNotNull(buyer_id) AS user_id, toUnixTimestamp64Micro({paid}) AS ts,
-                toUInt16({mask}) AS mask, CAST(NULL, 'Nullable(String)') AS value,
+                toUInt16({mask}) AS mask, {value} AS value,
                 toUInt8({start}) AS start
             FROM {{db}}.orders FINAL
             WHERE tenant_id = {quote(plan.tenant_id)} AND visible = 1
@@ -307,11 +368,16 @@ def _tied(n: int, useful: str = _USEFUL) -> str:
 
 
 def funnel_users_statement(
-    plan: FunnelPlan, contents: Mapping[tuple[str, str], list[str]], tied_only: bool = False
+    plan: FunnelPlan,
+    contents: Mapping[tuple[str, str], list[str]],
+    tied_only: bool = False,
+    values: Mapping[str, str] | None = None,
 ) -> str:
     """``(user_id, starts, later)`` per user who can start a chain, each list sorted.
 
-    With a breakdown each list holds ``(t, value)`` / ``(packed, value)`` pairs.
+    With a breakdown each list holds ``(t, value)`` / ``(packed, value)`` pairs (from an
+    ``order`` first step, ``value`` is a list: see :func:`_multi`; ``values`` maps content
+    ids to catalog values for it).
     ``tied_only``: only the users :func:`funnel_counts_statement` leaves out.
     """
     breakdown = plan.breakdown is not None
@@ -323,7 +389,7 @@ def funnel_users_statement(
         SELECT user_id,
             arraySort(groupArrayIf({starts}, mask = 1 AND start)) AS starts,
             arraySort(groupArrayIf({later}, mask > 1)) AS later
-        FROM ({_rows(plan, contents)}
+        FROM ({_rows(plan, contents, values if _multi(plan) else None)}
         )
         WHERE mask > 0
         GROUP BY user_id
@@ -372,6 +438,17 @@ def funnel_counts_statement(
     if plan.breakdown is None:
         funnels = "[(toUInt8(0), '')]"
         events = "arrayMap(e -> (e.1, e.2), evs)"
+    elif _multi(plan):
+        # Each row has a list of values (an order's; an event's is empty).
+        funnels = (
+            "arrayConcat([(toUInt8(0), '')], arrayMap(v -> (toUInt8(1), v), "
+            "arrayDistinct(arrayFlatten(arrayMap(e -> e.3, "
+            "arrayFilter(e -> bitTest(e.2, 0), evs))))))"
+        )
+        events = (
+            f"arrayMap(e -> (e.1, if(g.1 = 0 OR has(e.3, g.2), e.2, bitAnd(e.2, {not_start}))),"
+            " evs)"
+        )
     else:
         funnels = (
             "arrayConcat([(toUInt8(0), '')], arrayMap(v -> (toUInt8(1), v), "
