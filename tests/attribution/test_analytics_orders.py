@@ -16,7 +16,7 @@ from services.attribution.analytics.replication import EventReplicator
 from services.attribution.analytics.wiring import start_replication, stop_replication
 from services.attribution.models import AnalyticsOrderChange
 from tests.attribution.order_setup import Shop, at, make_shop, touch
-from tests.conftest import TokenFactory, new_tenant
+from tests.conftest import TokenFactory, auth, new_tenant
 
 
 @pytest.fixture
@@ -198,3 +198,28 @@ async def test_each_tenant_has_only_its_own_orders(
     assert [(o["order_id"], o["buyer_id"], o["products"]) for o in theirs] == [
         ("same", "u9", ["p2"])
     ]
+
+
+async def test_a_funnel_reflects_an_order_as_soon_as_it_is_answered(
+    attribution_app: FastAPI, shop: Shop, make_token: TokenFactory
+) -> None:
+    await stop_replication(attribution_app.state.analytics_task)  # no copy in the background
+    read = auth(make_token(shop.tenant, "reports:read"))
+    query = {
+        "steps": [{"type": "click"}, {"type": "order", "filters": {"content_id": "v1"}}],
+        "from": at(hours=0).isoformat(),
+        "to": at(hours=8).isoformat(),
+    }
+    seen = []
+    for i in range(2):
+        user = f"buyer-{i}"
+        await shop.events(touch("click", at(hours=1), user=user, content="v1"))
+        await shop.order(order_id=f"o{i}", user=user, when=at(hours=2))
+        answer = await shop.attribution.post("/v1/funnels", json=query, headers=read)
+        assert answer.status_code == 200, answer.text
+        seen.append([step["users"] for step in answer.json()["steps"]])
+    # Cancelled: no credit is left, so the order no longer matches the content filter.
+    await shop.order(order_id="o1", status="cancelled", user="buyer-1", when=at(hours=3))
+    answer = await shop.attribution.post("/v1/funnels", json=query, headers=read)
+    seen.append([step["users"] for step in answer.json()["steps"]])
+    assert seen == [[1, 1], [2, 2], [2, 1]]

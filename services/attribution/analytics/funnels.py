@@ -16,9 +16,9 @@ a breakdown by one of them maps content ids to values the same way.
 An ``order`` step reads the tenant's visible orders (:mod:`.order_replication`) as rows of
 their buyer at their paid time, matching an order step's filters as the SQL source's
 ``_order_matches`` does (a line's product, a last-touch credit's content, ad, account, kind
-or platform). A breakdown from an ``order`` first step (one value per credit), and the other
-modes (strict, unordered, exclusions, time to convert, users per level), are answered by
-the SQL source.
+or platform). With a breakdown from an ``order`` first step an order row's value is the list
+of its credits' values (:func:`_multi`). The other modes (strict, unordered, exclusions,
+time to convert, users per level) are answered by the SQL source.
 """
 
 from __future__ import annotations

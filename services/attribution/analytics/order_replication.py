@@ -8,9 +8,12 @@ write path can forget it. Credits and lines change only together with their orde
 A batch reads outbox rows, reads the *current* state of those orders (buyer, paid time,
 status; the lines' products; the ``last_touch`` credits' contents, ads and their touches'
 platforms), inserts one row per order into ClickHouse with the batch's version, then deletes
-exactly the outbox rows it read. Versions grow with every batch (batches are serialised by
-a lock; the first continues after ``max(version)`` in ClickHouse), and ``orders`` is a
+exactly the outbox rows it read. Versions grow with every batch, and ``orders`` is a
 ReplacingMergeTree on ``(tenant_id, order_id)`` read with FINAL: the newest copy wins.
+Batches are serialised (an asyncio lock in the process; on PostgreSQL also a
+transaction-scoped advisory lock, so the workers of one service take turns) and each one
+continues after ``max(version)`` in ClickHouse: a batch that read a later state always has
+a higher version.
 
 * A change committed during a batch leaves an outbox row the batch did not read: it is
   copied by the next batch, with a higher version.
@@ -26,7 +29,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, select
+from sqlalchemy import Table, and_, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.attribution.analytics.store import AnalyticStore
@@ -39,6 +42,8 @@ _CHUNK = 500
 #: The attribution model whose credits give an order its contents and ads (as the SQL
 #: funnel source reads them).
 ORDER_MODEL = "last_touch"
+#: PostgreSQL advisory lock serialising order replication batches across processes.
+_BATCH_LOCK_KEY = 0x0C11F0_0012
 
 
 def _clickhouse_time(instant: dt.datetime | None) -> str | None:
@@ -67,16 +72,21 @@ class OrderReplicator:
                     return copied
 
     async def _next_version(self) -> int:
-        if self._version is None:
-            rows = await self.store.arows("SELECT max(version) FROM {db}.orders")
-            self._version = int(rows[0][0] or 0) if rows else 0
-        self._version += 1
+        """Above every copy in the store (another process's too) and every one of ours."""
+        rows = await self.store.arows("SELECT max(version) FROM {db}.orders")
+        stored = int(rows[0][0] or 0) if rows else 0
+        self._version = max(stored, self._version or 0) + 1
         return self._version
 
     async def _batch(self) -> tuple[int, int]:
         """``(orders copied, outbox rows read)`` of one batch."""
         changes = cast(Table, AnalyticsOrderChange.__table__)
         async with self._sessionmaker() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # Held until the batch commits: another worker's batch waits for this one.
+                await session.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _BATCH_LOCK_KEY}
+                )
             outbox = (
                 await session.execute(
                     select(changes.c.change_id, changes.c.tenant_id, changes.c.order_id)
