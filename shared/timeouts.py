@@ -8,6 +8,9 @@ Use in a router, around the service call that does the work::
         session=session,
     )
 
+or, for a report or funnel, ``report_bounded(settings, work, session)``, which takes the bound
+from the service's ``report_timeout_seconds`` setting.
+
 With ``session`` given, the bound is enforced on the database too, so a timed-out query does
 not keep running after its client is gone:
 
@@ -102,6 +105,13 @@ async def bounded(
             # The work won the race with its deadline: an interrupt not yet issued must not
             # hit the request's next statement.
             task.cancel()
+
+
+async def report_bounded(settings: object, work: Awaitable[T], session: AsyncSession) -> T:
+    """``work`` bounded by the service's ``report_timeout_seconds`` setting (no bound when its
+    settings have none), on the database too."""
+    seconds: float | None = getattr(settings, "report_timeout_seconds", None)
+    return await bounded(work, seconds, session=session)
 
 
 async def _prepare(session: AsyncSession, seconds: float) -> Any:

@@ -207,6 +207,13 @@ def client_for(app: FastAPI, base_url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
 
 
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
+    """``app`` with its lifespan started, and stopped on leaving."""
+    async with app.router.lifespan_context(app):
+        yield app
+
+
 @pytest.fixture
 def var_dir(tmp_path: Path) -> Path:
     path = tmp_path / "var"
@@ -226,8 +233,7 @@ async def catalog_app(make_database: DatabaseFactory, var_dir: Path) -> AsyncIte
         environment="test",
         public_url="http://attribution.test",
     )
-    app = create_app(settings, configure_logs=False)
-    async with app.router.lifespan_context(app):
+    async with running(create_app(settings, configure_logs=False)) as app:
         yield app
 
 
@@ -266,10 +272,9 @@ async def attribution_app(
     from services.attribution.app import MIGRATIONS, create_app
 
     settings = attribution_settings(make_database(MIGRATIONS), var_dir)
-    app = create_app(
-        settings, catalog_transport=httpx.ASGITransport(app=catalog_app), configure_logs=False
-    )
-    async with app.router.lifespan_context(app):
+    transport = httpx.ASGITransport(app=catalog_app)
+    app = create_app(settings, catalog_transport=transport, configure_logs=False)
+    async with running(app):
         yield app
 
 

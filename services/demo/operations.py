@@ -74,6 +74,19 @@ def _reply_delay(rng: random.Random) -> int:
     return rng.randint(24 * 60 + 1, 72 * 60) * MINUTE
 
 
+def _answer(
+    rng: random.Random, asked_id: str, kind: str, t_us: int, account: str, last: int
+) -> list[dict[str, Any]]:
+    """The account's ``kind`` answer to ``asked_id`` (asked at ``t_us``) after a drawn delay;
+    none when it would come after ``last``."""
+    answered = t_us + _reply_delay(rng)
+    if answered > last:
+        return []
+    return [
+        _event(f"{asked_id}-re", kind, answered, account, reply_to=asked_id, account_id=account)
+    ]
+
+
 def _the_video(data: Month) -> Content:
     return next(c for c in data.world.contents if c.kind == "video")
 
@@ -202,18 +215,7 @@ def plan(data: Month) -> Operations:
         account = account_of.get(content)
         if account is None or rng.random() > REPLY_SHARE:
             continue
-        answered = t + _reply_delay(rng)
-        if answered <= last:
-            ops.events.append(
-                _event(
-                    f"{comment_id}-re",
-                    "reply",
-                    answered,
-                    account,
-                    reply_to=comment_id,
-                    account_id=account,
-                )
-            )
+        ops.events.extend(_answer(rng, comment_id, "reply", t, account, last))
     accounts = [a.id for a in data.world.accounts]
     for n in range(DMS):
         user = _viewer(data.seed, "dm", n)
@@ -222,18 +224,7 @@ def plan(data: Month) -> Operations:
         dm_id = f"ops-{tag}-dm{n}"
         ops.events.append(_event(dm_id, "dm", t, user, account_id=account))
         if rng.random() < 0.7:
-            answered = t + _reply_delay(rng)
-            if answered <= last:
-                ops.events.append(
-                    _event(
-                        f"{dm_id}-re",
-                        "dm_reply",
-                        answered,
-                        account,
-                        reply_to=dm_id,
-                        account_id=account,
-                    )
-                )
+            ops.events.extend(_answer(rng, dm_id, "dm_reply", t, account, last))
     ops.events.sort(key=lambda e: (e["occurred_at"], e["event_id"]))
     return ops
 

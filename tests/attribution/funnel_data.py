@@ -29,6 +29,7 @@ import time_machine
 
 from tests.conftest import auth
 
+PROBLEM_JSON = "application/problem+json"
 S = 1_000_000  # microseconds per second
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: The services' clock while the data is posted and queried (ingest refuses events more than
@@ -107,6 +108,36 @@ class World:
 
     def at(self, slot: int, micros: int = 0) -> dt.datetime:
         return self.t0 + dt.timedelta(seconds=slot * GRID_SECONDS, microseconds=micros)
+
+
+# --------------------------------------------------------------------------- asking
+
+
+async def post_json(
+    client: httpx.AsyncClient, token: str, path: str, body: dict[str, Any], expect: int = 200
+) -> Any:
+    """The JSON answer of ``POST path``, which must have the status ``expect``."""
+    response = await client.post(path, json=body, headers=auth(token))
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+async def refusal(
+    client: httpx.AsyncClient, token: str, path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """The problem+json 422 answer of ``POST path`` to ``body``."""
+    response = await client.post(path, json=body, headers=auth(token))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    problem: dict[str, Any] = response.json()
+    return problem
+
+
+def assert_names(problem: dict[str, Any], field: str, words: list[str]) -> None:
+    """One of the problem's errors names ``field`` and its detail says every one of ``words``."""
+    assert field in [e["field"] for e in problem["errors"]], problem
+    for word in words:
+        assert word in problem["detail"], (word, problem["detail"])
 
 
 # --------------------------------------------------------------------------- building
@@ -198,6 +229,20 @@ def random_events(
             event["platform"] = rng.choice(("douyin", "tiktok", "instagram"))
         events.append(event)
     return events
+
+
+def event_at(
+    when: dt.datetime, event_id: str, kind: str, user: str, content: str = "c1", **extra: Any
+) -> dict[str, Any]:
+    """An event body of ``kind`` by ``user`` on ``content`` at ``when``; ``extra`` fields too."""
+    return {
+        "event_id": event_id,
+        "type": kind,
+        "occurred_at": iso(when),
+        "user_id": user,
+        "content_id": content,
+        **extra,
+    }
 
 
 async def post_events(
@@ -355,10 +400,39 @@ def random_query(rng: random.Random, world: World, slots: int = SLOTS) -> dict[s
 # --------------------------------------------------------------------------- reference
 
 
+def mark_optional(rng: random.Random, query: dict[str, Any], chance: float) -> list[int]:
+    """Maybe (``chance``) marks middle steps optional; returns the indexes of the required ones.
+
+    Only in an ordered funnel of three steps or more; each middle step is optional at odds 0.6.
+    """
+    steps = query["steps"]
+    n = len(steps)
+    if query["order"] != "unordered" and n > 2 and rng.random() < chance:
+        for k in range(1, n - 1):
+            if rng.random() < 0.6:
+                steps[k]["optional"] = True
+    return [k for k in range(n) if not steps[k].get("optional")]
+
+
 def _matches(item: Item, step_type: str, filters: dict[str, str]) -> bool:
     if item.type != step_type:
         return False
     return all(value in item.dims[key] for key, value in filters.items())
+
+
+def step_masks(
+    items: list[Item], specs: list[dict[str, Any]], global_filters: dict[str, str]
+) -> list[int]:
+    """Per item, the bit set of the ``specs`` (steps or exclusions) it matches."""
+    return [
+        sum(
+            1 << k
+            for k, spec in enumerate(specs)
+            if _matches(item, spec["type"], global_filters)
+            and _matches(item, spec["type"], spec.get("filters") or {})
+        )
+        for item in items
+    ]
 
 
 def _chosen_chain(
@@ -438,15 +512,7 @@ def reference(items: list[Item], query: dict[str, Any]) -> dict[str, Any]:
     overall: list[tuple[int, ...]] = []
     by_value: dict[str, list[tuple[int, ...]]] = {}
     for user_items in per_user.values():
-        masks = [
-            sum(
-                1 << k
-                for k, step in enumerate(steps)
-                if _matches(item, step["type"], global_filters)
-                and _matches(item, step["type"], step.get("filters") or {})
-            )
-            for item in user_items
-        ]
+        masks = step_masks(user_items, steps, global_filters)
         everyone = [True] * len(user_items)
         chain = _chosen_chain(user_items, masks, n, window, lo, hi, everyone)
         if chain is not None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
+import time_machine
 
 from tests.conftest import auth
 
@@ -21,6 +24,20 @@ def at(**delta: float) -> dt.datetime:
 
 def iso(value: dt.datetime) -> str:
     return value.isoformat()
+
+
+def clock_fixture(now: dt.datetime) -> Callable[[], Iterator[None]]:
+    """An autouse fixture: the services' clock at ``now`` (running on), tokens included.
+
+    A test module takes it as ``clock = clock_fixture(NOW)``.
+    """
+
+    @pytest.fixture(autouse=True)
+    def clock() -> Iterator[None]:
+        with time_machine.travel(now, tick=True):
+            yield
+
+    return clock
 
 
 @dataclass

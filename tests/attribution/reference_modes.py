@@ -22,26 +22,13 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from tests.attribution.funnel_data import Item, S, _matches, to_us
+from tests.attribution.funnel_data import Item, S, step_masks, to_us
 
 DEFAULT_STEP_TYPES = ("impression", "view", "click", "order")
-
-
-def _masks(
-    items: list[Item], specs: list[dict[str, Any]], global_filters: dict[str, str]
-) -> list[int]:
-    return [
-        sum(
-            1 << k
-            for k, spec in enumerate(specs)
-            if _matches(item, spec["type"], global_filters)
-            and _matches(item, spec["type"], spec.get("filters") or {})
-        )
-        for item in items
-    ]
 
 
 Chain = tuple[int | None, ...]  # item indices; None at a skipped optional step
@@ -76,46 +63,45 @@ def _next_steps(level: int, n: int, optional: list[bool]) -> list[tuple[int, int
     return out
 
 
-def _ordered_chains(
-    items: list[Item],
-    masks: list[int],
-    n: int,
-    window: int,
-    can_start: Callable[[int], bool],
-    optional: list[bool],
-) -> list[Chain]:
+@dataclass(frozen=True)
+class _Search:
+    """One user's stream as a chain search sees it: its items, their step masks, the number
+    of steps, the window, which items may start a chain and which steps are optional."""
+
+    items: list[Item]
+    masks: list[int]
+    n: int
+    window: int
+    can_start: Callable[[int], bool]
+    optional: list[bool]
+
+
+def _ordered_chains(s: _Search) -> list[Chain]:
     found: list[Chain] = []
 
     def extend(chain: Chain) -> None:
         found.append(chain)
-        if len(chain) == n:
+        if len(chain) == s.n:
             return
         used = [i for i in chain if i is not None]
-        last, t1 = items[used[-1]].t, items[used[0]].t
-        for step, skip in _next_steps(len(chain), n, optional):
-            for j, item in enumerate(items):
+        last, t1 = s.items[used[-1]].t, s.items[used[0]].t
+        for step, skip in _next_steps(len(chain), s.n, s.optional):
+            for j, item in enumerate(s.items):
                 if (
-                    masks[j] >> step & 1
+                    s.masks[j] >> step & 1
                     and j not in used
                     and item.t >= last
-                    and item.t - t1 <= window
+                    and item.t - t1 <= s.window
                 ):
                     extend((*chain, *(None,) * skip, j))
 
-    for i in range(len(items)):
-        if masks[i] & 1 and can_start(i):
+    for i in range(len(s.items)):
+        if s.masks[i] & 1 and s.can_start(i):
             extend((i,))
     return found
 
 
-def _strict_chains(
-    items: list[Item],
-    masks: list[int],
-    n: int,
-    window: int,
-    can_start: Callable[[int], bool],
-    optional: list[bool],
-) -> list[Chain]:
+def _strict_chains(s: _Search) -> list[Chain]:
     """Runs of consecutive items of the stream matching steps in order (skipping optional
     steps only)."""
     found: list[Chain] = []
@@ -123,16 +109,16 @@ def _strict_chains(
     def extend(chain: Chain, last: int) -> None:
         found.append(chain)
         j = last + 1
-        if len(chain) == n or j == len(items):
+        if len(chain) == s.n or j == len(s.items):
             return
-        if items[j].t - items[cast(int, chain[0])].t > window:
+        if s.items[j].t - s.items[cast(int, chain[0])].t > s.window:
             return
-        for step, skip in _next_steps(len(chain), n, optional):
-            if masks[j] >> step & 1:
+        for step, skip in _next_steps(len(chain), s.n, s.optional):
+            if s.masks[j] >> step & 1:
                 extend((*chain, *(None,) * skip, j), j)
 
-    for i in range(len(items)):
-        if masks[i] & 1 and can_start(i):
+    for i in range(len(s.items)):
+        if s.masks[i] & 1 and s.can_start(i):
             extend((i,), i)
     return found
 
@@ -230,7 +216,7 @@ def _user_outcome(
         for i in range(len(exclusions))
     ]
     chains = []
-    for chain in enumerate_chains(items, masks, n, window, can_start, optional):
+    for chain in enumerate_chains(_Search(items, masks, n, window, can_start, optional)):
         used = [i for i in chain if i is not None]
         times = cast(tuple[int, ...], _times(items, chain))  # exclusions are on required steps
         if _held(items, used, hold) and not _void(times, exclusion_times, exclusions, window):
@@ -280,8 +266,8 @@ def _outcomes(
     global_filters = query.get("filters") or {}
     out = {}
     for user, user_items in _per_user(items).items():
-        masks = _masks(user_items, steps, global_filters)
-        exclusion_masks = _masks(user_items, query.get("exclusions") or [], global_filters)
+        masks = step_masks(user_items, steps, global_filters)
+        exclusion_masks = step_masks(user_items, query.get("exclusions") or [], global_filters)
 
         def can_start(i: int, user_items: list[Item] = user_items) -> bool:
             return lo <= user_items[i].t < hi
@@ -341,7 +327,7 @@ def reference_modes(items: list[Item], query: dict[str, Any]) -> dict[str, Any]:
     types = [s["type"] for s in query.get("steps") or [{"type": t} for t in DEFAULT_STEP_TYPES]]
     optional = _optional(query)
     overall = _outcomes(items, query, None, None)
-    rows = []
+    rows: list[dict[str, Any]] = []
     breakdown = query.get("breakdown")
     if breakdown:
         values = sorted({v for item in items for v in item.dims[breakdown]})
@@ -443,8 +429,8 @@ def reference_trends(items: list[Item], query: dict[str, Any], timezone: str) ->
     for key in keys:
         entered = converted = 0
         for user_items in _per_user(items).values():
-            masks = _masks(user_items, steps, global_filters)
-            exclusion_masks = _masks(user_items, query.get("exclusions") or [], global_filters)
+            masks = step_masks(user_items, steps, global_filters)
+            exclusion_masks = step_masks(user_items, query.get("exclusions") or [], global_filters)
 
             def can_start(
                 i: int, user_items: list[Item] = user_items, key: tuple[int, ...] = key

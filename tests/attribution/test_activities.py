@@ -14,9 +14,8 @@ import random
 from typing import Any
 
 import pytest
-import time_machine
 
-from tests.attribution.order_setup import Shop, at, iso, make_shop, touch
+from tests.attribution.order_setup import Shop, at, clock_fixture, iso, make_shop, touch
 from tests.conftest import auth, new_tenant
 
 NOW = at(days=3, hours=6)
@@ -45,17 +44,13 @@ CAMPAIGNS: dict[str, dict[str, Any]] = {
 ADS = {"ad1": ("qa1", "v1"), "ad2": ("draw1", "v2"), "ad3": ("draw1", "v1"), "ad4": ("sale1", "v1")}
 
 
-@pytest.fixture(autouse=True)
-def clock() -> Any:
-    with time_machine.travel(NOW, tick=True) as traveller:
-        yield traveller
+clock = clock_fixture(NOW)
 
 
 @pytest.fixture
-async def shop(catalog, attribution, make_token, tenant) -> Shop:
-    token = make_token(tenant, "admin")
-    h = auth(token)
-    shop = await make_shop(catalog, attribution, tenant, token)
+async def shop(catalog, attribution, tenant, admin_token) -> Shop:
+    h = auth(admin_token)
+    shop = await make_shop(catalog, attribution, tenant, admin_token)
     for campaign_id, fields in CAMPAIGNS.items():
         body = {"name": campaign_id.upper()} | {
             k: iso(v) if isinstance(v, dt.datetime) else v for k, v in fields.items()

@@ -102,15 +102,31 @@ async def test_views_count_when_there_is_no_click(shop: Shop) -> None:
     ]
 
 
-async def test_product_matching_uses_the_touch_product_or_the_content_link(shop: Shop) -> None:
+@pytest.mark.parametrize(
+    ("match", "credited"),
+    [
+        # The default, `product`: v2 shows p2 only, so its click says nothing about a p1 line;
+        # the click on v1 has no product, but v1 is linked to p1 in the catalog.
+        (None, ["linked"]),
+        ("product", ["linked"]),
+        # `any`: every touch counts for every line, and the latest click wins.
+        ("any", ["other"]),
+    ],
+)
+async def test_the_match_setting_decides_which_touches_count_for_a_line(
+    shop: Shop, match: str | None, credited: list[str]
+) -> None:
+    if match is not None:
+        response = await shop.attribution.put(
+            "/v1/settings", json={"match": match}, headers=shop.headers
+        )
+        assert response.json()["match"] == match
     await shop.events(
-        # v2 shows p2 only: under `product` matching it says nothing about a p1 line.
-        touch("click", at(hours=8), content="v2", product="p2", click_id="c1", event_id="wrong"),
-        # No product on the touch, but v1 is linked to p1 in the catalog.
+        touch("click", at(hours=8), content="v2", product="p2", click_id="c1", event_id="other"),
         touch("click", at(hours=6), content="v1", click_id="c2", event_id="linked"),
     )
     await shop.order(when=ORDER_AT)
-    assert await shop.credited() == ["linked"]
+    assert await shop.credited() == credited
 
 
 async def test_a_catalog_link_synced_between_orders_counts_for_the_next_one(shop: Shop) -> None:
@@ -129,19 +145,6 @@ async def test_a_catalog_link_synced_between_orders_counts_for_the_next_one(shop
     assert (await shop.attribution.post("/v1/sync", headers=shop.headers)).status_code == 200
     second = await shop.order(order_id="o2", user="u2", when=ORDER_AT)
     assert [c["event_id"] for c in second.json()["credits"]] == ["b"]
-
-
-async def test_any_matching_lets_every_touch_count_for_every_line(shop: Shop) -> None:
-    response = await shop.attribution.put(
-        "/v1/settings", json={"match": "any"}, headers=shop.headers
-    )
-    assert response.json()["match"] == "any"
-    await shop.events(
-        touch("click", at(hours=6), content="v1", click_id="c2", event_id="linked"),
-        touch("click", at(hours=8), content="v2", product="p2", click_id="c1", event_id="other"),
-    )
-    await shop.order(when=ORDER_AT)
-    assert await shop.credited() == ["other"]
 
 
 async def test_a_two_line_order_is_split_across_two_contents(shop: Shop) -> None:

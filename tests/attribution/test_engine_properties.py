@@ -13,19 +13,7 @@ from random import Random
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from services.attribution.credit.engine import (
-    MODELS,
-    Credit,
-    Line,
-    Model,
-    Rules,
-    Touch,
-    attribute,
-    credited_fraction,
-    eligible_touches,
-    model_weights,
-    order_shares,
-)
+from services.attribution.credit import engine
 from tests.attribution.reference_attribution import (
     REFERENCE_MINOR_UNITS,
     reference_attribute,
@@ -48,7 +36,7 @@ VIEW_WINDOWS = [DAY_S, 3 * DAY_S, WEEK_S, 3_600, 60, 0]
 micros = st.one_of(st.just(0), st.integers(0, 999_999))
 
 
-def ages(rules: Rules) -> st.SearchStrategy[int]:
+def ages(rules: engine.Rules) -> st.SearchStrategy[int]:
     """Seconds before the order: mostly inside the windows, plus this scenario's window
     edges (+-1 s), whole half-lives (exact time-decay fractions) and after the order.
     Hypothesis favours first branches and elements, so in-window values come first."""
@@ -67,16 +55,16 @@ def ages(rules: Rules) -> st.SearchStrategy[int]:
 
 @dataclass(frozen=True)
 class Scenario:
-    lines: list[Line]
-    touches: list[Touch]
-    rules: Rules
-    model: Model
+    lines: list[engine.Line]
+    touches: list[engine.Touch]
+    rules: engine.Rules
+    model: engine.Model
     currency: str
     links: dict[str, frozenset[str]]
 
 
 @st.composite
-def touch_lists(draw: st.DrawFn, rules: Rules, max_size: int = 12) -> list[Touch]:
+def touch_lists(draw: st.DrawFn, rules: engine.Rules, max_size: int = 12) -> list[engine.Touch]:
     # Hypothesis favours tiny sizes (and first elements); make most buyers busy.
     busy = draw(st.sampled_from([True, True, False]))
     n = draw(st.integers(4, max_size) if busy else st.integers(0, 3))
@@ -88,7 +76,7 @@ def touch_lists(draw: st.DrawFn, rules: Rules, max_size: int = 12) -> list[Touch
     for number in numbers:
         age = timedelta(seconds=draw(st.sampled_from(pool)), microseconds=-draw(micros))
         touches.append(
-            Touch(
+            engine.Touch(
                 event_id=f"e{number:02d}",
                 type=draw(st.sampled_from(EVENT_TYPES)),
                 occurred_at=T - age,
@@ -113,7 +101,7 @@ def revenues(draw: st.DrawFn, currency: str) -> Decimal:
 def scenarios(draw: st.DrawFn) -> Scenario:
     currency = draw(st.sampled_from(CURRENCIES))
     lines = [
-        Line(draw(st.sampled_from(PRODUCTS)), draw(revenues(currency)))
+        engine.Line(draw(st.sampled_from(PRODUCTS)), draw(revenues(currency)))
         for _ in range(draw(st.integers(0, 4)))
     ]
     links = draw(
@@ -122,17 +110,17 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             st.frozensets(st.sampled_from(PRODUCTS), max_size=3),
         )
     )
-    rules = Rules(
+    rules = engine.Rules(
         click_window_seconds=draw(st.sampled_from(CLICK_WINDOWS)),
         view_window_seconds=draw(st.sampled_from(VIEW_WINDOWS)),
         match=draw(st.sampled_from(["product", "product", "any"])),
     )
-    model: Model = draw(st.sampled_from(MODELS))
+    model: engine.Model = draw(st.sampled_from(engine.MODELS))
     return Scenario(lines, draw(touch_lists(rules)), rules, model, currency, links)
 
 
-def run(s: Scenario, touches: list[Touch] | None = None) -> list[Credit]:
-    return attribute(
+def run(s: Scenario, touches: list[engine.Touch] | None = None) -> list[engine.Credit]:
+    return engine.attribute(
         order_time=T,
         lines=s.lines,
         touches=s.touches if touches is None else touches,
@@ -143,8 +131,8 @@ def run(s: Scenario, touches: list[Touch] | None = None) -> list[Credit]:
     )
 
 
-def by_line(credits: list[Credit]) -> dict[int, list[Credit]]:
-    grouped: dict[int, list[Credit]] = {}
+def by_line(credits: list[engine.Credit]) -> dict[int, list[engine.Credit]]:
+    grouped: dict[int, list[engine.Credit]] = {}
     for credit in credits:
         grouped.setdefault(credit.line_index, []).append(credit)
     return grouped
@@ -152,16 +140,16 @@ def by_line(credits: list[Credit]) -> dict[int, list[Credit]]:
 
 @PROPERTY_SETTINGS
 @given(
-    model=st.sampled_from(MODELS),
+    model=st.sampled_from(engine.MODELS),
     offsets=st.lists(
         st.one_of(st.sampled_from([0, WEEK_S, 2 * WEEK_S]), st.integers(0, 5 * WEEK_S))
     ),
 )
 def test_model_weights_are_exact_non_negative_and_sum_to_one(
-    model: Model, offsets: list[int]
+    model: engine.Model, offsets: list[int]
 ) -> None:
     times = sorted(T - timedelta(seconds=o) for o in offsets)
-    weights = model_weights(model, times, T)
+    weights = engine.model_weights(model, times, T)
     assert len(weights) == len(times)
     assert all(w >= 0 for w in weights)
     if times:
@@ -233,7 +221,7 @@ def test_engine_agrees_with_reference(s: Scenario) -> None:
 @given(scenarios(), st.randoms(use_true_random=False))
 def test_input_order_and_non_touch_events_do_not_matter(s: Scenario, rnd: Random) -> None:
     noise = [
-        Touch(f"n{i}", kind, T - timedelta(hours=i), "c1", None, "p1")
+        engine.Touch(f"n{i}", kind, T - timedelta(hours=i), "c1", None, "p1")
         for i, kind in enumerate(["impression", "add_to_cart", "paid", "order"])
     ]
     shuffled = [*s.touches, *noise]
@@ -246,7 +234,7 @@ def test_input_order_and_non_touch_events_do_not_matter(s: Scenario, rnd: Random
 def test_eligible_touches_are_the_credited_touches(s: Scenario) -> None:
     grouped = by_line(run(s))
     for index, line in enumerate(s.lines):
-        eligible = eligible_touches(line, s.touches, T, s.rules, s.links)
+        eligible = engine.eligible_touches(line, s.touches, T, s.rules, s.links)
         assert [t.event_id for t in eligible] == [c.event_id for c in grouped.get(index, [])]
 
 
@@ -254,7 +242,7 @@ def test_eligible_touches_are_the_credited_touches(s: Scenario) -> None:
 @given(scenarios())
 def test_credited_fraction_is_the_attributed_share_of_the_order(s: Scenario) -> None:
     credits = run(s)
-    shares = order_shares(s.lines, credits)
+    shares = engine.order_shares(s.lines, credits)
     assert len(shares) == len(credits)
     assert all(x >= 0 for x in shares)
     attributed = {c.line_index for c in credits}
@@ -265,4 +253,4 @@ def test_credited_fraction_is_the_attributed_share_of_the_order(s: Scenario) -> 
         expected = sum((Fraction(s.lines[i].revenue) for i in attributed), Fraction(0)) / Fraction(
             order_revenue
         )
-    assert abs(credited_fraction(s.lines, credits) - float(expected)) <= 1e-9
+    assert abs(engine.credited_fraction(s.lines, credits) - float(expected)) <= 1e-9

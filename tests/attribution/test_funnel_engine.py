@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -42,6 +45,11 @@ def as_plain(result: FunnelResult) -> dict[str, object]:
 
 def run(rows, n=3, window=60 * S, lo=0, hi=FAR, breakdown=False) -> FunnelResult:
     return evaluate(sorted(rows, key=lambda r: (r[0], r[1])), n, window, lo, hi, breakdown)
+
+
+def one_user(*events: tuple[int, int]) -> list[tuple[str, int, int, None]]:
+    """The rows of user ``a``'s ``(time, mask)`` events, without a breakdown value."""
+    return [("a", t, mask, None) for t, mask in events]
 
 
 # --------------------------------------------------------------------------- hand-written
@@ -138,12 +146,7 @@ def test_matching_within_tie_group_is_exact() -> None:
 
 
 def test_late_start_fits_window_when_early_one_does_not() -> None:
-    rows = [
-        ("a", 0, V, None),
-        ("a", 100 * S, V, None),
-        ("a", 110 * S, C, None),
-        ("a", 115 * S, P, None),
-    ]
+    rows = one_user((0, V), (100 * S, V), (110 * S, C), (115 * S, P))
     res = run(rows, window=30 * S)
     assert counts(res) == [1, 1, 1]
     assert res.steps[1].median_seconds_from_previous == 10.0
@@ -151,13 +154,7 @@ def test_late_start_fits_window_when_early_one_does_not() -> None:
 
 
 def test_chosen_chain_prefers_latest_start_then_earliest_steps() -> None:
-    rows = [
-        ("a", 0, V, None),
-        ("a", 2 * S, V, None),
-        ("a", 4 * S, C, None),
-        ("a", 5 * S, C, None),
-        ("a", 9 * S, P, None),
-    ]
+    rows = one_user((0, V), (2 * S, V), (4 * S, C), (5 * S, C), (9 * S, P))
     res = run(rows, window=60 * S)
     # chosen chain: view@2, cart@4, purchase@9
     assert res.steps[1].median_seconds_from_previous == 2.0
@@ -277,6 +274,10 @@ def funnels(draw, breakdown: bool, min_steps: int = 2, max_steps: int = 4, max_e
     return rows, params
 
 
+#: A check of a funnel's rows and parameters, with or without a breakdown.
+Check = Callable[[list[Any], dict[str, int], bool], None]
+
+
 def check_against_reference(rows, params, breakdown: bool) -> None:
     ordered = sorted(rows, key=lambda r: (r[0], r[1]))  # stable: equal-t rows keep their order
     got = as_plain(evaluate(ordered, **params, breakdown=breakdown))
@@ -285,25 +286,31 @@ def check_against_reference(rows, params, breakdown: bool) -> None:
     assert got["breakdown"] == expected["breakdown"]
 
 
-@settings(max_examples=300, deadline=None)
-@given(funnels(breakdown=False))
-def test_matches_reference(case) -> None:
-    rows, params = case
-    check_against_reference(rows, params, breakdown=False)
+def reference_properties(check: Check) -> tuple[Callable[[], None], ...]:
+    """Property tests of ``check(rows, params, breakdown)`` over random funnels: without a
+    breakdown (300 examples), with one (300), and deeper funnels with one (100)."""
+
+    def prop(strategy: st.SearchStrategy[Any], breakdown: bool, examples: int) -> Any:
+        @settings(max_examples=examples, deadline=None)
+        @given(strategy)
+        def test(case) -> None:
+            rows, params = case
+            check(rows, params, breakdown)
+
+        return test
+
+    return (
+        prop(funnels(breakdown=False), False, 300),
+        prop(funnels(breakdown=True), True, 300),
+        prop(funnels(breakdown=True, min_steps=5, max_steps=6, max_events=6), True, 100),
+    )
 
 
-@settings(max_examples=300, deadline=None)
-@given(funnels(breakdown=True))
-def test_matches_reference_with_breakdown(case) -> None:
-    rows, params = case
-    check_against_reference(rows, params, breakdown=True)
-
-
-@settings(max_examples=100, deadline=None)
-@given(funnels(breakdown=True, min_steps=5, max_steps=6, max_events=6))
-def test_matches_reference_deeper_funnels(case) -> None:
-    rows, params = case
-    check_against_reference(rows, params, breakdown=True)
+(
+    test_matches_reference,
+    test_matches_reference_with_breakdown,
+    test_matches_reference_deeper_funnels,
+) = reference_properties(check_against_reference)
 
 
 @settings(max_examples=300, deadline=None)

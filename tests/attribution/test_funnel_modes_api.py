@@ -11,13 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.attribution.conftest import WorldFactory
 from tests.attribution.funnel_data import (
     BREAKDOWNS,
     FILTER_VALUES,
-    build_world,
-    fixed_clock,
+    World,
+    assert_names,
     iso,
+    post_json,
     random_query,
+    refusal,
 )
 from tests.attribution.reference_modes import (
     reference_modes,
@@ -26,22 +29,11 @@ from tests.attribution.reference_modes import (
 )
 from tests.conftest import auth
 
-PROBLEM_JSON = "application/problem+json"
+pytestmark = pytest.mark.usefixtures("funnel_clock")
+
+STEPS = [{"type": "view"}, {"type": "click"}, {"type": "order"}]
+RANGE = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
 EXCLUDED = ("impression", "view", "click", "like", "share", "order")
-
-
-@pytest.fixture(autouse=True)
-def _clock() -> Iterator[None]:
-    with fixed_clock():
-        yield
-
-
-async def post(
-    client: httpx.AsyncClient, token: str, path: str, body: dict[str, Any], expect: int = 200
-) -> Any:
-    response = await client.post(path, json=body, headers=auth(token))
-    assert response.status_code == expect, response.text
-    return response.json()
 
 
 def with_mode(rng: random.Random, query: dict[str, Any]) -> dict[str, Any]:
@@ -61,43 +53,55 @@ def with_mode(rng: random.Random, query: dict[str, Any]) -> dict[str, Any]:
     return query
 
 
-async def test_every_mode_matches_the_brute_force_reference(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
-) -> None:
-    rng = random.Random(7)
-    world = await build_world(
-        rng, catalog, attribution, tenant, make_token(tenant, "admin"), events=90
-    )
-    token = make_token(tenant, "reports:read")
-    nonempty = 0
-    for q in range(30):
+def mode_queries(rng: random.Random, world: World, count: int) -> Iterator[dict[str, Any]]:
+    """``count`` random queries of every mode without a breakdown, each drawn when asked for."""
+    for _ in range(count):
         query = with_mode(rng, random_query(rng, world))
         query.pop("breakdown", None)
+        yield query
+
+
+async def assert_mode_query_refused(
+    client: httpx.AsyncClient,
+    token: str,
+    path: str,
+    extra: dict[str, Any],
+    field: str,
+    words: list[str],
+) -> None:
+    """``POST /v1/funnels{path}`` of :data:`STEPS` over :data:`RANGE` with ``extra`` is a 422
+    problem naming ``field`` and saying every one of ``words``."""
+    body = {"steps": STEPS, **RANGE, **extra}
+    assert_names(await refusal(client, token, f"/v1/funnels{path}", body), field, words)
+
+
+async def test_every_mode_matches_the_brute_force_reference(
+    attribution: httpx.AsyncClient, make_world: WorldFactory, report_token: str
+) -> None:
+    rng = random.Random(7)
+    world = await make_world(rng, events=90)
+    answers = []
+    for q, query in enumerate(mode_queries(rng, world, 30)):
         if q % 3 == 0:
             query["breakdown"] = BREAKDOWNS[q // 3 % len(BREAKDOWNS)]
-        got = await post(attribution, token, "/v1/funnels", query)
+        got = await post_json(attribution, report_token, "/v1/funnels", query)
         assert got == reference_modes(world.items, query), query
-        nonempty += got["steps"][1]["users"] > 0
-    assert nonempty >= 5  # some users get past step 1
+        answers.append(got)
+    assert sum(got["steps"][1]["users"] > 0 for got in answers) >= 5  # some get past step 1
 
 
 async def test_time_to_convert_and_the_users_of_a_step_match_the_reference(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+    attribution: httpx.AsyncClient, make_world: WorldFactory, report_token: str
 ) -> None:
     rng = random.Random(11)
-    world = await build_world(
-        rng, catalog, attribution, tenant, make_token(tenant, "admin"), events=90
-    )
-    token = make_token(tenant, "reports:read")
+    world = await make_world(rng, events=90)
     converted = 0
-    for _ in range(12):
-        query = with_mode(rng, random_query(rng, world))
-        query.pop("breakdown", None)
+    for query in mode_queries(rng, world, 12):
         n = len(query["steps"])
         step = rng.randrange(1, n)
         for status in ("reached", "dropped"):
             body = {**query, "step": step, "status": status}
-            got = await post(attribution, token, "/v1/funnels/users", body)
+            got = await post_json(attribution, report_token, "/v1/funnels/users", body)
             assert got == {
                 "users": reference_users(world.items, query, step, status),
                 "next_cursor": None,
@@ -107,20 +111,17 @@ async def test_time_to_convert_and_the_users_of_a_step_match_the_reference(
         timed = {**query, "from_step": 0}
         if rng.random() < 0.5:
             timed["bins"] = rng.randint(1, 5)
-        got = await post(attribution, token, "/v1/funnels/time-to-convert", timed)
+        got = await post_json(attribution, report_token, "/v1/funnels/time-to-convert", timed)
         assert got == reference_time_to_convert(world.items, timed), timed
         converted += got["users"]
     assert converted > 0
 
 
 async def test_the_users_of_a_step_come_in_pages_and_as_csv(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+    attribution: httpx.AsyncClient, make_world: WorldFactory, report_token: str
 ) -> None:
     rng = random.Random(3)
-    world = await build_world(
-        rng, catalog, attribution, tenant, make_token(tenant, "admin"), events=120, users=9
-    )
-    token = make_token(tenant, "reports:read")
+    world = await make_world(rng, events=120, users=9)
     query = {
         "steps": [{"type": "impression"}, {"type": "view"}],
         "from": iso(world.at(0)),
@@ -131,9 +132,9 @@ async def test_the_users_of_a_step_come_in_pages_and_as_csv(
     seen: list[str] = []
     cursor = None
     for _ in range(len(expected)):
-        page = await post(
+        page = await post_json(
             attribution,
-            token,
+            report_token,
             "/v1/funnels/users",
             {**query, "step": 0, "limit": 2, "cursor": cursor},
         )
@@ -146,7 +147,7 @@ async def test_the_users_of_a_step_come_in_pages_and_as_csv(
         "/v1/funnels/users",
         params={"format": "csv"},
         json={**query, "step": 0, "limit": 3},
-        headers=auth(token),
+        headers=auth(report_token),
     )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/csv")
@@ -155,24 +156,20 @@ async def test_the_users_of_a_step_come_in_pages_and_as_csv(
 
 
 async def test_explicit_defaults_reproduce_the_plain_funnel(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+    attribution: httpx.AsyncClient, make_world: WorldFactory, report_token: str
 ) -> None:
     rng = random.Random(5)
-    world = await build_world(
-        rng, catalog, attribution, tenant, make_token(tenant, "admin"), events=90
-    )
-    token = make_token(tenant, "reports:read")
+    world = await make_world(rng, events=90)
     for _ in range(6):
         query = random_query(rng, world)
-        plain = await post(attribution, token, "/v1/funnels", query)
-        explicit = await post(
-            attribution, token, "/v1/funnels", {**query, "order": "ordered", "exclusions": []}
+        plain = await post_json(attribution, report_token, "/v1/funnels", query)
+        explicit = await post_json(
+            attribution,
+            report_token,
+            "/v1/funnels",
+            {**query, "order": "ordered", "exclusions": []},
         )
         assert explicit == plain == reference_modes(world.items, query)
-
-
-STEPS = [{"type": "view"}, {"type": "click"}, {"type": "order"}]
-RANGE = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
 
 
 @pytest.mark.parametrize(
@@ -216,16 +213,6 @@ RANGE = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
     ],
 )
 async def test_invalid_mode_queries_are_422_naming_the_field(
-    attribution: httpx.AsyncClient, make_token, tenant: str, path, extra, field, words
+    attribution: httpx.AsyncClient, report_token: str, path, extra, field, words
 ) -> None:
-    response = await attribution.post(
-        f"/v1/funnels{path}",
-        json={"steps": STEPS, **RANGE, **extra},
-        headers=auth(make_token(tenant, "reports:read")),
-    )
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    problem = response.json()
-    assert field in [e["field"] for e in problem["errors"]], problem
-    for word in words:
-        assert word in problem["detail"], (word, problem["detail"])
+    await assert_mode_query_refused(attribution, report_token, path, extra, field, words)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,9 +18,11 @@ from tests.attribution.funnel_data import (
     BREAKDOWNS,
     World,
     build_world,
-    fixed_clock,
+    event_at,
     iso,
+    mark_optional,
     post_events,
+    post_json,
     post_order,
     put_catalog,
     random_query,
@@ -32,18 +33,18 @@ from tests.attribution.reference_modes import (
     reference_trends,
     reference_users,
 )
-from tests.attribution.test_funnel_modes_api import PROBLEM_JSON, post, with_mode
+from tests.attribution.test_funnel_modes_api import (
+    STEPS,
+    assert_mode_query_refused,
+    with_mode,
+)
 from tests.conftest import auth
+
+pytestmark = pytest.mark.usefixtures("funnel_clock")
 
 HOLDS = ("content_id", "product_id", "ad_id", "platform", "account_id")
 COMMON = ("impression", "view", "click")
 _WORLDS: dict[str, World] = {}
-
-
-@pytest.fixture(autouse=True)
-def _clock() -> Iterator[None]:
-    with fixed_clock():
-        yield
 
 
 def with_more_modes(rng: random.Random, query: dict[str, Any]) -> dict[str, Any]:
@@ -54,12 +55,8 @@ def with_more_modes(rng: random.Random, query: dict[str, Any]) -> dict[str, Any]
         if rng.random() < 0.5:  # the common types, for chains that get somewhere
             step["type"] = rng.choice(COMMON)
     ordered = query["order"] != "unordered"
-    if ordered and n > 2 and rng.random() < 0.6:
-        for k in range(1, n - 1):
-            if rng.random() < 0.6:
-                steps[k]["optional"] = True
-        # Exclusions lie between required steps.
-        required = [k for k in range(n) if not steps[k].get("optional")]
+    required = mark_optional(rng, query, 0.6)
+    if len(required) < n:  # exclusions lie between required steps
         for exclusion in query.get("exclusions", []):
             exclusion["from_step"] = max(k for k in required if k <= exclusion["from_step"])
             exclusion["to_step"] = min(k for k in required if k > exclusion["from_step"])
@@ -98,12 +95,12 @@ async def test_every_combination_of_modes_matches_the_brute_force_reference(
     token = make_token(tenant, "reports:read")
     rng = random.Random(seed)
     query = with_more_modes(rng, with_mode(rng, random_query(rng, world)))
-    got = await post(attribution, token, "/v1/funnels", query)
+    got = await post_json(attribution, token, "/v1/funnels", query)
     assert got == reference_modes(world.items, query), query
     plain = {k: v for k, v in query.items() if not k.startswith("breakdown")}
     step = rng.randrange(1, len(query["steps"]))
     status = rng.choice(("reached", "dropped"))
-    users = await post(
+    users = await post_json(
         attribution, token, "/v1/funnels/users", {**plain, "step": step, "status": status}
     )
     assert users == {
@@ -112,10 +109,10 @@ async def test_every_combination_of_modes_matches_the_brute_force_reference(
     }, (plain, step, status)
     if query["order"] != "unordered":
         timed = {**plain, "from_step": 0}
-        got = await post(attribution, token, "/v1/funnels/time-to-convert", timed)
+        got = await post_json(attribution, token, "/v1/funnels/time-to-convert", timed)
         assert got == reference_time_to_convert(world.items, timed), timed
     trend = {**plain, "interval": rng.choice(("day", "week"))}
-    got = await post(attribution, token, "/v1/funnels/trends", trend)
+    got = await post_json(attribution, token, "/v1/funnels/trends", trend)
     assert got == reference_trends(world.items, trend, "UTC"), trend
 
 
@@ -127,15 +124,7 @@ async def test_viewers_who_clicked_and_bought_the_same_product(
     t0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 
     def event(i: int, user: str, kind: str, seconds: int, product: str) -> dict[str, Any]:
-        when = t0 + dt.timedelta(seconds=seconds)
-        return {
-            "event_id": f"e{i}",
-            "type": kind,
-            "occurred_at": iso(when),
-            "user_id": user,
-            "content_id": "c1",
-            "product_id": product,
-        }
+        return event_at(t0 + dt.timedelta(seconds=seconds), f"e{i}", kind, user, product_id=product)
 
     await post_events(
         attribution,
@@ -163,15 +152,17 @@ async def test_viewers_who_clicked_and_bought_the_same_product(
         "hold_constant": ["product_id"],
     }
     reader = make_token(tenant, "reports:read")
-    got = await post(attribution, reader, "/v1/funnels", query)
+    got = await post_json(attribution, reader, "/v1/funnels", query)
     assert [s["users"] for s in got["steps"]] == [3, 2, 1]
-    bought = await post(attribution, reader, "/v1/funnels/users", {**query, "step": 2})
+    bought = await post_json(attribution, reader, "/v1/funnels/users", {**query, "step": 2})
     assert bought["users"] == ["same"]
     dropped = {**query, "step": 2, "status": "dropped"}
-    assert (await post(attribution, reader, "/v1/funnels/users", dropped))["users"] == ["other"]
+    assert (await post_json(attribution, reader, "/v1/funnels/users", dropped))["users"] == [
+        "other"
+    ]
     # Another tenant sees none of it.
     stranger = make_token(f"{tenant}-other", "reports:read")
-    got = await post(attribution, stranger, "/v1/funnels", query)
+    got = await post_json(attribution, stranger, "/v1/funnels", query)
     assert [s["users"] for s in got["steps"]] == [0, 0, 0]
     # Optional click: a buyer of the same product counts at the order whether or not they
     # clicked it; the click counts only those whose chain has it.
@@ -179,13 +170,11 @@ async def test_viewers_who_clicked_and_bought_the_same_product(
         **query,
         "steps": [{"type": "view"}, {"type": "click", "optional": True}, {"type": "order"}],
     }
-    got = await post(attribution, reader, "/v1/funnels", optional)
+    got = await post_json(attribution, reader, "/v1/funnels", optional)
     assert [(s["users"], s["dropped_off"]) for s in got["steps"]] == [(3, None), (2, 1), (1, 2)]
 
 
-STEPS = [{"type": "view"}, {"type": "click"}, {"type": "order"}]
 OPTIONAL = [{"type": "view"}, {"type": "click", "optional": True}, {"type": "order"}]
-RANGE = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
 
 
 @pytest.mark.parametrize(
@@ -283,16 +272,6 @@ RANGE = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
     ],
 )
 async def test_nonsense_combinations_are_422_naming_the_field(
-    attribution: httpx.AsyncClient, make_token, tenant: str, path, extra, field, words
+    attribution: httpx.AsyncClient, report_token: str, path, extra, field, words
 ) -> None:
-    response = await attribution.post(
-        f"/v1/funnels{path}",
-        json={"steps": STEPS, **RANGE, **extra},
-        headers=auth(make_token(tenant, "reports:read")),
-    )
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    problem = response.json()
-    assert field in [e["field"] for e in problem["errors"]], problem
-    for word in words:
-        assert word in problem["detail"], (word, problem["detail"])
+    await assert_mode_query_refused(attribution, report_token, path, extra, field, words)

@@ -21,9 +21,8 @@ from services.attribution.funnels.modes import (
     StreamItem,
     evaluate_user,
 )
-from tests.attribution.funnel_data import Item, S, iso, to_us
+from tests.attribution.funnel_data import Item, S, iso, mark_optional, step_masks, to_us
 from tests.attribution.reference_modes import (
-    _masks,
     _per_user,
     reference_conversion_times,
     reference_modes,
@@ -61,11 +60,7 @@ def _query(rng: random.Random) -> dict[str, Any]:
         "order": rng.choice(("ordered", "strict", "unordered")),
     }
     ordered = query["order"] != "unordered"
-    if ordered and n > 2 and rng.random() < 0.5:
-        for k in range(1, n - 1):
-            if rng.random() < 0.6:
-                steps[k]["optional"] = True
-    required = [k for k in range(n) if not steps[k].get("optional")]
+    required = mark_optional(rng, query, 0.5)
     if ordered and rng.random() < 0.5:
         exclusions = []
         for _ in range(rng.choice((1, 1, 2))):
@@ -93,6 +88,13 @@ def _query(rng: random.Random) -> dict[str, Any]:
     return query
 
 
+def _case(seed: int, count: int) -> tuple[random.Random, list[Item], dict[str, Any]]:
+    """The random generator of ``seed``, ``count`` random items and a random query."""
+    rng = random.Random(seed)
+    items = _items(rng, count)
+    return rng, items, _query(rng)
+
+
 def _spec(query: dict[str, Any], convert: tuple[int, int] | None = None) -> ModeSpec:
     return ModeSpec(
         n_steps=len(query["steps"]),
@@ -118,8 +120,8 @@ def _streams(items: list[Item], query: dict[str, Any]) -> list[tuple[str, list[S
     out = []
     hold = query.get("hold_constant") or []
     for user, user_items in _per_user(items).items():
-        steps = _masks(user_items, query["steps"], query.get("filters") or {})
-        excluded = _masks(user_items, query.get("exclusions") or [], query.get("filters") or {})
+        steps = step_masks(user_items, query["steps"], query.get("filters") or {})
+        excluded = step_masks(user_items, query.get("exclusions") or [], query.get("filters") or {})
         out.append(
             (
                 user,
@@ -149,9 +151,7 @@ def _plain(result: FunnelResult, query: dict[str, Any]) -> dict[str, Any]:
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 2**32), st.integers(0, 40))
 def test_every_mode_matches_the_brute_force_reference(seed: int, count: int) -> None:
-    rng = random.Random(seed)
-    items = _items(rng, count)
-    query = _query(rng)
+    _, items, query = _case(seed, count)
     acc = ModeAccumulator(_spec(query), breakdown="breakdown" in query)
     acc.add_users(_streams(items, query))
     assert _plain(acc.result(), query) == reference_modes(items, query), query
@@ -160,9 +160,7 @@ def test_every_mode_matches_the_brute_force_reference(seed: int, count: int) -> 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 2**32), st.integers(0, 40))
 def test_first_conversions_match_the_brute_force_reference(seed: int, count: int) -> None:
-    rng = random.Random(seed)
-    items = _items(rng, count)
-    query = _query(rng)
+    rng, items, query = _case(seed, count)
     query["order"] = rng.choice(("ordered", "strict"))
     n = len(query["steps"])
     required = [k for k in range(n) if not query["steps"][k].get("optional")]
@@ -188,7 +186,7 @@ def _at(
     values: frozenset[str] = NONE,
     held: tuple[str, ...] | None = None,
 ) -> StreamItem:
-    return (seconds * S, mask, excluded, values, frozenset() if held is None else {held})
+    return (seconds * S, mask, excluded, values, frozenset() if held is None else frozenset([held]))
 
 
 def test_strict_needs_each_step_right_after_the_previous_one() -> None:

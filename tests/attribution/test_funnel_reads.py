@@ -9,20 +9,15 @@ any event row still count), breakdowns. Compared with the brute-force reference.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.attribution.funnel_data import SLOTS, build_world, fixed_clock, iso, reference
-from tests.conftest import auth
+from tests.attribution.conftest import WorldFactory
+from tests.attribution.funnel_data import SLOTS, iso, post_json, reference
 
-
-@pytest.fixture(autouse=True)
-def _clock() -> Iterator[None]:
-    with fixed_clock():
-        yield
+pytestmark = pytest.mark.usefixtures("funnel_clock")
 
 
 STEPS: list[list[dict[str, Any]]] = [
@@ -36,13 +31,12 @@ STEPS: list[list[dict[str, Any]]] = [
 
 
 async def test_sparse_later_steps_and_order_first_funnels_match_the_reference(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+    attribution: httpx.AsyncClient, make_world: WorldFactory
 ) -> None:
     rng = random.Random(7)
-    token = make_token(tenant, "admin")
     # Many users with few events each: many reach step 1 only; orders of users who may
     # have no event at all.
-    world = await build_world(rng, catalog, attribution, tenant, token, users=40, orders=12)
+    world = await make_world(rng, users=40, orders=12)
     checked = dropped = 0
     for steps in STEPS:
         for window in (20, 250, None):
@@ -55,9 +49,7 @@ async def test_sparse_later_steps_and_order_first_funnels_match_the_reference(
                 }
                 if window is not None:
                     query["window_seconds"] = window
-                response = await attribution.post("/v1/funnels", json=query, headers=auth(token))
-                assert response.status_code == 200, response.text
-                body = response.json()
+                body = await post_json(attribution, world.token, "/v1/funnels", query)
                 assert body == reference(world.items, query), query
                 checked += 1
                 dropped += body["steps"][0]["users"] > body["steps"][1]["users"] > 0

@@ -20,7 +20,7 @@ from services.attribution.funnels.engine import (
     evaluate,
 )
 from tests.attribution.reference_funnel import reference_funnel
-from tests.attribution.test_funnel_engine import as_plain, funnels
+from tests.attribution.test_funnel_engine import as_plain, reference_properties
 
 S = 1_000_000
 IMP, V, C = 0b001, 0b010, 0b100  # impression, view, click for a 3-step funnel
@@ -66,25 +66,11 @@ def check(rows: list[Row], params: dict[str, int], breakdown: bool) -> None:
 # --------------------------------------------------------------------------- properties
 
 
-@settings(max_examples=300, deadline=None)
-@given(funnels(breakdown=False))
-def test_split_matches_reference(case) -> None:
-    rows, params = case
-    check(rows, params, breakdown=False)
-
-
-@settings(max_examples=300, deadline=None)
-@given(funnels(breakdown=True))
-def test_split_matches_reference_with_breakdown(case) -> None:
-    rows, params = case
-    check(rows, params, breakdown=True)
-
-
-@settings(max_examples=100, deadline=None)
-@given(funnels(breakdown=True, min_steps=5, max_steps=6, max_events=6))
-def test_split_matches_reference_deeper_funnels(case) -> None:
-    rows, params = case
-    check(rows, params, breakdown=True)
+(
+    test_split_matches_reference,
+    test_split_matches_reference_with_breakdown,
+    test_split_matches_reference_deeper_funnels,
+) = reference_properties(check)
 
 
 @settings(max_examples=150, deadline=None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -22,14 +22,16 @@ from services.attribution.funnels.engine import BreakdownResult, FunnelResult, S
 from services.attribution.funnels.planner import FunnelPlan
 from services.attribution.funnels.router import funnel_source
 from services.attribution.funnels.schemas import BREAKDOWN_KEYS, FILTER_KEYS, STEP_TYPES
+from tests.attribution.conftest import WorldFactory
 from tests.attribution.funnel_data import (
     BREAKDOWNS,
     NOW,
+    PROBLEM_JSON,
     SLOTS,
-    build_world,
-    fixed_clock,
+    event_at,
     iso,
     post_events,
+    post_json,
     post_order,
     put_catalog,
     random_query,
@@ -37,17 +39,17 @@ from tests.attribution.funnel_data import (
 )
 from tests.conftest import auth, new_tenant
 
-PROBLEM_JSON = "application/problem+json"
+pytestmark = pytest.mark.usefixtures("funnel_clock")
+
 WORLDS = 6  # per backend; each world answers QUERIES random funnels
 QUERIES = 16
+T0 = NOW - dt.timedelta(days=2)  # the order token's shop: its first clicks
 
 
 async def funnel(
     attribution: httpx.AsyncClient, token: str, query: dict[str, Any], expect: int = 200
 ) -> dict[str, Any]:
-    response = await attribution.post("/v1/funnels", json=query, headers=auth(token))
-    assert response.status_code == expect, response.text
-    body: dict[str, Any] = response.json()
+    body: dict[str, Any] = await post_json(attribution, token, "/v1/funnels", query, expect)
     return body
 
 
@@ -55,26 +57,18 @@ def users(body: dict[str, Any]) -> list[int]:
     return [step["users"] for step in body["steps"]]
 
 
-@pytest.fixture(autouse=True)
-def _clock() -> Iterator[None]:
-    with fixed_clock():
-        yield
-
-
 # --------------------------------------------------------------------------- reference
 
 
 async def test_random_worlds_match_the_brute_force_reference(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token
+    attribution: httpx.AsyncClient, make_world: WorldFactory, make_token
 ) -> None:
     checked = 0
     nonempty = 0
     for seed in range(WORLDS):
         rng = random.Random(seed)
-        tenant = new_tenant()
-        token = make_token(tenant, "admin")
-        world = await build_world(rng, catalog, attribution, tenant, token)
-        reader = make_token(tenant, "reports:read")
+        world = await make_world(rng, of=new_tenant())
+        reader = make_token(world.tenant, "reports:read")
         for q in range(QUERIES):
             query = random_query(rng, world)
             # Every breakdown kind comes up in every world, and so do unbroken funnels.
@@ -91,12 +85,10 @@ async def test_random_worlds_match_the_brute_force_reference(
 
 
 async def test_repeated_steps_window_edges_and_ties_match_the_reference(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+    attribution: httpx.AsyncClient, make_world: WorldFactory
 ) -> None:
     """Dense data on few slots: many equal timestamps, chains exactly at the window edge."""
-    rng = random.Random(99)
-    token = make_token(tenant, "admin")
-    world = await build_world(rng, catalog, attribution, tenant, token, events=160, slots=8)
+    world = await make_world(99, events=160, slots=8)
     queries: list[dict[str, Any]] = [
         {"steps": [{"type": "view"}, {"type": "view"}, {"type": "view"}]},
         {"steps": [{"type": "impression"}, {"type": "view"}, {"type": "impression"}]},
@@ -114,20 +106,16 @@ async def test_repeated_steps_window_edges_and_ties_match_the_reference(
                 "to": iso(world.at(4)),
                 "window_seconds": window,
             }
-            assert await funnel(attribution, token, full) == reference(world.items, full), full
+            got = await funnel(attribution, world.token, full)
+            assert got == reference(world.items, full), full
 
 
 async def test_both_ways_of_leaving_out_non_starters_give_the_same_answers(
-    attribution: httpx.AsyncClient,
-    catalog: httpx.AsyncClient,
-    make_token,
-    tenant: str,
-    monkeypatch: pytest.MonkeyPatch,
+    attribution: httpx.AsyncClient, make_world: WorldFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Semi-join or HAVING on the per-user aggregate (PostgreSQL): the same funnels."""
     rng = random.Random(2024)
-    token = make_token(tenant, "admin")
-    world = await build_world(rng, catalog, attribution, tenant, token)
+    world = await make_world(rng)
     queries = [random_query(rng, world) for _ in range(12)]
     for i, query in enumerate(queries):
         query.pop("breakdown", None)
@@ -136,7 +124,7 @@ async def test_both_ways_of_leaving_out_non_starters_give_the_same_answers(
     for semi_join in (True, False):
         monkeypatch.setattr(planner, "prune_with_semi_join", lambda *_, s=semi_join: s)
         for query in queries:
-            got = await funnel(attribution, token, query)
+            got = await funnel(attribution, world.token, query)
             assert got == reference(world.items, query), (semi_join, query)
 
 
@@ -150,16 +138,8 @@ async def test_a_hand_checked_funnel(
     await put_catalog(catalog, attribution, token)
     t0 = NOW - dt.timedelta(days=1)
 
-    def ev(i: int, kind: str, user: str, seconds: float, **extra: Any) -> dict[str, Any]:
-        when = t0 + dt.timedelta(seconds=seconds)
-        return {
-            "event_id": f"h{i}",
-            "type": kind,
-            "occurred_at": iso(when),
-            "user_id": user,
-            "content_id": "c1",
-            **extra,
-        }
+    def ev(i: int, kind: str, user: str, seconds: float) -> dict[str, Any]:
+        return event_at(t0 + dt.timedelta(seconds=seconds), f"h{i}", kind, user)
 
     await post_events(
         attribution,
@@ -227,10 +207,11 @@ async def test_a_hand_checked_funnel(
 
 
 @pytest.fixture
-async def order_shop(
+async def order_token(
     attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
-) -> tuple[str, dt.datetime]:
-    """An admin token and t0. Clicks at t0 (+ a few minutes), orders paid at t0 + 30 min:
+) -> str:
+    """An admin token of a shop with clicks at :data:`T0` (+ a few minutes), orders paid at
+    T0 + 30 min:
 
     * u1 clicks c1 (p1) and pays o1 (p1);
     * u2 clicks c3 (p2) and pays o2 (p2), then o2 is cancelled (its credits go);
@@ -239,23 +220,15 @@ async def order_shop(
     * u5 clicks c3 then c1 (both p1) and pays o5 (p1): last touch c1, first touch c3;
     * u6 clicks c1 (p1) on instagram and pays o6 (p1): the credit's platform is instagram.
     """
-    token = make_token(tenant, "admin")
+    token: str = make_token(tenant, "admin")
     await put_catalog(catalog, attribution, token)
     headers = auth(token)
-    t0 = NOW - dt.timedelta(days=2)
 
     def click(
         i: int, user: str, content: str, product: str, minutes: int, **extra: str
     ) -> dict[str, Any]:
-        return {
-            "event_id": f"k{i}",
-            "type": "click",
-            "occurred_at": iso(t0 + dt.timedelta(minutes=minutes)),
-            "user_id": user,
-            "content_id": content,
-            "product_id": product,
-            **extra,
-        }
+        when = T0 + dt.timedelta(minutes=minutes)
+        return event_at(when, f"k{i}", "click", user, content, product_id=product, **extra)
 
     await post_events(
         attribution,
@@ -271,7 +244,7 @@ async def order_shop(
             click(8, "u6", "c1", "p1", 0, platform="instagram"),
         ],
     )
-    later = t0 + dt.timedelta(minutes=30)
+    later = T0 + dt.timedelta(minutes=30)
     await post_order(attribution, headers, "o1", "paid", later, "u1", ["p1"])
     await post_order(attribution, headers, "o2", "paid", later, "u2", ["p2"])
     await post_order(
@@ -281,59 +254,53 @@ async def order_shop(
     await post_order(attribution, headers, "o4", "paid", later, "u4", ["p1", "p2"])
     await post_order(attribution, headers, "o5", "paid", later, "u5", ["p1"])
     await post_order(attribution, headers, "o6", "paid", later, "u6", ["p1"])
-    return token, t0
+    return token
 
 
 def _on_order(base: dict[str, Any], **filters: str) -> dict[str, Any]:
     return {**base, "steps": [{"type": "click"}, {"type": "order", "filters": filters}]}
 
 
-async def test_the_order_step(
-    attribution: httpx.AsyncClient, order_shop: tuple[str, dt.datetime]
-) -> None:
-    token, t0 = order_shop
+async def test_the_order_step(attribution: httpx.AsyncClient, order_token: str) -> None:
     base = {
         "steps": [{"type": "click"}, {"type": "order"}],
-        "from": iso(t0 - dt.timedelta(hours=1)),
-        "to": iso(t0 + dt.timedelta(hours=1)),
+        "from": iso(T0 - dt.timedelta(hours=1)),
+        "to": iso(T0 + dt.timedelta(hours=1)),
     }
     # Everyone but u3 (never paid); u2's order counts although it was cancelled later.
-    body = await funnel(attribution, token, base)
+    body = await funnel(attribution, order_token, base)
     assert users(body) == [6, 5]
     # Gaps 30, 30, 29, 28 and 30 minutes (chains start at each user's latest click).
     assert body["steps"][1]["median_seconds_from_previous"] == 30 * 60
     # A content filter on the order step matches through the last-touch credits: o1, o4,
     # o5 and o6 credit c1; only o4 credits c3 (o5's c3 click is its first touch, not its
     # last; o2's credits went with its cancellation).
-    assert users(await funnel(attribution, token, _on_order(base, content_id="c1"))) == [6, 4]
-    assert users(await funnel(attribution, token, _on_order(base, content_id="c3"))) == [6, 1]
+    assert users(await funnel(attribution, order_token, _on_order(base, content_id="c1"))) == [6, 4]
+    assert users(await funnel(attribution, order_token, _on_order(base, content_id="c3"))) == [6, 1]
     # Products are the order's lines.
-    assert users(await funnel(attribution, token, _on_order(base, product_id="p2"))) == [6, 2]
+    assert users(await funnel(attribution, order_token, _on_order(base, product_id="p2"))) == [6, 2]
     # Global filters apply to both steps; c3 belongs to the tiktok account; o6's credited
     # click was on instagram.
-    assert users(await funnel(attribution, token, {**base, "filters": {"platform": "tiktok"}})) == [
-        3,
-        1,
-    ]
+    tiktok = {**base, "filters": {"platform": "tiktok"}}
+    assert users(await funnel(attribution, order_token, tiktok)) == [3, 1]
     instagram = {**base, "filters": {"platform": "instagram"}}
-    assert users(await funnel(attribution, token, instagram)) == [1, 1]
+    assert users(await funnel(attribution, order_token, instagram)) == [1, 1]
     kind = _on_order(base, content_kind="live")
-    assert users(await funnel(attribution, token, kind)) == [6, 0]
+    assert users(await funnel(attribution, order_token, kind)) == [6, 0]
 
 
 async def test_order_as_first_step_breaks_down_by_every_credited_value(
-    attribution: httpx.AsyncClient, order_shop: tuple[str, dt.datetime]
+    attribution: httpx.AsyncClient, order_token: str
 ) -> None:
-    token, t0 = order_shop
     query = {
         "steps": [{"type": "order"}, {"type": "order"}],
-        "from": iso(t0),
-        "to": iso(t0 + dt.timedelta(hours=1)),
+        "from": iso(T0),
+        "to": iso(T0 + dt.timedelta(hours=1)),
         "breakdown": "content_id",
     }
 
     async def split(breakdown: str) -> list[tuple[str, list[int]]]:
-        body = await funnel(attribution, token, {**query, "breakdown": breakdown})
+        body = await funnel(attribution, order_token, {**query, "breakdown": breakdown})
         assert users(body) == [5, 0]  # one order each: nobody has a second distinct one
         return [(b["value"], users(b)) for b in body["breakdown"]]
 
@@ -349,14 +316,11 @@ async def test_order_as_first_step_breaks_down_by_every_credited_value(
     assert await split("ad_id") == []
 
 
-async def test_default_steps_and_window(
-    attribution: httpx.AsyncClient, order_shop: tuple[str, dt.datetime]
-) -> None:
-    token, t0 = order_shop
+async def test_default_steps_and_window(attribution: httpx.AsyncClient, order_token: str) -> None:
     body = await funnel(
         attribution,
-        token,
-        {"from": iso(t0 - dt.timedelta(days=1)), "to": iso(t0 + dt.timedelta(days=1))},
+        order_token,
+        {"from": iso(T0 - dt.timedelta(days=1)), "to": iso(T0 + dt.timedelta(days=1))},
     )
     assert [s["type"] for s in body["steps"]] == ["impression", "view", "click", "order"]
     assert users(body) == [0, 0, 0, 0]
@@ -367,12 +331,10 @@ async def test_default_steps_and_window(
 
 
 async def test_another_tenants_events_never_count(
-    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token
+    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_world: WorldFactory, make_token
 ) -> None:
-    tenant_a, tenant_b = new_tenant(), new_tenant()
-    token_a, token_b = make_token(tenant_a, "admin"), make_token(tenant_b, "admin")
-    rng = random.Random(7)
-    world = await build_world(rng, catalog, attribution, tenant_a, token_a, orders=4)
+    world = await make_world(7, of=new_tenant(), orders=4)
+    token_a, token_b = world.token, make_token(new_tenant(), "admin")
     await put_catalog(catalog, attribution, token_b)
     query = {
         "steps": [{"type": "view"}, {"type": "click"}],
@@ -415,13 +377,11 @@ async def test_funnels_need_a_token_with_reports_read(
 async def test_a_funnel_over_the_time_bound_is_503_and_the_next_one_is_served(
     attribution: httpx.AsyncClient,
     attribution_app,
-    catalog: httpx.AsyncClient,
-    make_token,
-    tenant: str,
+    make_world: WorldFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    token = make_token(tenant, "admin")
-    world = await build_world(random.Random(3), catalog, attribution, tenant, token)
+    world = await make_world(3)
+    token = world.token
     query = {
         "steps": [{"type": "impression"}, {"type": "view"}, {"type": "order"}],
         "from": iso(world.at(0)),

@@ -9,8 +9,10 @@ reads carry an `As-Of` watermark. On SQLite and PostgreSQL as the system of reco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +32,13 @@ from tests.conftest import (
     attribution_settings,
     auth,
     client_for,
+    running,
 )
 from tests.nats_support import NATS_URL, delete_stream, require_nats, stream_name
 
 CATCH_UP_SECONDS = 30.0
+#: Starts the service with the buffer, with (True) or without (False) its writer.
+Start = Callable[[bool], AbstractAsyncContextManager[FastAPI]]
 
 
 @pytest.fixture
@@ -44,39 +49,40 @@ async def stream() -> AsyncIterator[str]:
     await delete_stream(name)
 
 
-async def _buffered_app(
-    make_database: DatabaseFactory, var_dir: Path, catalog_app: FastAPI, stream: str, writer: bool
-) -> AsyncIterator[FastAPI]:
+@pytest.fixture
+def start_buffered(
+    make_database: DatabaseFactory, var_dir: Path, catalog_app: FastAPI, stream: str
+) -> Start:
+    """Starts the service with the ingest buffer on ``stream``, with or without its writer."""
     from services.attribution.app import MIGRATIONS, create_app
 
-    settings = attribution_settings(
-        make_database(MIGRATIONS),
-        var_dir,
-        ingest_buffer=NATS_URL,
-        ingest_stream=stream,
-        ingest_writer=writer,
-    )
-    app = create_app(
-        settings, catalog_transport=httpx.ASGITransport(app=catalog_app), configure_logs=False
-    )
-    async with app.router.lifespan_context(app):
+    @contextlib.asynccontextmanager
+    async def start(writer: bool) -> AsyncIterator[FastAPI]:
+        settings = attribution_settings(
+            make_database(MIGRATIONS),
+            var_dir,
+            ingest_buffer=NATS_URL,
+            ingest_stream=stream,
+            ingest_writer=writer,
+        )
+        transport = httpx.ASGITransport(app=catalog_app)
+        app = create_app(settings, catalog_transport=transport, configure_logs=False)
+        async with running(app):
+            yield app
+
+    return start
+
+
+@pytest.fixture
+async def buffered(start_buffered: Start) -> AsyncIterator[FastAPI]:
+    async with start_buffered(True) as app:
         yield app
 
 
 @pytest.fixture
-async def buffered(
-    make_database: DatabaseFactory, var_dir: Path, catalog_app: FastAPI, stream: str
-) -> AsyncIterator[FastAPI]:
-    async for app in _buffered_app(make_database, var_dir, catalog_app, stream, writer=True):
-        yield app
-
-
-@pytest.fixture
-async def writerless(
-    make_database: DatabaseFactory, var_dir: Path, catalog_app: FastAPI, stream: str
-) -> AsyncIterator[FastAPI]:
+async def writerless(start_buffered: Start) -> AsyncIterator[FastAPI]:
     """The service with the buffer but no writer: what a stopped ingest-worker looks like."""
-    async for app in _buffered_app(make_database, var_dir, catalog_app, stream, writer=False):
+    async with start_buffered(False) as app:
         yield app
 
 

@@ -17,10 +17,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-import time_machine
 
 from services.attribution.events.validation import validate_event
-from tests.attribution.order_setup import Shop, at, iso, make_shop, touch
+from tests.attribution.order_setup import Shop, at, clock_fixture, iso, make_shop, touch
 from tests.conftest import auth, new_tenant
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -72,23 +71,18 @@ def test_other_types_refuse_the_conversation_fields_and_bad_ids_are_named() -> N
 # --- the report against a recount ---------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def clock() -> Any:
-    """The services' clock at :data:`NOW` (running on), tokens included."""
-    with time_machine.travel(NOW, tick=True) as traveller:
-        yield traveller
+clock = clock_fixture(NOW)
 
 
 @pytest.fixture
-async def shop(catalog, attribution, make_token, tenant) -> Shop:
-    token = make_token(tenant, "admin")
-    h = auth(token)
+async def shop(catalog, attribution, tenant, admin_token) -> Shop:
+    h = auth(admin_token)
     for path, body in [
         ("/v1/accounts/acc2", {"platform": "kuaishou", "handle": "@two"}),
         ("/v1/contents/v3", {"kind": "video", "account_id": "acc2", "title": "Two"}),
     ]:
         assert (await catalog.put(path, json=body, headers=h)).status_code == 201
-    shop = await make_shop(catalog, attribution, tenant, token)
+    shop = await make_shop(catalog, attribution, tenant, admin_token)
     response = await attribution.put("/v1/settings", json={"timezone": "Asia/Shanghai"}, headers=h)
     assert response.status_code == 200, response.text
     return shop
@@ -96,6 +90,16 @@ async def shop(catalog, attribution, make_token, tenant) -> Shop:
 
 def minute(rng: random.Random, low_hours: float, high_hours: float) -> dt.datetime:
     return at(minutes=rng.randint(int(low_hours * 60), int(high_hours * 60)))
+
+
+def creator_answer(
+    kind: str, when: dt.datetime, event_id: str, reply_to: str, **fields: str
+) -> dict[str, Any]:
+    """The creator's ``kind`` (reply or dm_reply) to ``reply_to`` with ``fields``, at ``when``
+    but a minute before :data:`NOW` at the latest."""
+    latest = min(when, NOW - dt.timedelta(minutes=1))
+    answer = touch(kind, latest, user="creator", content=None, event_id=event_id)
+    return answer | {"reply_to": reply_to, **fields}
 
 
 def random_conversations(seed: int) -> list[dict[str, Any]]:
@@ -110,40 +114,20 @@ def random_conversations(seed: int) -> list[dict[str, Any]]:
         events.append(comment)
         for k in range(rng.choice([0, 0, 1, 1, 2])):
             reply = when + dt.timedelta(minutes=rng.randint(0, 40 * 60))
+            account = "acc2" if content == "v3" else "acc1"
+            reply_id = f"s{seed}c{n}r{k}"
             events.append(
-                {
-                    "event_id": f"s{seed}c{n}r{k}",
-                    "type": "reply",
-                    "occurred_at": iso(min(reply, NOW - dt.timedelta(minutes=1))),
-                    "user_id": "creator",
-                    "reply_to": comment["event_id"],
-                    "account_id": "acc2" if content == "v3" else "acc1",
-                }
+                creator_answer("reply", reply, reply_id, comment["event_id"], account_id=account)
             )
     for n in range(rng.randint(5, 25)):
         when = minute(rng, -6, 71.5)
         dm_id = f"s{seed}d{n}"
         account = rng.choice(["acc1", "acc2"])
-        events.append(
-            {
-                "event_id": dm_id,
-                "type": "dm",
-                "occurred_at": iso(when),
-                "user_id": f"u{n}",
-                "account_id": account,
-            }
-        )
+        dm = touch("dm", when, user=f"u{n}", content=None, event_id=dm_id)
+        events.append(dm | {"account_id": account})
         if rng.random() < 0.6:
             answer = when + dt.timedelta(minutes=rng.randint(0, 30 * 60))
-            events.append(
-                {
-                    "event_id": f"{dm_id}r",
-                    "type": "dm_reply",
-                    "occurred_at": iso(min(answer, NOW - dt.timedelta(minutes=1))),
-                    "user_id": "creator",
-                    "reply_to": dm_id,
-                }
-            )
+            events.append(creator_answer("dm_reply", answer, f"{dm_id}r", dm_id))
     rng.shuffle(events)
     return events
 
@@ -293,14 +277,7 @@ async def test_unanswered_comments_come_in_pages_oldest_first(shop: Shop) -> Non
         for h in range(7)
     ]
     answered = touch("comment", at(hours=1), user="ux", content="v2", event_id="answered")
-    reply = {
-        "event_id": "rep1",
-        "type": "reply",
-        "occurred_at": iso(at(hours=30)),
-        "user_id": "creator",
-        "reply_to": "answered",
-        "account_id": "acc1",
-    }
+    reply = creator_answer("reply", at(hours=30), "rep1", "answered", account_id="acc1")
     recent = touch("comment", at(days=2, hours=12), content="v1", event_id="recent")
     seen: list[str] = []
     await shop.events(*comments, answered, reply, recent)
@@ -322,14 +299,7 @@ async def test_unanswered_comments_come_in_pages_oldest_first(shop: Shop) -> Non
 async def test_a_reply_before_its_comment_is_kept_unmatched_then_matched(
     shop: Shop, attribution, make_token
 ) -> None:
-    reply = {
-        "event_id": "early-reply",
-        "type": "reply",
-        "occurred_at": iso(at(hours=2)),
-        "user_id": "creator",
-        "reply_to": "late-comment",
-        "account_id": "acc1",
-    }
+    reply = creator_answer("reply", at(hours=2), "early-reply", "late-comment", account_id="acc1")
     comment = touch("comment", at(hours=1), content="v1", event_id="late-comment")
     other = auth(make_token(new_tenant(), "admin"))
     await shop.events(reply)

@@ -14,7 +14,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -22,6 +22,7 @@ import pytest
 from scipy import stats
 
 from services.attribution.reports.operations.scorecard import METRICS
+from shared.vocabulary import EventType, InteractionType
 from tests.attribution.order_setup import Shop, at, iso, make_shop, order_body, touch
 from tests.conftest import auth, new_tenant
 
@@ -33,19 +34,15 @@ AD_CAMPAIGN = {"ad1": "cmp1", "ad2": "cmp1", "ad3": "cmp2", "ad4": "cmp2"}
 AD_CONTENT = {"ad1": "v1", "ad2": "v2", "ad3": "v3", "ad4": "live1"}
 CARDS = {("v1", "p1"), ("v2", "p2")}
 LIVE = (at(hours=2), at(days=2))
-TYPES = [
-    "impression",
-    "impression",
-    "view",
-    "view",
-    "view_complete",
-    "like",
-    "comment",
-    "share",
-    "follow",
-    "click",
-    "add_to_cart",
+#: The event types of the vocabulary that a content's audience sends, less the live room's
+#: presence and the conversations (replies are made apart): the random events' types, with
+#: impressions and views twice as likely.
+AUDIENCE = [
+    t
+    for t in get_args(EventType)
+    if not t.startswith("live_") and t not in get_args(InteractionType)
 ]
+TYPES = sorted([*AUDIENCE, "impression", "view"], key=AUDIENCE.index)
 MONEY = {
     "cpm",
     "cpc",

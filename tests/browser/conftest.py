@@ -9,6 +9,7 @@ either into a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -16,8 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
+from tests.browser.recording import Recorder, api_client
 from tests.browser.servers import Stack, start_stack
 
 if TYPE_CHECKING:
@@ -116,28 +119,51 @@ def page(browser: Browser, page_errors: PageErrors) -> Iterator[Page]:
     assert not page_errors, f"uncaught errors in the page: {page_errors}"
 
 
-@pytest.fixture(scope="module")
-def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Both services with a small demo month loaded through the public APIs."""
+@contextlib.contextmanager
+def demo_loaded(directory: Path, tenant: str, **demo: Any) -> Iterator[Stack]:
+    """Both services in ``directory`` with a demo month (``demo``: the options of
+    :func:`services.demo.load_demo`) loaded through the public APIs."""
     from services.demo import load_demo
 
     require_browser()
-    stack = start_stack(tmp_path_factory.mktemp("demo-stack"), tenant="demo")
+    stack = start_stack(directory, tenant=tenant)
     try:
-        demo = load_demo(
+        loading = load_demo(
             catalog_url=stack.catalog_url,
             attribution_url=stack.attribution_url,
             token=stack.token("admin"),
-            events=DEMO_EVENTS,
-            seed=7,
+            **demo,
         )
         # Its own thread: Playwright's sync driver may already own this thread's event loop.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            summary = pool.submit(asyncio.run, demo).result()
+            summary = pool.submit(asyncio.run, loading).result()
         print(f"demo loaded: {summary}")
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Both services with a small demo month loaded through the public APIs."""
+    with demo_loaded(
+        tmp_path_factory.mktemp("demo-stack"), "demo", events=DEMO_EVENTS, seed=7
+    ) as stack:
+        yield stack
+
+
+@pytest.fixture
+def recorder(page: Page) -> Recorder:
+    """Every API call the page makes from now on."""
+    record = Recorder()
+    page.on("request", record)
+    return record
+
+
+@pytest.fixture
+def api(demo_stack: Stack) -> Iterator[httpx.Client]:
+    with api_client(demo_stack) as client:
+        yield client
 
 
 @pytest.fixture
@@ -165,6 +191,18 @@ def wait_loaded(page: Page) -> None:
               .every((c) => c.dataset.state === 'ready' || c.dataset.state === 'error')""",
         timeout=60_000,
     )
+
+
+def choose(page: Page, selector: str, value: str) -> None:
+    """Select ``value`` in the ``selector`` drop-down, then wait until the cards settle."""
+    page.select_option(selector, value)
+    wait_loaded(page)
+
+
+def press(page: Page, selector: str) -> None:
+    """Click ``selector``, then wait until the cards settle."""
+    page.click(selector)
+    wait_loaded(page)
 
 
 def cell(page: Page, table: str, row: str, col: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +21,9 @@ import pytest
 
 from tests.browser.conftest import LAPTOP, cell, connect, wait_loaded
 from tests.browser.formatting import fmt_money, fmt_ratio
+from tests.browser.recording import Recorder, replay
 from tests.browser.servers import Stack
-from tests.browser.test_dashboard import PNG, Recorder, replay
+from tests.browser.test_dashboard import PNG
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -34,20 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "var" / "screenshots"
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 ID_LIKE = re.compile(r"^(vid-\d+|live-\d+|ad-\d+|camp-[a-z-]+|prod-\d+)$")
-
-
-@pytest.fixture
-def calls(page: Page) -> Recorder:
-    record = Recorder()
-    page.on("request", record)
-    return record
-
-
-@pytest.fixture
-def api(demo_stack: Stack) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {demo_stack.token()}"}
-    with httpx.Client(base_url=demo_stack.attribution_url, headers=headers, timeout=60) as c:
-        yield c
 
 
 def shoot(page: Page, name: str) -> None:
@@ -113,13 +99,13 @@ def badge(page: Page, table: str, row: str, col: str) -> dict[str, Any]:
 
 
 def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
-    page: Page, demo_stack: Stack, api: httpx.Client, calls: Recorder
+    page: Page, demo_stack: Stack, api: httpx.Client, recorder: Recorder
 ) -> None:
     open_dashboard(page, demo_stack)
 
     # ROAS per format from the ads report the page showed: native ahead, all 1-6x; CPM and
     # CPC as ad traffic costs on Douyin and Kuaishou.
-    ads = replay(api, calls.last("/v1/reports/ads")).json()
+    ads = replay(api, recorder.last("/v1/reports/ads")).json()
     roas = {row["format"]: row["roas"] for row in ads["by_format"] if row["format"]}
     assert set(roas) == {"native", "pre_roll", "overlay", "banner"}
     assert all(value is not None and 1 <= value <= 6 for value in roas.values()), roas
@@ -132,7 +118,7 @@ def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
 
     # Names, not ids; the id on hover.
     model = page.input_value("#f-model")
-    contents = replay(api, calls.last("/v1/reports/contents", model=model)).json()
+    contents = replay(api, recorder.last("/v1/reports/contents", model=model)).json()
     by_id = {row["content_id"]: row for row in contents["rows"]}
     shown = page.locator("#contents-table tbody tr").evaluate_all(
         "rs => rs.map(r => r.dataset.row)"
@@ -162,8 +148,8 @@ def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
     page.fill("#f-to", day.isoformat())
     page.fill("#f-from", (day - dt.timedelta(days=13)).isoformat())
     wait_loaded(page)
-    now_call = calls.last("/v1/reports/contents", model=model)
-    before_call = calls.last("/v1/reports/contents", model=model, previous=True)
+    now_call = recorder.last("/v1/reports/contents", model=model)
+    before_call = recorder.last("/v1/reports/contents", model=model, previous=True)
     assert before_call.params["to"] == now_call.params["from"]
     start = dt.datetime.fromisoformat(now_call.params["from"].replace("Z", "+00:00"))
     earlier = dt.datetime.fromisoformat(before_call.params["from"].replace("Z", "+00:00"))
@@ -190,8 +176,8 @@ def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
     gmv_before = sum((Decimal(r["gmv"]) for r in before.values()), Decimal(0))
     tile = page.locator('#kpi-tiles [data-tile="gmv"] .delta')
     assert tile.get_attribute("data-trend") == trend(gmv_now - gmv_before, "up")
-    ads_now = replay(api, calls.last("/v1/reports/ads")).json()
-    ads_before = replay(api, calls.last("/v1/reports/ads", previous=True)).json()
+    ads_now = replay(api, recorder.last("/v1/reports/ads")).json()
+    ads_before = replay(api, recorder.last("/v1/reports/ads", previous=True)).json()
 
     def cpa(answer: dict[str, Any]) -> Decimal:
         spend = sum((Decimal(r["spend"]) for r in answer["by_format"]), Decimal(0))
@@ -204,8 +190,8 @@ def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
     assert formats_badge["trend"] in ("good", "bad", "same")
 
     # Data-driven credit and the frequent paths against the same answer for the weeks before.
-    markov_now = replay(api, calls.last("/v1/attribution/data-driven")).json()
-    markov_before = replay(api, calls.last("/v1/attribution/data-driven", previous=True)).json()
+    markov_now = replay(api, recorder.last("/v1/attribution/data-driven")).json()
+    markov_before = replay(api, recorder.last("/v1/attribution/data-driven", previous=True)).json()
     assert "Markov GMV vs previous" in page.locator("#datadriven-table thead th").all_inner_texts()
     earlier_gmv = {c["channel"]: Decimal(str(c["revenue"])) for c in markov_before["channels"]}
     assert markov_now["channels"], "these weeks have content journeys"
@@ -238,7 +224,7 @@ def test_the_demo_reads_in_names_with_changes_and_plausible_roas(
 
 
 def test_a_row_opens_its_page_and_a_live_room_its_timeline(
-    page: Page, demo_stack: Stack, api: httpx.Client, calls: Recorder
+    page: Page, demo_stack: Stack, api: httpx.Client, recorder: Recorder
 ) -> None:
     open_dashboard(page, demo_stack)
     overview = page.url
@@ -252,15 +238,15 @@ def test_a_row_opens_its_page_and_a_live_room_its_timeline(
     assert page.locator("#overview").is_hidden()
     assert page.locator("#page-title").inner_text() == title
     assert title in page.title()
-    assert calls.last("/v1/funnels").body["filters"] == {"content_id": key}
-    assert calls.last("/v1/funnels", previous=True).body["filters"] == {"content_id": key}
+    assert recorder.last("/v1/funnels").body["filters"] == {"content_id": key}
+    assert recorder.last("/v1/funnels", previous=True).body["filters"] == {"content_id": key}
     assert "Users vs previous" in page.locator("#page-funnel-table thead th").all_inner_texts()
     tiles = page.locator("#page-tiles .tile")
     assert tiles.count() >= 6
     assert tiles.locator(".delta").count() == tiles.count()
     for metric in ("gmv", "orders"):
-        assert calls.last("/v1/reports/timeseries", metric=metric).params["content_id"] == key
-    detail = replay(api, calls.last(f"/v1/reports/contents/{key}")).json()
+        assert recorder.last("/v1/reports/timeseries", metric=metric).params["content_id"] == key
+    detail = replay(api, recorder.last(f"/v1/reports/contents/{key}")).json()
     rows = page.locator("#page-orders-table tbody tr").evaluate_all(
         "rs => rs.map(r => r.dataset.row)"
     )
@@ -273,7 +259,7 @@ def test_a_row_opens_its_page_and_a_live_room_its_timeline(
     order = detail["orders"][0]["order_id"]
     page.click(f'#page-orders-table tr[data-row="{order}"] button')
     page.wait_for_selector(f'tr.explain[data-explains="{order}"]')
-    why = replay(api, calls.last(f"/v1/orders/{order}/attribution")).json()
+    why = replay(api, recorder.last(f"/v1/orders/{order}/attribution")).json()
     touches = page.locator(f'tr.explain[data-explains="{order}"] li')
     assert touches.count() == len(why["credits"])
     text = touches.first.inner_text()
@@ -297,7 +283,7 @@ def test_a_row_opens_its_page_and_a_live_room_its_timeline(
     wait_loaded(page)
     assert view_of(page.url)["id"] == live
     assert page.locator("#page-timeline-card").is_visible()
-    timeline = replay(api, calls.last(f"/v1/reports/live/{live}/timeline")).json()
+    timeline = replay(api, recorder.last(f"/v1/reports/live/{live}/timeline")).json()
     minutes = timeline["minutes"]
     assert len(minutes) >= 60
     assert page.locator("#timeline-entries-chart li.dot").count() == len(minutes)
@@ -323,8 +309,8 @@ def test_a_row_opens_its_page_and_a_live_room_its_timeline(
     wait_loaded(page)
     assert view_of(page.url) | {"page": "ad", "id": ad} == view_of(page.url)
     assert page.locator("#page-title").inner_text() == name
-    assert calls.last("/v1/funnels").body["filters"] == {"ad_id": ad}
-    assert calls.last("/v1/reports/timeseries", metric="gmv").params["ad_id"] == ad
+    assert recorder.last("/v1/funnels").body["filters"] == {"ad_id": ad}
+    assert recorder.last("/v1/reports/timeseries", metric="gmv").params["ad_id"] == ad
     assert page.locator("#page-up a").count() == 1
     assert axe_violations(page) == []
     shoot(page, "ad-page")

@@ -9,19 +9,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from tests.browser.conftest import cell, connect, wait_loaded
+from tests.browser.conftest import cell, choose, connect, press, wait_loaded
 from tests.browser.formatting import (
     fmt_count,
     fmt_duration,
@@ -30,10 +26,11 @@ from tests.browser.formatting import (
     fmt_pct,
     fmt_ratio,
 )
+from tests.browser.recording import Recorder, replay
 from tests.browser.servers import Stack
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Request
+    from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.browser
 
@@ -52,88 +49,6 @@ PLATFORMS = {
 FORMATS = {"native": "Native", "pre_roll": "Pre-roll", "overlay": "Overlay", "banner": "Banner"}
 STEP_LABELS = {"impression": "Impression", "view": "View", "click": "Click", "order": "Order"}
 STEP_LABELS |= {"view_complete": "Complete view", "add_to_cart": "Add to cart"}
-
-
-@dataclass
-class Seen:
-    """An API call the page made."""
-
-    method: str
-    path: str
-    params: dict[str, str]
-    body: Any
-    headers: dict[str, str]
-    url: str
-
-
-def span(seen: Seen) -> tuple[Any, Any]:
-    """The (from, to) a call asks for: in its query, or in its body (the funnel)."""
-    source = seen.body if isinstance(seen.body, dict) else seen.params
-    return source.get("from"), source.get("to")
-
-
-@dataclass
-class Recorder:
-    calls: list[Seen] = field(default_factory=list)
-
-    def __call__(self, request: Request) -> None:
-        parts = urlsplit(request.url)
-        if not parts.path.startswith("/v1/"):
-            return
-        body = json.loads(request.post_data) if request.post_data else None
-        self.calls.append(
-            Seen(
-                request.method,
-                parts.path,
-                dict(parse_qsl(parts.query)),
-                body,
-                request.headers,
-                request.url,
-            )
-        )
-
-    def last(self, path: str, *, previous: bool = False, **params: str) -> Seen:
-        """The latest call to ``path`` with ``params`` for the range shown; with ``previous``,
-        the one for the period before it (the page asks both, to show the change)."""
-        found = [
-            seen
-            for seen in self.calls
-            if seen.path == path and all(seen.params.get(k) == v for k, v in params.items())
-        ]
-        if not found:
-            raise AssertionError(f"the page never called {path} {params}")
-        latest = found[-1]
-        for other in reversed(found[-4:-1]):
-            if span(other)[0] == span(latest)[1]:  # latest is the previous period of other
-                return latest if previous else other
-            if span(latest)[0] == span(other)[1]:
-                return other if previous else latest
-        if previous:
-            raise AssertionError(f"the page never asked {path} {params} for the previous period")
-        return latest
-
-
-@pytest.fixture
-def recorder(page: Page) -> Recorder:
-    record = Recorder()
-    page.on("request", record)
-    return record
-
-
-@pytest.fixture
-def api(demo_stack: Stack) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {demo_stack.token()}"}
-    with httpx.Client(base_url=demo_stack.attribution_url, headers=headers, timeout=60) as c:
-        yield c
-
-
-def replay(api: httpx.Client, seen: Seen, **extra: str) -> httpx.Response:
-    if seen.method == "POST":
-        response = api.post(seen.path, json=seen.body)
-    else:
-        response = api.get(seen.path, params={**seen.params, **extra})
-    assert response.status_code == 200, response.text
-    return response
 
 
 def open_dashboard(page: Page, stack: Stack) -> str:
@@ -338,8 +253,7 @@ def test_every_filter_refreshes_everything(
 ) -> None:
     open_dashboard(page, demo_stack)
 
-    page.select_option("#f-model", "linear")
-    wait_loaded(page)
+    choose(page, "#f-model", "linear")
     assert recorder.last("/v1/reports/ads").params["model"] == "linear"
     # The contents card asks under the chosen model; the data-driven card under last touch.
     assert recorder.last("/v1/reports/contents", model="linear").params["from"]
@@ -348,16 +262,14 @@ def test_every_filter_refreshes_everything(
         assert recorder.last("/v1/reports/timeseries", metric=metric).params["model"] == "linear"
     check_everything(page, api, recorder)
 
-    page.select_option("#f-platform", "douyin")
-    wait_loaded(page)
+    choose(page, "#f-platform", "douyin")
     assert recorder.last("/v1/funnels").body["filters"] == {"platform": "douyin"}
     assert recorder.last("/v1/reports/contents").params["platform"] == "douyin"
     shown = check_everything(page, api, recorder)
     assert {r["platform"] for r in shown["contents"]["rows"]} <= {"douyin"}
 
     page.select_option("#f-platform", "")
-    page.select_option("#f-kind", "live")
-    wait_loaded(page)
+    choose(page, "#f-kind", "live")
     assert recorder.last("/v1/funnels").body["filters"] == {"content_kind": "live"}
     assert recorder.last("/v1/reports/contents").params["kind"] == "live"
     shown = check_everything(page, api, recorder)
@@ -376,23 +288,17 @@ def test_the_funnel_steps_can_be_edited(
     page: Page, demo_stack: Stack, api: httpx.Client, recorder: Recorder
 ) -> None:
     open_dashboard(page, demo_stack)
-    page.select_option("#step-1", "view_complete")
-    wait_loaded(page)
-    page.click("#add-step")
-    wait_loaded(page)
-    page.click('button[aria-label="Remove step 3"]')  # the click
-    wait_loaded(page)
-    page.select_option("#f-window", "86400")
-    wait_loaded(page)
+    choose(page, "#step-1", "view_complete")
+    press(page, "#add-step")
+    press(page, 'button[aria-label="Remove step 3"]')  # the click
+    choose(page, "#f-window", "86400")
     body = recorder.last("/v1/funnels").body
     assert [s["type"] for s in body["steps"]] == ["impression", "view_complete", "order", "order"]
     assert body["window_seconds"] == 86400
     check_funnel(page, api, recorder)
     # two steps at least: with two left, neither can be removed
-    page.click('button[aria-label="Remove step 4"]')
-    wait_loaded(page)
-    page.click('button[aria-label="Remove step 3"]')
-    wait_loaded(page)
+    press(page, 'button[aria-label="Remove step 4"]')
+    press(page, 'button[aria-label="Remove step 3"]')
     assert page.locator("#steps button[aria-label^='Remove']:not([disabled])").count() == 0
     check_funnel(page, api, recorder)
 
@@ -506,8 +412,7 @@ def test_services_down_show_a_readable_error(
     assert "No journey" in page.locator("#datadriven-card").inner_text()
 
     empty_stack.stop()
-    page.click("#refresh")
-    wait_loaded(page)
+    press(page, "#refresh")
     banner = page.locator("#banner")
     assert banner.is_visible()
     assert "Cannot reach the ClipFunnel attribution service" in banner.inner_text()

@@ -7,9 +7,7 @@ answers to the very request the page made (captured from the browser, replayed w
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -17,9 +15,10 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from tests.browser.conftest import cell, connect, require_browser, wait_loaded
+from tests.browser.conftest import cell, connect, demo_loaded, wait_loaded
 from tests.browser.formatting import NA, fmt_duration, fmt_int, fmt_money, fmt_pct
-from tests.browser.servers import Stack, start_stack
+from tests.browser.recording import api_client
+from tests.browser.servers import Stack
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Request
@@ -30,24 +29,9 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Both services with a small demo month and its content operations."""
-    from services.demo import load_demo
-
-    require_browser()
-    stack = start_stack(tmp_path_factory.mktemp("ops-stack"), tenant="ops")
-    try:
-        demo = load_demo(
-            catalog_url=stack.catalog_url,
-            attribution_url=stack.attribution_url,
-            token=stack.token("admin"),
-            events=6_000,
-            seed=7,
-            operations=True,
-        )
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(asyncio.run, demo).result()
+    directory = tmp_path_factory.mktemp("ops-stack")
+    with demo_loaded(directory, "ops", events=6_000, seed=7, operations=True) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 class Calls(list[tuple[str, dict[str, str]]]):
@@ -67,9 +51,8 @@ class Calls(list[tuple[str, dict[str, str]]]):
 
 @pytest.fixture
 def api(ops_stack: Stack) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {ops_stack.token()}"}
-    with httpx.Client(base_url=ops_stack.attribution_url, headers=headers, timeout=60) as c:
-        yield c
+    with api_client(ops_stack) as client:
+        yield client
 
 
 @pytest.fixture

@@ -27,14 +27,19 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+def assert_revalidated(response: httpx.Response) -> None:
+    """A 200 answer with an ETag that caches must check again before each use."""
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["etag"]
+
+
 async def test_the_page_is_public_html_that_is_always_revalidated(
     client: httpx.AsyncClient,
 ) -> None:
     response = await client.get("/dashboard")
-    assert response.status_code == 200
+    assert_revalidated(response)
     assert response.headers["content-type"] == "text/html; charset=utf-8"
-    assert response.headers["cache-control"] == "no-cache"
-    assert response.headers["etag"]
     assert "<title>ClipFunnel dashboard</title>" in response.text
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp
@@ -70,8 +75,7 @@ async def test_an_asset_without_its_version_is_revalidated_and_answers_304(
     client: httpx.AsyncClient,
 ) -> None:
     first = await client.get("/dashboard/static/app.js")
-    assert first.status_code == 200
-    assert first.headers["cache-control"] == "no-cache"
+    assert_revalidated(first)
     again = await client.get(
         "/dashboard/static/app.js", headers={"If-None-Match": first.headers["etag"]}
     )

@@ -19,20 +19,13 @@ from services.catalog.models import RevokedToken
 from services.catalog.settings import CatalogSettings
 from shared.auth import mint_token
 from shared.revocation import revoke_token_id
+from tests.catalog import factories
 from tests.catalog.factories import (
     Json,
     Shop,
     World,
-    account_body,
-    ad_body,
-    campaign_body,
-    link_body,
-    live_body,
     problem_issues,
-    product_body,
     read_feed,
-    spend_body,
-    tracking_link_body,
     unseen_world,
 )
 from tests.conftest import TEST_SECRET, TokenFactory, auth
@@ -56,11 +49,11 @@ def catalog_routes(w: World) -> list[Route]:
     campaign, ad, day, code = w.campaign["id"], w.ad["id"], w.spend["day"], w.tracking_link["code"]
     routes: list[Route] = []
     items: list[tuple[str, str, str, Json]] = [
-        ("accounts", "account_id", account, account_body()),
-        ("products", "product_id", product, product_body()),
-        ("contents", "content_id", live, live_body(w.account["id"])),
-        ("campaigns", "campaign_id", campaign, campaign_body()),
-        ("ads", "ad_id", ad, ad_body(campaign, video, product_id=product)),
+        ("accounts", "account_id", account, factories.account_body()),
+        ("products", "product_id", product, factories.product_body()),
+        ("contents", "content_id", live, factories.live_body(w.account["id"])),
+        ("campaigns", "campaign_id", campaign, factories.campaign_body()),
+        ("ads", "ad_id", ad, factories.ad_body(campaign, video, product_id=product)),
     ]
     for plural, name, object_id, body in items:
         item = f"/v1/{plural}/{{{name}}}"
@@ -77,15 +70,15 @@ def catalog_routes(w: World) -> list[Route]:
     links_path = f"/v1/contents/{live}/products"
     spends_path = f"/v1/ads/{ad}/spend"
     code_path = f"/v1/tracking-links/{code}"
-    tl_body = tracking_link_body(video, product_id=product, ad_id=ad)
+    tl_body = factories.tracking_link_body(video, product_id=product, ad_id=ad)
     routes += [
         Route("GET", links, links_path, "catalog:read"),
         Route("GET", links + "/{product_id}", link, "catalog:read"),
-        Route("PUT", links + "/{product_id}", link, "catalog:write", link_body()),
+        Route("PUT", links + "/{product_id}", link, "catalog:write", factories.link_body()),
         Route("DELETE", links + "/{product_id}", link, "catalog:write"),
         Route("GET", spends, spends_path, "catalog:read"),
         Route("GET", spends + "/{day}", spend, "catalog:read"),
-        Route("PUT", spends + "/{day}", spend, "catalog:write", spend_body()),
+        Route("PUT", spends + "/{day}", spend, "catalog:write", factories.spend_body()),
         Route("DELETE", spends + "/{day}", spend, "catalog:write"),
         Route("POST", "/v1/tracking-links", "/v1/tracking-links", "catalog:write", tl_body),
         Route("GET", "/v1/tracking-links", "/v1/tracking-links", "catalog:read"),
@@ -257,7 +250,7 @@ async def test_another_tenants_objects_are_404_and_stay_unchanged(
 
     # A PUT of the same id creates B's own object; A's is untouched.
     mine = await other_shop.put(
-        f"/v1/accounts/{w.account['id']}", account_body(handle="@b"), expect=(201,)
+        f"/v1/accounts/{w.account['id']}", factories.account_body(handle="@b"), expect=(201,)
     )
     assert mine["handle"] == "@b"
     # B's lists never show A's objects.

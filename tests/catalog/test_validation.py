@@ -41,6 +41,11 @@ def new_object(field: str, plural: str, body: Json) -> Bad:
     return Bad(field, "PUT", f"/v1/{plural}/{new_id(plural)}", body)
 
 
+def new_content(field: str, body: Json) -> Bad:
+    """A PUT of ``body`` as a new content, to be refused naming ``field``."""
+    return new_object(field, "contents", body)
+
+
 async def refusals(shop: Shop, cases: list[Bad], status: int = 422) -> list[str]:
     """Sends every case; returns what went wrong (a wrong answer, or something was stored)."""
     failures: list[str] = []
@@ -131,20 +136,20 @@ async def test_bad_urls_are_422_naming_the_field(shop: Shop) -> None:
 
 async def test_an_end_not_after_its_start_is_422_naming_the_end(shop: Shop) -> None:
     w = await shop.world()
-    account_id = w.account["id"]
     cases = [
-        new_object(
+        new_content(
             "ended_at",
-            "contents",
             live_body(
-                account_id, started_at="2024-06-18T20:00:00Z", ended_at="2024-06-18T19:59:59Z"
+                w.account["id"], started_at="2024-06-18T20:00:00Z", ended_at="2024-06-18T19:59:59Z"
             ),
         ),
-        new_object(
+        # The same instant written in two offsets: an empty room.
+        new_content(
             "ended_at",
-            "contents",  # The same instant written in two offsets: an empty room.
             live_body(
-                account_id, started_at="2024-06-18T20:00:00Z", ended_at="2024-06-19T04:00:00+08:00"
+                w.account["id"],
+                started_at="2024-06-18T20:00:00Z",
+                ended_at="2024-06-19T04:00:00+08:00",
             ),
         ),
         Bad(
@@ -166,26 +171,22 @@ async def test_timestamps_without_an_offset_or_out_of_range_are_422(shop: Shop) 
     w = await shop.world()
     account_id = w.account["id"]
     cases = [
-        new_object(
+        new_content(
             "published_at",
-            "contents",
             video_body(account_id, published_at="2024-06-01T12:00:00"),
         ),
-        new_object(
+        new_content(
             "published_at",
-            "contents",
             video_body(account_id, published_at="2024-06-01"),
         ),
-        new_object(
+        new_content(
             "started_at",
-            "contents",
             live_body(account_id, started_at="2024-06-18 20:00:00"),
         ),
         Bad("starts_at", "PUT", link_path(w), link_body(starts_at="2024-06-18T20:15:00")),
         # Valid with its offset, but before year 1 or after 9999 in UTC.
-        new_object(
+        new_content(
             "published_at",
-            "contents",
             video_body(account_id, published_at="0001-01-01T00:00:00+01:00"),
         ),
         Bad(
@@ -200,9 +201,8 @@ async def test_timestamps_without_an_offset_or_out_of_range_are_422(shop: Shop) 
             campaign_body(ends_at="2024-06-19T00:00:00"),
         ),
         # Before the epoch in UTC (1970-01-01T00:00:00+01:00 is an hour before it).
-        new_object(
+        new_content(
             "published_at",
-            "contents",
             video_body(account_id, published_at="1969-12-31T23:59:59Z"),
         ),
         new_object(

@@ -70,6 +70,13 @@ SCHEMA: tuple[tuple[int, tuple[str, ...]], ...] = (
     ),
 )
 
+#: Where the applied versions are recorded (``{db}`` and ``{engine}`` to fill in).
+VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {db}.schema_version "
+    "(version UInt32, applied_at DateTime64(6, 'UTC')) "
+    "ENGINE = {engine} ORDER BY version"
+)
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -131,11 +138,7 @@ class AnalyticStore:
     def migrate(self) -> list[int]:
         """Apply the schema's migrations not yet recorded; returns the versions applied."""
         self.execute("CREATE DATABASE IF NOT EXISTS {db}")
-        self.execute(
-            "CREATE TABLE IF NOT EXISTS {db}.schema_version "
-            "(version UInt32, applied_at DateTime64(6, 'UTC')) "
-            "ENGINE = MergeTree ORDER BY version"
-        )
+        self.execute(VERSION_TABLE.replace("{engine}", "MergeTree"))
         done = {int(row[0]) for row in self.rows("SELECT version FROM {db}.schema_version")}
         applied = []
         for version, statements in SCHEMA:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, insert, select
+from sqlalchemy import ColumnElement, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.events.rollup import DailyKey, DailySums
@@ -324,3 +324,17 @@ async def list_rejected(
         records = records[:limit]
         return records, records[-1].id
     return records, None
+
+
+def events_in(
+    tenant_id: str, types: Collection[str], start: dt.datetime, end: dt.datetime
+) -> list[ColumnElement[bool]]:
+    """The conditions that select a tenant's events of ``types`` that occurred in
+    ``[start, end)`` (for the reads of reports and experiments)."""
+    kinds = list(types)
+    return [
+        Event.tenant_id == tenant_id,
+        Event.occurred_at >= start,
+        Event.occurred_at < end,
+        Event.type == kinds[0] if len(kinds) == 1 else Event.type.in_(kinds),
+    ]

@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.attribution.events.repository import events_in
 from services.attribution.models import Credit, Event, Experiment, Order
 
 EXPOSURE_TYPES = ("impression", "view")
@@ -51,13 +52,7 @@ async def user_contents(
     """Distinct ``(user_id, content_id)`` with an event of ``types`` on those contents."""
     rows = await session.execute(
         select(Event.user_id, Event.content_id)
-        .where(
-            Event.tenant_id == tenant_id,
-            Event.type.in_(list(types)),
-            Event.content_id.in_(list(content_ids)),
-            Event.occurred_at >= start,
-            Event.occurred_at < end,
-        )
+        .where(*events_in(tenant_id, types, start, end), Event.content_id.in_(list(content_ids)))
         .distinct()
     )
     return [(user, content) for user, content in rows if content is not None]

@@ -97,6 +97,7 @@ __all__ = [
     "evaluate",
     "longest_cover",
     "merge_split",
+    "step_stat",
 ]
 
 MIN_STEPS = 2
@@ -166,23 +167,24 @@ class Tally:
         first = users[1]
         out = [StepStat(first, 1.0 if first else None, None, None)]
         for k in range(2, len(users)):
-            u = users[k]
-            prev = users[k - 1]
-            gaps = self.deltas[k]
-            out.append(
-                StepStat(
-                    u,
-                    u / first if first else None,
-                    u / prev if prev else None,
-                    _median_seconds(gaps),
-                    sum(gaps) / len(gaps) / 1_000_000 if gaps else None,
-                    prev - u,
-                )
-            )
+            out.append(step_stat(users[k], first, users[k - 1], self.deltas[k]))
         return out
 
 
-def _median_seconds(values: array[int]) -> float | None:
+def step_stat(users: int, first: int, previous: int, gaps: Sequence[int]) -> StepStat:
+    """A step after the first: its users, their share of the first step's and of the previous
+    step's, and the median and mean of ``gaps`` (µs from the previous step) in seconds."""
+    return StepStat(
+        users,
+        users / first if first else None,
+        users / previous if previous else None,
+        _median_seconds(gaps),
+        sum(gaps) / len(gaps) / 1_000_000 if gaps else None,
+        previous - users,
+    )
+
+
+def _median_seconds(values: Sequence[int]) -> float | None:
     n = len(values)
     if n == 0:
         return None

@@ -58,9 +58,10 @@ items within the window of each possible earliest item.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import TypeVar
 
 from services.attribution.funnels.engine import (
     BreakdownResult,
@@ -68,6 +69,7 @@ from services.attribution.funnels.engine import (
     FunnelResult,
     StepStat,
     longest_cover,
+    step_stat,
 )
 
 __all__ = [
@@ -209,15 +211,12 @@ class _Judge:
         return UserOutcome(len(self.best), self.best, conversion)
 
 
-def _ordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge) -> None:
-    if spec.optional:
-        _ordered_optional(items, spec, value, judge)
-        return
-    n, window, lo, hi = spec.n_steps, spec.window_us, spec.from_us, spec.to_us
-    convert_from = spec.convert[0] if spec.convert is not None else None
-    convert_to = spec.convert[1] if spec.convert is not None else -1
-    states: dict[tuple[int, ...], Chain] = {}
-    oldest = 0  # the earliest start among the states
+def _time_groups(
+    items: Sequence[StreamItem], lo: int, hi: int, value: str | None
+) -> Iterator[tuple[int, list[int]]]:
+    """The items time by time: each time with the step masks of its items, an item's first
+    step cleared when it cannot start a chain (outside ``[lo, hi)``, or without the breakdown
+    ``value``); times none of whose items matches a step are left out."""
     i = 0
     total = len(items)
     while i < total:
@@ -230,11 +229,32 @@ def _ordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None, jud
             if m:
                 masks.append(m)
             i += 1
-        if not masks:
-            continue
-        if states and t - oldest > window:  # chains out of reach can extend no more
-            states = {key: c for key, c in states.items() if t - c[0] <= window}
-            oldest = min((c[0] for c in states.values()), default=t)
+        if masks:
+            yield t, masks
+
+
+K = TypeVar("K")
+
+
+def _in_reach(states: dict[K, Chain], t: int, window: int) -> tuple[dict[K, Chain], int]:
+    """The states whose chains can still extend at ``t`` (their start within ``window``), and
+    the earliest start among them (``t`` when none is left)."""
+    kept = {key: c for key, c in states.items() if t - c[0] <= window}
+    return kept, min((c[0] for c in kept.values()), default=t)
+
+
+def _ordered(items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge) -> None:
+    if spec.optional:
+        _ordered_optional(items, spec, value, judge)
+        return
+    n, window, lo, hi = spec.n_steps, spec.window_us, spec.from_us, spec.to_us
+    convert_from = spec.convert[0] if spec.convert is not None else None
+    convert_to = spec.convert[1] if spec.convert is not None else -1
+    states: dict[tuple[int, ...], Chain] = {}
+    oldest = 0  # the earliest start among the states
+    for t, masks in _time_groups(items, lo, hi, value):
+        if states and t - oldest > window:
+            states, oldest = _in_reach(states, t, window)
         single = masks[0] if len(masks) == 1 else 0  # the common case: one item at t
         for base in [(), *states.values()]:
             k = len(base)
@@ -309,32 +329,17 @@ def _ordered_optional(
     up to the next required one; a group of equal-time items extends a chain by any run of
     steps that distinct items of the group match."""
     window, lo, hi = spec.window_us, spec.from_us, spec.to_us
-    reach = _reachable(spec)
-    key_of, prefer = _optional_states(judge, spec)
+    growth = _Growth(_reachable(spec), judge, *_optional_states(judge, spec))
+    prefer = growth.prefer
     states: dict[tuple[object, ...], Chain] = {}
     oldest = 0  # the earliest start among the states
-    i = 0
-    total = len(items)
-    while i < total:
-        t = items[i][0]
-        masks: list[int] = []
-        while i < total and items[i][0] == t:
-            _, m, _, values, _ = items[i]
-            if m & 1 and not (lo <= t < hi and (value is None or value in values)):
-                m &= ~1
-            if m:
-                masks.append(m)
-            i += 1
-        if not masks:
-            continue
-        if states and t - oldest > window:  # chains out of reach can extend no more
-            states = {key: c for key, c in states.items() if t - c[0] <= window}
-            oldest = min((c[0] for c in states.values()), default=t)
+    for t, masks in _time_groups(items, lo, hi, value):
+        if states and t - oldest > window:
+            states, oldest = _in_reach(states, t, window)
         if len(masks) == 1:
-            found = _single_chains(states.values(), masks[0], t, reach, judge, key_of, prefer)
+            found = _single_chains(states.values(), masks[0], t, growth)
         else:
-            bases = [(), *states.values()]
-            found = _group_chains(bases, masks, t, reach, judge, key_of, prefer)
+            found = _group_chains([(), *states.values()], masks, t, growth)
         for key, chain in found.items():
             current = states.get(key)
             if current is None or prefer(chain, current):
@@ -342,16 +347,35 @@ def _ordered_optional(
                 oldest = min(oldest, chain[0]) if len(states) > 1 else chain[0]
 
 
+@dataclass(frozen=True, slots=True)
+class _Growth:
+    """How the walk with optional steps extends its chains: the steps a chain of each level
+    may take next, the judge of its exclusions, and how chains are kept (by state, and which
+    of two chains of one state)."""
+
+    reach: Sequence[tuple[int, ...]]
+    judge: _Judge
+    key_of: KeyOf
+    prefer: Prefer
+
+    def offer(self, found: dict[tuple[object, ...], Chain], longer: Chain) -> bool:
+        """Record the extension ``longer`` and keep it in ``found`` when it is its state's
+        preferred chain; False (and nothing done) when an exclusion voids it."""
+        if self.judge.extension_void(longer):
+            return False
+        key = self.key_of(longer)
+        current = found.get(key)
+        if current is None or self.prefer(longer, current):
+            found[key] = longer
+        self.judge.record(longer)
+        return True
+
+
 def _single_chains(
-    bases: Iterable[Chain],
-    mask: int,
-    t: int,
-    reach: Sequence[tuple[int, ...]],
-    judge: _Judge,
-    key_of: KeyOf,
-    prefer: Prefer,
+    bases: Iterable[Chain], mask: int, t: int, growth: _Growth
 ) -> dict[tuple[object, ...], Chain]:
     """:func:`_group_chains` for a lone item at ``t``: each chain takes it for one step."""
+    reach = growth.reach
     found: dict[tuple[object, ...], Chain] = {}
     candidates: list[Chain] = [(t,)] if mask & 1 else []
     for base in bases:
@@ -360,27 +384,16 @@ def _single_chains(
             if mask >> p & 1:
                 candidates.append((*base, *(SKIP,) * (p - k), t))
     for longer in candidates:
-        if judge.extension_void(longer):
-            continue
-        key = key_of(longer)
-        current = found.get(key)
-        if current is None or prefer(longer, current):
-            found[key] = longer
-        judge.record(longer)
+        growth.offer(found, longer)
     return found
 
 
 def _group_chains(
-    bases: Sequence[Chain],
-    masks: Sequence[int],
-    t: int,
-    reach: Sequence[tuple[int, ...]],
-    judge: _Judge,
-    key_of: KeyOf,
-    prefer: Prefer,
+    bases: Sequence[Chain], masks: Sequence[int], t: int, growth: _Growth
 ) -> dict[tuple[object, ...], Chain]:
     """Every extension of ``bases`` by items of the group at ``t`` (distinct items on the
     steps added), recorded; the preferred one of each state."""
+    reach = growth.reach
     union = 0
     for m in masks:
         union |= m
@@ -399,14 +412,8 @@ def _group_chains(
             elif _matching(steps, masks) < steps.bit_count():
                 continue
             longer = (*chain, *(SKIP,) * (p - k), t)
-            if judge.extension_void(longer):
-                continue
-            key = key_of(longer)
-            current = found.get(key)
-            if current is None or prefer(longer, current):
-                found[key] = longer
-            judge.record(longer)
-            grow(longer, steps)
+            if growth.offer(found, longer):
+                grow(longer, steps)
 
     for base in bases:
         if len(base) < n:
@@ -597,28 +604,8 @@ class ModeTally:
         first = users[0]
         out = [StepStat(first, 1.0 if first else None, None, None)]
         for j in range(1, self.n):
-            u, prev, gaps = users[j], users[self.previous[j]], self.gaps[j]
-            out.append(
-                StepStat(
-                    u,
-                    u / first if first else None,
-                    u / prev if prev else None,
-                    _median_seconds(gaps),
-                    sum(gaps) / len(gaps) / 1_000_000 if gaps else None,
-                    prev - u,
-                )
-            )
+            out.append(step_stat(users[j], first, users[self.previous[j]], self.gaps[j]))
         return out
-
-
-def _median_seconds(values: list[int]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[mid] / 1_000_000
-    return (ordered[mid - 1] + ordered[mid]) / 2 / 1_000_000
 
 
 def _candidate_values(items: Sequence[StreamItem], spec: ModeSpec, bits: int) -> set[str]:

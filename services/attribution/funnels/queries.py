@@ -111,6 +111,30 @@ def _epoch_us(column: ColumnElement[Any], read: ReadPlan, plan: FunnelPlan) -> C
     return type_coerce(column, BigInteger)
 
 
+def _stream_columns(
+    user_id: ColumnElement[Any],
+    t: ColumnElement[int],
+    item_id: ColumnElement[Any],
+    mask: ColumnElement[Any],
+    value: ColumnElement[Any],
+    *,
+    is_order: int,
+    held: Sequence[ColumnElement[Any]],
+) -> list[ColumnElement[Any]]:
+    """The columns of one part of the item stream, events' or orders': ``user_id``, ``t``
+    (epoch µs), ``item_id``, ``mask``, ``value`` (the breakdown's), ``is_order`` and the held
+    dimensions ``h0``…"""
+    return [
+        user_id.label("user_id"),
+        t.label("t"),
+        item_id.label("item_id"),
+        mask.label("mask"),
+        type_coerce(value, String).label("value"),
+        literal(is_order, Integer).label("is_order"),
+        *(type_coerce(column, String).label(f"h{i}") for i, column in enumerate(held)),
+    ]
+
+
 class _EventSource:
     """``events`` (aliased), LEFT JOINed to the read model only for a breakdown needing it.
 
@@ -633,18 +657,18 @@ def stream_rows_statement(plan: FunnelPlan, read: ReadPlan) -> Select[StreamRowC
                 where.append(any_step)
         value: ColumnElement[Any] = src.dims[breakdown] if breakdown is not None else null()
         mask = _bit_mask(steps, e.c.type, matches) if matches else literal(0, Integer)
+        held = [src.dims[key] for key in plan.hold]
         parts.append(
             select(
-                e.c.user_id.label("user_id"),
-                _epoch_us(e.c.occurred_at, read, plan).label("t"),
-                e.c.event_id.label("item_id"),
-                mask.label("mask"),
-                type_coerce(value, String).label("value"),
-                literal(0, Integer).label("is_order"),
-                *(
-                    type_coerce(src.dims[key], String).label(f"h{i}")
-                    for i, key in enumerate(plan.hold)
-                ),
+                *_stream_columns(
+                    e.c.user_id,
+                    _epoch_us(e.c.occurred_at, read, plan),
+                    e.c.event_id,
+                    mask,
+                    value,
+                    is_order=0,
+                    held=held,
+                )
             )
             .select_from(src.source)
             .where(*where)
@@ -669,13 +693,15 @@ def stream_rows_statement(plan: FunnelPlan, read: ReadPlan) -> Select[StreamRowC
         mask = _bit_mask(steps, None, matches) if matches else literal(0, Integer)
         parts.append(
             select(
-                o.c.buyer_id.label("user_id"),
-                _epoch_us(o.c.paid_at, read, plan).label("t"),
-                o.c.order_id.label("item_id"),
-                mask.label("mask"),
-                type_coerce(o.c.order_id, String).label("value"),
-                literal(1, Integer).label("is_order"),
-                *(type_coerce(null(), String).label(f"h{i}") for i in range(len(plan.hold))),
+                *_stream_columns(
+                    o.c.buyer_id,
+                    _epoch_us(o.c.paid_at, read, plan),
+                    o.c.order_id,
+                    mask,
+                    o.c.order_id,
+                    is_order=1,
+                    held=[null()] * len(plan.hold),
+                )
             ).where(*where)
         )
     rows = parts[0].subquery("s") if len(parts) == 1 else union_all(*parts).subquery("s")

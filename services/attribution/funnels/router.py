@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.funnels import service
 from services.attribution.funnels.schemas import (
@@ -24,7 +27,7 @@ from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
 from shared.csv_export import CSV_OR_JSON, csv_response
 from shared.errors import UnprocessableEntity, validation_errors, validation_route
-from shared.timeouts import bounded
+from shared.timeouts import report_bounded
 
 
 def _invalid(exc: RequestValidationError) -> UnprocessableEntity | None:
@@ -44,6 +47,32 @@ def funnel_source(session: ReadSessionDep) -> FunnelSource:
 router = APIRouter(prefix="/v1/funnels", tags=["funnels"], route_class=validation_route(_invalid))
 Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
 Source = Annotated[FunnelSource, Depends(funnel_source)]
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class _Funnels:
+    """What the funnel routes share: the tenant, the source and the report time bound."""
+
+    request: Request
+    session: AsyncSession
+    source: FunnelSource
+    tenant_id: str
+
+    async def run(self, run: Callable[..., Awaitable[R]], query: object) -> R:
+        """``run(source, tenant_id, query, max_report_days=…)`` within the time bound."""
+        settings = self.request.app.state.settings
+        work = run(self.source, self.tenant_id, query, max_report_days=settings.max_report_days)
+        return await report_bounded(settings, work, self.session)
+
+
+def _funnels(
+    request: Request, principal: Reader, source: Source, session: ReadSessionDep
+) -> _Funnels:
+    return _Funnels(request, session, source, principal.tenant_id)
+
+
+Funnels = Annotated[_Funnels, Depends(_funnels)]
 
 
 @router.post(
@@ -77,21 +106,8 @@ Source = Annotated[FunnelSource, Depends(funnel_source)]
         },
     },
 )
-async def post_funnel(
-    query: FunnelQuery,
-    principal: Reader,
-    source: Source,
-    session: ReadSessionDep,
-    request: Request,
-) -> FunnelOut:
-    settings = request.app.state.settings
-    return await bounded(
-        service.run_funnel(
-            source, principal.tenant_id, query, max_report_days=settings.max_report_days
-        ),
-        getattr(settings, "report_timeout_seconds", None),
-        session=session,
-    )
+async def post_funnel(query: FunnelQuery, funnels: Funnels) -> FunnelOut:
+    return await funnels.run(service.run_funnel, query)
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -114,21 +130,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     ),
     responses=_ERRORS,
 )
-async def post_time_to_convert(
-    query: TimeToConvertQuery,
-    principal: Reader,
-    source: Source,
-    session: ReadSessionDep,
-    request: Request,
-) -> TimeToConvertOut:
-    settings = request.app.state.settings
-    return await bounded(
-        service.run_time_to_convert(
-            source, principal.tenant_id, query, max_report_days=settings.max_report_days
-        ),
-        getattr(settings, "report_timeout_seconds", None),
-        session=session,
-    )
+async def post_time_to_convert(query: TimeToConvertQuery, funnels: Funnels) -> TimeToConvertOut:
+    return await funnels.run(service.run_time_to_convert, query)
 
 
 @router.post(
@@ -143,21 +146,9 @@ async def post_time_to_convert(
     responses={200: CSV_OR_JSON, **_ERRORS},
 )
 async def post_funnel_users(
-    query: FunnelUsersQuery,
-    principal: Reader,
-    source: Source,
-    session: ReadSessionDep,
-    request: Request,
-    format: Literal["json", "csv"] = "json",
+    query: FunnelUsersQuery, funnels: Funnels, format: Literal["json", "csv"] = "json"
 ) -> FunnelUsersOut | Response:
-    settings = request.app.state.settings
-    page = await bounded(
-        service.run_funnel_users(
-            source, principal.tenant_id, query, max_report_days=settings.max_report_days
-        ),
-        getattr(settings, "report_timeout_seconds", None),
-        session=session,
-    )
+    page = await funnels.run(service.run_funnel_users, query)
     if format == "csv":
         headers = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
         rows = ({"user_id": user} for user in page.users)
@@ -188,7 +179,8 @@ async def post_funnel_trends(
     rules = await load_rules(
         session, principal.tenant_id, settings.secret, with_webhook_secret=False
     )
-    return await bounded(
+    return await report_bounded(
+        settings,
         service.run_trends(
             SqlFunnelSource(session),
             principal.tenant_id,
@@ -196,6 +188,5 @@ async def post_funnel_trends(
             rules.timezone,
             max_report_days=settings.max_report_days,
         ),
-        getattr(settings, "report_timeout_seconds", None),
-        session=session,
+        session,
     )

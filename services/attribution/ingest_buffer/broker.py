@@ -126,7 +126,12 @@ class Broker:
         state = (await self.js.stream_info(self.stream)).state
         if state.messages == 0:
             return Lag(0, None)
-        oldest = await self.js.get_msg(self.stream, seq=state.first_seq, next=True)
+        try:
+            # The first message from ``first_seq`` on: any still pending is found.
+            oldest = await self.js.get_msg(self.stream, seq=state.first_seq, next=True)
+        except NotFoundError:
+            # The writer committed and acknowledged all of them between the two reads.
+            return Lag(0, None)
         return Lag(state.messages, oldest.time)
 
 

@@ -111,8 +111,8 @@ Instant = Annotated[dt.datetime | None, BeforeValidator(_instant)]
 Id = Annotated[Annotated[str, StringConstraints(pattern=ID_PATTERN)] | None, BeforeValidator(_id)]
 
 
-class ReportQuery(BaseModel):
-    """What every report takes."""
+class Range(BaseModel):
+    """A report's range: ``from`` inclusive, ``to`` exclusive; ``scope`` settles the defaults."""
 
     from_: Instant = Field(
         None,
@@ -121,6 +121,11 @@ class ReportQuery(BaseModel):
         examples=["2026-03-01T00:00:00+08:00"],
     )
     to: Instant = Field(None, description="End, exclusive: ISO-8601 with an offset (default: now)")
+
+
+class ReportQuery(Range):
+    """What every report takes."""
+
     model: Annotated[Model | DataDriven | None, _one_of(REPORT_MODELS)] = Field(
         None,
         description="Attribution model (default: the tenant's); markov or shapley split each "

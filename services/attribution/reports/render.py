@@ -7,7 +7,9 @@ headers; the file is named after the report and its range.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
+from typing import Protocol
 
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -41,7 +43,17 @@ def _prefers_csv(accept: str | None) -> bool:
     )
 
 
-def _stamp(report: AdsReport | ContentsReport | Timeseries) -> str:
+class Ranged(Protocol):
+    """A report over a range: what its CSV file is named after."""
+
+    @property
+    def from_(self) -> dt.datetime: ...
+    @property
+    def to(self) -> dt.datetime: ...
+
+
+def stamp(report: Ranged) -> str:
+    """The report's range as it stands in a CSV file name: ``20260301T000000Z-20260401T000000Z``."""
     return f"{report.from_:%Y%m%dT%H%M%SZ}-{report.to:%Y%m%dT%H%M%SZ}"
 
 
@@ -59,7 +71,7 @@ def _csv(
     return csv_response(
         columns,
         (row.model_dump(mode="json") for row in rows),  # the JSON's values, cell by cell
-        filename=f"{name}-{_stamp(report)}.csv",
+        filename=f"{name}-{stamp(report)}.csv",
         headers=headers,
     )
 

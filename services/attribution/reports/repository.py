@@ -42,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
+from services.attribution.events.repository import events_in
 from services.attribution.events.rollup import DAY_US
 from services.attribution.models import (
     CatalogAccount,
@@ -54,6 +55,7 @@ from services.attribution.models import (
     Event,
     EventDaily,
 )
+from services.attribution.models.catalog import CatalogObject
 from shared.db import from_epoch_us, to_epoch_us
 from shared.vocabulary import WATCH_TYPES, AdFormat, ContentKind
 
@@ -79,6 +81,12 @@ async def begin_snapshot(session: AsyncSession) -> None:
 
 
 # --- catalog read model ----------------------------------------------------------------------
+
+
+def catalog_row(target: type[CatalogObject], tenant_id: Expr, key: Expr) -> ColumnElement[bool]:
+    """The join condition to ``target``'s catalog row whose id is ``key``, in the tenant
+    ``tenant_id`` of the row that holds the key (catalog ids are unique per tenant only)."""
+    return and_(target.tenant_id == tenant_id, target.id == key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +132,7 @@ def matching_contents(
     if platform is not None:
         query = query.join(
             CatalogAccount,
-            and_(
-                CatalogAccount.tenant_id == CatalogContent.tenant_id,
-                CatalogAccount.id == CatalogContent.account_id,
-            ),
+            catalog_row(CatalogAccount, CatalogContent.tenant_id, CatalogContent.account_id),
         ).where(CatalogAccount.platform == platform)
     return query
 
@@ -151,24 +156,15 @@ async def ads_catalog(
         )
         .outerjoin(
             CatalogCampaign,
-            and_(
-                CatalogCampaign.tenant_id == CatalogAd.tenant_id,
-                CatalogCampaign.id == CatalogAd.campaign_id,
-            ),
+            catalog_row(CatalogCampaign, CatalogAd.tenant_id, CatalogAd.campaign_id),
         )
         .outerjoin(
             CatalogContent,
-            and_(
-                CatalogContent.tenant_id == CatalogAd.tenant_id,
-                CatalogContent.id == CatalogAd.content_id,
-            ),
+            catalog_row(CatalogContent, CatalogAd.tenant_id, CatalogAd.content_id),
         )
         .outerjoin(
             CatalogProduct,
-            and_(
-                CatalogProduct.tenant_id == CatalogAd.tenant_id,
-                CatalogProduct.id == CatalogAd.product_id,
-            ),
+            catalog_row(CatalogProduct, CatalogAd.tenant_id, CatalogAd.product_id),
         )
         .where(CatalogAd.tenant_id == tenant_id)
     )
@@ -194,10 +190,7 @@ async def contents_catalog(
         )
         .outerjoin(
             CatalogAccount,
-            and_(
-                CatalogAccount.tenant_id == CatalogContent.tenant_id,
-                CatalogAccount.id == CatalogContent.account_id,
-            ),
+            catalog_row(CatalogAccount, CatalogContent.tenant_id, CatalogContent.account_id),
         )
         .where(CatalogContent.tenant_id == tenant_id)
     )
@@ -205,6 +198,18 @@ async def contents_catalog(
         query = query.where(CatalogContent.id.in_(ids))
     rows = await session.execute(query)
     return {row[0]: ContentInfo(*row[1:]) for row in rows}
+
+
+def while_live(room: type[CatalogContent], at: Expr) -> ColumnElement[bool]:
+    """``at`` lies while the content ``room`` (the table or an alias) was live: a live room
+    that had started, from ``started_at`` to ``ended_at`` inclusive (open-ended while
+    ``ended_at`` is unknown)."""
+    return and_(
+        room.kind == "live",
+        room.started_at.is_not(None),
+        at >= room.started_at,
+        (room.ended_at.is_(None)) | (at <= room.ended_at),
+    )
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -229,20 +234,6 @@ def _watch_seconds(dialect: str) -> ColumnElement[Any]:
         "CASE WHEN json_type(events.properties, '$.watch_seconds') IN ('integer', 'real') "
         "THEN json_extract(events.properties, '$.watch_seconds') END"
     )
-
-
-def _event_filters(
-    tenant_id: str,
-    start: dt.datetime,
-    end: dt.datetime,
-    types: Sequence[str],
-) -> list[ColumnElement[bool]]:
-    return [
-        Event.tenant_id == tenant_id,
-        Event.occurred_at >= start,
-        Event.occurred_at < end,
-        Event.type.in_(list(types)) if len(types) > 1 else Event.type == types[0],
-    ]
 
 
 def whole_days(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
@@ -280,7 +271,7 @@ async def event_sums(
     def where(
         event_types: Sequence[str], lo: dt.datetime, hi: dt.datetime
     ) -> list[ColumnElement[bool]]:
-        conditions = [*_event_filters(tenant_id, lo, hi, event_types), column.is_not(None)]
+        conditions = [*events_in(tenant_id, event_types, lo, hi), column.is_not(None)]
         if only is not None:
             conditions.append(column.in_(only))
         return conditions
@@ -524,22 +515,13 @@ async def content_credits(
     A live room is live from ``started_at`` to ``ended_at`` inclusive (open-ended while
     ``ended_at`` is unknown); videos, and rooms that never started, have no direct GMV.
     """
-    live = and_(
-        CatalogContent.kind == "live",
-        CatalogContent.started_at.is_not(None),
-        Credit.paid_at >= CatalogContent.started_at,
-        (CatalogContent.ended_at.is_(None)) | (Credit.paid_at <= CatalogContent.ended_at),
-    )
-    direct = case((live, 1), else_=0).label("direct")
+    direct = case((while_live(CatalogContent, Credit.paid_at), 1), else_=0).label("direct")
     query = (
         select(Credit.content_id)
         .select_from(Credit)
         .outerjoin(
             CatalogContent,
-            and_(
-                CatalogContent.tenant_id == Credit.tenant_id,
-                CatalogContent.id == Credit.content_id,
-            ),
+            catalog_row(CatalogContent, Credit.tenant_id, Credit.content_id),
         )
         .where(*credits.where(Credit.content_id, only))
     )
@@ -630,7 +612,7 @@ async def event_series(
 ) -> dict[int, int]:
     """Events of one type in ``[start, end)`` per slot."""
     slot = slots.slot(dialect_of(session), "events.occurred_at")
-    query = select(slot, func.count()).where(*_event_filters(tenant_id, start, end, [event_type]))
+    query = select(slot, func.count()).where(*events_in(tenant_id, [event_type], start, end))
     query = slots.narrow(query, Event.content_id, Event.ad_id)
     rows = await session.execute(query.group_by(literal_column("slot")))
     return {int(number): int(count) for number, count in rows}

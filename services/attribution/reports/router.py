@@ -7,6 +7,7 @@ tenant's), ``format=json|csv`` (or ``Accept: text/csv``) and ``include_inactive`
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -21,6 +22,7 @@ from services.attribution.reports import render, repository, service
 from services.attribution.reports.query import (
     AdsQuery,
     ContentsQuery,
+    Output,
     ReportQuery,
     Scope,
     TimeseriesQuery,
@@ -34,7 +36,7 @@ from shared.app import ReadSessionDep
 from shared.auth import Principal, require_scope
 from shared.db import utcnow
 from shared.errors import UnprocessableEntity, validation_route
-from shared.timeouts import bounded
+from shared.timeouts import report_bounded
 
 
 def _invalid(exc: RequestValidationError) -> UnprocessableEntity:
@@ -66,7 +68,17 @@ def _responses(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
 
 Q = TypeVar("Q", bound=ReportQuery)
 R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
 Build = Callable[[AsyncSession, str, Rules, Scope, Q], Awaitable[R]]
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A report request's tenant rules, its query's scope and the instant it was settled at."""
+
+    rules: Rules
+    scope: Scope
+    now: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,28 +90,42 @@ class _Reports:
     session: AsyncSession
     tenant_id: str
 
-    async def build(self, build: Build[Q, R], query: Q) -> R:
-        settings = self.request.app.state.settings
+    @property
+    def settings(self) -> Any:
+        return self.request.app.state.settings
+
+    async def rules(self) -> Rules:
+        """The tenant's rules, read in the snapshot that every query of the request shares."""
         await repository.begin_snapshot(self.session)  # before the first query of the request
-        rules = await load_rules(
-            self.session, self.tenant_id, settings.secret, with_webhook_secret=False
+        return await load_rules(
+            self.session, self.tenant_id, self.settings.secret, with_webhook_secret=False
         )
+
+    async def settle(self, query: ReportQuery) -> Settled:
+        rules = await self.rules()
+        now = utcnow()
         covered = scope(
             query,
             default_model=rules.default_model,
-            max_days=settings.max_report_days,
-            now=utcnow(),
+            max_days=self.settings.max_report_days,
+            now=now,
         )
-        # The time bound answers 503 problem+json beyond it; see ``shared.timeouts``.
-        seconds: float | None = getattr(settings, "report_timeout_seconds", None)
-        return await bounded(
-            build(self.session, self.tenant_id, rules, covered, query),
-            seconds,
-            session=self.session,
+        return Settled(rules, covered, now)
+
+    async def bounded(self, work: Awaitable[T]) -> T:
+        """``work`` within the report time bound: 503 problem+json beyond it (see
+        ``shared.timeouts``)."""
+        return await report_bounded(self.settings, work, self.session)
+
+    async def build(self, build: Build[Q, R], query: Q) -> R:
+        settled = await self.settle(query)
+        return await self.bounded(
+            build(self.session, self.tenant_id, settled.rules, settled.scope, query)
         )
 
-    def csv(self, query: ReportQuery) -> bool:
-        return render.output(query.format, self.request.headers.get("accept")) == "csv"
+    def csv(self, format: Output | None) -> bool:
+        """Whether the request asks for CSV (``format=csv`` or ``Accept: text/csv``)."""
+        return render.output(format, self.request.headers.get("accept")) == "csv"
 
 
 def _reports(request: Request, principal: Reader, session: ReadSessionDep) -> _Reports:
@@ -121,7 +147,7 @@ Reports = Annotated[_Reports, Depends(_reports)]
 )
 async def ads(reports: Reports, query: Annotated[AdsQuery, Query()]) -> AdsReport | Response:
     report = await reports.build(service.ads_report, query)
-    return render.ads_csv(report, query.table) if reports.csv(query) else report
+    return render.ads_csv(report, query.table) if reports.csv(query.format) else report
 
 
 @router.get(
@@ -137,7 +163,7 @@ async def contents(
     reports: Reports, query: Annotated[ContentsQuery, Query()]
 ) -> ContentsReport | Response:
     report = await reports.build(service.contents_report, query)
-    return render.contents_csv(report) if reports.csv(query) else report
+    return render.contents_csv(report) if reports.csv(query.format) else report
 
 
 @router.get(
@@ -154,4 +180,4 @@ async def timeseries(
     reports: Reports, query: Annotated[TimeseriesQuery, Query()]
 ) -> Timeseries | Response:
     series = await reports.build(service.timeseries, query)
-    return render.timeseries_csv(series) if reports.csv(query) else series
+    return render.timeseries_csv(series) if reports.csv(query.format) else series

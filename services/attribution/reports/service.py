@@ -135,16 +135,28 @@ def _name_ids(ids: Iterable[str]) -> str:
     return named
 
 
-def _not_in_catalog(ids: Iterable[str], catalog: Iterable[str], what: str, where: str) -> str:
-    """A warning naming the ids the catalog read model does not know yet ('' when none)."""
+def _listed_ids(
+    seen: set[str],
+    catalog: Iterable[str],
+    scope: Scope,
+    warnings: list[str],
+    *,
+    what: str,
+    where: str,
+    nulls: str,
+) -> set[str]:
+    """The ids a report lists: those ``seen`` in its data, and every catalog id with
+    ``include_inactive``. A warning names the ids the catalog read model does not know yet,
+    whose catalog fields (``nulls``) are null."""
     known = set(catalog)
+    ids = seen | known if scope.include_inactive else seen
     unknown = sorted(i for i in ids if i not in known)
-    if not unknown:
-        return ""
-    return (
-        f"{len(unknown)} {what}(s) seen in {where} are not in the catalog read model yet: "
-        f"{_name_ids(unknown)}"
-    )
+    if unknown:
+        warnings.append(
+            f"{len(unknown)} {what}(s) seen in {where} are not in the catalog read model yet: "
+            f"{_name_ids(unknown)}; their {nulls} are null (POST /v1/sync pulls the catalog now)."
+        )
+    return ids
 
 
 def _totals(sums: repository.EventSums | None, credit: repository.MoneySums | None) -> Totals:
@@ -274,15 +286,15 @@ async def ads_report(
     currency, spend_by_ad, spent_ads, warnings = settle_spend(rules.currency, spend)
     places = _places(currency)
 
-    ids = set(events) | set(credits) | spent_ads
-    if scope.include_inactive:
-        ids |= set(catalog)
-    unknown = _not_in_catalog(ids, catalog, "ad", "events, credits or spend")
-    if unknown:
-        warnings.append(
-            f"{unknown}; their campaign, content and format are null "
-            "(POST /v1/sync pulls the catalog now)."
-        )
+    ids = _listed_ids(
+        set(events) | set(credits) | spent_ads,
+        catalog,
+        scope,
+        warnings,
+        what="ad",
+        where="events, credits or spend",
+        nulls="campaign, content and format",
+    )
 
     rows: list[AdRow] = []
     format_totals: dict[AdFormat | None, Totals] = {fmt: Totals() for fmt in AD_FORMATS}
@@ -358,16 +370,16 @@ async def contents_report(
         }
     else:
         credits = await repository.content_credits(session, _credits(tenant_id, scope), only)
-    ids = set(events) | set(credits)
-    if scope.include_inactive:
-        ids |= set(catalog)
     warnings: list[str] = []
-    unknown = _not_in_catalog(ids, catalog, "content", "events or credits")
-    if unknown:
-        warnings.append(
-            f"{unknown}; their kind, platform and account are null "
-            "(POST /v1/sync pulls the catalog now)."
-        )
+    ids = _listed_ids(
+        set(events) | set(credits),
+        catalog,
+        scope,
+        warnings,
+        what="content",
+        where="events or credits",
+        nulls="kind, platform and account",
+    )
 
     rows: list[ContentRow] = []
     for content_id in ids:

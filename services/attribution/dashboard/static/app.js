@@ -1,12 +1,12 @@
 /* ClipFunnel dashboard: loading, rendering the cards, filters and wiring. */
 import { STEP_LABELS, DEFAULT_STEPS, MIN_STEPS, MAX_STEPS, FORMAT_ORDER, TOP_CONTENTS, NA, LOCALE, $, state, store } from './config.js';
-import { isNull, fmtInt, fmtCount, fmtPct, fmtRatio, fmtMoney, fmtDuration, stepLabel, platformLabel, withCurrency, formatLabel, zoneOr, startOfDay, todayIn, addDays, dayLabel } from './format.js';
+import { isNull, fmtInt, fmtCount, fmtPct, fmtRatio, fmtMoney, platformLabel, withCurrency, formatLabel, zoneOr, startOfDay, todayIn, addDays, dayLabel } from './format.js';
 import { ApiError, request, getJson } from './api.js';
-import { el, cardState, fillTable, clearCard, CARD_PARTS } from './dom.js';
+import { el, cardState, fillTable, clearCard, saveBlob, CARD_PARTS } from './dom.js';
 import { drawFunnel, drawBars, drawLine } from './charts.js';
 import { OPERATION_LOADERS, OPERATION_CARDS, OPERATION_RENDER } from './operations.js';
 import { PAGES, readView, remember, pageHref } from './nav.js';
-import { previousFilters, changeColumn, drawTiles, total, ratioOf } from './compare.js';
+import { previousFilters, changeColumn, drawTiles, fillStepsTable, total, ratioOf } from './compare.js';
 import { contentName, accountName, adName, link, titlesFrom } from './names.js';
 import './drill.js';
 import { withModes, syncSteps, loadFunnel, renderFunnelModes, initFunnelModes } from './funnel_modes.js';
@@ -78,17 +78,7 @@ function renderFunnel() {
   cardState('funnel', steps.length && steps[0].users === 0
     ? 'No viewer reached the first step in this range and these filters.' : '');
   drawFunnel($('#funnel-chart'), steps);
-  fillTable($('#funnel-table'), [
-    { key: 'step', label: 'Step', fmt: (s) => `${s.index + 1}. ${stepLabel(s.type)}` },
-    { key: 'users', label: 'Users', numeric: true, fmt: (s) => fmtInt(s.users) },
-    { key: 'conversion_from_previous', label: 'From previous', numeric: true, fmt: (s) => fmtPct(s.conversion_from_previous) },
-    { key: 'conversion_from_start', label: 'From start', numeric: true, fmt: (s) => fmtPct(s.conversion_from_start) },
-    { key: 'median_seconds_from_previous', label: 'Median time', numeric: true, fmt: (s) => fmtDuration(s.median_seconds_from_previous) },
-    changeColumn({
-      key: 'users_change', label: 'Users vs previous', metric: 'users', kind: 'int', better: 'up',
-      previous: state.data.funnelPrev && state.data.funnelPrev.steps, match: (s, prev) => prev[s.index],
-    }),
-  ], steps.map((s, index) => ({ ...s, index })), (s) => s.index);
+  fillStepsTable($('#funnel-table'), steps, state.data.funnelPrev, { fromStart: true });
   renderFunnelModes(data, tz());
 }
 
@@ -748,16 +738,6 @@ function renderSteps() {
 }
 
 // ---- CSV -----------------------------------------------------------------------------
-function saveBlob(blob, filename) {
-  const url = URL.createObjectURL(blob);
-  const link = el('a', { href: url, download: filename });
-  link.hidden = true;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
-}
-
 const csvCell = (v) => {
   const text = isNull(v) ? '' : String(v);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;

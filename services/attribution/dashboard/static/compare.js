@@ -1,7 +1,9 @@
 /* Change against the previous period of equal length: the range, the change badge, the tiles. */
 import { NA } from './config.js';
-import { isNull, nf, fmtMoney, fmtPct, fmtRatio, fmtCount, fmtInt, addDays, startOfDay } from './format.js';
-import { el } from './dom.js';
+import {
+  isNull, nf, fmtMoney, fmtPct, fmtRatio, fmtCount, fmtInt, fmtDuration, stepLabel, addDays, startOfDay,
+} from './format.js';
+import { el, fillTable } from './dom.js';
 
 const DAY_MS = 86400000;
 
@@ -62,6 +64,23 @@ export function changeColumn({ key, label = 'vs previous', metric, kind, better,
       return changeBadge(row[metric], before ? before[metric] : 0, { kind, better });
     },
   };
+}
+
+/** A funnel's steps as a table: users, conversion from the previous step (and from the
+ *  first with `fromStart`), median time from the previous step, and the users' change
+ *  against the `before` funnel's steps. */
+export function fillStepsTable(table, steps, before, { fromStart = false } = {}) {
+  fillTable(table, [
+    { key: 'step', label: 'Step', fmt: (s) => `${s.index + 1}. ${stepLabel(s.type)}` },
+    { key: 'users', label: 'Users', numeric: true, fmt: (s) => fmtInt(s.users) },
+    { key: 'conversion_from_previous', label: 'From previous', numeric: true, fmt: (s) => fmtPct(s.conversion_from_previous) },
+    ...(fromStart ? [{ key: 'conversion_from_start', label: 'From start', numeric: true, fmt: (s) => fmtPct(s.conversion_from_start) }] : []),
+    { key: 'median_seconds_from_previous', label: 'Median time', numeric: true, fmt: (s) => fmtDuration(s.median_seconds_from_previous) },
+    changeColumn({
+      key: 'users_change', label: 'Users vs previous', metric: 'users', kind: 'int', better: 'up',
+      previous: before && before.steps, match: (s, prev) => prev[s.index],
+    }),
+  ], steps.map((s, index) => ({ ...s, index })), (s) => s.index);
 }
 
 /** Metric tiles: [{key, label, value (text), current, previous, kind, better}]. */

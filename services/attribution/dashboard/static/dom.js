@@ -87,3 +87,14 @@ export function clearCard(key) {
     node.replaceChildren(...(caption ? [caption] : []));
   }
 }
+
+/** Download `blob` as `filename` (a link clicked, then let go). */
+export function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = el('a', { href: url, download: filename });
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}

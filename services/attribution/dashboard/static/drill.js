@@ -3,14 +3,14 @@
  * explanation of each, its products, and for a live room its minute-by-minute timeline. */
 import { NA, LOCALE, $, state } from './config.js';
 import {
-  isNull, fmtInt, fmtCount, fmtPct, fmtRatio, fmtMoney, fmtDuration, stepLabel, withCurrency,
+  isNull, fmtInt, fmtCount, fmtPct, fmtRatio, fmtMoney, fmtDuration, withCurrency,
   formatLabel,
 } from './format.js';
 import { ApiError, getJson } from './api.js';
 import { el, cardState, fillTable, clearCard, CARD_PARTS } from './dom.js';
 import { drawFunnel, drawLine } from './charts.js';
 import { registerPage, pageHref, hashOf } from './nav.js';
-import { previousFilters, drawTiles, changeColumn } from './compare.js';
+import { previousFilters, drawTiles, fillStepsTable } from './compare.js';
 import { accountName, adName, link, titlesFrom } from './names.js';
 
 const CARDS = {
@@ -99,16 +99,7 @@ function drawPageFunnel(answer, before) {
   const steps = answer.steps || [];
   cardState('page-funnel', steps.length && steps[0].users === 0 ? 'No viewer reached the first step here.' : '');
   drawFunnel($('#page-funnel-chart'), steps);
-  fillTable($('#page-funnel-table'), [
-    { key: 'step', label: 'Step', fmt: (s) => `${s.index + 1}. ${stepLabel(s.type)}` },
-    { key: 'users', label: 'Users', numeric: true, fmt: (s) => fmtInt(s.users) },
-    { key: 'conversion_from_previous', label: 'From previous', numeric: true, fmt: (s) => fmtPct(s.conversion_from_previous) },
-    { key: 'median_seconds_from_previous', label: 'Median time', numeric: true, fmt: (s) => fmtDuration(s.median_seconds_from_previous) },
-    changeColumn({
-      key: 'users_change', label: 'Users vs previous', metric: 'users', kind: 'int', better: 'up',
-      previous: before && before.steps, match: (s, prev) => prev[s.index],
-    }),
-  ], steps.map((s, index) => ({ ...s, index })), (s) => s.index);
+  fillStepsTable($('#page-funnel-table'), steps, before);
 }
 
 function drawSeries(gmv, orders, ctx, currency) {
@@ -290,22 +281,38 @@ const CONTENT_TILES = [
 ];
 const LIVE_TILES = [['unique_viewers', 'Viewers', 'int', 'up'], ['direct_gmv', 'Direct GMV', 'money', 'up']];
 
-async function showContent(id, f, ctx) {
+/** A page starts loading: a new ticket (answers for an older one are dropped), no errors,
+ *  busy; the query params of the range and of the previous period. */
+function beginPage(f, ctx) {
   const mine = ++ticket;
   forgetErrors();
   busy(true);
   $('#page-timeline-card').hidden = true;
   ctx.setStatus('Loading…');
-  const params = { from: f.from, to: f.to, model: f.model };
   const prev = previousFilters(f, ctx.tz());
+  return {
+    mine, prev,
+    params: { from: f.from, to: f.to, model: f.model },
+    prevParams: { from: prev.from, to: prev.to, model: f.model },
+  };
+}
+
+/** What both pages load for their `filter` (a content or an ad): the funnel, in the range
+ *  and the previous period, and the daily GMV and orders. */
+const funnelAndSeries = (f, prev, what, filter) => ({
+  funnel: () => getJson('v1/funnels', {}, `${what} funnel`, funnelBody(f, filter)),
+  funnelPrev: () => getJson('v1/funnels', {}, `${what} funnel (previous period)`, funnelBody(prev, filter)),
+  gmv: () => series(f, 'gmv', filter),
+  orders: () => series(f, 'orders', filter),
+});
+
+async function showContent(id, f, ctx) {
+  const { mine, prev, params, prevParams } = beginPage(f, ctx);
   const got = await fetchAll({
     page: () => getJson(`v1/reports/contents/${enc(id)}`, { ...params, max_orders: 100 }, 'content page'),
     row: () => getJson('v1/reports/contents', params, 'contents report'),
-    rowPrev: () => getJson('v1/reports/contents', { from: prev.from, to: prev.to, model: f.model }, 'contents report (previous period)'),
-    funnel: () => getJson('v1/funnels', {}, 'content funnel', funnelBody(f, { content_id: id })),
-    funnelPrev: () => getJson('v1/funnels', {}, 'content funnel (previous period)', funnelBody(prev, { content_id: id })),
-    gmv: () => series(f, 'gmv', { content_id: id }),
-    orders: () => series(f, 'orders', { content_id: id }),
+    rowPrev: () => getJson('v1/reports/contents', prevParams, 'contents report (previous period)'),
+    ...funnelAndSeries(f, prev, 'content', { content_id: id }),
   });
   if (mine !== ticket) return;
   notFound('page', `content ${id}`);
@@ -349,20 +356,11 @@ const AD_TILES = [
 ];
 
 async function showAd(id, f, ctx) {
-  const mine = ++ticket;
-  forgetErrors();
-  busy(true);
-  $('#page-timeline-card').hidden = true;
-  ctx.setStatus('Loading…');
-  const params = { from: f.from, to: f.to, model: f.model };
-  const prev = previousFilters(f, ctx.tz());
+  const { mine, prev, params, prevParams } = beginPage(f, ctx);
   const got = await fetchAll({
     ad: () => getJson('v1/reports/ads', params, 'ads report'),
-    adPrev: () => getJson('v1/reports/ads', { from: prev.from, to: prev.to, model: f.model }, 'ads report (previous period)'),
-    funnel: () => getJson('v1/funnels', {}, 'ad funnel', funnelBody(f, { ad_id: id })),
-    funnelPrev: () => getJson('v1/funnels', {}, 'ad funnel (previous period)', funnelBody(prev, { ad_id: id })),
-    gmv: () => series(f, 'gmv', { ad_id: id }),
-    orders: () => series(f, 'orders', { ad_id: id }),
+    adPrev: () => getJson('v1/reports/ads', prevParams, 'ads report (previous period)'),
+    ...funnelAndSeries(f, prev, 'ad', { ad_id: id }),
   });
   if (mine !== ticket) return;
   const row = ((got.ad && got.ad.rows) || []).find((r) => r.ad_id === id) || null;

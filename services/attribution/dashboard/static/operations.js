@@ -6,7 +6,7 @@
 import { NA, $, state } from './config.js';
 import { isNull, nf, fmtInt, fmtPct, fmtRatio, fmtMoney, fmtDuration, withCurrency } from './format.js';
 import { ApiError, request, getJson } from './api.js';
-import { el, svg, mountSvg, cardState, fillTable } from './dom.js';
+import { el, svg, mountSvg, cardState, fillTable, saveBlob } from './dom.js';
 
 // ---- loading ---------------------------------------------------------------------------
 const range = (f) => ({ from: f.from, to: f.to });
@@ -230,16 +230,6 @@ async function reload(key, what) {
   } finally {
     card.setAttribute('aria-busy', 'false');
   }
-}
-
-function saveBlob(blob, filename) {
-  const url = URL.createObjectURL(blob);
-  const link = el('a', { href: url, download: filename });
-  link.hidden = true;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
 async function downloadCsv(kind, button) {

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.attribution.events.repository import events_in
 from services.attribution.models import CatalogAd, CatalogCampaign, Event
 from shared.vocabulary import ENGAGEMENT_OBJECTIVE
 
@@ -82,13 +83,7 @@ async def content_event_counts(
         return {}
     rows = await session.execute(
         select(Event.type, func.count())
-        .where(
-            Event.tenant_id == tenant_id,
-            Event.content_id.in_(list(content_ids)),
-            Event.type.in_(list(types)),
-            Event.occurred_at >= start,
-            Event.occurred_at < end,
-        )
+        .where(*events_in(tenant_id, types, start, end), Event.content_id.in_(list(content_ids)))
         .group_by(Event.type)
     )
     return {str(kind): int(count) for kind, count in rows}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from services.attribution.reports.operations.scorecard_repository import LEVELS, Level
-from services.attribution.reports.query import OUTPUTS, Id, Instant, Output, ReportQuery
+from services.attribution.reports.query import OUTPUTS, Id, Output, Range, ReportQuery
 from services.attribution.reports.query import _one_of as one_of
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -15,13 +15,7 @@ InteractionsTable = Literal["accounts", "contents", "days", "unanswered"]
 INTERACTIONS_TABLES: tuple[InteractionsTable, ...] = get_args(InteractionsTable)
 
 
-class RangeQuery(BaseModel):
-    from_: Instant = Field(
-        None,
-        alias="from",
-        description="Start, inclusive: ISO-8601 with an offset (default: `to` − 30 days)",
-    )
-    to: Instant = Field(None, description="End, exclusive: ISO-8601 with an offset (default: now)")
+class RangeQuery(Range):
     format: Annotated[Output | None, one_of(OUTPUTS)] = Field(
         None, description="json (default) or csv; `Accept: text/csv` also selects CSV"
     )

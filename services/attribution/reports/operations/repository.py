@@ -10,6 +10,7 @@ from sqlalchemy.orm import aliased
 
 from services.attribution.models import CatalogContent, Event, Interaction
 from services.attribution.reports.operations.interactions import Comment, Message
+from services.attribution.reports.repository import catalog_row
 
 UNMATCHED_LIMIT = 500
 
@@ -34,10 +35,7 @@ async def comments(
         )
         .outerjoin(
             CatalogContent,
-            and_(
-                CatalogContent.tenant_id == Event.tenant_id,
-                CatalogContent.id == Event.content_id,
-            ),
+            catalog_row(CatalogContent, Event.tenant_id, Event.content_id),
         )
         .where(
             Event.tenant_id == tenant_id,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from services.attribution.reports import render, repository
+from services.attribution.reports import render
 from services.attribution.reports.operations import service
 from services.attribution.reports.operations.query import (
     InteractionsQuery,
@@ -28,14 +28,9 @@ from services.attribution.reports.operations.schemas import (
     Scorecard,
 )
 from services.attribution.reports.operations.scorecard import GROUPS, METRICS
-from services.attribution.reports.query import scope
-from services.attribution.reports.router import Reader, _invalid, _responses
-from services.attribution.settings.service import load_rules
-from shared.app import ReadSessionDep
+from services.attribution.reports.router import Reports, _invalid, _responses
 from shared.csv_export import csv_response
-from shared.db import utcnow
 from shared.errors import validation_route
-from shared.timeouts import bounded
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=validation_route(_invalid))
 
@@ -58,29 +53,15 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=validatio
     responses=_responses(InteractionsReport),
 )
 async def interactions(
-    request: Request,
-    principal: Reader,
-    session: ReadSessionDep,
-    query: Annotated[InteractionsQuery, Query()],
+    reports: Reports, query: Annotated[InteractionsQuery, Query()]
 ) -> InteractionsReport | Response:
-    settings = request.app.state.settings
-    await repository.begin_snapshot(session)
-    rules = await load_rules(
-        session, principal.tenant_id, settings.secret, with_webhook_secret=False
+    settled = await reports.settle(query.as_report_query())
+    report = await reports.bounded(
+        service.interactions_report(
+            reports.session, reports.tenant_id, settled.rules, settled.scope, query, now=settled.now
+        )
     )
-    now = utcnow()
-    covered = scope(
-        query.as_report_query(),
-        default_model=rules.default_model,
-        max_days=settings.max_report_days,
-        now=now,
-    )
-    report = await bounded(
-        service.interactions_report(session, principal.tenant_id, rules, covered, query, now=now),
-        getattr(settings, "report_timeout_seconds", None),
-        session=session,
-    )
-    if render.output(query.format, request.headers.get("accept")) != "csv":
+    if not reports.csv(query.format):
         return report
     tables: dict[str, tuple[tuple[str, ...], Sequence[BaseModel]]] = {
         "accounts": (ACCOUNT_COLUMNS, report.accounts),
@@ -89,11 +70,10 @@ async def interactions(
         "unanswered": (UNANSWERED_COLUMNS, report.unanswered.items),
     }
     columns, rows = tables[query.table]
-    stamp = f"{report.from_:%Y%m%dT%H%M%SZ}-{report.to:%Y%m%dT%H%M%SZ}"
     return csv_response(
         columns,
         (row.model_dump(mode="json") for row in rows),
-        filename=f"interactions-{query.table}-{stamp}.csv",
+        filename=f"interactions-{query.table}-{render.stamp(report)}.csv",
     )
 
 
@@ -121,34 +101,20 @@ _SCORECARD_METRICS = "; ".join(
     responses=_responses(Scorecard),
 )
 async def scorecard(
-    request: Request,
-    principal: Reader,
-    session: ReadSessionDep,
-    query: Annotated[ScorecardQuery, Query()],
+    reports: Reports, query: Annotated[ScorecardQuery, Query()]
 ) -> Scorecard | Response:
-    settings = request.app.state.settings
-    await repository.begin_snapshot(session)
-    rules = await load_rules(
-        session, principal.tenant_id, settings.secret, with_webhook_secret=False
+    settled = await reports.settle(query.as_report_query())
+    report = await reports.bounded(
+        service.scorecard_report(
+            reports.session, reports.tenant_id, settled.rules, settled.scope, query.level
+        )
     )
-    covered = scope(
-        query.as_report_query(),
-        default_model=rules.default_model,
-        max_days=settings.max_report_days,
-        now=utcnow(),
-    )
-    report = await bounded(
-        service.scorecard_report(session, principal.tenant_id, rules, covered, query.level),
-        getattr(settings, "report_timeout_seconds", None),
-        session=session,
-    )
-    if render.output(query.format, request.headers.get("accept")) != "csv":
+    if not reports.csv(query.format):
         return report
-    stamp = f"{report.from_:%Y%m%dT%H%M%SZ}-{report.to:%Y%m%dT%H%M%SZ}"
     return csv_response(
         SCORECARD_COLUMNS,
         _scorecard_rows(report),
-        filename=f"scorecard-{report.level}-{stamp}.csv",
+        filename=f"scorecard-{report.level}-{render.stamp(report)}.csv",
     )
 
 
@@ -181,33 +147,18 @@ def _scorecard_rows(report: Scorecard) -> Iterator[dict[str, Any]]:
     responses=_responses(ActivitiesReport),
 )
 async def activities(
-    request: Request,
-    principal: Reader,
-    session: ReadSessionDep,
-    query: Annotated[RangeQuery, Query()],
+    reports: Reports, query: Annotated[RangeQuery, Query()]
 ) -> ActivitiesReport | Response:
-    settings = request.app.state.settings
-    await repository.begin_snapshot(session)
-    rules = await load_rules(
-        session, principal.tenant_id, settings.secret, with_webhook_secret=False
+    settled = await reports.settle(query.as_report_query())
+    report = await reports.bounded(
+        service.activities_report(
+            reports.session, reports.tenant_id, settled.scope, now=settled.now
+        )
     )
-    now = utcnow()
-    covered = scope(
-        query.as_report_query(),
-        default_model=rules.default_model,
-        max_days=settings.max_report_days,
-        now=now,
-    )
-    report = await bounded(
-        service.activities_report(session, principal.tenant_id, covered, now=now),
-        getattr(settings, "report_timeout_seconds", None),
-        session=session,
-    )
-    if render.output(query.format, request.headers.get("accept")) != "csv":
+    if not reports.csv(query.format):
         return report
-    stamp = f"{report.from_:%Y%m%dT%H%M%SZ}-{report.to:%Y%m%dT%H%M%SZ}"
     return csv_response(
-        ACTIVITY_COLUMNS, _activity_rows(report), filename=f"activities-{stamp}.csv"
+        ACTIVITY_COLUMNS, _activity_rows(report), filename=f"activities-{render.stamp(report)}.csv"
     )
 
 

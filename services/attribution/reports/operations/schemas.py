@@ -117,7 +117,7 @@ UNANSWERED_COLUMNS = tuple(UnansweredComment.model_fields)
 
 # --- the 4C scorecard -----------------------------------------------------------------------
 
-_FORMULAS = {spec.name: spec.formula for spec in METRICS}
+_SPECS = {spec.name: spec for spec in METRICS}
 _PERCENTILE = (
     "Percentile rank among the level's items of the range that have a value: "
     "100 × (items below + ½ × items equal) / items; null when the value is null"
@@ -142,45 +142,57 @@ class MoneyScore(_Row):
     change: float | None = Field(description=_CHANGE)
 
 
-def _formula(name: str, unit: str = "") -> Any:
-    return Field(description=f"{_FORMULAS[name]}{unit}")
+class _Scores(_Row):
+    """One group's scores: each field is named after its metric (``scorecard.METRICS``),
+    whose formula describes it."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for name, info in cls.model_fields.items():
+            spec = _SPECS[name]
+            unit = " (seconds)" if "seconds" in name else ""
+            info.description = f"{spec.formula}{unit}"
+            if info.annotation is not (MoneyScore if spec.money else RateScore):
+                raise TypeError(f"{cls.__name__}.{name}: the metric's score is of another kind")
+        cls.model_rebuild(force=True)
 
 
-class ConsumerScores(_Row):
+class ConsumerScores(_Scores):
     """Does it meet demand."""
 
-    completion_rate: RateScore = _formula("completion_rate")
-    engagement_rate: RateScore = _formula("engagement_rate")
-    follow_rate: RateScore = _formula("follow_rate")
-    click_rate: RateScore = _formula("click_rate")
+    completion_rate: RateScore
+    engagement_rate: RateScore
+    follow_rate: RateScore
+    click_rate: RateScore
 
 
-class CostScores(_Row):
+class CostScores(_Scores):
     """What it costs (spend from the catalog, in the report currency)."""
 
-    cpm: MoneyScore = _formula("cpm")
-    cpc: MoneyScore = _formula("cpc")
-    cpa: MoneyScore = _formula("cpa")
-    cost_per_engaged_view: MoneyScore = _formula("cost_per_engaged_view")
-    roas: RateScore = _formula("roas")
+    cpm: MoneyScore
+    cpc: MoneyScore
+    cpa: MoneyScore
+    cost_per_engaged_view: MoneyScore
+    roas: RateScore
 
 
-class ConvenienceScores(_Row):
+class ConvenienceScores(_Scores):
     """How easy it is to buy."""
 
-    cart_to_order_rate: RateScore = _formula("cart_to_order_rate")
-    median_seconds_to_order: RateScore = _formula("median_seconds_to_order", " (seconds)")
-    direct_gmv_share: RateScore = _formula("direct_gmv_share")
-    product_card_order_share: RateScore = _formula("product_card_order_share")
+    cart_to_order_rate: RateScore
+    median_seconds_to_order: RateScore
+    direct_gmv_share: RateScore
+    product_card_order_share: RateScore
 
 
-class CommunicationScores(_Row):
+class CommunicationScores(_Scores):
     """How it talks with viewers."""
 
-    comment_reply_rate: RateScore = _formula("comment_reply_rate")
-    median_reply_seconds: RateScore = _formula("median_reply_seconds", " (seconds)")
-    comments_per_1000_views: RateScore = _formula("comments_per_1000_views")
-    share_rate: RateScore = _formula("share_rate")
+    comment_reply_rate: RateScore
+    median_reply_seconds: RateScore
+    comments_per_1000_views: RateScore
+    share_rate: RateScore
 
 
 class ScorecardItem(BaseModel):

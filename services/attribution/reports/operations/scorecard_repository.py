@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from sqlalchemy import Select, and_, case, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from services.attribution.events.repository import events_in
 from services.attribution.models import (
     CatalogAccount,
     CatalogAd,
@@ -28,21 +30,36 @@ from services.attribution.models import (
     Interaction,
     Order,
 )
-from services.attribution.reports.repository import Expr, MoneySums, grouped_money
+from services.attribution.reports.repository import (
+    Expr,
+    MoneySums,
+    catalog_row,
+    grouped_money,
+    while_live,
+)
+from shared.vocabulary import INTERACTION_TYPES, EventType
 
 Level = Literal["account", "content", "campaign"]
 LEVELS: tuple[Level, ...] = get_args(Level)
-SCORED_EVENT_TYPES = (
-    "impression",
-    "view",
-    "view_complete",
-    "like",
-    "comment",
-    "share",
-    "follow",
-    "click",
-    "add_to_cart",
+#: The events the scorecard counts: all but a live room's enter/exit and the interactions
+#: (replies and dms, which the interactions report answers for).
+SCORED_EVENT_TYPES: tuple[str, ...] = tuple(
+    kind
+    for kind in get_args(EventType)
+    if kind not in ("live_enter", "live_exit") and kind not in INTERACTION_TYPES
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """What the scorecard adds up over: one tenant's items of one level, in ``[start, end)``,
+    with the orders credited by one attribution model."""
+
+    tenant_id: str
+    level: Level
+    model: str
+    start: dt.datetime
+    end: dt.datetime
 
 
 def _keyed(
@@ -53,55 +70,45 @@ def _keyed(
         return query, content_id
     if level == "account":
         content = aliased(CatalogContent)
-        joined = query.join(content, and_(content.tenant_id == tenant, content.id == content_id))
+        joined = query.join(content, catalog_row(content, tenant, content_id))
         return joined, content.account_id
     ad = aliased(CatalogAd)
-    return query.join(ad, and_(ad.tenant_id == tenant, ad.id == ad_id)), ad.campaign_id
+    return query.join(ad, catalog_row(ad, tenant, ad_id)), ad.campaign_id
 
 
-def _events(
-    level: Level, tenant_id: str, start: dt.datetime, end: dt.datetime, types: Sequence[str]
-) -> tuple[Select[Any], Expr]:
+def _events(period: Period, types: Sequence[str]) -> tuple[Select[Any], Expr]:
     query, key = _keyed(
-        level, select(Event.event_id), Event.tenant_id, Event.content_id, Event.ad_id
+        period.level, select(Event.event_id), Event.tenant_id, Event.content_id, Event.ad_id
     )
     return (
         query.where(
-            Event.tenant_id == tenant_id,
-            Event.type.in_(list(types)),
-            Event.occurred_at >= start,
-            Event.occurred_at < end,
-            key.is_not(None),
+            *events_in(period.tenant_id, types, period.start, period.end), key.is_not(None)
         ),
         key,
     )
 
 
-async def event_counts(
-    session: AsyncSession, tenant_id: str, level: Level, start: dt.datetime, end: dt.datetime
-) -> dict[tuple[str, str], int]:
+async def event_counts(session: AsyncSession, period: Period) -> dict[tuple[str, str], int]:
     """Events per (item, type) in ``[start, end)``."""
-    query, key = _events(level, tenant_id, start, end, SCORED_EVENT_TYPES)
+    query, key = _events(period, SCORED_EVENT_TYPES)
     rows = await session.execute(
         query.with_only_columns(key, Event.type, func.count()).group_by(key, Event.type)
     )
     return {(str(item), str(kind)): int(count) for item, kind, count in rows}
 
 
-async def carting_viewers(
-    session: AsyncSession, tenant_id: str, level: Level, start: dt.datetime, end: dt.datetime
-) -> list[tuple[str, str]]:
+async def carting_viewers(session: AsyncSession, period: Period) -> list[tuple[str, str]]:
     """Distinct (item, user) of the range's ``add_to_cart`` events."""
-    query, key = _events(level, tenant_id, start, end, ["add_to_cart"])
+    query, key = _events(period, ["add_to_cart"])
     rows = await session.execute(query.with_only_columns(key, Event.user_id).distinct())
     return [(str(item), str(user)) for item, user in rows]
 
 
 async def replied_comments(
-    session: AsyncSession, tenant_id: str, level: Level, start: dt.datetime, end: dt.datetime
+    session: AsyncSession, period: Period
 ) -> list[tuple[str, dt.datetime, dt.datetime]]:
     """(item, comment time, its first reply's time) of the range's replied comments."""
-    query, key = _events(level, tenant_id, start, end, ["comment"])
+    query, key = _events(period, ["comment"])
     query = query.join(
         Interaction,
         and_(
@@ -118,11 +125,9 @@ async def replied_comments(
     return [(str(item), asked, answered) for item, asked, answered in rows]
 
 
-def _credits(
-    level: Level, tenant_id: str, model: str, start: dt.datetime, end: dt.datetime
-) -> tuple[Select[Any], Expr]:
+def _credits(period: Period) -> tuple[Select[Any], Expr]:
     query, key = _keyed(
-        level,
+        period.level,
         select(Credit.order_id).select_from(Credit),
         Credit.tenant_id,
         Credit.content_id,
@@ -130,10 +135,10 @@ def _credits(
     )
     return (
         query.where(
-            Credit.tenant_id == tenant_id,
-            Credit.model == model,
-            Credit.paid_at >= start,
-            Credit.paid_at < end,
+            Credit.tenant_id == period.tenant_id,
+            Credit.model == period.model,
+            Credit.paid_at >= period.start,
+            Credit.paid_at < period.end,
             key.is_not(None),
         ),
         key,
@@ -141,12 +146,7 @@ def _credits(
 
 
 async def credit_sums(
-    session: AsyncSession,
-    tenant_id: str,
-    level: Level,
-    model: str,
-    start: dt.datetime,
-    end: dt.datetime,
+    session: AsyncSession, period: Period
 ) -> dict[tuple[str, bool, bool], MoneySums]:
     """Σ credited amount and Σ order_share per (item, paid while live, product-card click).
 
@@ -154,17 +154,9 @@ async def credit_sums(
     at the order's payment. Product-card click: the credit's touch is a click on a content
     that the catalog links to the credited product with ``placement = product_card``.
     """
-    query, key = _credits(level, tenant_id, model, start, end)
+    query, key = _credits(period)
     room = aliased(CatalogContent)
-    query = query.outerjoin(
-        room, and_(room.tenant_id == Credit.tenant_id, room.id == Credit.content_id)
-    )
-    live = and_(
-        room.kind == "live",
-        room.started_at.is_not(None),
-        Credit.paid_at >= room.started_at,
-        room.ended_at.is_(None) | (Credit.paid_at <= room.ended_at),
-    )
+    query = query.outerjoin(room, catalog_row(room, Credit.tenant_id, Credit.content_id))
     card = and_(
         Credit.touch == "click",
         exists().where(
@@ -174,7 +166,7 @@ async def credit_sums(
             CatalogContentProduct.placement == "product_card",
         ),
     )
-    direct = case((live, 1), else_=0).label("direct")
+    direct = case((while_live(room, Credit.paid_at), 1), else_=0).label("direct")
     through_card = case((card, 1), else_=0).label("card")
     sums = await grouped_money(
         session, query, [key, direct, through_card], Credit.amount, Credit.order_share
@@ -186,12 +178,7 @@ async def credit_sums(
 
 
 async def order_times(
-    session: AsyncSession,
-    tenant_id: str,
-    level: Level,
-    model: str,
-    start: dt.datetime,
-    end: dt.datetime,
+    session: AsyncSession, period: Period
 ) -> list[tuple[str, dt.datetime, dt.datetime]]:
     """(item, paid time, the order's first touch) of each order credited to an item.
 
@@ -200,15 +187,15 @@ async def order_times(
     first = (
         select(Credit.order_id.label("order_id"), func.min(Credit.touch_at).label("touch_at"))
         .where(
-            Credit.tenant_id == tenant_id,
+            Credit.tenant_id == period.tenant_id,
             Credit.model == "first_touch",
-            Credit.paid_at >= start,
-            Credit.paid_at < end,
+            Credit.paid_at >= period.start,
+            Credit.paid_at < period.end,
         )
         .group_by(Credit.order_id)
         .subquery()
     )
-    query, key = _credits(level, tenant_id, model, start, end)
+    query, key = _credits(period)
     query = query.join(first, first.c.order_id == Credit.order_id)
     rows = await session.execute(
         query.with_only_columns(key, Credit.paid_at, first.c.touch_at)
@@ -218,16 +205,9 @@ async def order_times(
     return [(str(item), paid, touched) for item, paid, touched in rows]
 
 
-async def buyers(
-    session: AsyncSession,
-    tenant_id: str,
-    level: Level,
-    model: str,
-    start: dt.datetime,
-    end: dt.datetime,
-) -> list[tuple[str, str]]:
+async def buyers(session: AsyncSession, period: Period) -> list[tuple[str, str]]:
     """Distinct (item, buyer) of the orders credited to an item."""
-    query, key = _credits(level, tenant_id, model, start, end)
+    query, key = _credits(period)
     query = query.join(
         Order, and_(Order.tenant_id == Credit.tenant_id, Order.order_id == Credit.order_id)
     ).where(Order.buyer_id.is_not(None))
@@ -241,7 +221,7 @@ async def spend(
     """Σ spend per (item, currency) over the local days ``first_day``…``last_day``."""
     ad = aliased(CatalogAd)
     query = select(CatalogAdSpend.ad_id).join(
-        ad, and_(ad.tenant_id == CatalogAdSpend.tenant_id, ad.id == CatalogAdSpend.ad_id)
+        ad, catalog_row(ad, CatalogAdSpend.tenant_id, CatalogAdSpend.ad_id)
     )
     key: Expr
     if level == "campaign":
@@ -250,9 +230,7 @@ async def spend(
         key = ad.content_id
     else:
         content = aliased(CatalogContent)
-        query = query.join(
-            content, and_(content.tenant_id == ad.tenant_id, content.id == ad.content_id)
-        )
+        query = query.join(content, catalog_row(content, ad.tenant_id, ad.content_id))
         key = content.account_id
     query = query.where(
         CatalogAdSpend.tenant_id == tenant_id,

@@ -61,7 +61,7 @@ from services.attribution.reports.operations.scorecard import (
     scores,
     seconds_between,
 )
-from services.attribution.reports.operations.scorecard_repository import Level
+from services.attribution.reports.operations.scorecard_repository import Level, Period
 from services.attribution.reports.query import Scope
 from services.attribution.reports.repository import MoneySums
 from services.attribution.reports.service import NO_CURRENCY_PLACES, settle_spend
@@ -201,23 +201,15 @@ async def interactions_report(
 
 
 async def _period_sums(
-    session: AsyncSession,
-    tenant_id: str,
-    level: Level,
-    model: str,
-    start: dt.datetime,
-    end: dt.datetime,
-    tz: ZoneInfo,
+    session: AsyncSession, period: Period, tz: ZoneInfo
 ) -> tuple[dict[str, ItemSums], dict[tuple[str, str], MoneySums]]:
-    """Each item's sums over ``[start, end)`` but spend, and its spend per currency."""
+    """Each item's sums over the period but spend, and its spend per currency."""
     sums: defaultdict[str, ItemSums] = defaultdict(ItemSums)
-    for (item, kind), count in (
-        await scorecard_repository.event_counts(session, tenant_id, level, start, end)
-    ).items():
+    for (item, kind), count in (await scorecard_repository.event_counts(session, period)).items():
         sums[item].counts[kind] = count
     orders: defaultdict[str, list[float]] = defaultdict(list)
     card_orders: defaultdict[str, list[float]] = defaultdict(list)
-    credits = await scorecard_repository.credit_sums(session, tenant_id, level, model, start, end)
+    credits = await scorecard_repository.credit_sums(session, period)
     for (item, direct, card), credit in credits.items():
         totals = sums[item]
         totals.gmv += credit.amount
@@ -229,27 +221,19 @@ async def _period_sums(
     for item, shares in orders.items():
         sums[item].orders = math.fsum(shares)
         sums[item].card_orders = math.fsum(card_orders.get(item, []))
-    for item, paid, touched in await scorecard_repository.order_times(
-        session, tenant_id, level, model, start, end
-    ):
+    for item, paid, touched in await scorecard_repository.order_times(session, period):
         sums[item].seconds_to_order.append(seconds_between(paid, touched))
-    carting = distinct_pairs(
-        await scorecard_repository.carting_viewers(session, tenant_id, level, start, end)
-    )
-    bought = distinct_pairs(
-        await scorecard_repository.buyers(session, tenant_id, level, model, start, end)
-    )
+    carting = distinct_pairs(await scorecard_repository.carting_viewers(session, period))
+    bought = distinct_pairs(await scorecard_repository.buyers(session, period))
     for item, viewers in carting.items():
         sums[item].carting_viewers = len(viewers)
         sums[item].carting_buyers = len(viewers & bought.get(item, set()))
-    for item, asked, answered in await scorecard_repository.replied_comments(
-        session, tenant_id, level, start, end
-    ):
+    for item, asked, answered in await scorecard_repository.replied_comments(session, period):
         sums[item].replied_comments += 1
         sums[item].reply_seconds.append(seconds_between(answered, asked))
-    days = spend_days(start, end, tz)
+    days = spend_days(period.start, period.end, tz)
     spend = (
-        await scorecard_repository.spend(session, tenant_id, level, days[0], days[1])
+        await scorecard_repository.spend(session, period.tenant_id, period.level, *days)
         if days
         else {}
     )
@@ -299,9 +283,9 @@ async def scorecard_report(
     previous_start = start - (end - start)
     tz = ZoneInfo(rules.timezone)
     model = rules.default_model
-    now, now_spend = await _period_sums(session, tenant_id, level, model, start, end, tz)
+    now, now_spend = await _period_sums(session, Period(tenant_id, level, model, start, end), tz)
     before, before_spend = await _period_sums(
-        session, tenant_id, level, model, previous_start, start, tz
+        session, Period(tenant_id, level, model, previous_start, start), tz
     )
     currency, _, _, warnings = settle_spend(rules.currency, now_spend)
     places = NO_CURRENCY_PLACES if currency is None else minor_units(currency)
@@ -335,15 +319,8 @@ async def scorecard_report(
 
 
 def _activity_figures(f: Figures) -> ActivityFigures:
-    return ActivityFigures(
-        views=f.views,
-        likes=f.likes,
-        comments=f.comments,
-        shares=f.shares,
-        follows=f.follows,
-        engagement_rate=f.engagement_rate,
-        comments_per_1000_views=f.comments_per_1000_views,
-    )
+    """A window's figures as the report says them (the schema names the fields it takes)."""
+    return ActivityFigures.model_validate(f, from_attributes=True)
 
 
 async def activities_report(

@@ -8,7 +8,7 @@ from fastapi import Path
 from pydantic import BaseModel, Field
 
 from services.attribution.credit.engine import MODELS, Model
-from services.attribution.reports.query import Id, Instant, ReportQuery
+from services.attribution.reports.query import Id, Instant, Range, ReportQuery
 from services.attribution.reports.query import _one_of as one_of
 from shared.schemas import ID_PATTERN
 
@@ -24,13 +24,7 @@ class _RuleModel(BaseModel):
     )
 
 
-class PageQuery(_RuleModel):
-    from_: Instant = Field(
-        None,
-        alias="from",
-        description="Start, inclusive: ISO-8601 with an offset (default: `to` − 30 days)",
-    )
-    to: Instant = Field(None, description="End, exclusive: ISO-8601 with an offset (default: now)")
+class PageQuery(Range, _RuleModel):
     ad_id: Id = Field(None, description="Only the credits of touches on this ad (the ad's page)")
     max_orders: int = Field(
         DEFAULT_ORDERS,

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.models import (
@@ -16,7 +16,7 @@ from services.attribution.models import (
     CatalogProduct,
     Credit,
 )
-from services.attribution.reports.repository import CreditRange, grouped_money
+from services.attribution.reports.repository import CreditRange, catalog_row, grouped_money
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +62,7 @@ async def content(session: AsyncSession, tenant_id: str, content_id: str) -> Con
         )
         .outerjoin(
             CatalogAccount,
-            and_(
-                CatalogAccount.tenant_id == CatalogContent.tenant_id,
-                CatalogAccount.id == CatalogContent.account_id,
-            ),
+            catalog_row(CatalogAccount, CatalogContent.tenant_id, CatalogContent.account_id),
         )
         .where(CatalogContent.tenant_id == tenant_id, CatalogContent.id == content_id)
     )
@@ -86,9 +83,8 @@ async def products(session: AsyncSession, tenant_id: str, content_id: str) -> li
         )
         .outerjoin(
             CatalogProduct,
-            and_(
-                CatalogProduct.tenant_id == CatalogContentProduct.tenant_id,
-                CatalogProduct.id == CatalogContentProduct.product_id,
+            catalog_row(
+                CatalogProduct, CatalogContentProduct.tenant_id, CatalogContentProduct.product_id
             ),
         )
         .where(

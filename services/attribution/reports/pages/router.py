@@ -5,19 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from services.attribution.reports import repository
 from services.attribution.reports.pages import service
 from services.attribution.reports.pages.query import ContentId, PageQuery, TimelineQuery
 from services.attribution.reports.pages.schemas import ContentPage, LiveTimeline
-from services.attribution.reports.query import scope
-from services.attribution.reports.router import ERRORS, Reader, _invalid
-from services.attribution.settings.service import load_rules
-from shared.app import ReadSessionDep
+from services.attribution.reports.router import ERRORS, Reports, _invalid
 from shared.db import utcnow
 from shared.errors import validation_route
-from shared.timeouts import bounded
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=validation_route(_invalid))
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -37,27 +32,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     responses={**ERRORS, **NOT_FOUND},
 )
 async def content_page(
-    request: Request,
-    principal: Reader,
-    session: ReadSessionDep,
-    content_id: ContentId,
-    query: Annotated[PageQuery, Query()],
+    reports: Reports, content_id: ContentId, query: Annotated[PageQuery, Query()]
 ) -> ContentPage:
-    settings = request.app.state.settings
-    await repository.begin_snapshot(session)
-    rules = await load_rules(
-        session, principal.tenant_id, settings.secret, with_webhook_secret=False
-    )
-    covered = scope(
-        query.as_report_query(),
-        default_model=rules.default_model,
-        max_days=settings.max_report_days,
-        now=utcnow(),
-    )
-    return await bounded(
-        service.content_page(session, principal.tenant_id, rules, covered, content_id, query),
-        getattr(settings, "report_timeout_seconds", None),
-        session=session,
+    settled = await reports.settle(query.as_report_query())
+    return await reports.bounded(
+        service.content_page(
+            reports.session, reports.tenant_id, settled.rules, settled.scope, content_id, query
+        )
     )
 
 
@@ -73,19 +54,11 @@ async def content_page(
     responses={**ERRORS, **NOT_FOUND},
 )
 async def live_timeline(
-    request: Request,
-    principal: Reader,
-    session: ReadSessionDep,
-    content_id: ContentId,
-    query: Annotated[TimelineQuery, Query()],
+    reports: Reports, content_id: ContentId, query: Annotated[TimelineQuery, Query()]
 ) -> LiveTimeline:
-    settings = request.app.state.settings
-    await repository.begin_snapshot(session)
-    rules = await load_rules(
-        session, principal.tenant_id, settings.secret, with_webhook_secret=False
-    )
-    return await bounded(
-        service.live_timeline(session, principal.tenant_id, rules, content_id, query, utcnow()),
-        getattr(settings, "report_timeout_seconds", None),
-        session=session,
+    rules = await reports.rules()
+    return await reports.bounded(
+        service.live_timeline(
+            reports.session, reports.tenant_id, rules, content_id, query, utcnow()
+        )
     )
