@@ -39,11 +39,11 @@ def analytic_orders(app: FastAPI, tenant: str) -> list[dict[str, Any]]:
     return [{**dict(zip(columns, row, strict=False)), "paid_at": row[-1]} for row in rows]
 
 
-def copies(app: FastAPI, tenant: str) -> list[list[Any]]:
-    """``(order_id, rows without FINAL)`` per order of the tenant."""
+def finals(app: FastAPI, tenant: str) -> list[list[Any]]:
+    """``(order_id, rows, version)`` per order of the tenant, read with FINAL."""
     return replicator(app).store.rows(
-        f"SELECT order_id, count() FROM {{db}}.orders WHERE tenant_id = {store.quote(tenant)}"
-        " GROUP BY order_id ORDER BY order_id"
+        f"SELECT order_id, count(), max(version) FROM {{db}}.orders FINAL"
+        f" WHERE tenant_id = {store.quote(tenant)} GROUP BY order_id ORDER BY order_id"
     )
 
 
@@ -138,6 +138,7 @@ async def test_a_late_event_that_changes_the_last_touch_changes_the_copy(
 async def test_copies_repeated_or_interrupted_leave_one_visible_row_per_order(
     attribution_app: FastAPI, shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    await stop_replication(attribution_app.state.analytics_task)  # no copy in the background
     for i in range(3):
         await shop.order(order_id=f"o{i}", when=at(hours=4, minutes=i))
     orders = replicator(attribution_app).orders
@@ -152,13 +153,20 @@ async def test_copies_repeated_or_interrupted_leave_one_visible_row_per_order(
     with pytest.raises(RuntimeError, match="killed"):
         await orders.catch_up()
     monkeypatch.undo()
+    crashed = orders._version
+    assert crashed is not None
     assert await pending(attribution_app) > 0  # the outbox rows were kept
     await replicator(attribution_app).catch_up()
     await replicator(attribution_app).catch_up()  # nothing left: no new copy
     assert await pending(attribution_app) == 0
     found = analytic_orders(attribution_app, shop.tenant)
     assert [(o["order_id"], o["visible"]) for o in found] == [("o0", 1), ("o1", 1), ("o2", 1)]
-    assert [n for _, n in copies(attribution_app, shop.tenant)] == [2, 2, 2]  # FINAL: one each
+    # Copied again by the next batch, with a higher version: FINAL shows that copy alone.
+    assert finals(attribution_app, shop.tenant) == [
+        ["o0", 1, crashed + 1],
+        ["o1", 1, crashed + 1],
+        ["o2", 1, crashed + 1],
+    ]
 
 
 async def test_startup_copies_the_orders_the_store_missed(
