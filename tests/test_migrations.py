@@ -59,6 +59,8 @@ SERVICES = [
                 ("integrations", "uq_integrations_integration_id"),
                 # Replication to the analytic store reads every tenant's uncopied events.
                 ("events", "ix_events_analytics_seq"),
+                # The outbox of changed orders: one cross-tenant log read by change_id.
+                ("analytics_order_changes", PRIMARY_KEY),
             },
         ),
         id="attribution",

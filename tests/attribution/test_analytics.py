@@ -6,6 +6,7 @@ Run on chdb (the embedded ClickHouse), with SQLite and PostgreSQL as the system 
 from __future__ import annotations
 
 import datetime as dt
+import random
 import uuid
 from typing import Any
 
@@ -165,8 +166,13 @@ def test_several_workers_need_a_clickhouse_server(monkeypatch: pytest.MonkeyPatc
 
 _TYPES = ("impression", "view", "click")
 _STEP = st.fixed_dictionaries(
-    {"type": st.sampled_from(_TYPES)},
-    optional={"filters": st.fixed_dictionaries({"content_id": st.sampled_from(("c1", "c2"))})},
+    {"type": st.sampled_from((*_TYPES, "order"))},
+    optional={
+        "filters": st.one_of(
+            st.fixed_dictionaries({"content_id": st.sampled_from(("c1", "c2"))}),
+            st.fixed_dictionaries({"product_id": st.sampled_from(funnel_data.PRODUCTS)}),
+        )
+    },
 )
 _EVENT = st.tuples(
     st.integers(0, 3),  # user
@@ -175,6 +181,13 @@ _EVENT = st.tuples(
     st.sampled_from(_TYPES),
     st.sampled_from((*funnel_data.CONTENTS, funnel_data.UNKNOWN_CONTENT)),
     st.sampled_from((None, None, "instagram")),  # the event's own platform, else its account's
+)
+_ORDER = st.tuples(
+    st.integers(0, 3),  # buyer
+    st.integers(0, 11),  # slot of its paid time
+    st.sampled_from((0, 0, 1)),  # microseconds beside the slot
+    st.lists(st.sampled_from(funnel_data.PRODUCTS), min_size=1, max_size=2, unique=True),
+    st.sampled_from(("paid", "paid", "cancelled", "created")),  # its fate
 )
 
 
@@ -185,6 +198,7 @@ _EVENT = st.tuples(
 )
 @given(
     rows=st.lists(_EVENT, min_size=1, max_size=14),
+    orders=st.lists(_ORDER, max_size=3),
     steps=st.lists(_STEP, min_size=2, max_size=4),
     window=st.sampled_from((0, 10, 25, 60, 200)),
     span=st.tuples(st.integers(0, 6), st.integers(1, 12)),
@@ -197,6 +211,7 @@ async def test_funnels_from_clickhouse_agree_with_the_brute_force_reference(
     catalog: httpx.AsyncClient,
     make_token: TokenFactory,
     rows: list[tuple[int, int, int, str, str, str | None]],
+    orders: list[tuple[int, int, int, list[str], str]],
     steps: list[dict[str, Any]],
     window: int,
     span: tuple[int, int],
@@ -204,7 +219,11 @@ async def test_funnels_from_clickhouse_agree_with_the_brute_force_reference(
     distinct: bool,
 ) -> None:
     """Equal times and events matching two steps included; users are counted inside
-    ClickHouse unless two of their useful events share a time and one matches two steps."""
+    ClickHouse unless two of their useful events share a time and one matches two steps.
+
+    Orders are posted through the API after the events (their views and clicks are the
+    touches of their last-touch credits); some stay created, some are cancelled.
+    """
     tenant = new_tenant()
     token = make_token(tenant, "admin")
     await funnel_data.put_catalog(catalog, attribution, token)
@@ -234,6 +253,23 @@ async def test_funnels_from_clickhouse_agree_with_the_brute_force_reference(
         )
         for e in events
     ]
+    events_by_id = {e["event_id"]: e for e in events}
+    headers = auth(token)
+    for j, (buyer, slot, micros, products, fate) in enumerate(orders):
+        at = t0 + dt.timedelta(
+            seconds=10 * slot, microseconds=len(rows) + j if distinct else micros
+        )
+        order_id, user = f"o{j}", f"u{buyer}"
+        first = "created" if fate == "created" else "paid"
+        await funnel_data.post_order(attribution, headers, order_id, first, at, user, products)
+        if fate == "cancelled":
+            later = at + dt.timedelta(seconds=5)
+            await funnel_data.post_order(
+                attribution, headers, order_id, "cancelled", later, user, products
+            )
+        item = await funnel_data.order_item(attribution, headers, order_id, events_by_id)
+        if item is not None:
+            items.append(item)
     start, length = span
     query: dict[str, Any] = {
         "steps": steps,
@@ -248,11 +284,11 @@ async def test_funnels_from_clickhouse_agree_with_the_brute_force_reference(
     )
     assert response.status_code == 200, response.text
     assert response.json() == funnel_data.reference(items, query), query
+    plan = plan_funnel(tenant, FunnelQuery.model_validate(query))
+    assert ClickHouseFunnelSource.covers(plan)
     if distinct or len({s["type"] for s in steps}) == len(steps):
         # Nothing was left to the engine: ClickHouse gave the whole answer (equal times
         # too, when no event can match two steps).
-        plan = plan_funnel(tenant, FunnelQuery.model_validate(query))
-        assert ClickHouseFunnelSource.covers(plan)
         tied = funnel_users_statement(plan, _contents(plan), tied_only=True)
         assert replicator(attribution_app).store.rows(tied) == []
 
@@ -264,3 +300,54 @@ def _contents(plan: FunnelPlan) -> dict[tuple[str, str], list[str]]:
         for filters in (plan.filters, *(s.filters for s in plan.steps))
         for key, value in filters.items()
     }
+
+
+async def test_breakdowns_from_an_order_first_step_agree_with_the_reference(
+    attribution_app: FastAPI,
+    attribution: httpx.AsyncClient,
+    catalog: httpx.AsyncClient,
+    make_token: TokenFactory,
+    tenant: str,
+) -> None:
+    """An order has one breakdown value per last-touch credit: each value's funnel keeps
+    step 1 on the orders having it (ClickHouse counts them; the engine the tied users)."""
+    with funnel_data.fixed_clock():
+        token = make_token(tenant, "admin")
+        world = await funnel_data.build_world(
+            random.Random(7), catalog, attribution, tenant, token, users=8, orders=14
+        )
+        # Two orders of one buyer paid at one instant: with two order steps, a user left
+        # to the engine's tie-aware search.
+        events_by_id = {e["event_id"]: e for e in world.events}
+        tied_at = world.at(funnel_data.SLOTS - 2)
+        for order_id, products in (("tie-a", ["p1"]), ("tie-b", ["p2"])):
+            await funnel_data.post_order(
+                attribution, world.headers, order_id, "paid", tied_at, "u1", products
+            )
+            item = await funnel_data.order_item(attribution, world.headers, order_id, events_by_id)
+            assert item is not None
+            world.items.append(item)
+        seen = 0
+        for steps in (
+            [{"type": "order"}, {"type": "click"}],
+            [{"type": "order"}, {"type": "order"}],
+            [{"type": "order", "filters": {"product_id": "p1"}}, {"type": "view"}],
+        ):
+            for breakdown in funnel_data.BREAKDOWNS:
+                query = {
+                    "steps": steps,
+                    "from": iso(world.at(0)),
+                    "to": iso(world.at(funnel_data.SLOTS + 1)),
+                    "window_seconds": 250,
+                    "breakdown": breakdown,
+                }
+                plan = plan_funnel(tenant, FunnelQuery.model_validate(query))
+                assert ClickHouseFunnelSource.covers(plan)
+                response = await attribution.post("/v1/funnels", json=query, headers=auth(token))
+                assert response.status_code == 200, response.text
+                assert response.json() == funnel_data.reference(world.items, query), query
+                seen += len(response.json()["breakdown"])
+                if steps[1]["type"] == "order":
+                    tied = funnel_users_statement(plan, _contents(plan), tied_only=True)
+                    assert replicator(attribution_app).store.rows(tied) != []
+        assert seen > 0  # some orders have credits, so values

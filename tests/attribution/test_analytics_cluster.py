@@ -21,6 +21,12 @@ def test_each_table_is_replicated_per_shard_and_distributed_by_user() -> None:
         "CREATE TABLE IF NOT EXISTS shop.events ON CLUSTER east AS shop.events_local\n"
         "ENGINE = Distributed(east, shop, events_local, cityHash64(tenant_id, user_id));"
     ) in sql
+    # Every copy of an order on one shard, whoever its buyer is by then.
+    assert (
+        "CREATE TABLE IF NOT EXISTS shop.orders ON CLUSTER east AS shop.orders_local\n"
+        "ENGINE = Distributed(east, shop, orders_local, cityHash64(tenant_id, order_id));"
+    ) in sql
+    assert "'/clickhouse/tables/{shard}/shop/orders', '{replica}', version\n)" in sql
     assert "shop.schema_version ON CLUSTER east (version UInt32" in sql
     assert "ReplicatedMergeTree('/clickhouse/tables/shop/schema_version', '{replica}')" in sql
     assert "{db}" not in sql

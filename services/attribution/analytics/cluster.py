@@ -23,6 +23,10 @@ from services.attribution.analytics.store import SCHEMA, VERSION_TABLE
 DEFAULT_NAME = "clipfunnel"
 #: How the Distributed tables route rows to shards.
 SHARDING_KEY = "cityHash64(tenant_id, user_id)"
+#: Tables routed otherwise. Every copy of an order must reach one shard for ``FINAL`` to keep
+#: the newest, and its buyer can change between copies: orders go by their id (a funnel
+#: groups the rows of every shard by user at the node that asked).
+SHARDING_KEYS = {"orders": "cityHash64(tenant_id, order_id)"}
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS \{db\}\.(\w+) \(", re.MULTILINE)
@@ -57,7 +61,8 @@ def _on_cluster(statement: str, database: str, cluster: str) -> str:
     distributed = (
         f"CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} "
         f"AS {database}.{name}_local\n"
-        f"ENGINE = Distributed({cluster}, {database}, {name}_local, {SHARDING_KEY})"
+        f"ENGINE = Distributed({cluster}, {database}, {name}_local, "
+        f"{SHARDING_KEYS.get(name, SHARDING_KEY)})"
     )
     return f"{local};\n\n{distributed}"
 

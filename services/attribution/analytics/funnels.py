@@ -1,6 +1,6 @@
 """Funnels answered from the analytic store (:class:`ClickHouseFunnelSource`).
 
-For an ordered funnel over event steps, ClickHouse selects the tenant's rows in range,
+For an ordered funnel, ClickHouse selects the tenant's rows in range,
 computes each row's step bitmask (type, global and per-step filters), sorts each user's
 useful rows by ``(t, mask)`` and folds them into the user's chosen chain (the exact engine's
 fast path, :func:`_fold`), returning users per level and the chains' gaps per funnel and
@@ -13,8 +13,12 @@ Filters on catalog dimensions (account, content kind, platform) become ``content
 of the tenant's matching contents, read from the attribution database's catalog read model;
 a breakdown by one of them maps content ids to values the same way.
 
-Funnels with an ``order`` step, and the other modes (strict, unordered, exclusions, time to
-convert, users per level), are not replicated yet and are answered by the SQL source.
+An ``order`` step reads the tenant's visible orders (:mod:`.order_replication`) as rows of
+their buyer at their paid time, matching an order step's filters as the SQL source's
+``_order_matches`` does (a line's product, a last-touch credit's content, ad, account, kind
+or platform). With a breakdown from an ``order`` first step an order row's value is the list
+of its credits' values (:func:`_multi`). The other modes (strict, unordered, exclusions,
+time to convert, users per level) are answered by the SQL source.
 """
 
 from __future__ import annotations
@@ -29,14 +33,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.attribution.analytics.replication import EventReplicator
 from services.attribution.analytics.store import instant_literal, quote, quote_list
 from services.attribution.funnels.engine import MASK_BITS, FunnelAccumulator, FunnelResult
-from services.attribution.funnels.planner import CONTENT_KEYS, CONTENT_MARK, FunnelPlan
+from services.attribution.funnels.planner import (
+    CONTENT_KEYS,
+    CONTENT_MARK,
+    ORDER_STEP,
+    FunnelPlan,
+)
 from services.attribution.funnels.source import SqlFunnelSource
 from services.attribution.models import CatalogAccount, CatalogContent
 from shared.db import to_epoch_us
 
 
 class ClickHouseFunnelSource:
-    """Ordered funnels over events from ClickHouse; the rest from the SQL source."""
+    """Plain ordered funnels (events and orders) from ClickHouse; the rest from the SQL source."""
 
     def __init__(self, session: AsyncSession, replicator: EventReplicator) -> None:
         self._session = session
@@ -45,7 +54,7 @@ class ClickHouseFunnelSource:
 
     @staticmethod
     def covers(plan: FunnelPlan) -> bool:
-        return plan.plain and not plan.has_orders
+        return plan.plain
 
     async def step_counts(self, plan: FunnelPlan) -> FunnelResult:
         if not self.covers(plan):
@@ -72,7 +81,13 @@ class ClickHouseFunnelSource:
             for k, gaps in enumerate(figures[n:], start=2):
                 tally.deltas[k].extend(int(g) for g in gaps)
         # The others (a row matching two steps at a shared time): the engine's tie-aware search.
-        rows = await store.arows(funnel_users_statement(plan, contents, tied_only=True))
+        rows = await store.arows(
+            funnel_users_statement(plan, contents, tied_only=True, values=values)
+        )
+        if _multi(plan):
+            for _, starts, later in rows:
+                _add_multi(acc, starts, later)
+            return acc.result()
         if plan.breakdown is None:
             for _, starts, later in rows:
                 acc.add_split(starts, later)
@@ -148,7 +163,62 @@ def _translate(
     return [None if v is None else values.get(v) for v in raw]
 
 
+def _add_multi(acc: FunnelAccumulator, starts: Sequence[Any], later: Sequence[Any]) -> None:
+    """One user of a breakdown from an ``order`` first step, counted by the engine.
+
+    Each row has a list of values (an order's, from its credits; none for an event). As the
+    SQL source's multi-value breakdown: the user counts overall by the whole stream, and in
+    value v's funnel by the stream where step 1 stays only on rows having v.
+    """
+    low = (1 << MASK_BITS) - 1
+    rows = sorted(
+        [(int(t), 1, frozenset(v)) for t, v in starts]
+        + [(int(x) >> MASK_BITS, int(x) & low, frozenset(v)) for x, v in later],
+        key=lambda e: e[0],
+    )
+    chain = acc.best_chain([(t, mask, None) for t, mask, _ in rows])
+    if chain is None:
+        return
+    acc.tally().add(chain)
+    lo, hi = acc.from_us, acc.to_us
+    wanted = {v for t, mask, vs in rows if mask & 1 and lo <= t < hi for v in vs}
+    for value in sorted(wanted):
+        restricted = [(t, mask if value in vs else mask & ~1, None) for t, mask, vs in rows]
+        found = acc.best_chain(restricted)
+        if found is not None:
+            acc.tally(value).add(found)
+
+
 # --------------------------------------------------------------------------- statements
+
+
+def _multi(plan: FunnelPlan) -> bool:
+    """A breakdown from an ``order`` first step: a row's value is a list (an order has one
+    value per last-touch credit), as the SQL source's ``order_breakdown_statement``."""
+    return plan.breakdown is not None and plan.first_is_order
+
+
+def _order_values(plan: FunnelPlan, values: Mapping[str, str] | None) -> str:
+    """An order row's breakdown values (distinct, non-NULL) from its last-touch credits."""
+    key = plan.breakdown
+    if key in ("content_id", "ad_id"):
+        column = "contents" if key == "content_id" else "ads"
+        known = f"arrayFilter(c -> c IS NOT NULL, {column})"
+        return f"arrayDistinct(arrayMap(c -> assumeNotNull(c), {known}))"
+    if values:
+        ids = "[" + ", ".join(quote(k) for k in values) + "]"
+        mapped = "[" + ", ".join(quote(v) for v in values.values()) + "]"
+        of_content = f"if(c IS NULL, '', transform(assumeNotNull(c), {ids}, {mapped}, ''))"
+    else:
+        of_content = "''"
+    if key == "platform":
+        each = (
+            f"arrayMap((c, p) -> if(p IS NULL, {of_content}, assumeNotNull(p)),"
+            " contents, touch_platforms)"
+        )
+    else:
+        each = f"arrayMap(c -> {of_content}, contents)"
+    return f"arrayDistinct(arrayFilter(v -> v != '', {each}))"
 
 
 def _matches(filters: Mapping[str, str], contents: Mapping[tuple[str, str], list[str]]) -> str:
@@ -194,25 +264,89 @@ def _value(plan: FunnelPlan, values: Mapping[str, str] | None = None) -> str:
     return key
 
 
+def _order_matches(
+    filters: Mapping[str, str], contents: Mapping[tuple[str, str], list[str]]
+) -> str:
+    """Conditions of ``filters`` on an order row, ANDed ("1" when there is none).
+
+    As the SQL source: ``product_id`` when one of its lines has it, the other keys when one
+    of its last-touch credits does (``contents``, ``ads`` and ``touch_platforms`` are
+    aligned, one element per credit; a credit's platform is its touch's, else that of its
+    content's account).
+    """
+    terms = []
+    for key, value in filters.items():
+        if key == "product_id":
+            terms.append(f"has(products, {quote(value)})")
+        elif key == "content_id":
+            terms.append(f"has(contents, {quote(value)})")
+        elif key == "ad_id":
+            terms.append(f"has(ads, {quote(value)})")
+        elif key == "platform":
+            ids = quote_list(contents[key, value])
+            terms.append(
+                f"arrayExists((c, p) -> ifNull(p = {quote(value)}, 0)"
+                f" OR (p IS NULL AND ifNull(c IN {ids}, 0)), contents, touch_platforms)"
+            )
+        else:
+            ids = quote_list(contents[key, value])
+            terms.append(f"arrayExists(c -> ifNull(c IN {ids}, 0), contents)")
+    return " AND ".join(terms) if terms else "1"
+
+
 def _rows(
     plan: FunnelPlan,
     contents: Mapping[tuple[str, str], list[str]],
     values: Mapping[str, str] | None = None,
 ) -> str:
-    """The tenant's rows in reach, each with ``ts``, ``mask``, ``value`` and ``start``."""
-    steps = [f"(type = {quote(s.type)} AND {_matches(s.filters, contents)})" for s in plan.steps]
-    mask = " + ".join(f"if({cond}, {1 << k}, 0)" for k, cond in enumerate(steps))
+    """The tenant's rows in reach, each with ``ts``, ``mask``, ``value`` and ``start``.
+
+    Events of the funnel's types, and with an ``order`` step the tenant's visible orders
+    (paid, with a buyer): ``user_id`` is the buyer, ``ts`` the paid time, ``value`` NULL (a
+    breakdown is by step 1's event).
+    """
+    parts = []
     until = plan.until
-    time_bounds = f"t >= {instant_literal(plan.start)}" + (
-        f" AND t < {instant_literal(until)}" if until is not None else ""
-    )
-    start = f"({steps[0]} AND t < {instant_literal(plan.end)})"
-    return f"""
+    if plan.event_types:
+        steps = [
+            "0"
+            if s.type == ORDER_STEP
+            else f"(type = {quote(s.type)} AND {_matches(s.filters, contents)})"
+            for s in plan.steps
+        ]
+        mask = " + ".join(f"if({cond}, {1 << k}, 0)" for k, cond in enumerate(steps))
+        time_bounds = f"t >= {instant_literal(plan.start)}" + (
+            f" AND t < {instant_literal(until)}" if until is not None else ""
+        )
+        start = f"({steps[0]} AND t < {instant_literal(plan.end)})"
+        parts.append(f"""
             SELECT user_id, toUnixTimestamp64Micro(t) AS ts, toUInt16({mask}) AS mask,
-                {_value(plan, values)} AS value, {start} AS start
+                {"CAST([], 'Array(String)')" if _multi(plan) else _value(plan, values)} AS value,
+                toUInt8({start}) AS start
             FROM {{db}}.events FINAL
             WHERE tenant_id = {quote(plan.tenant_id)} AND type IN {quote_list(plan.event_types)}
-                AND {time_bounds} AND {_matches(plan.filters, contents)}"""
+                AND {time_bounds} AND {_matches(plan.filters, contents)}""")
+    if plan.has_orders:
+        steps = [
+            f"({_order_matches(s.filters, contents)})" if s.type == ORDER_STEP else "0"
+            for s in plan.steps
+        ]
+        mask = " + ".join(f"if({cond}, {1 << k}, 0)" for k, cond in enumerate(steps))
+        paid = "assumeNotNull(paid_at)"
+        time_bounds = f"{paid} >= {instant_literal(plan.start)}" + (
+            f" AND {paid} < {instant_literal(until)}" if until is not None else ""
+        )
+        start = f"({steps[0]} AND {paid} < {instant_literal(plan.end)})"
+        value = _order_values(plan, values) if _multi(plan) else "CAST(NULL, 'Nullable(String)')"
+        # WHERE after FINAL: the newest copy of each order decides whether it is seen.
+        parts.append(f"""
+            SELECT assumeNotNull(buyer_id) AS user_id, toUnixTimestamp64Micro({paid}) AS ts,
+                toUInt16({mask}) AS mask, {value} AS value,
+                toUInt8({start}) AS start
+            FROM {{db}}.orders FINAL
+            WHERE tenant_id = {quote(plan.tenant_id)} AND visible = 1
+                AND {time_bounds} AND {_order_matches(plan.filters, contents)}""")
+    return "\n            UNION ALL".join(parts)
 
 
 #: A user's rows that can take part in a chain: a later step's, or an in-range start.
@@ -234,11 +368,16 @@ def _tied(n: int, useful: str = _USEFUL) -> str:
 
 
 def funnel_users_statement(
-    plan: FunnelPlan, contents: Mapping[tuple[str, str], list[str]], tied_only: bool = False
+    plan: FunnelPlan,
+    contents: Mapping[tuple[str, str], list[str]],
+    tied_only: bool = False,
+    values: Mapping[str, str] | None = None,
 ) -> str:
     """``(user_id, starts, later)`` per user who can start a chain, each list sorted.
 
-    With a breakdown each list holds ``(t, value)`` / ``(packed, value)`` pairs.
+    With a breakdown each list holds ``(t, value)`` / ``(packed, value)`` pairs (from an
+    ``order`` first step, ``value`` is a list: see :func:`_multi`; ``values`` maps content
+    ids to catalog values for it).
     ``tied_only``: only the users :func:`funnel_counts_statement` leaves out.
     """
     breakdown = plan.breakdown is not None
@@ -250,7 +389,7 @@ def funnel_users_statement(
         SELECT user_id,
             arraySort(groupArrayIf({starts}, mask = 1 AND start)) AS starts,
             arraySort(groupArrayIf({later}, mask > 1)) AS later
-        FROM ({_rows(plan, contents)}
+        FROM ({_rows(plan, contents, values if _multi(plan) else None)}
         )
         WHERE mask > 0
         GROUP BY user_id
@@ -299,6 +438,17 @@ def funnel_counts_statement(
     if plan.breakdown is None:
         funnels = "[(toUInt8(0), '')]"
         events = "arrayMap(e -> (e.1, e.2), evs)"
+    elif _multi(plan):
+        # Each row has a list of values (an order's; an event's is empty).
+        funnels = (
+            "arrayConcat([(toUInt8(0), '')], arrayMap(v -> (toUInt8(1), v), "
+            "arrayDistinct(arrayFlatten(arrayMap(e -> e.3, "
+            "arrayFilter(e -> bitTest(e.2, 0), evs))))))"
+        )
+        events = (
+            f"arrayMap(e -> (e.1, if(g.1 = 0 OR has(e.3, g.2), e.2, bitAnd(e.2, {not_start}))),"
+            " evs)"
+        )
     else:
         funnels = (
             "arrayConcat([(toUInt8(0), '')], arrayMap(v -> (toUInt8(1), v), "

@@ -1,5 +1,8 @@
 """Copy accepted events from the system of record to the analytic store, each once in effect.
 
+(Orders, whose state changes, are copied by :mod:`.order_replication`; :meth:`catch_up`
+runs both.)
+
 An event's ``analytics_seq`` is NULL until a replication batch has copied it. A batch reads
 such events, inserts them into ClickHouse with the batch's sequence number, then stamps them
 with it in the system of record. A crash between the two steps leaves them NULL: the next
@@ -17,6 +20,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.attribution.analytics.order_replication import OrderReplicator
 from services.attribution.analytics.store import AnalyticStore
 from services.attribution.models import Event
 
@@ -39,16 +43,20 @@ class EventReplicator:
         self._sessionmaker = sessionmaker
         self.store = store
         self._lock = asyncio.Lock()
+        self.orders = OrderReplicator(sessionmaker, store)
 
     async def catch_up(self) -> int:
-        """Copy every event not yet copied; returns how many were."""
+        """Copy every event not yet copied, then every changed order; returns how many
+        events were copied."""
         async with self._lock:
             copied = 0
             while True:
                 n = await self._batch()
                 copied += n
                 if n < BATCH:
-                    return copied
+                    break
+        await self.orders.catch_up()
+        return copied
 
     async def _batch(self) -> int:
         e = cast(Table, Event.__table__)

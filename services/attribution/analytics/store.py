@@ -44,6 +44,30 @@ SCHEMA: tuple[tuple[int, tuple[str, ...]], ...] = (
             ORDER BY (tenant_id, user_id, t, event_id)""",
         ),
     ),
+    (
+        2,
+        (
+            # One row per order as last copied (analytics.order_replication): its state
+            # changes, so each copy carries the batch's version and the newest one wins
+            # (read with FINAL). ``visible``: the order is an order step (paid, a buyer).
+            # ``contents``, ``ads`` and ``touch_platforms`` are aligned, one element per
+            # last-touch credit (the platform of its touch event).
+            """CREATE TABLE IF NOT EXISTS {db}.orders (
+                tenant_id String,
+                order_id String,
+                buyer_id Nullable(String),
+                paid_at Nullable(DateTime64(6, 'UTC')),
+                status LowCardinality(String),
+                visible UInt8,
+                products Array(String),
+                contents Array(Nullable(String)),
+                ads Array(Nullable(String)),
+                touch_platforms Array(Nullable(String)),
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (tenant_id, order_id)""",
+        ),
+    ),
 )
 
 #: Where the applied versions are recorded (``{db}`` and ``{engine}`` to fill in).

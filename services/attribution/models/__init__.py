@@ -4,6 +4,7 @@ Domains read and write these tables through their own repositories; the tables t
 depend on nothing above ``shared.db``.
 """
 
+from services.attribution.models.analytics import AnalyticsOrderChange
 from services.attribution.models.base import Base, RevokedToken, tenant_key
 from services.attribution.models.catalog import (
     CatalogAccount,
@@ -30,6 +31,7 @@ from services.attribution.models.orders import (
 from services.attribution.models.settings import TenantSettings
 
 __all__ = [
+    "AnalyticsOrderChange",
     "Base",
     "CatalogAccount",
     "CatalogAd",
