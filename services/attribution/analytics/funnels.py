@@ -231,14 +231,19 @@ def _matches(filters: Mapping[str, str], contents: Mapping[tuple[str, str], list
         if key not in CONTENT_KEYS:
             terms.append(f"ifNull({key} = {quote(value)}, 0)")
         elif key == "platform":
-            ids = quote_list(contents[key, value])
-            terms.append(
-                f"(ifNull(platform = {quote(value)}, 0)"
-                f" OR (platform IS NULL AND ifNull(content_id IN {ids}, 0)))"
-            )
+            terms.append(_on_platform(value, contents[key, value], "platform", "content_id"))
         else:
             terms.append(f"ifNull(content_id IN {quote_list(contents[key, value])}, 0)")
     return " AND ".join(terms) if terms else "1"
+
+
+def _on_platform(value: str, contents: Sequence[str], platform: str, content: str) -> str:
+    """A row is on a platform by its own ``platform``, else by its content's account
+    (``contents``: the tenant's contents on that platform)."""
+    return (
+        f"(ifNull({platform} = {quote(value)}, 0)"
+        f" OR ({platform} IS NULL AND ifNull({content} IN {quote_list(contents)}, 0)))"
+    )
 
 
 def _value(plan: FunnelPlan, values: Mapping[str, str] | None = None) -> str:
@@ -283,11 +288,8 @@ def _order_matches(
         elif key == "ad_id":
             terms.append(f"has(ads, {quote(value)})")
         elif key == "platform":
-            ids = quote_list(contents[key, value])
-            terms.append(
-                f"arrayExists((c, p) -> ifNull(p = {quote(value)}, 0)"
-                f" OR (p IS NULL AND ifNull(c IN {ids}, 0)), contents, touch_platforms)"
-            )
+            on = _on_platform(value, contents[key, value], "p", "c")
+            terms.append(f"arrayExists((c, p) -> {on}, contents, touch_platforms)")
         else:
             ids = quote_list(contents[key, value])
             terms.append(f"arrayExists(c -> ifNull(c IN {ids}, 0), contents)")

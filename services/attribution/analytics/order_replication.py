@@ -25,14 +25,13 @@ a higher version.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.attribution.analytics.store import AnalyticStore
+from services.attribution.analytics.store import AnalyticStore, clickhouse_time
 from services.attribution.models import AnalyticsOrderChange, Credit, Event, Order, OrderLine
 
 #: Outbox rows per replication batch.
@@ -46,20 +45,20 @@ ORDER_MODEL = "last_touch"
 _BATCH_LOCK_KEY = 0x0C11F0_0012
 
 
-def _clickhouse_time(instant: dt.datetime | None) -> str | None:
-    if instant is None:
-        return None
-    return instant.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-class OrderReplicator:
-    """Replication of the orders of one system of record into one analytic store."""
+class Copier:
+    """Rows of one system of record copied into one analytic store, one batch at a time."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], store: AnalyticStore):
         self._sessionmaker = sessionmaker
         self.store = store
         self._lock = asyncio.Lock()
-        self._version: int | None = None
+
+
+class OrderReplicator(Copier):
+    """Replication of the orders of one system of record into one analytic store."""
+
+    #: The last batch's version (None: not read from the store yet).
+    _version: int | None = None
 
     async def catch_up(self) -> int:
         """Copy every order changed since it was last copied; returns how many copies."""
@@ -169,7 +168,7 @@ async def _order_documents(
                 "tenant_id": tenant_id,
                 "order_id": order_id,
                 "buyer_id": buyer_id,
-                "paid_at": _clickhouse_time(paid_at),
+                "paid_at": None if paid_at is None else clickhouse_time(paid_at),
                 "status": order.status if order is not None else "",
                 # What the SQL funnel source reads as an order step: a paid time and a buyer.
                 "visible": int(paid_at is not None and buyer_id is not None),

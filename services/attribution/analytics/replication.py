@@ -20,8 +20,8 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.attribution.analytics.order_replication import OrderReplicator
-from services.attribution.analytics.store import AnalyticStore
+from services.attribution.analytics.order_replication import Copier, OrderReplicator
+from services.attribution.analytics.store import AnalyticStore, clickhouse_time
 from services.attribution.models import Event
 
 #: Events per replication batch.
@@ -32,17 +32,11 @@ _STAMP_CHUNK = 500
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _clickhouse_time(instant: dt.datetime) -> str:
-    return instant.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-class EventReplicator:
+class EventReplicator(Copier):
     """Replication of one system of record into one analytic store (one batch at a time)."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], store: AnalyticStore):
-        self._sessionmaker = sessionmaker
-        self.store = store
-        self._lock = asyncio.Lock()
+        super().__init__(sessionmaker, store)
         self.orders = OrderReplicator(sessionmaker, store)
 
     async def catch_up(self) -> int:
@@ -108,7 +102,7 @@ def _documents(rows: Any, seq: int) -> list[dict[str, Any]]:
         {
             "tenant_id": row.tenant_id,
             "user_id": row.user_id,
-            "t": _clickhouse_time(row.occurred_at),
+            "t": clickhouse_time(row.occurred_at),
             "event_id": row.event_id,
             "type": row.type,
             "content_id": row.content_id,

@@ -96,6 +96,12 @@ def micros(instant: dt.datetime) -> int:
     return (instant - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
+def clickhouse_time(instant: dt.datetime) -> str:
+    """The text of an aware instant as a DateTime64(6, 'UTC') column reads it (four-digit
+    years, microseconds)."""
+    return instant.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 def instant_literal(instant: dt.datetime) -> str:
     """A DateTime64(6, 'UTC') literal of an aware instant, exact to the microsecond."""
     return f"fromUnixTimestamp64Micro(toInt64({micros(instant)}), 'UTC')"

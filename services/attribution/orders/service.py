@@ -195,13 +195,7 @@ async def ingest_new_on_driver(
             conn, tenant_id, payload, buyer_id, click_ids, paid_at, lines, rules, catalog_seq, True
         )
     now = utcnow()
-    body = order_answer(
-        payload,
-        buyer_id=buyer_id,
-        revenue=gross,
-        model=rules.default_model,
-        credits=credits_of_model(attribution.credits, rules.default_model),
-    )
+    body = _new_order_answer(payload, buyer_id, gross, rules, attribution)
     order = _new_order_row(tenant_id, payload, buyer_id, click_ids, gross, now, attributed)
     clicks = [
         {"tenant_id": tenant_id, "order_id": payload.order_id, "click_id": click_id}
@@ -285,6 +279,19 @@ async def _credit_new(
     )
 
 
+def _new_order_answer(
+    payload: OrderIn, buyer_id: str | None, gross: Decimal, rules: Rules, attribution: Attribution
+) -> dict[str, Any]:
+    """The answer to the post that created an order: its default model's credits."""
+    return order_answer(
+        payload,
+        buyer_id=buyer_id,
+        revenue=gross,
+        model=rules.default_model,
+        credits=credits_of_model(attribution.credits, rules.default_model),
+    )
+
+
 def _new_order_row(
     tenant_id: str,
     payload: OrderIn,
@@ -361,13 +368,7 @@ async def _ingest_new(
     )
     if not created:
         return None
-    body = order_answer(
-        payload,
-        buyer_id=buyer_id,
-        revenue=gross,
-        model=rules.default_model,
-        credits=credits_of_model(attribution.credits, rules.default_model),
-    )
+    body = _new_order_answer(payload, buyer_id, gross, rules, attribution)
     await repository.insert_post(conn, _post_row(tenant_id, payload, digest, now, body))
     await repository.insert_lines(conn, lines)
     await repository.add_clicks(conn, tenant_id, payload.order_id, click_ids, known=False)
