@@ -83,45 +83,42 @@ class ProblemError(Exception):
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
 
+    def __init_subclass__(cls, *, problem: tuple[int, str, str] | None = None, **kw: Any) -> None:
+        """``class X(ProblemError, problem=(status, type_slug, title))``: the problem type that
+        X maps to, in one line (a subclass may also assign the three attributes itself)."""
+        super().__init_subclass__(**kw)
+        if problem is not None:
+            cls.status, cls.type_slug, cls.title = problem
 
-class BadRequest(ProblemError):
-    status, type_slug, title = 400, "bad-request", "Bad request"
+
+class BadRequest(ProblemError, problem=(400, "bad-request", "Bad request")): ...
 
 
-class Unauthorized(ProblemError):
-    status, type_slug, title = 401, "unauthorized", "Unauthorized"
-
+class Unauthorized(ProblemError, problem=(401, "unauthorized", "Unauthorized")):
     def __init__(self, detail: str, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
         self.headers.setdefault("WWW-Authenticate", 'Bearer realm="clipfunnel"')
 
 
-class Forbidden(ProblemError):
-    status, type_slug, title = 403, "forbidden", "Forbidden"
+class Forbidden(ProblemError, problem=(403, "forbidden", "Forbidden")): ...
 
 
-class NotFound(ProblemError):
-    status, type_slug, title = 404, "not-found", "Not found"
+class NotFound(ProblemError, problem=(404, "not-found", "Not found")): ...
 
 
-class Conflict(ProblemError):
-    status, type_slug, title = 409, "conflict", "Conflict"
+class Conflict(ProblemError, problem=(409, "conflict", "Conflict")): ...
 
 
-class PayloadTooLarge(ProblemError):
-    status, type_slug, title = 413, "payload-too-large", "Payload too large"
+class PayloadTooLarge(ProblemError, problem=(413, "payload-too-large", "Payload too large")): ...
 
 
-class UnprocessableEntity(ProblemError):
-    status, type_slug, title = 422, "validation-error", "Validation error"
+class UnprocessableEntity(ProblemError, problem=(422, "validation-error", "Validation error")): ...
 
 
-class TooManyRequests(ProblemError):
-    status, type_slug, title = 429, "rate-limited", "Too many requests"
+class TooManyRequests(ProblemError, problem=(429, "rate-limited", "Too many requests")): ...
 
 
-class ServiceUnavailable(ProblemError):
-    status, type_slug, title = 503, "unavailable", "Service unavailable"
+class ServiceUnavailable(ProblemError, problem=(503, "unavailable", "Service unavailable")): ...
 
 
 class RevocationListStale(ServiceUnavailable):

@@ -76,12 +76,12 @@ class LoadReport:
         )
 
 
+@dataclass(eq=False)  # one client each: compared (and hashed) by identity
 class Api:
     """One service's client: JSON calls that raise DemoError on any unexpected answer."""
 
-    def __init__(self, client: httpx.AsyncClient, service: str) -> None:
-        self.client = client
-        self.service = service
+    client: httpx.AsyncClient
+    service: str
 
     async def call(
         self,

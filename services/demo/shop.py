@@ -26,50 +26,49 @@ ACCOUNTS: tuple[tuple[str, Platform, str, str, tuple[str, ...]], ...] = (
 # Lives run on the platforms where live commerce is big.
 LIVE_ACCOUNTS = (0, 1, 2, 3, 5)
 
-PRODUCTS: dict[str, tuple[tuple[str, int, int], ...]] = {
-    "beauty": (
-        ("Velvet matte lipstick 丝绒哑光口红", 79, 189),
-        ("Cushion foundation 气垫粉底", 129, 329),
-        ("12-colour eyeshadow palette 眼影盘", 99, 259),
-        ("Waterproof mascara 防水睫毛膏", 59, 139),
-        ("Setting spray 定妆喷雾", 69, 169),
-    ),
-    "skincare": (
-        ("Hyaluronic serum 30ml 玻尿酸精华", 139, 399),
-        ("Amino acid cleanser 氨基酸洁面", 49, 119),
-        ("Sunscreen SPF50+ 防晒霜", 89, 199),
-        ("Night repair cream 晚霜", 199, 599),
-        ("Sheet masks ×10 面膜", 59, 149),
-    ),
-    "fashion": (
-        ("Oversized linen shirt 亚麻衬衫", 159, 359),
-        ("High-waist wide-leg jeans 阔腿牛仔裤", 179, 399),
-        ("Canvas tote bag 帆布托特包", 69, 169),
-        ("Chunky knit cardigan 针织开衫", 199, 459),
-        ("Chunky sneakers 老爹鞋", 259, 599),
-    ),
-    "snacks": (
-        ("Spicy konjac strips 辣条 ×20", 19, 39),
-        ("Mixed nuts gift box 每日坚果", 59, 129),
-        ("Freeze-dried fruit 冻干水果", 29, 69),
-        ("Instant hotpot 自热火锅 ×3", 39, 89),
-        ("Cold brew coffee ×12 冷萃咖啡", 49, 109),
-    ),
-    "home": (
-        ("Aroma diffuser 香薰机", 99, 259),
-        ("Memory foam pillow 记忆枕", 89, 229),
-        ("Storage boxes ×6 收纳盒", 39, 99),
-        ("Air fryer 4L 空气炸锅", 259, 599),
-        ("Silk pillowcase 真丝枕套", 99, 239),
-    ),
-    "digital": (
-        ("Wireless earbuds 无线耳机", 199, 699),
-        ("65W GaN charger 氮化镓充电器", 89, 199),
-        ("Phone gimbal 手机稳定器", 299, 799),
-        ("Ring light 补光灯", 79, 199),
-        ("Smart watch 智能手表", 399, 1299),
-    ),
-}
+
+def _products(table: str) -> dict[str, tuple[tuple[str, int, int], ...]]:
+    """``category | title | low | high`` lines: each category's products in table order."""
+    products: dict[str, list[tuple[str, int, int]]] = {}
+    for line in table.strip().splitlines():
+        category, title, low, high = (cell.strip() for cell in line.split("|"))
+        products.setdefault(category, []).append((title, int(low), int(high)))
+    return {category: tuple(rows) for category, rows in products.items()}
+
+
+# Per category: a product's title and its price range (CNY, low and high).
+PRODUCTS = _products("""
+beauty   | Velvet matte lipstick 丝绒哑光口红 | 79 | 189
+beauty   | Cushion foundation 气垫粉底 | 129 | 329
+beauty   | 12-colour eyeshadow palette 眼影盘 | 99 | 259
+beauty   | Waterproof mascara 防水睫毛膏 | 59 | 139
+beauty   | Setting spray 定妆喷雾 | 69 | 169
+skincare | Hyaluronic serum 30ml 玻尿酸精华 | 139 | 399
+skincare | Amino acid cleanser 氨基酸洁面 | 49 | 119
+skincare | Sunscreen SPF50+ 防晒霜 | 89 | 199
+skincare | Night repair cream 晚霜 | 199 | 599
+skincare | Sheet masks ×10 面膜 | 59 | 149
+fashion  | Oversized linen shirt 亚麻衬衫 | 159 | 359
+fashion  | High-waist wide-leg jeans 阔腿牛仔裤 | 179 | 399
+fashion  | Canvas tote bag 帆布托特包 | 69 | 169
+fashion  | Chunky knit cardigan 针织开衫 | 199 | 459
+fashion  | Chunky sneakers 老爹鞋 | 259 | 599
+snacks   | Spicy konjac strips 辣条 ×20 | 19 | 39
+snacks   | Mixed nuts gift box 每日坚果 | 59 | 129
+snacks   | Freeze-dried fruit 冻干水果 | 29 | 69
+snacks   | Instant hotpot 自热火锅 ×3 | 39 | 89
+snacks   | Cold brew coffee ×12 冷萃咖啡 | 49 | 109
+home     | Aroma diffuser 香薰机 | 99 | 259
+home     | Memory foam pillow 记忆枕 | 89 | 229
+home     | Storage boxes ×6 收纳盒 | 39 | 99
+home     | Air fryer 4L 空气炸锅 | 259 | 599
+home     | Silk pillowcase 真丝枕套 | 99 | 239
+digital  | Wireless earbuds 无线耳机 | 199 | 699
+digital  | 65W GaN charger 氮化镓充电器 | 89 | 199
+digital  | Phone gimbal 手机稳定器 | 299 | 799
+digital  | Ring light 补光灯 | 79 | 199
+digital  | Smart watch 智能手表 | 399 | 1299
+""")
 TOPIC_WORDS = {
     "beauty": ("everyday makeup", "5-minute glam", "lipstick swatches", "dewy base"),
     "skincare": ("glass skin routine", "sunscreen test", "acne-safe picks", "night routine"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,13 @@ def with_set(body: dict[str, Any], **optional: Any) -> dict[str, Any]:
     """``body`` plus those of the ``optional`` fields that are set (not None), in order."""
     body.update((key, value) for key, value in optional.items() if value is not None)
     return body
+
+
+def plain_body(record: Any, *skip: str) -> dict[str, Any]:
+    """A record's fields as sent, by their own names, but ``skip`` and those not set (None)."""
+    return with_set(
+        {}, **{f.name: getattr(record, f.name) for f in fields(record) if f.name not in skip}
+    )
 
 
 def window(
@@ -46,8 +53,7 @@ class Account:
     display_name: str | None = None
 
     def body(self) -> dict[str, Any]:
-        body = {"platform": self.platform, "handle": self.handle}
-        return with_set(body, display_name=self.display_name)
+        return plain_body(self, "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +145,7 @@ class Ad:
     name: str
 
     def body(self) -> dict[str, Any]:
-        return {
-            "campaign_id": self.campaign_id,
-            "content_id": self.content_id,
-            "product_id": self.product_id,
-            "format": self.format,
-            "name": self.name,
-        }
+        return plain_body(self, "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +166,7 @@ class TrackingLink:
     destination_url: str
 
     def body(self) -> dict[str, Any]:
-        body = {
-            "content_id": self.content_id,
-            "product_id": self.product_id,
-            "destination_url": self.destination_url,
-        }
-        return with_set(body, ad_id=self.ad_id)
+        return plain_body(self)
 
 
 @dataclass

@@ -26,7 +26,9 @@ def revenue(order: Any) -> Decimal:
 
 
 def test_shopify_lines_are_net_of_their_discount_allocations() -> None:
-    mapped = mapping.shopify("s", "orders/cancelled", load("shopify_orders_cancelled.json"), None)
+    mapped = mapping.shopify(
+        mapping.Delivery("s", "orders/cancelled", load("shopify_orders_cancelled.json"), None)
+    )
     assert mapped.order is not None
     assert mapped.order_id == "s:5324790137142"
     assert mapped.order.status == "cancelled"
@@ -36,7 +38,9 @@ def test_shopify_lines_are_net_of_their_discount_allocations() -> None:
 
 
 def test_a_guest_without_email_or_click_stays_an_anonymous_buyer() -> None:
-    mapped = mapping.shopify("s", "orders/paid", load("shopify_orders_paid.json"), None)
+    mapped = mapping.shopify(
+        mapping.Delivery("s", "orders/paid", load("shopify_orders_paid.json"), None)
+    )
     assert mapped.order is not None
     assert mapped.order.user_id == hashlib.sha256(b"order:s:5324830114101").hexdigest()
     assert mapped.order.click_ids is None
@@ -45,7 +49,7 @@ def test_a_guest_without_email_or_click_stays_an_anonymous_buyer() -> None:
 def test_a_guest_is_known_by_the_normalised_email() -> None:
     body = load("shopify_orders_paid.json")
     body["email"] = "  Guest@Example.COM "
-    mapped = mapping.shopify("s", "orders/paid", body, None)
+    mapped = mapping.shopify(mapping.Delivery("s", "orders/paid", body, None))
     assert mapped.order is not None
     assert mapped.order.user_id == hashlib.sha256(b"guest@example.com").hexdigest()
 
@@ -54,7 +58,7 @@ def test_click_ids_from_landing_site_and_note_attributes() -> None:
     body = load("shopify_orders_paid.attributed_variant.json")
     body["landing_site"] += "&cf_click_id=ck-9"
     body["note_attributes"].append({"name": "cf_click", "value": "bad id with spaces"})
-    mapped = mapping.shopify("s", "orders/paid", body, None)
+    mapped = mapping.shopify(mapping.Delivery("s", "orders/paid", body, None))
     assert mapped.order is not None
     assert mapped.order.click_ids == ["E.C.P.CskBFtZqY2xXv7example", "ck-9"]
 
@@ -90,23 +94,27 @@ def test_a_line_that_does_not_divide_is_split_to_keep_its_total() -> None:
 
 def test_woocommerce_status_and_attribution_meta() -> None:
     body = load("woocommerce_order_created.attributed_variant.json")
-    mapped = mapping.woocommerce("w", "order.created", body, "USD")
+    mapped = mapping.woocommerce(mapping.Delivery("w", "order.created", body, "USD"))
     assert mapped.order is not None
     assert mapped.order.status == "paid"
     assert revenue(mapped.order) == Decimal("18.00")
     assert mapped.order.click_ids == ["E.C.P.CskBFtZqY2xXv7example"]
     assert mapped.order.user_id == hashlib.sha256(b"26").hexdigest()
     body["status"] = "failed"
-    cancelled = mapping.woocommerce("w", "order.updated", body, "USD")
+    cancelled = mapping.woocommerce(mapping.Delivery("w", "order.updated", body, "USD"))
     assert cancelled.order is not None
     assert cancelled.order.status == "cancelled"
     body["status"] = "draft"
-    assert mapping.woocommerce("w", "order.updated", body, "USD").ignored is not None
+    assert (
+        mapping.woocommerce(mapping.Delivery("w", "order.updated", body, "USD")).ignored is not None
+    )
 
 
 def test_woocommerce_refunds_are_positive_amounts() -> None:
     mapped = mapping.woocommerce(
-        "w", "order.updated", load("woocommerce_order_updated_with_refunds.json"), None
+        mapping.Delivery(
+            "w", "order.updated", load("woocommerce_order_updated_with_refunds.json"), None
+        )
     )
     assert [(r.refund_id, r.amount) for r in mapped.refunds] == [
         ("w:726", Decimal("10.00")),
@@ -116,7 +124,9 @@ def test_woocommerce_refunds_are_positive_amounts() -> None:
 
 def test_another_currency_than_the_integrations_is_a_mapping_error() -> None:
     with pytest.raises(mapping.MappingError, match="EUR"):
-        mapping.woocommerce("w", "order.created", load("woocommerce_order_created.json"), "EUR")
+        mapping.woocommerce(
+            mapping.Delivery("w", "order.created", load("woocommerce_order_created.json"), "EUR")
+        )
 
 
 def test_the_ping_is_only_the_unsigned_form_body() -> None:
@@ -131,7 +141,7 @@ def test_a_refund_line_without_its_line_item_is_found_on_the_order() -> None:
     for refund in order["refunds"]:
         for line in refund["refund_line_items"]:
             del line["line_item"]
-    mapped = mapping.shopify("s", "orders/updated", order, None)
+    mapped = mapping.shopify(mapping.Delivery("s", "orders/updated", order, None))
     # Line 13924936679734 (1 unit) and 13924936712502 (2 units), both of product 8222223302966.
     [refund] = mapped.refunds
     assert [(i.product_id, i.quantity) for i in refund.items or []] == [("8222223302966", 3)]
@@ -139,4 +149,4 @@ def test_a_refund_line_without_its_line_item_is_found_on_the_order() -> None:
     bare = load("shopify_refunds_create.json")
     del bare["refund_line_items"][0]["line_item"]
     with pytest.raises(mapping.MappingError, match="13924936679734"):
-        mapping.shopify("s", "refunds/create", bare, None)
+        mapping.shopify(mapping.Delivery("s", "refunds/create", bare, None))

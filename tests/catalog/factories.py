@@ -46,27 +46,26 @@ def product_body(**overrides: Any) -> Json:
     } | overrides
 
 
+def _content_body(
+    kind: str, account_id: str, title: str, topics: list[str], /, **fields: Any
+) -> Json:
+    """A content of ``kind`` by ``account_id``; ``fields`` are the kind's own (and overrides)."""
+    return {"kind": kind, "account_id": account_id, "title": title, "topics": topics} | fields
+
+
 def video_body(account_id: str, **overrides: Any) -> Json:
-    return {
-        "kind": "video",
-        "account_id": account_id,
-        "title": "Five looks with one lipstick",
+    video = {
         "published_at": "2024-06-01T12:00:00+08:00",
         "duration_seconds": 42,
-        "topics": ["beauty", "tutorial"],
         "format": "tutorial",
-    } | overrides
+    }
+    title = "Five looks with one lipstick"
+    return _content_body("video", account_id, title, ["beauty", "tutorial"], **video | overrides)
 
 
 def live_body(account_id: str, **overrides: Any) -> Json:
-    return {
-        "kind": "live",
-        "account_id": account_id,
-        "title": "618 live sale",
-        "started_at": "2024-06-18T20:00:00+08:00",
-        "ended_at": "2024-06-18T23:30:00+08:00",
-        "topics": ["sale"],
-    } | overrides
+    live = {"started_at": "2024-06-18T20:00:00+08:00", "ended_at": "2024-06-18T23:30:00+08:00"}
+    return _content_body("live", account_id, "618 live sale", ["sale"], **live | overrides)
 
 
 def link_body(**overrides: Any) -> Json:

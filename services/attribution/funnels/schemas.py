@@ -7,6 +7,7 @@ the accepted ones; counts and ranges give their bounds.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -38,6 +39,16 @@ MAX_EXCLUSIONS = 5
 DEFAULT_STEPS: tuple[str, ...] = ("impression", "view", "click", "order")
 DEFAULT_WINDOW_SECONDS = 7 * 86400
 MAX_WINDOW_SECONDS = 90 * 86400
+
+
+def _before(
+    low: tuple[str, Any], rule: str, high: tuple[str, Any], show: Callable[[Any], str] = str
+) -> None:
+    """The one ordering rule of a funnel's bounds: ``low`` < ``high`` (each a name and its
+    value), or a ValueError that names both values (``"<low> (<value>) <rule> <high> (…)"``)."""
+    (low_name, low_value), (high_name, high_value) = low, high
+    if low_value >= high_value:
+        raise ValueError(f"{low_name} ({show(low_value)}) {rule} {high_name} ({show(high_value)})")
 
 
 def _explain_naive(value: Any, handler: ValidatorFunctionWrapHandler) -> dt.datetime:
@@ -130,10 +141,7 @@ class FunnelExclusion(Schema):
 
     @model_validator(mode="after")
     def _steps_in_order(self) -> FunnelExclusion:
-        if self.from_step >= self.to_step:
-            raise ValueError(
-                f"from_step ({self.from_step}) must be smaller than to_step ({self.to_step})"
-            )
+        _before(("from_step", self.from_step), "must be smaller than", ("to_step", self.to_step))
         return self
 
 
@@ -233,10 +241,7 @@ class FunnelQuery(Schema):
 
     @model_validator(mode="after")
     def _range(self) -> FunnelQuery:
-        if self.from_ >= self.to:
-            raise ValueError(
-                f"`from` ({format_utc(self.from_)}) must be before `to` ({format_utc(self.to)})"
-            )
+        _before(("`from`", self.from_), "must be before", ("`to`", self.to), show=format_utc)
         return self
 
 

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from services.attribution.orders.schemas import OrderIn, RefundIn
@@ -233,6 +233,17 @@ def _currency(body: dict[str, Any], configured: str | None) -> str:
 
 # --------------------------------------------------------------------------- Shopify
 
+
+class Delivery(NamedTuple):
+    """One shop webhook to map: the integration it came to, its topic, its JSON body, and the
+    integration's currency (None: the body's own)."""
+
+    integration_id: str
+    topic: str
+    body: dict[str, Any]
+    currency: str | None
+
+
 SHOPIFY_STATUS = {
     "orders/create": "created",
     "orders/paid": "paid",
@@ -240,13 +251,8 @@ SHOPIFY_STATUS = {
 }
 
 
-def shopify(
-    integration_id: str,
-    topic: str,
-    body: dict[str, Any],
-    currency: str | None,
-    resolve: Resolver = unresolved,
-) -> Mapped:
+def shopify(delivery: Delivery, resolve: Resolver = unresolved) -> Mapped:
+    integration_id, topic, body, currency = delivery
     if topic == "refunds/create":
         order_id = f"{integration_id}:{_shop_id(body.get('order_id'), 'order_id')}"
         refund = shopify_refund(integration_id, body, resolve)
@@ -351,13 +357,8 @@ WOO_STATUS = {
 }
 
 
-def woocommerce(
-    integration_id: str,
-    topic: str,
-    body: dict[str, Any],
-    currency: str | None,
-    resolve: Resolver = unresolved,
-) -> Mapped:
+def woocommerce(delivery: Delivery, resolve: Resolver = unresolved) -> Mapped:
+    integration_id, topic, body, currency = delivery
     if topic not in ("order.created", "order.updated"):
         return Mapped(None, ignored=f"topic {topic!r} is not tracked")
     order_id = f"{integration_id}:{_shop_id(body.get('id'), 'id')}"

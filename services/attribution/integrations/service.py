@@ -286,7 +286,7 @@ async def _process(
     resolve = await product_resolver(session, row.tenant_id)
     try:
         mapper = mapping.shopify if row.platform == "shopify" else mapping.woocommerce
-        mapped = mapper(row.integration_id, topic, body, row.currency, resolve)
+        mapped = mapper(mapping.Delivery(row.integration_id, topic, body, row.currency), resolve)
     except mapping.MappingError as exc:
         return "failed", None, str(exc)
     if mapped.ignored is not None:

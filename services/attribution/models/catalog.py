@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import BigInteger, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -26,6 +27,13 @@ class CatalogRow:
 
     tenant_id: Mapped[str] = tenant_key()
 
+    def __init_subclass__(cls, *, table: str | None = None, **kw: Any) -> None:
+        """``class X(CatalogRow, …, Base, table="name")``: X's table, named in its one line
+        (set before ``Base`` maps the class)."""
+        if table is not None:
+            setattr(cls, "__tablename__", table)  # noqa: B010 (CatalogRow declares no table)
+        super().__init_subclass__(**kw)
+
 
 class CatalogObject(CatalogRow):
     """Keyed as in the catalog: the tenant, then the id its client chose."""
@@ -33,41 +41,34 @@ class CatalogObject(CatalogRow):
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
-class CatalogAccount(CatalogObject, AccountColumns, Base):
-    __tablename__ = "catalog_accounts"
+class CatalogAccount(CatalogObject, AccountColumns, Base, table="catalog_accounts"): ...
 
 
-class CatalogContent(CatalogObject, ContentColumns, Base):
-    __tablename__ = "catalog_contents"
+class CatalogContent(CatalogObject, ContentColumns, Base, table="catalog_contents"): ...
 
 
-class CatalogProduct(CatalogObject, ProductColumns, Base):
-    __tablename__ = "catalog_products"
+class CatalogProduct(CatalogObject, ProductColumns, Base, table="catalog_products"): ...
 
 
-class CatalogCampaign(CatalogObject, CampaignColumns, Base):
+class CatalogCampaign(CatalogObject, CampaignColumns, Base, table="catalog_campaigns"):
     """A campaign as the feed last sent it (rows synced before the catalog knew activities
     have none until their campaign changes again)."""
 
-    __tablename__ = "catalog_campaigns"
+
+class CatalogAd(CatalogObject, AdColumns, Base, table="catalog_ads"): ...
 
 
-class CatalogAd(CatalogObject, AdColumns, Base):
-    __tablename__ = "catalog_ads"
+class CatalogContentProduct(
+    CatalogRow, ContentProductColumns, Base, table="catalog_content_products"
+): ...
 
 
-class CatalogContentProduct(CatalogRow, ContentProductColumns, Base):
-    __tablename__ = "catalog_content_products"
-
-
-class CatalogAdSpend(CatalogRow, AdSpendColumns, Base):
-    __tablename__ = "catalog_ad_spend"
+class CatalogAdSpend(CatalogRow, AdSpendColumns, Base, table="catalog_ad_spend"):
     # Reports pick spend by day range across all of a tenant's ads.
     __table_args__ = (Index(None, "tenant_id", "day"),)
 
 
-class CatalogTrackingLink(CatalogRow, LinkTargetColumns, Base):
-    __tablename__ = "catalog_tracking_links"
+class CatalogTrackingLink(CatalogRow, LinkTargetColumns, Base, table="catalog_tracking_links"):
     # /r/{code} carries no tenant, so the code is looked up on its own.
     __table_args__ = (Index("uq_catalog_tracking_links_code", "code", unique=True),)
 

@@ -81,6 +81,10 @@ class Settled:
     now: dt.datetime
 
 
+#: A report's work once its query is settled: (session, tenant_id, settled) → the report.
+Work = Callable[[AsyncSession, str, Settled], Awaitable[T]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Reports:
     """What every report route does: read the tenant's rules and settle the query's scope in
@@ -117,10 +121,14 @@ class _Reports:
         ``shared.timeouts``)."""
         return await report_bounded(self.settings, work, self.session)
 
-    async def build(self, build: Build[Q, R], query: Q) -> R:
+    async def run(self, query: ReportQuery, work: Work[T]) -> T:
+        """Settle ``query``, then ``work(session, tenant_id, settled)`` within the time bound."""
         settled = await self.settle(query)
-        return await self.bounded(
-            build(self.session, self.tenant_id, settled.rules, settled.scope, query)
+        return await self.bounded(work(self.session, self.tenant_id, settled))
+
+    async def build(self, build: Build[Q, R], query: Q) -> R:
+        return await self.run(
+            query, lambda db, tenant, s: build(db, tenant, s.rules, s.scope, query)
         )
 
     def csv(self, format: Output | None) -> bool:

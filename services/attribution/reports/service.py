@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select
@@ -88,6 +89,16 @@ def _credits(tenant_id: str, scope: Scope) -> repository.CreditRange:
     return repository.CreditRange(tenant_id, scope.model, scope.start, scope.end)
 
 
+async def _events(
+    session: AsyncSession, tenant_id: str, scope: Scope, key: str, **options: Any
+) -> dict[str, repository.EventSums]:
+    """:func:`repository.event_sums` per ``key`` over the scope's range; ``options``: its
+    ``types``, ``only``, ``watch`` and ``viewers``."""
+    return await repository.event_sums(
+        session, tenant_id, key=key, start=scope.start, end=scope.end, **options
+    )
+
+
 async def _data_driven(
     session: AsyncSession,
     tenant_id: str,
@@ -135,26 +146,35 @@ def _name_ids(ids: Iterable[str]) -> str:
     return named
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """How a report names its rows in the warning about ids the catalog does not know yet:
+    ``what`` a row is, ``where`` its ids are seen, and which catalog fields (``nulls``) stay
+    null."""
+
+    what: str
+    where: str
+    nulls: str
+
+
+AD_LISTING = Listing("ad", "events, credits or spend", "campaign, content and format")
+CONTENT_LISTING = Listing("content", "events or credits", "kind, platform and account")
+
+
 def _listed_ids(
-    seen: set[str],
-    catalog: Iterable[str],
-    scope: Scope,
-    warnings: list[str],
-    *,
-    what: str,
-    where: str,
-    nulls: str,
+    seen: set[str], catalog: Iterable[str], scope: Scope, warnings: list[str], listing: Listing
 ) -> set[str]:
     """The ids a report lists: those ``seen`` in its data, and every catalog id with
     ``include_inactive``. A warning names the ids the catalog read model does not know yet,
-    whose catalog fields (``nulls``) are null."""
+    whose catalog fields (``listing.nulls``) are null."""
     known = set(catalog)
     ids = seen | known if scope.include_inactive else seen
     unknown = sorted(i for i in ids if i not in known)
     if unknown:
         warnings.append(
-            f"{len(unknown)} {what}(s) seen in {where} are not in the catalog read model yet: "
-            f"{_name_ids(unknown)}; their {nulls} are null (POST /v1/sync pulls the catalog now)."
+            f"{len(unknown)} {listing.what}(s) seen in {listing.where} are not in the catalog "
+            f"read model yet: {_name_ids(unknown)}; their {listing.nulls} are null "
+            "(POST /v1/sync pulls the catalog now)."
         )
     return ids
 
@@ -229,18 +249,25 @@ def settle_spend(
 # --- ads ----------------------------------------------------------------------------------
 
 
+def _figures(t: Totals, places: int) -> dict[str, Any]:
+    """The figures every ad, ad format and content row shows, from its totals."""
+    return {
+        "impressions": t.impressions,
+        "views": t.views,
+        "completion_rate": metrics.completion_rate(t),
+        "clicks": t.clicks,
+        "ctr": metrics.ctr(t),
+        "orders": metrics.rounded_orders(t.orders),
+        "gmv": metrics.money(t.gmv, places),
+    }
+
+
 def _metric_row(row: type[R], t: Totals, places: int, **keys: str | None) -> R:
     """An ad's (or an ad format's) row: its ``keys`` and the figures of its totals."""
+    figures: dict[str, Any] = {**keys, **_figures(t, places)}
     return row(
-        **keys,
-        impressions=t.impressions,
-        views=t.views,
+        **figures,
         completions=t.completions,
-        completion_rate=metrics.completion_rate(t),
-        clicks=t.clicks,
-        ctr=metrics.ctr(t),
-        orders=metrics.rounded_orders(t.orders),
-        gmv=metrics.money(t.gmv, places),
         cvr=metrics.cvr(t),
         spend=metrics.money(t.spend, places),
         cpm=metrics.cpm(t, places),
@@ -261,15 +288,7 @@ async def ads_report(
     campaign_id = query.campaign_id
     only = repository.campaign_ads(tenant_id, campaign_id) if campaign_id else None
     catalog = await repository.ads_catalog(session, tenant_id, campaign_id)
-    events = await repository.event_sums(
-        session,
-        tenant_id,
-        key="ad_id",
-        start=scope.start,
-        end=scope.end,
-        types=AD_EVENT_TYPES,
-        only=only,
-    )
+    events = await _events(session, tenant_id, scope, "ad_id", types=AD_EVENT_TYPES, only=only)
     if scope.model in DATA_DRIVEN:
         parts = await _data_driven(session, tenant_id, rules, scope, "ad", only)
         credits = _summed(parts)
@@ -286,15 +305,7 @@ async def ads_report(
     currency, spend_by_ad, spent_ads, warnings = settle_spend(rules.currency, spend)
     places = _places(currency)
 
-    ids = _listed_ids(
-        set(events) | set(credits) | spent_ads,
-        catalog,
-        scope,
-        warnings,
-        what="ad",
-        where="events, credits or spend",
-        nulls="campaign, content and format",
-    )
+    ids = _listed_ids(set(events) | set(credits) | spent_ads, catalog, scope, warnings, AD_LISTING)
 
     rows: list[AdRow] = []
     format_totals: dict[AdFormat | None, Totals] = {fmt: Totals() for fmt in AD_FORMATS}
@@ -347,16 +358,9 @@ async def contents_report(
         tenant_id, kind=query.kind, platform=query.platform, account_id=query.account_id
     )
     catalog = await repository.contents_catalog(session, tenant_id, only)
-    events = await repository.event_sums(
-        session,
-        tenant_id,
-        key="content_id",
-        start=scope.start,
-        end=scope.end,
-        types=CONTENT_EVENT_TYPES,
-        only=only,
-        watch=True,
-        viewers=True,
+    extra = {"watch": True, "viewers": True}  # and each content's watch time and viewers
+    events = await _events(
+        session, tenant_id, scope, "content_id", types=CONTENT_EVENT_TYPES, only=only, **extra
     )
     if scope.model in DATA_DRIVEN:
         parts = await _data_driven(session, tenant_id, rules, scope, "content", only)
@@ -371,15 +375,7 @@ async def contents_report(
     else:
         credits = await repository.content_credits(session, _credits(tenant_id, scope), only)
     warnings: list[str] = []
-    ids = _listed_ids(
-        set(events) | set(credits),
-        catalog,
-        scope,
-        warnings,
-        what="content",
-        where="events or credits",
-        nulls="kind, platform and account",
-    )
+    ids = _listed_ids(set(events) | set(credits), catalog, scope, warnings, CONTENT_LISTING)
 
     rows: list[ContentRow] = []
     for content_id in ids:
@@ -387,7 +383,8 @@ async def contents_report(
         credit = credits.get(content_id)
         totals = _totals(sums, credit.total if credit else None)
         direct = metrics.money(credit.direct if credit else ZERO, places)
-        gmv = metrics.money(totals.gmv, places)
+        figures = _figures(totals, places)
+        gmv = figures["gmv"]
         info = catalog.get(content_id)
         rows.append(
             ContentRow(
@@ -395,19 +392,13 @@ async def contents_report(
                 kind=info.kind if info else None,
                 platform=info.platform if info else None,
                 account_id=info.account_id if info else None,
-                impressions=totals.impressions,
-                views=totals.views,
+                **figures,
                 unique_viewers=sums.unique_viewers if sums else 0,
-                completion_rate=metrics.completion_rate(totals),
                 avg_watch_seconds=metrics.avg_watch_seconds(totals),
                 likes=totals.likes,
                 comments=totals.comments,
                 shares=totals.shares,
                 engagement_rate=metrics.engagement_rate(totals),
-                clicks=totals.clicks,
-                ctr=metrics.ctr(totals),
-                orders=metrics.rounded_orders(totals.orders),
-                gmv=gmv,
                 gpm=metrics.gpm(totals, places),
                 direct_gmv=direct,
                 indirect_gmv=metrics.money(gmv - direct, places),

@@ -1,4 +1,5 @@
 /* ClipFunnel dashboard: loading, rendering the cards, filters and wiring. */
+import './options.js';
 import { STEP_LABELS, DEFAULT_STEPS, MIN_STEPS, MAX_STEPS, FORMAT_ORDER, TOP_CONTENTS, NA, LOCALE, $, state, store } from './config.js';
 import { isNull, fmtInt, fmtCount, fmtPct, fmtRatio, fmtMoney, platformLabel, withCurrency, formatLabel, zoneOr, startOfDay, todayIn, addDays, dayLabel } from './format.js';
 import { ApiError, request, getJson } from './api.js';

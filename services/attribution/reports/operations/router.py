@@ -55,11 +55,11 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=validatio
 async def interactions(
     reports: Reports, query: Annotated[InteractionsQuery, Query()]
 ) -> InteractionsReport | Response:
-    settled = await reports.settle(query.as_report_query())
-    report = await reports.bounded(
-        service.interactions_report(
-            reports.session, reports.tenant_id, settled.rules, settled.scope, query, now=settled.now
-        )
+    report = await reports.run(
+        query.as_report_query(),
+        lambda db, tenant, s: service.interactions_report(
+            db, tenant, s.rules, s.scope, query, now=s.now
+        ),
     )
     if not reports.csv(query.format):
         return report
@@ -103,11 +103,9 @@ _SCORECARD_METRICS = "; ".join(
 async def scorecard(
     reports: Reports, query: Annotated[ScorecardQuery, Query()]
 ) -> Scorecard | Response:
-    settled = await reports.settle(query.as_report_query())
-    report = await reports.bounded(
-        service.scorecard_report(
-            reports.session, reports.tenant_id, settled.rules, settled.scope, query.level
-        )
+    report = await reports.run(
+        query.as_report_query(),
+        lambda db, tenant, s: service.scorecard_report(db, tenant, s.rules, s.scope, query.level),
     )
     if not reports.csv(query.format):
         return report
@@ -149,11 +147,9 @@ def _scorecard_rows(report: Scorecard) -> Iterator[dict[str, Any]]:
 async def activities(
     reports: Reports, query: Annotated[RangeQuery, Query()]
 ) -> ActivitiesReport | Response:
-    settled = await reports.settle(query.as_report_query())
-    report = await reports.bounded(
-        service.activities_report(
-            reports.session, reports.tenant_id, settled.scope, now=settled.now
-        )
+    report = await reports.run(
+        query.as_report_query(),
+        lambda db, tenant, s: service.activities_report(db, tenant, s.scope, now=s.now),
     )
     if not reports.csv(query.format):
         return report

@@ -17,19 +17,8 @@ from sqlalchemy import Select, and_, case, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from services.attribution import models
 from services.attribution.events.repository import events_in
-from services.attribution.models import (
-    CatalogAccount,
-    CatalogAd,
-    CatalogAdSpend,
-    CatalogCampaign,
-    CatalogContent,
-    CatalogContentProduct,
-    Credit,
-    Event,
-    Interaction,
-    Order,
-)
 from services.attribution.reports.repository import (
     Expr,
     MoneySums,
@@ -69,16 +58,20 @@ def _keyed(
     if level == "content":
         return query, content_id
     if level == "account":
-        content = aliased(CatalogContent)
+        content = aliased(models.CatalogContent)
         joined = query.join(content, catalog_row(content, tenant, content_id))
         return joined, content.account_id
-    ad = aliased(CatalogAd)
+    ad = aliased(models.CatalogAd)
     return query.join(ad, catalog_row(ad, tenant, ad_id)), ad.campaign_id
 
 
 def _events(period: Period, types: Sequence[str]) -> tuple[Select[Any], Expr]:
     query, key = _keyed(
-        period.level, select(Event.event_id), Event.tenant_id, Event.content_id, Event.ad_id
+        period.level,
+        select(models.Event.event_id),
+        models.Event.tenant_id,
+        models.Event.content_id,
+        models.Event.ad_id,
     )
     return (
         query.where(
@@ -92,7 +85,9 @@ async def event_counts(session: AsyncSession, period: Period) -> dict[tuple[str,
     """Events per (item, type) in ``[start, end)``."""
     query, key = _events(period, SCORED_EVENT_TYPES)
     rows = await session.execute(
-        query.with_only_columns(key, Event.type, func.count()).group_by(key, Event.type)
+        query.with_only_columns(key, models.Event.type, func.count()).group_by(
+            key, models.Event.type
+        )
     )
     return {(str(item), str(kind)): int(count) for item, kind, count in rows}
 
@@ -100,7 +95,7 @@ async def event_counts(session: AsyncSession, period: Period) -> dict[tuple[str,
 async def carting_viewers(session: AsyncSession, period: Period) -> list[tuple[str, str]]:
     """Distinct (item, user) of the range's ``add_to_cart`` events."""
     query, key = _events(period, ["add_to_cart"])
-    rows = await session.execute(query.with_only_columns(key, Event.user_id).distinct())
+    rows = await session.execute(query.with_only_columns(key, models.Event.user_id).distinct())
     return [(str(item), str(user)) for item, user in rows]
 
 
@@ -110,17 +105,17 @@ async def replied_comments(
     """(item, comment time, its first reply's time) of the range's replied comments."""
     query, key = _events(period, ["comment"])
     query = query.join(
-        Interaction,
+        models.Interaction,
         and_(
-            Interaction.tenant_id == Event.tenant_id,
-            Interaction.reply_to == Event.event_id,
-            Interaction.type == "reply",
+            models.Interaction.tenant_id == models.Event.tenant_id,
+            models.Interaction.reply_to == models.Event.event_id,
+            models.Interaction.type == "reply",
         ),
     )
     rows = await session.execute(
-        query.with_only_columns(key, Event.occurred_at, func.min(Interaction.occurred_at)).group_by(
-            key, Event.event_id, Event.occurred_at
-        )
+        query.with_only_columns(
+            key, models.Event.occurred_at, func.min(models.Interaction.occurred_at)
+        ).group_by(key, models.Event.event_id, models.Event.occurred_at)
     )
     return [(str(item), asked, answered) for item, asked, answered in rows]
 
@@ -128,17 +123,17 @@ async def replied_comments(
 def _credits(period: Period) -> tuple[Select[Any], Expr]:
     query, key = _keyed(
         period.level,
-        select(Credit.order_id).select_from(Credit),
-        Credit.tenant_id,
-        Credit.content_id,
-        Credit.ad_id,
+        select(models.Credit.order_id).select_from(models.Credit),
+        models.Credit.tenant_id,
+        models.Credit.content_id,
+        models.Credit.ad_id,
     )
     return (
         query.where(
-            Credit.tenant_id == period.tenant_id,
-            Credit.model == period.model,
-            Credit.paid_at >= period.start,
-            Credit.paid_at < period.end,
+            models.Credit.tenant_id == period.tenant_id,
+            models.Credit.model == period.model,
+            models.Credit.paid_at >= period.start,
+            models.Credit.paid_at < period.end,
             key.is_not(None),
         ),
         key,
@@ -155,21 +150,23 @@ async def credit_sums(
     that the catalog links to the credited product with ``placement = product_card``.
     """
     query, key = _credits(period)
-    room = aliased(CatalogContent)
-    query = query.outerjoin(room, catalog_row(room, Credit.tenant_id, Credit.content_id))
+    room = aliased(models.CatalogContent)
+    query = query.outerjoin(
+        room, catalog_row(room, models.Credit.tenant_id, models.Credit.content_id)
+    )
     card = and_(
-        Credit.touch == "click",
+        models.Credit.touch == "click",
         exists().where(
-            CatalogContentProduct.tenant_id == Credit.tenant_id,
-            CatalogContentProduct.content_id == Credit.content_id,
-            CatalogContentProduct.product_id == Credit.product_id,
-            CatalogContentProduct.placement == "product_card",
+            models.CatalogContentProduct.tenant_id == models.Credit.tenant_id,
+            models.CatalogContentProduct.content_id == models.Credit.content_id,
+            models.CatalogContentProduct.product_id == models.Credit.product_id,
+            models.CatalogContentProduct.placement == "product_card",
         ),
     )
-    direct = case((while_live(room, Credit.paid_at), 1), else_=0).label("direct")
+    direct = case((while_live(room, models.Credit.paid_at), 1), else_=0).label("direct")
     through_card = case((card, 1), else_=0).label("card")
     sums = await grouped_money(
-        session, query, [key, direct, through_card], Credit.amount, Credit.order_share
+        session, query, [key, direct, through_card], models.Credit.amount, models.Credit.order_share
     )
     return {
         (str(item), bool(is_direct), bool(is_card)): value
@@ -185,22 +182,25 @@ async def order_times(
     The first touch is the earliest ``touch_at`` of the order's ``first_touch`` credits.
     """
     first = (
-        select(Credit.order_id.label("order_id"), func.min(Credit.touch_at).label("touch_at"))
-        .where(
-            Credit.tenant_id == period.tenant_id,
-            Credit.model == "first_touch",
-            Credit.paid_at >= period.start,
-            Credit.paid_at < period.end,
+        select(
+            models.Credit.order_id.label("order_id"),
+            func.min(models.Credit.touch_at).label("touch_at"),
         )
-        .group_by(Credit.order_id)
+        .where(
+            models.Credit.tenant_id == period.tenant_id,
+            models.Credit.model == "first_touch",
+            models.Credit.paid_at >= period.start,
+            models.Credit.paid_at < period.end,
+        )
+        .group_by(models.Credit.order_id)
         .subquery()
     )
     query, key = _credits(period)
-    query = query.join(first, first.c.order_id == Credit.order_id)
+    query = query.join(first, first.c.order_id == models.Credit.order_id)
     rows = await session.execute(
-        query.with_only_columns(key, Credit.paid_at, first.c.touch_at)
-        .group_by(key, Credit.order_id, Credit.paid_at, first.c.touch_at)
-        .order_by(key, Credit.order_id)
+        query.with_only_columns(key, models.Credit.paid_at, first.c.touch_at)
+        .group_by(key, models.Credit.order_id, models.Credit.paid_at, first.c.touch_at)
+        .order_by(key, models.Credit.order_id)
     )
     return [(str(item), paid, touched) for item, paid, touched in rows]
 
@@ -209,9 +209,13 @@ async def buyers(session: AsyncSession, period: Period) -> list[tuple[str, str]]
     """Distinct (item, buyer) of the orders credited to an item."""
     query, key = _credits(period)
     query = query.join(
-        Order, and_(Order.tenant_id == Credit.tenant_id, Order.order_id == Credit.order_id)
-    ).where(Order.buyer_id.is_not(None))
-    rows = await session.execute(query.with_only_columns(key, Order.buyer_id).distinct())
+        models.Order,
+        and_(
+            models.Order.tenant_id == models.Credit.tenant_id,
+            models.Order.order_id == models.Credit.order_id,
+        ),
+    ).where(models.Order.buyer_id.is_not(None))
+    rows = await session.execute(query.with_only_columns(key, models.Order.buyer_id).distinct())
     return [(str(item), str(buyer)) for item, buyer in rows]
 
 
@@ -219,9 +223,9 @@ async def spend(
     session: AsyncSession, tenant_id: str, level: Level, first_day: dt.date, last_day: dt.date
 ) -> dict[tuple[str, str], MoneySums]:
     """Σ spend per (item, currency) over the local days ``first_day``…``last_day``."""
-    ad = aliased(CatalogAd)
-    query = select(CatalogAdSpend.ad_id).join(
-        ad, catalog_row(ad, CatalogAdSpend.tenant_id, CatalogAdSpend.ad_id)
+    ad = aliased(models.CatalogAd)
+    query = select(models.CatalogAdSpend.ad_id).join(
+        ad, catalog_row(ad, models.CatalogAdSpend.tenant_id, models.CatalogAdSpend.ad_id)
     )
     key: Expr
     if level == "campaign":
@@ -229,16 +233,16 @@ async def spend(
     elif level == "content":
         key = ad.content_id
     else:
-        content = aliased(CatalogContent)
+        content = aliased(models.CatalogContent)
         query = query.join(content, catalog_row(content, ad.tenant_id, ad.content_id))
         key = content.account_id
     query = query.where(
-        CatalogAdSpend.tenant_id == tenant_id,
-        CatalogAdSpend.day >= first_day,
-        CatalogAdSpend.day <= last_day,
+        models.CatalogAdSpend.tenant_id == tenant_id,
+        models.CatalogAdSpend.day >= first_day,
+        models.CatalogAdSpend.day <= last_day,
     )
     sums = await grouped_money(
-        session, query, [key, CatalogAdSpend.currency], CatalogAdSpend.amount
+        session, query, [key, models.CatalogAdSpend.currency], models.CatalogAdSpend.amount
     )
     return {(str(item), str(currency)): value for (item, currency), value in sums.items()}
 
@@ -249,14 +253,15 @@ async def names(session: AsyncSession, tenant_id: str, level: Level) -> dict[str
     query: Select[Any]
     if level == "account":
         query = select(
-            CatalogAccount.id, func.coalesce(CatalogAccount.display_name, CatalogAccount.handle)
-        ).where(CatalogAccount.tenant_id == tenant_id)
+            models.CatalogAccount.id,
+            func.coalesce(models.CatalogAccount.display_name, models.CatalogAccount.handle),
+        ).where(models.CatalogAccount.tenant_id == tenant_id)
     elif level == "content":
-        query = select(CatalogContent.id, CatalogContent.title).where(
-            CatalogContent.tenant_id == tenant_id
+        query = select(models.CatalogContent.id, models.CatalogContent.title).where(
+            models.CatalogContent.tenant_id == tenant_id
         )
     else:
-        query = select(CatalogCampaign.id, CatalogCampaign.name).where(
-            CatalogCampaign.tenant_id == tenant_id
+        query = select(models.CatalogCampaign.id, models.CatalogCampaign.name).where(
+            models.CatalogCampaign.tenant_id == tenant_id
         )
     return {str(item): name for item, name in await session.execute(query)}

@@ -34,11 +34,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 async def content_page(
     reports: Reports, content_id: ContentId, query: Annotated[PageQuery, Query()]
 ) -> ContentPage:
-    settled = await reports.settle(query.as_report_query())
-    return await reports.bounded(
-        service.content_page(
-            reports.session, reports.tenant_id, settled.rules, settled.scope, content_id, query
-        )
+    return await reports.run(
+        query.as_report_query(),
+        lambda db, tenant, s: service.content_page(db, tenant, s.rules, s.scope, content_id, query),
     )
 
 
