@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from services.attribution.analytics.paths import ClickHousePathSource
 from services.attribution.datadriven.repository import ChannelDimension
-from services.attribution.datadriven.source import SqlPathSource
+from services.attribution.datadriven.source import PathQuery, SqlPathSource
 from tests.attribution.order_setup import T0, Shop, iso, make_shop, order_body
 from tests.conftest import TokenFactory, auth
 
@@ -101,10 +101,9 @@ async def test_analytic_paths_equal_the_databases(
     async with attribution_app.state.read_sessionmaker() as session:
         analytic = ClickHousePathSource(session, attribution_app.state.analytics)
         for dimension in dimensions:
-            expected = await SqlPathSource(session).paths(
-                tenant, dimension, RANGE_FROM, RANGE_TO, WINDOW
-            )
-            found = await analytic.paths(tenant, dimension, RANGE_FROM, RANGE_TO, WINDOW)
+            query = PathQuery(tenant, dimension, RANGE_FROM, RANGE_TO, WINDOW)
+            expected = await SqlPathSource(session).paths(query)
+            found = await analytic.paths(query)
             assert expected.converting > 0, dimension
             assert expected.non_converting > 0, dimension
             assert found.counts == expected.counts, dimension

@@ -31,6 +31,7 @@ from services.attribution.analytics.store import (
 from services.attribution.datadriven import repository
 from services.attribution.datadriven.paths import PaidOrder, Paths, PathTouch, build_paths
 from services.attribution.datadriven.repository import ChannelDimension
+from services.attribution.datadriven.source import PathQuery
 from services.attribution.models import CatalogAd
 from shared.db import from_epoch_us
 from shared.vocabulary import TOUCH_TYPES
@@ -94,26 +95,20 @@ class ClickHousePathSource:
         self._session = session
         self._replicator = replicator
 
-    async def paths(
-        self,
-        tenant_id: str,
-        dimension: ChannelDimension,
-        range_from: dt.datetime,
-        range_to: dt.datetime,
-        window: dt.timedelta,
-    ) -> Paths:
-        orders = await repository.paid_orders(self._session, tenant_id, range_from, range_to)
-        formats = await self._ad_formats(tenant_id) if dimension == "format" else None
+    async def paths(self, query: PathQuery) -> Paths:
+        q = query
+        orders = await repository.paid_orders(self._session, q.tenant_id, q.range_from, q.range_to)
+        formats = await self._ad_formats(q.tenant_id) if q.dimension == "format" else None
         # Read-your-writes: whatever the system of record holds is copied before reading.
         await self._replicator.catch_up()
         return await store_paths(
             self._replicator.store,
-            tenant_id,
-            CHANNEL_COLUMNS[dimension],
+            q.tenant_id,
+            CHANNEL_COLUMNS[q.dimension],
             orders,
-            range_from=range_from,
-            range_to=range_to,
-            window=window,
+            range_from=q.range_from,
+            range_to=q.range_to,
+            window=q.window,
             formats=formats,
         )
 

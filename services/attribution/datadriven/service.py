@@ -20,7 +20,7 @@ from services.attribution.datadriven.schemas import (
     PathFrequency,
 )
 from services.attribution.datadriven.shapley import coalition_of, shapley
-from services.attribution.datadriven.source import PathSource, SqlPathSource
+from services.attribution.datadriven.source import PathQuery, PathSource, SqlPathSource
 from services.attribution.settings.service import Rules
 
 TOP_PATHS = 20
@@ -38,7 +38,7 @@ async def load_paths(
     """The range's paths, from ``source`` (the service's database unless given)."""
     window = dt.timedelta(seconds=rules.click_window_seconds)
     source = source or SqlPathSource(session)
-    return await source.paths(tenant_id, dimension, range_from, range_to, window)
+    return await source.paths(PathQuery(tenant_id, dimension, range_from, range_to, window))
 
 
 def split_money(

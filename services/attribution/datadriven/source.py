@@ -8,6 +8,7 @@ groups the journeys of users who never bought inside ClickHouse.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,33 +18,34 @@ from services.attribution.datadriven.paths import Paths, build_paths
 from services.attribution.datadriven.repository import ChannelDimension
 
 
+@dataclass(frozen=True, slots=True)
+class PathQuery:
+    """Whose paths, by which channel: the range's paid orders and the touches of
+    ``[range_from - window, range_to)``."""
+
+    tenant_id: str
+    dimension: ChannelDimension
+    range_from: dt.datetime
+    range_to: dt.datetime
+    window: dt.timedelta
+
+
 class PathSource(Protocol):
-    async def paths(
-        self,
-        tenant_id: str,
-        dimension: ChannelDimension,
-        range_from: dt.datetime,
-        range_to: dt.datetime,
-        window: dt.timedelta,
-    ) -> Paths: ...
+    async def paths(self, query: PathQuery) -> Paths: ...
 
 
 class SqlPathSource:
-    """Touches of ``[range_from - window, range_to)`` and the range's paid orders, from SQL."""
+    """Touches and paid orders read from SQL, paths built in Python."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def paths(
-        self,
-        tenant_id: str,
-        dimension: ChannelDimension,
-        range_from: dt.datetime,
-        range_to: dt.datetime,
-        window: dt.timedelta,
-    ) -> Paths:
+    async def paths(self, query: PathQuery) -> Paths:
+        q = query
         touches = await repository.range_touches(
-            self.session, tenant_id, dimension, range_from - window, range_to
+            self.session, q.tenant_id, q.dimension, q.range_from - q.window, q.range_to
         )
-        orders = await repository.paid_orders(self.session, tenant_id, range_from, range_to)
-        return build_paths(touches, orders, range_from=range_from, range_to=range_to, window=window)
+        orders = await repository.paid_orders(self.session, q.tenant_id, q.range_from, q.range_to)
+        return build_paths(
+            touches, orders, range_from=q.range_from, range_to=q.range_to, window=q.window
+        )
