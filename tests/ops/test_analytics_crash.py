@@ -25,7 +25,8 @@ from services.attribution.app import MIGRATIONS
 from shared.db import sync_url
 from tests.conftest import DatabaseFactory
 from tests.ops.conftest import EVENT_TIME, Launcher, bearer, token
-from tests.ops.test_crash import Figures, Killer, post_until_answered, started_quietly
+from tests.ops.crashing import Killer, started_quietly
+from tests.ops.test_crash import Figures, post_batch
 
 pytestmark = pytest.mark.ops
 
@@ -94,7 +95,7 @@ def test_funnels_from_the_analytic_store_survive_repeated_sigkills(
             while killer.is_alive():
                 assert time.monotonic() - started < DEADLINE_SECONDS, "crash test too slow"
                 batch = events(figures.batches * BATCH_SIZE, BATCH_SIZE)
-                body = post_until_answered(client, headers, batch, figures)
+                body = post_batch(client, headers, batch, figures)
                 assert body["rejected"] == [], body
                 figures.batches += 1
     finally:
