@@ -105,16 +105,31 @@ def launcher(tmp_path: Path) -> Iterator[Launcher]:
         launcher.close()
 
 
+@contextlib.contextmanager
+def own_stream() -> Iterator[str]:
+    """A JetStream stream of the test's own (skipped, or failed in CI, without NATS)."""
+    require_nats()
+    name = stream_name()
+    try:
+        yield name
+    finally:
+        asyncio.run(delete_stream(name))
+
+
+@pytest.fixture
+def stream() -> Iterator[str]:
+    with own_stream() as name:
+        yield name
+
+
 @pytest.fixture(params=[False, True], ids=["direct", "buffered"])
 def buffered(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """None (direct posts), or the JetStream stream of a run with the ingest buffer on."""
     if not request.param:
         yield None
         return
-    require_nats()
-    name = stream_name()
-    yield name
-    asyncio.run(delete_stream(name))
+    with own_stream() as name:
+        yield name
 
 
 # --- events ----------------------------------------------------------------------------------
