@@ -22,8 +22,9 @@ from tests.ops.conftest import Launcher
 
 #: SIGKILLs per crash run: a quick 5 under `make test`; `.ci/run` sets CLIPFUNNEL_CRASH_KILLS.
 KILLS = int(os.environ.get("CLIPFUNNEL_CRASH_KILLS", "5"))
-#: A guard against hangs, far above the usual ~1.5 s a kill and restart take.
-SECONDS_PER_KILL = 12.0
+#: A guard against hangs, far above the 1.5 s (idle machine) to 8 s (busy one) a kill and
+#: restart take.
+SECONDS_PER_KILL = 20.0
 CATCH_UP_SECONDS = 180.0
 ANSWER_SECONDS = 60.0
 
