@@ -116,6 +116,21 @@ def post_until_answered(
         return answer
 
 
+def post_events(
+    client: httpx.Client,
+    headers: dict[str, str],
+    batch: list[dict[str, object]],
+    retries: Retries,
+    expected_status: int = 200,
+) -> dict[str, object]:
+    """Post one batch of events until answered; the answer's body."""
+    answer = post_until_answered(
+        client, "/v1/events", {"events": batch}, headers, retries, (expected_status,)
+    )
+    body: dict[str, object] = answer.json()
+    return body
+
+
 def caught_up(client: httpx.Client, headers: dict[str, str]) -> None:
     """Until the buffer's writer has committed everything the broker holds."""
     deadline = time.monotonic() + CATCH_UP_SECONDS

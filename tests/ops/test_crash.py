@@ -32,7 +32,7 @@ from tests.ops.crashing import (
     Killer,
     Retries,
     caught_up,
-    post_until_answered,
+    post_events,
     started_quietly,
 )
 
@@ -52,21 +52,6 @@ class Figures(Retries):
     retried_duplicates: int = 0  # events a retry found already stored (committed, unanswered)
     sent: set[str] = field(default_factory=set)
     acked: set[str] = field(default_factory=set)
-
-
-def post_batch(
-    client: httpx.Client,
-    headers: dict[str, str],
-    batch: list[dict[str, object]],
-    figures: Retries,
-    expected_status: int = 200,
-) -> dict[str, object]:
-    """Post one batch of events until answered; the answer's body."""
-    answer = post_until_answered(
-        client, "/v1/events", {"events": batch}, headers, figures, (expected_status,)
-    )
-    body: dict[str, object] = answer.json()
-    return body
 
 
 def stored_event_ids(database_url: str) -> Counter[str]:
@@ -113,7 +98,7 @@ def test_sigkill_loses_and_duplicates_nothing(
                 batch = make_events("crash", figures.batches * BATCH_SIZE, BATCH_SIZE)
                 ids = {event["event_id"] for event in batch}
                 figures.sent |= ids
-                body = post_batch(client, headers, batch, figures, accepted_status)
+                body = post_events(client, headers, batch, figures, accepted_status)
                 assert body["rejected"] == [], body
                 assert body["accepted"] + body["duplicates"] == BATCH_SIZE, body  # type: ignore[operator]
                 figures.retried_duplicates += int(body["duplicates"])  # type: ignore[call-overload]
