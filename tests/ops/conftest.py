@@ -8,6 +8,7 @@ id, when it ends.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import os
@@ -24,6 +25,7 @@ import pytest
 from services.launcher import Server, ServiceName, environment, free_port, log_tail
 from shared.auth import mint_token
 from tests.conftest import TEST_SECRET
+from tests.nats_support import delete_stream, require_nats, stream_name
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -101,6 +103,33 @@ def launcher(tmp_path: Path) -> Iterator[Launcher]:
         yield launcher
     finally:
         launcher.close()
+
+
+@contextlib.contextmanager
+def own_stream() -> Iterator[str]:
+    """A JetStream stream of the test's own (skipped, or failed in CI, without NATS)."""
+    require_nats()
+    name = stream_name()
+    try:
+        yield name
+    finally:
+        asyncio.run(delete_stream(name))
+
+
+@pytest.fixture
+def stream() -> Iterator[str]:
+    with own_stream() as name:
+        yield name
+
+
+@pytest.fixture(params=[False, True], ids=["direct", "buffered"])
+def buffered(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (direct posts), or the JetStream stream of a run with the ingest buffer on."""
+    if not request.param:
+        yield None
+        return
+    with own_stream() as name:
+        yield name
 
 
 # --- events ----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from services.attribution.app import MIGRATIONS
 from shared.db import sync_url
 from tests.conftest import DatabaseFactory
 from tests.ops.conftest import EVENT_TIME, Launcher, bearer, token
-from tests.ops.test_crash import Figures, Killer, post_until_answered, started_quietly
+from tests.ops.crashing import Killer, Retries, post_events, started_quietly
 
 pytestmark = pytest.mark.ops
 
@@ -85,7 +85,8 @@ def test_funnels_from_the_analytic_store_survive_repeated_sigkills(
     database_url = make_database(MIGRATIONS)
     service = started_quietly(launcher, database_url)
     headers = bearer(token(TENANT, "events:write", "reports:read"))
-    figures = Figures()
+    retries = Retries()
+    batches = 0
     killer = Killer(service, random.Random(SEEDS[db_backend]), KILLS)
     started = time.monotonic()
     killer.start()
@@ -93,10 +94,10 @@ def test_funnels_from_the_analytic_store_survive_repeated_sigkills(
         with httpx.Client(base_url=service.url, timeout=30.0) as client:
             while killer.is_alive():
                 assert time.monotonic() - started < DEADLINE_SECONDS, "crash test too slow"
-                batch = events(figures.batches * BATCH_SIZE, BATCH_SIZE)
-                body = post_until_answered(client, headers, batch, figures)
+                batch = events(batches * BATCH_SIZE, BATCH_SIZE)
+                body = post_events(client, headers, batch, retries)
                 assert body["rejected"] == [], body
-                figures.batches += 1
+                batches += 1
     finally:
         killer.halt.set()
         killer.join(timeout=60)
@@ -120,4 +121,4 @@ def test_funnels_from_the_analytic_store_survive_repeated_sigkills(
             counted = [step["users"] for step in answer.json()["steps"]]
             expected = brute_force(database_url, steps)
             assert expected[0] > 0
-            assert counted == expected, (steps, figures.batches)
+            assert counted == expected, (steps, batches)

@@ -8,16 +8,14 @@ everything, exactly once, without a restart.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Iterator
 
 import httpx
 import psycopg
 import pytest
 
 from services.launcher import Server, migrate
-from tests.nats_support import NATS_URL, delete_stream, require_nats, stream_name
+from tests.nats_support import NATS_URL
 from tests.ops.conftest import Launcher, PgCluster, bearer, make_events, token
 from tests.ops.test_db_outage import TENANT, stored_count, wait_until
 
@@ -25,14 +23,6 @@ pytestmark = pytest.mark.ops
 
 OUTAGE_SECONDS = 10.0
 CATCH_UP_SECONDS = 60.0
-
-
-@pytest.fixture
-def stream() -> Iterator[str]:
-    require_nats()
-    name = stream_name()
-    yield name
-    asyncio.run(delete_stream(name))
 
 
 @pytest.mark.postgres

@@ -12,122 +12,46 @@ PostgreSQL (a fresh database each run).
 
 from __future__ import annotations
 
-import asyncio
-import os
 import random
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
 from services.attribution.app import MIGRATIONS
-from services.launcher import Server
 from shared.db import sync_url
 from tests.conftest import DatabaseFactory
-from tests.nats_support import NATS_URL, delete_stream, require_nats, stream_name
+from tests.nats_support import NATS_URL
 from tests.ops.conftest import Launcher, bearer, make_events, token
+from tests.ops.crashing import (
+    KILLS,
+    SECONDS_PER_KILL,
+    Killer,
+    Retries,
+    caught_up,
+    post_events,
+    started_quietly,
+)
 
 pytestmark = pytest.mark.ops
 
-#: SIGKILLs per run: a quick 5 by default, 50 in CI (CLIPFUNNEL_CRASH_KILLS=50 in .ci/run).
-KILLS = int(os.environ.get("CLIPFUNNEL_CRASH_KILLS", "5"))
 BATCH_SIZE = 200
 BATCHES_AFTER_LAST_KILL = 2
 SEEDS = {"sqlite": 20240501, "postgres": 20240502}
-# A guard against hangs, far above the usual ~1.5 s a kill and restart take.
-DEADLINE_SECONDS = 60.0 + 12.0 * KILLS
-CATCH_UP_SECONDS = 180.0
+DEADLINE_SECONDS = 60.0 + SECONDS_PER_KILL * KILLS
 TENANT = "t-crash"
 
 
 @dataclass
-class Figures:
+class Figures(Retries):
     kills: int = 0
     batches: int = 0
-    posts: int = 0
-    cut_off: int = 0  # posts the kill cut off mid-request (sent, no answer)
-    refused: int = 0  # posts refused while the service was down or restarting (or 503)
-    retried_batches: int = 0  # batches posted again with the same ids after a lost answer
     retried_duplicates: int = 0  # events a retry found already stored (committed, unanswered)
     sent: set[str] = field(default_factory=set)
     acked: set[str] = field(default_factory=set)
-
-
-class Killer(threading.Thread):
-    """SIGKILLs the service ``kills`` times at random moments, restarting it after each."""
-
-    def __init__(self, service: Server, rng: random.Random, kills: int) -> None:
-        super().__init__(name="killer", daemon=True)
-        self.service = service
-        self.rng = rng
-        self.kills = kills
-        self.done = 0
-        self.error: BaseException | None = None
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while self.done < self.kills:
-                if self.halt.wait(self.rng.uniform(0.2, 1.0)):
-                    return
-                self.service.kill()
-                self.done += 1
-                self.service.start()
-                self.service.wait_ready()
-        except BaseException as exc:
-            self.error = exc
-
-
-def started_quietly(
-    launcher: Launcher, database_url: str, extra_env: dict[str, str] | None = None
-) -> Server:
-    """A ready attribution service on this database that logs warnings only (the kills make
-    the info lines noise)."""
-    env = {"CLIPFUNNEL_LOG_LEVEL": "WARNING", **(extra_env or {})}
-    service = launcher.service("attribution", database_url=database_url, extra_env=env)
-    service.start()
-    service.wait_ready()
-    return service
-
-
-def post_until_answered(
-    client: httpx.Client,
-    headers: dict[str, str],
-    batch: list[dict[str, object]],
-    figures: Figures,
-    expected_status: int = 200,
-) -> dict[str, object]:
-    deadline = time.monotonic() + 60
-    retried = False
-    while True:
-        assert time.monotonic() < deadline, "a batch went unanswered for 60 s"
-        figures.posts += 1
-        try:
-            answer = client.post("/v1/events", json={"events": batch}, headers=headers)
-        except httpx.ConnectError:
-            figures.refused += 1
-            retried = True
-            time.sleep(0.05)
-            continue
-        except httpx.TransportError:
-            figures.cut_off += 1
-            retried = True
-            continue
-        if answer.status_code == 503:
-            figures.refused += 1
-            retried = True
-            time.sleep(0.05)
-            continue
-        assert answer.status_code == expected_status, answer.text
-        figures.retried_batches += retried
-        body: dict[str, object] = answer.json()
-        return body
 
 
 def stored_event_ids(database_url: str) -> Counter[str]:
@@ -146,38 +70,10 @@ def stored_event_ids(database_url: str) -> Counter[str]:
         engine.dispose()
 
 
-@pytest.fixture(params=[False, True], ids=["direct", "buffered"])
-def buffered(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None, or the JetStream stream of a run with the ingest buffer on."""
-    if not request.param:
-        yield None
-        return
-    require_nats()
-    name = stream_name()
-    yield name
-    asyncio.run(delete_stream(name))
-
-
-def caught_up(client: httpx.Client, headers: dict[str, str]) -> None:
-    deadline = time.monotonic() + CATCH_UP_SECONDS
-    last: object = None
-    while True:
-        try:
-            answer = client.get("/v1/ingest/lag", headers=headers)
-            last = answer.json()
-            if answer.status_code == 200 and answer.json()["pending"] == 0:
-                return
-        except httpx.TransportError as exc:
-            last = exc
-        assert time.monotonic() < deadline, f"the buffer's writer did not catch up: {last}"
-        time.sleep(0.1)
-
-
 def test_sigkill_loses_and_duplicates_nothing(
     db_backend: str,
     make_database: DatabaseFactory,
     launcher: Launcher,
-    tmp_path: Path,
     buffered: str | None,
 ) -> None:
     database_url = make_database(MIGRATIONS)
@@ -202,7 +98,7 @@ def test_sigkill_loses_and_duplicates_nothing(
                 batch = make_events("crash", figures.batches * BATCH_SIZE, BATCH_SIZE)
                 ids = {event["event_id"] for event in batch}
                 figures.sent |= ids
-                body = post_until_answered(client, headers, batch, figures, accepted_status)
+                body = post_events(client, headers, batch, figures, accepted_status)
                 assert body["rejected"] == [], body
                 assert body["accepted"] + body["duplicates"] == BATCH_SIZE, body  # type: ignore[operator]
                 figures.retried_duplicates += int(body["duplicates"])  # type: ignore[call-overload]
@@ -211,8 +107,7 @@ def test_sigkill_loses_and_duplicates_nothing(
                 if kills_before == KILLS and not killer.is_alive():
                     after_last_kill += 1
     finally:
-        killer.halt.set()
-        killer.join(timeout=60)
+        killer.stop()
     assert killer.error is None, killer.error
     figures.kills = killer.done
     assert figures.kills == KILLS
@@ -236,7 +131,7 @@ def test_sigkill_loses_and_duplicates_nothing(
         f"\n[crash/{db_backend}/{mode}] kills survived={figures.kills} (+1 final), "
         f"restarts={service.starts - 1}, batches={figures.batches}, posts={figures.posts}, "
         f"posts cut off by a kill={figures.cut_off}, refused while down={figures.refused}, "
-        f"batches retried={figures.retried_batches}, "
+        f"batches retried={figures.retried}, "
         f"duplicates found by retries={figures.retried_duplicates}, "
         f"events sent={len(figures.sent)}, acked={len(figures.acked)}, stored={len(stored)}, "
         f"duplicated={len(duplicated)}, missing={len(missing)}, unknown={len(unknown)}, "

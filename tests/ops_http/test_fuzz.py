@@ -1,13 +1,20 @@
 """Schemathesis against both services' OpenAPI schemas, in process (ASGI), authenticated.
 
 Every operation of both schemas gets ``EXAMPLES`` generated requests (valid and invalid
-bodies, parameters and ids; ``CLIPFUNNEL_FUZZ_EXAMPLES`` raises it for a longer run), so
-each service gets over ``MIN_REQUESTS_PER_SERVICE`` (the last test counts and prints them),
-sent with an admin token of one tenant (for the catalog also ``catalog:sync``, for
-``/v1/changes``). Checks: no 5xx; the status code, content type,
-headers and body of every answer are the ones the schema documents; every 4xx/5xx is
-``application/problem+json`` with ``type``, ``title``, ``status`` and ``detail`` (except the
-documented HTML 404 page of ``GET /r/{code}``, which a browser shows).
+bodies, parameters and ids; ``CLIPFUNNEL_FUZZ_EXAMPLES``, 50 by default), and each service
+then runs ``STATEFUL_SCENARIOS`` stateful scenarios (``CLIPFUNNEL_FUZZ_STATEFUL``, 20 by
+default): sequences of calls chained by the links schemathesis infers from the schema (the
+``order_id`` a ``POST /v1/orders`` answers feeds ``GET /v1/orders/{order_id}``, its
+``/attribution`` and its refunds; a ``PUT /v1/accounts/{account_id}`` feeds the account's
+reads and its delete; an integration's id its webhooks and deliveries; report rows their
+timeseries), so the chained requests reach stored objects instead of 404s. Each service gets
+at least ``MIN_REQUESTS_PER_SERVICE`` requests (the last test counts and prints them,
+stateless and stateful), sent with an admin token of one tenant (for the catalog also
+``catalog:sync``, for ``/v1/changes``). Checks, on every request of both kinds: no 5xx; the
+status code, content type, headers and body of every answer are the ones the schema
+documents; every 4xx/5xx is ``application/problem+json`` with ``type``, ``title``, ``status``
+and ``detail`` (except the documented HTML 404 page of ``GET /r/{code}``, which a browser
+shows).
 
 SQLite only: schemathesis drives the application synchronously from its own event-loop thread
 (hypothesis tests are synchronous), so it cannot use the async per-backend fixtures; what it
@@ -27,7 +34,7 @@ import httpx
 import pytest
 import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -47,6 +54,9 @@ from tests.conftest import TEST_SECRET, Templates, attribution_settings
 from tests.ops_http.apps import sqlite_copy, unstarted_apps
 
 EXAMPLES = int(os.environ.get("CLIPFUNNEL_FUZZ_EXAMPLES", "50"))
+STATEFUL_SCENARIOS = int(os.environ.get("CLIPFUNNEL_FUZZ_STATEFUL", "20"))
+STATEFUL_STEPS = 10  # calls per scenario at most
+STATEFUL_ROUND = 10  # scenarios per hypothesis run
 MIN_REQUESTS_PER_SERVICE = 1000
 TENANT = "fuzz-tenant"
 ADMIN = {"Authorization": "Bearer " + mint_token(TEST_SECRET, TENANT, ["admin", "catalog:sync"])}
@@ -55,15 +65,21 @@ ADMIN = {"Authorization": "Bearer " + mint_token(TEST_SECRET, TENANT, ["admin", 
 HTML_ERRORS = {("GET", "/r/{code}")}
 
 
-# Requests checked, per (service, method, path); the service is the one test_fuzz is driving.
+# Requests checked, per (service, method, path), and those of the stateful scenarios per
+# service; the service is the one the running test is driving.
 SENT: dict[tuple[str, str, str], int] = {}
+STATEFUL_SENT: dict[str, int] = {}
 DRIVING: list[str] = [""]
+STATEFUL: list[bool] = [False]
 
 
 def problem_json_errors(ctx: Any, response: Any, case: Any) -> bool | None:
     """Every error is RFC 9457 problem+json with the four members the contract names."""
-    key = (DRIVING[0], case.operation.method.upper(), case.operation.path)
-    SENT[key] = SENT.get(key, 0) + 1
+    if STATEFUL[0]:
+        STATEFUL_SENT[DRIVING[0]] = STATEFUL_SENT.get(DRIVING[0], 0) + 1
+    else:
+        key = (DRIVING[0], case.operation.method.upper(), case.operation.path)
+        SENT[key] = SENT.get(key, 0) + 1
     if response.status_code < 400:
         return None
     if (case.operation.method.upper(), case.operation.path) in HTML_ERRORS:
@@ -180,6 +196,16 @@ def _operations() -> list[Any]:
     return params
 
 
+def _checks_for(case: Any) -> list[Any]:
+    # A case generated without (or with a broken) Authorization header is sent with the
+    # admin token all the same, so it is no longer the invalid request schemathesis made:
+    # its acceptance says nothing about rejecting invalid data.
+    meta = case.meta
+    if meta is not None and meta.is_negative_at(ParameterLocation.HEADER):
+        return [check for check in CHECKS if check is not negative_data_rejection]
+    return CHECKS
+
+
 @pytest.mark.parametrize(("service", "method", "path"), _operations())
 def test_fuzz(
     service: str, method: str, path: str, catalog_schema: Any, attribution_schema: Any
@@ -194,19 +220,45 @@ def test_fuzz(
     @FUZZ_SETTINGS
     @given(case=cases)
     def run(case: Any) -> None:
-        # A case generated without (or with a broken) Authorization header is sent with the
-        # admin token all the same, so it is no longer the invalid request schemathesis made:
-        # its acceptance says nothing about rejecting invalid data.
-        meta = case.meta
-        if meta is not None and meta.is_negative_at(ParameterLocation.HEADER):
-            checks = [check for check in CHECKS if check is not negative_data_rejection]
-        else:
-            checks = CHECKS
-        case.call_and_validate(headers=ADMIN, checks=checks)
+        case.call_and_validate(headers=ADMIN, checks=_checks_for(case))
 
-    DRIVING[0] = service
+    DRIVING[0], STATEFUL[0] = service, False
     run()
     assert SENT.get((service, method.upper(), path), 0) >= 1, "no request reached the checks"
+
+
+@pytest.mark.parametrize("service", ["catalog", "attribution"])
+def test_fuzz_stateful(service: str, catalog_schema: Any, attribution_schema: Any) -> None:
+    """Scenarios of calls chained by the links inferred from the schema, every answer checked."""
+    schema = catalog_schema if service == "catalog" else attribution_schema
+    base = schema.as_state_machine()
+    linked = [name for name in dir(base) if "__" in name and not name.startswith("_")]
+    assert any(not name.startswith("RANDOM__") for name in linked), "no links inferred"
+
+    class Scenario(base):  # type: ignore[misc,valid-type]  # a class schemathesis builds
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": ADMIN}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, checks=_checks_for(case), headers=ADMIN)
+
+    # Rounds of a few scenarios, each a run of its own under its own seed: the services keep
+    # what earlier scenarios stored, so one long run would see a replayed prefix answer
+    # differently (which hypothesis reports as a flaky strategy); reproducible all the same.
+    DRIVING[0], STATEFUL[0] = service, True
+    try:
+        for round_no in range(0, STATEFUL_SCENARIOS, STATEFUL_ROUND):
+            seed(round_no)(Scenario).run(
+                settings=settings(
+                    FUZZ_SETTINGS,
+                    max_examples=min(STATEFUL_ROUND, STATEFUL_SCENARIOS - round_no),
+                    stateful_step_count=STATEFUL_STEPS,
+                    derandomize=False,
+                )
+            )
+    finally:
+        STATEFUL[0] = False
+    assert STATEFUL_SENT.get(service, 0) >= STATEFUL_SCENARIOS, "scenarios sent no request"
 
 
 def test_fuzz_volume_per_service() -> None:
@@ -214,12 +266,18 @@ def test_fuzz_volume_per_service() -> None:
     operations = _operations()
     if any((p.values[0], p.values[1].upper(), p.values[2]) not in SENT for p in operations):
         pytest.skip("only part of test_fuzz ran (a -k or node-id selection)")
+    if set(STATEFUL_SENT) != {"catalog", "attribution"}:
+        pytest.skip("only part of test_fuzz_stateful ran (a -k or node-id selection)")
     for service in ("catalog", "attribution"):
-        sent = sum(n for (svc, _, _), n in SENT.items() if svc == service)
+        stateless = sum(n for (svc, _, _), n in SENT.items() if svc == service)
+        stateful = STATEFUL_SENT[service]
         count = sum(1 for p in operations if p.values[0] == service)
         print(
-            f"fuzz {service}: {sent:,} generated requests over {count} operations, 0 server errors"
+            f"\nfuzz {service}: {stateless + stateful:,} generated requests "
+            f"({stateless:,} over {count} operations at {EXAMPLES} examples each, {stateful:,} "
+            f"in {STATEFUL_SCENARIOS} stateful scenarios), 0 server errors, "
+            "every answer as the schema documents"
         )
-        assert sent >= MIN_REQUESTS_PER_SERVICE, (
-            f"{service}: only {sent} generated requests (raise EXAMPLES)"
+        assert stateless + stateful >= MIN_REQUESTS_PER_SERVICE, (
+            f"{service}: only {stateless + stateful} generated requests (raise EXAMPLES)"
         )

@@ -17,7 +17,7 @@ from services.attribution.experiments.schemas import (
 from services.attribution.settings.deps import ReportRules
 from shared.app import IdPath, ReadSessionDep, SessionDep
 from shared.auth import Admin, ReportsReader
-from shared.csv_export import ExportFormat, export_response
+from shared.csv_export import CSV_OR_JSON, ExportFormat, export_response
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 CSV_COLUMNS = (
@@ -85,7 +85,11 @@ async def put_experiment(
     "Sample-ratio mismatch: chi-square of units against an equal split, flagged when "
     "p < 0.001. `viewers_needed`: more viewers per variant for 80 % power at the observed "
     "difference. CSV gives one row per variant.",
-    responses={404: {"description": "No such experiment"}, 422: {"description": "Bad query"}},
+    responses={
+        200: CSV_OR_JSON,
+        404: {"description": "No such experiment"},
+        422: {"description": "Bad query"},
+    },
 )
 async def experiment_results(
     experiment_id: IdPath,

@@ -9,6 +9,12 @@ handed back to the broker (``nak`` with a delay) and tried again, so an outage c
 never an event. An order post the database refuses (a conflicting replay, a currency other
 than the tenant's) cannot be answered any more: it is kept in the rejected-events store with
 the reason (``event_id`` ``order:<order_id>:<status>``) and acknowledged.
+
+Status posts of one order may reach the writer out of order: a post delivered to a writer
+that was killed comes back only after the ack wait, while the posts the client sent after it
+are delivered at once. A post refused only because the order is not yet in a status it can
+follow (a ``cancelled`` whose ``paid`` is still on its way back) is handed back and tried
+again later, for up to ``OUT_OF_ORDER_DELIVERIES`` deliveries, before it counts as refused.
 """
 
 from __future__ import annotations
@@ -29,15 +35,35 @@ from services.attribution.events import service as events_service
 from services.attribution.events.validation import Rejection
 from services.attribution.ingest_buffer.broker import Broker, tenant_of
 from services.attribution.orders import service as orders_service
+from services.attribution.orders.lifecycle import TRANSITIONS, transition
 from services.attribution.orders.schemas import OrderIn
 from shared.bodies import parse_model
 from shared.db import utcnow
-from shared.errors import ProblemError
+from shared.errors import Conflict, ProblemError
 
 log = logging.getLogger("clipfunnel.ingest_buffer")
 
 FETCH_BATCH = 500
 RETRY_DELAY_SECONDS = 1.0
+#: An order post that may apply once an earlier post of its order is written is delivered
+#: again after this delay, up to this many deliveries (about 2 minutes, 12 ack waits).
+OUT_OF_ORDER_DELAY_SECONDS = 2.0
+OUT_OF_ORDER_DELIVERIES = 60
+
+
+def may_follow_later(current: str | None, wanted: str) -> bool:
+    """Whether ``wanted``, refused on an order in ``current``, could apply once posts not yet
+    written move the order on (``cancelled`` on an unknown order: yes; ``paid`` on a
+    cancelled one: never)."""
+    reachable: set[str] = set()
+    frontier = [current]
+    while frontier:
+        state = frontier.pop()
+        for following, action in TRANSITIONS.get(state, {}).items():
+            if action == "apply" and following not in reachable:
+                reachable.add(following)
+                frontier.append(following)
+    return any(transition(state, wanted) is not None for state in reachable - {current})
 
 
 class Writer:
@@ -62,7 +88,7 @@ class Writer:
             except FetchTimeout:
                 continue
             try:
-                await self.write(messages)
+                later = await self.write(messages)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -75,16 +101,21 @@ class Writer:
                 await asyncio.gather(*(m.nak(delay=RETRY_DELAY_SECONDS) for m in messages))
                 await asyncio.sleep(RETRY_DELAY_SECONDS)
                 continue
-            await asyncio.gather(*(m.ack() for m in messages))
+            deferred = {id(m) for m in later}
+            await asyncio.gather(
+                *(m.ack() for m in messages if id(m) not in deferred),
+                *(m.nak(delay=OUT_OF_ORDER_DELAY_SECONDS) for m in later),
+            )
             try:
                 INGEST_BUFFER_PENDING.set((await self.broker.lag()).pending)
             except Exception:  # the gauge is a nicety; the next batch sets it again
                 log.debug("ingest buffer: lag unavailable", exc_info=True)
 
-    async def write(self, messages: list[Msg]) -> None:
-        """Commit every message of the batch (events first, then orders in stream order)."""
+    async def write(self, messages: list[Msg]) -> list[Msg]:
+        """Commit every message of the batch (events first, then orders in stream order);
+        returns the order posts to deliver again later (see ``may_follow_later``)."""
         events: dict[str, list[Any]] = defaultdict(list)
-        orders: list[tuple[str, bytes]] = []
+        orders: list[tuple[Msg, str]] = []
         for message in messages:
             tenant = tenant_of(message)
             if tenant is None:  # not written by ClipFunnel's routes: nothing to apply
@@ -93,7 +124,7 @@ class Writer:
             if message.subject == self.broker.events_subject:
                 events[tenant].append(orjson.loads(message.data))
             else:
-                orders.append((tenant, message.data))
+                orders.append((message, tenant))
         for tenant, raw_events in events.items():
             async with self.sessionmaker() as session:
                 outcome = await events_service.ingest(
@@ -106,10 +137,16 @@ class Writer:
                 await session.commit()
             events_service.record_metrics(outcome)
             INGEST_BUFFER_WRITTEN.labels("events", "written").inc(len(raw_events))
-        for tenant, raw in orders:
-            await self.write_order(tenant, raw)
+        later: list[Msg] = []
+        for message, tenant in orders:
+            deliveries = message.metadata.num_delivered if message.reply else 1
+            if not await self.write_order(tenant, message.data, deliveries=deliveries):
+                later.append(message)
+        return later
 
-    async def write_order(self, tenant_id: str, raw: bytes) -> None:
+    async def write_order(self, tenant_id: str, raw: bytes, *, deliveries: int = 1) -> bool:
+        """Commit one status post (or keep it as refused); False: deliver it again later."""
+        payload: OrderIn | None = None
         async with self.sessionmaker() as session:
             try:
                 payload = parse_model(OrderIn, raw)  # validated before it was accepted
@@ -119,11 +156,28 @@ class Writer:
                 await orders_service.ingest_order(session, tenant_id, payload, context)
             except ProblemError as refused:
                 await session.rollback()
+                if (
+                    isinstance(refused, Conflict)
+                    and payload is not None
+                    and deliveries < OUT_OF_ORDER_DELIVERIES
+                    and await self._out_of_order(session, tenant_id, payload)
+                ):
+                    await session.rollback()
+                    INGEST_BUFFER_WRITTEN.labels("orders", "deferred").inc()
+                    return False
                 await self._keep_refused(session, tenant_id, raw, refused)
                 INGEST_BUFFER_WRITTEN.labels("orders", "refused").inc()
-                return
+                return True
             await session.commit()
         INGEST_BUFFER_WRITTEN.labels("orders", "written").inc()
+        return True
+
+    async def _out_of_order(self, session: AsyncSession, tenant_id: str, payload: OrderIn) -> bool:
+        """Whether the refused post only awaits an earlier post of its order (read anew)."""
+        context = await orders_service.order_context(session, tenant_id, self.secret, payload)
+        return context.previous_hash is None and may_follow_later(
+            context.order_status, payload.status
+        )
 
     async def _keep_refused(
         self, session: AsyncSession, tenant_id: str, raw: bytes, refused: ProblemError
