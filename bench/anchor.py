@@ -151,10 +151,11 @@ class Anchor:
         self.platforms: list[str] = orjson.loads(found)["data"][0][0]
 
     def _run(self, statement: str) -> bytes:
-        return bytes(self._session.query(statement).bytes() or b"")
+        # chdb ships no type hints.
+        return bytes(self._session.query(statement).bytes() or b"")  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
-        self._session.cleanup()
+        self._session.cleanup()  # type: ignore[no-untyped-call]  # chdb ships no type hints
 
     def time_funnel(
         self, funnel: RawFunnel, start: dt.datetime, end: dt.datetime, window_s: int, reps: int

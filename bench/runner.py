@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import anchor, baseline, workloads
+from bench import anchor, baseline, orders_load, workloads
 from bench import orders as orders_bench
 from bench.infra import (
     Backend,
@@ -290,8 +290,8 @@ async def _ingest(run: Run) -> Section:
         "ratio_http_to_baseline": round(stats.events_per_s / best.rows_per_s, 3),
         "http_seconds": round(stats.seconds, 2),
         "baseline_seconds": round(best.seconds, 2),
-        "batch_p50_ms": round(workloads.percentile(stats.batch_latencies, 50) * 1000, 1),
-        "batch_p99_ms": round(workloads.percentile(stats.batch_latencies, 99) * 1000, 1),
+        "batch_p50_ms": round(orders_load.percentile(stats.batch_latencies, 50) * 1000, 1),
+        "batch_p99_ms": round(orders_load.percentile(stats.batch_latencies, 99) * 1000, 1),
         "service_cpu_s": round(service_cpu, 2),
         "db_cpu_s": round(db_cpu, 2) if db_cpu is not None else "n/a (in-process SQLite)",
         "cpu_us_per_event": round(total_cpu / max(1, stats.received) * 1e6, 1),
