@@ -120,6 +120,7 @@ def summarise_pstats(path: Path, top: int = 30) -> str:
 
     stats = pstats.Stats(str(path))
     entries: dict[tuple[str, int, str], tuple[int, int, float, float, object]]
+    # pstats keeps its table in an attribute typeshed does not declare.
     entries = stats.stats  # type: ignore[attr-defined]
     total = sum(tt for _cc, _nc, tt, _ct, _callers in entries.values()) or 1.0
     by_package: Counter[str] = Counter()

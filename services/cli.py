@@ -45,6 +45,7 @@ class MigrateTarget(StrEnum):
     all = "all"
 
 
+# Each service has its own settings class; the callers use what they read from it.
 def _settings(service: Service):  # type: ignore[no-untyped-def]
     if service is Service.catalog:
         from services.catalog.settings import CatalogSettings

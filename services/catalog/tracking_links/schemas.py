@@ -21,6 +21,7 @@ class TrackingLinkOut(Stamped):
     ad_id: str | None
     destination_url: str
 
+    # Pydantic documents @computed_field over @property; mypy does not accept the stacking.
     @computed_field  # type: ignore[prop-decorator]
     @property
     def code(self) -> str:
