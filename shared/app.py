@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,6 +109,11 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+
+_Source = TypeVar("_Source")
+#: How a service chooses where a read is answered, from the request and its read session
+#: (kept in the app's state; see the funnel and path source dependencies).
+SourceChooser = Callable[[Request, AsyncSession], _Source]
 
 # A client-chosen id in the path (``/v1/orders/{order_id}``).
 IdPath = Annotated[str, Path(pattern=ID_PATTERN, description="Client-chosen id")]

@@ -20,13 +20,11 @@ from services.attribution.catalog_sync.router import router as sync_router
 from services.attribution.catalog_sync.service import CatalogSync
 from services.attribution.config import AttributionSettings
 from services.attribution.dashboard.router import router as dashboard_router
-from services.attribution.datadriven.router import path_source
 from services.attribution.datadriven.router import router as datadriven_router
 from services.attribution.events.group_commit import GroupCommitIngest
 from services.attribution.events.router import router as events_router
 from services.attribution.experiments.router import router as experiments_router
 from services.attribution.fraud.router import router as fraud_router
-from services.attribution.funnels.router import funnel_source
 from services.attribution.funnels.router import router as funnels_router
 from services.attribution.ingest_buffer.router import as_of_middleware
 from services.attribution.ingest_buffer.router import router as ingest_router
@@ -138,8 +136,8 @@ def create_app(
         on_shutdown=stop,
         configure_logs=configure_logs,
     )
-    app.dependency_overrides[funnel_source] = analytic_funnel_source
-    app.dependency_overrides[path_source] = analytic_path_source
+    app.state.funnel_sources = analytic_funnel_source
+    app.state.path_sources = analytic_path_source
     if settings.ingest_buffer:  # only then is there a watermark to add
         app.middleware("http")(as_of_middleware(lambda: getattr(app.state, "ingest_buffer", None)))
     return app

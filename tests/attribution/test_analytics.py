@@ -16,14 +16,20 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
+from starlette.requests import Request
 from typer.testing import CliRunner
 
 from services.attribution.analytics import store
 from services.attribution.analytics.funnels import ClickHouseFunnelSource, funnel_users_statement
+from services.attribution.analytics.paths import ClickHousePathSource
 from services.attribution.analytics.replication import EventReplicator
 from services.attribution.analytics.wiring import start_replication, stop_replication
+from services.attribution.datadriven.router import path_source
+from services.attribution.datadriven.source import SqlPathSource
 from services.attribution.funnels.planner import FunnelPlan, plan_funnel
+from services.attribution.funnels.router import funnel_source
 from services.attribution.funnels.schemas import FunnelQuery
+from services.attribution.funnels.source import SqlFunnelSource
 from services.attribution.models import Event
 from services.cli import app as cli
 from tests.attribution import funnel_data
@@ -259,13 +265,15 @@ async def test_funnels_from_clickhouse_agree_with_the_brute_force_reference(
         at = t0 + dt.timedelta(
             seconds=10 * slot, microseconds=len(rows) + j if distinct else micros
         )
-        order_id, user = f"o{j}", f"u{buyer}"
+        order_id, buyer_user = f"o{j}", f"u{buyer}"
         first = "created" if fate == "created" else "paid"
-        await funnel_data.post_order(attribution, headers, order_id, first, at, user, products)
+        await funnel_data.post_order(
+            attribution, headers, order_id, first, at, buyer_user, products
+        )
         if fate == "cancelled":
             later = at + dt.timedelta(seconds=5)
             await funnel_data.post_order(
-                attribution, headers, order_id, "cancelled", later, user, products
+                attribution, headers, order_id, "cancelled", later, buyer_user, products
             )
         item = await funnel_data.order_item(attribution, headers, order_id, events_by_id)
         if item is not None:
@@ -328,11 +336,12 @@ async def test_breakdowns_from_an_order_first_step_agree_with_the_reference(
             assert item is not None
             world.items.append(item)
         seen = 0
-        for steps in (
+        order_first: tuple[list[dict[str, Any]], ...] = (
             [{"type": "order"}, {"type": "click"}],
             [{"type": "order"}, {"type": "order"}],
             [{"type": "order", "filters": {"product_id": "p1"}}, {"type": "view"}],
-        ):
+        )
+        for steps in order_first:
             for breakdown in funnel_data.BREAKDOWNS:
                 query = {
                     "steps": steps,
@@ -351,3 +360,15 @@ async def test_breakdowns_from_an_order_first_step_agree_with_the_reference(
                     tied = funnel_users_statement(plan, _contents(plan), tied_only=True)
                     assert replicator(attribution_app).store.rows(tied) != []
         assert seen > 0  # some orders have credits, so values
+
+
+async def test_the_app_answers_funnels_and_paths_from_the_analytic_store(
+    attribution_app: FastAPI,
+) -> None:
+    served = Request({"type": "http", "app": attribution_app})
+    plain = Request({"type": "http", "app": FastAPI()})  # an app without a chooser
+    async with attribution_app.state.read_sessionmaker() as session:
+        assert isinstance(funnel_source(served, session), ClickHouseFunnelSource)
+        assert isinstance(path_source(served, session), ClickHousePathSource)
+        assert isinstance(funnel_source(plain, session), SqlFunnelSource)
+        assert isinstance(path_source(plain, session), SqlPathSource)

@@ -16,7 +16,6 @@ from services.attribution.analytics.replication import EventReplicator
 from services.attribution.config import AttributionSettings
 from services.attribution.datadriven.source import PathSource, SqlPathSource
 from services.attribution.funnels.source import FunnelSource, SqlFunnelSource
-from shared.app import ReadSessionDep
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ async def stop_replication(task: asyncio.Task[None] | None) -> None:
             await task
 
 
-def analytic_funnel_source(request: Request, session: ReadSessionDep) -> FunnelSource:
+def analytic_funnel_source(request: Request, session: AsyncSession) -> FunnelSource:
     """Funnels from the analytic store when the service runs one, else from the database."""
     replicator: EventReplicator | None = getattr(request.app.state, "analytics", None)
     if replicator is None:
@@ -69,7 +68,7 @@ def analytic_funnel_source(request: Request, session: ReadSessionDep) -> FunnelS
     return ClickHouseFunnelSource(session, replicator)
 
 
-def analytic_path_source(request: Request, session: ReadSessionDep) -> PathSource:
+def analytic_path_source(request: Request, session: AsyncSession) -> PathSource:
     """Data-driven paths from the analytic store when the service runs one."""
     replicator: EventReplicator | None = getattr(request.app.state, "analytics", None)
     if replicator is None:

@@ -15,7 +15,7 @@ from services.attribution.datadriven.repository import ChannelDimension
 from services.attribution.datadriven.schemas import DataDrivenOut, Method
 from services.attribution.datadriven.source import PathSource, SqlPathSource
 from services.attribution.settings.service import load_rules
-from shared.app import ReadSessionDep
+from shared.app import ReadSessionDep, SourceChooser
 from shared.auth import Principal, require_scope
 from shared.csv_export import csv_response
 from shared.errors import UnprocessableEntity
@@ -27,9 +27,11 @@ Reader = Annotated[Principal, Depends(require_scope("reports:read"))]
 CSV_COLUMNS = ("channel", "removal_effect", "conversions", "revenue")
 
 
-def path_source(session: ReadSessionDep) -> PathSource:
-    """The database's paths; the app swaps in the analytic store's when it runs one."""
-    return SqlPathSource(session)
+def path_source(request: Request, session: ReadSessionDep) -> PathSource:
+    """The app's chooser of path sources when it has one (``path_sources`` in its state, set
+    by a service running an analytic store), else the database's paths."""
+    choose: SourceChooser[PathSource] | None = getattr(request.app.state, "path_sources", None)
+    return choose(request, session) if choose is not None else SqlPathSource(session)
 
 
 class DataDrivenQuery(RangeQuery):

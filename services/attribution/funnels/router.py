@@ -23,7 +23,7 @@ from services.attribution.funnels.schemas import (
 )
 from services.attribution.funnels.source import FunnelSource, SqlFunnelSource
 from services.attribution.settings.service import load_rules
-from shared.app import ReadSessionDep
+from shared.app import ReadSessionDep, SourceChooser
 from shared.auth import Principal, require_scope
 from shared.csv_export import CSV_OR_JSON, csv_response
 from shared.errors import UnprocessableEntity, validation_errors, validation_route
@@ -39,9 +39,15 @@ def _invalid(exc: RequestValidationError) -> UnprocessableEntity | None:
     return UnprocessableEntity(f"Invalid funnel query: {reasons}.", errors=errors)
 
 
-def funnel_source(session: ReadSessionDep) -> FunnelSource:
-    """Where funnels are answered: the one place that chooses (today, the SQL store)."""
-    return SqlFunnelSource(session)
+def funnel_source(request: Request, session: ReadSessionDep) -> FunnelSource:
+    """Where funnels are answered: the app's chooser when it has one (``funnel_sources`` in
+    its state, set by a service running an analytic store), else the SQL store.
+
+    Given through the app's state rather than FastAPI's dependency overrides, which make
+    every request of every route rebuild its dependency tree.
+    """
+    choose: SourceChooser[FunnelSource] | None = getattr(request.app.state, "funnel_sources", None)
+    return choose(request, session) if choose is not None else SqlFunnelSource(session)
 
 
 router = APIRouter(prefix="/v1/funnels", tags=["funnels"], route_class=validation_route(_invalid))
