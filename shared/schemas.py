@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import types
+import typing
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -14,6 +16,8 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
 )
 
 from shared.currencies import canonical_money, is_currency
@@ -21,10 +25,42 @@ from shared.currencies import canonical_money, is_currency
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 
 
+def _leaf_types(annotation: Any) -> set[Any]:
+    """The plain types an annotation admits (``Annotated[int, …] | None`` -> {int, None})."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _leaf_types(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return set().union(*(_leaf_types(arg) for arg in typing.get_args(annotation)))
+    return {annotation}
+
+
 class Schema(BaseModel):
-    """Base of every request schema: unknown fields are refused, not silently dropped."""
+    """Base of every request schema: unknown fields are refused, not silently dropped, and a
+    number field takes a JSON number only (pydantic's lax mode would read ``true`` as 1 and
+    ``"5"`` as 5, which the published schema does not allow)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, populate_by_name=True)
+    _number_fields: ClassVar[dict[type[BaseModel], frozenset[str]]] = {}
+
+    @classmethod
+    def _numbers(cls) -> frozenset[str]:
+        found = Schema._number_fields.get(cls)
+        if found is None:
+            found = frozenset(
+                name
+                for name, info in cls.model_fields.items()
+                if (leaves := _leaf_types(info.annotation)) & {int, float} and bool not in leaves
+            )
+            Schema._number_fields[cls] = found
+        return found
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_numbers_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool | str) and info.field_name in cls._numbers():
+            raise ValueError(f"must be a JSON number, not {type(value).__name__} {value!r}")
+        return value
 
 
 class OutSchema(BaseModel):

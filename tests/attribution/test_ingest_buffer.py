@@ -252,3 +252,40 @@ async def test_lag_needs_a_token(buffered: FastAPI) -> None:
         answer = await client.get("/v1/ingest/lag")
     assert answer.status_code == 401
     assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_lag_counts_what_is_left_once_the_oldest_message_is_acknowledged(
+    stream: str,
+) -> None:
+    # The oldest pending message is looked up from the stream's first sequence on; once the
+    # writer acknowledges the message at that sequence, the lookup must move on to the next
+    # one and not report the stream caught up while 99 messages wait.
+    broker = await Broker.connect(NATS_URL, stream)
+    try:
+        await broker.publish_events("t-lag", [{"event_id": f"lag-{n}"} for n in range(100)])
+        first_seq = (await broker.js.stream_info(stream)).state.first_seq
+        subscription = await broker.subscribe()
+        (oldest,) = await subscription.fetch(1, timeout=5.0)
+        await oldest.ack_sync()
+        state = (await broker.js.stream_info(stream)).state
+        assert (state.messages, state.first_seq) == (99, first_seq + 1)
+        # The race the lookup must survive: the first read saw the acknowledged message.
+        broker.js.stream_info = _stale_info(broker, first_seq)  # type: ignore[method-assign]
+        lag = await broker.lag()
+        assert lag.pending == 100  # as the first read saw it; never 0
+        assert lag.oldest is not None
+    finally:
+        await broker.close()
+
+
+def _stale_info(broker: Broker, first_seq: int) -> Callable[[str], Any]:
+    """``stream_info`` as read just before the message at ``first_seq`` was acknowledged."""
+    real = broker.js.stream_info
+
+    async def stale(name: str) -> Any:
+        info = await real(name)
+        info.state.first_seq = first_seq
+        info.state.messages += 1
+        return info
+
+    return stale

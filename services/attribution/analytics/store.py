@@ -12,6 +12,7 @@ chdb embeds one ClickHouse per process and per data directory: the process opens
 from __future__ import annotations
 
 import asyncio
+import atexit
 import datetime as dt
 import re
 import threading
@@ -179,6 +180,10 @@ def embedded(path: Path, database: str) -> AnalyticStore:
             resolved.mkdir(parents=True, exist_ok=True)
             # chdb ships no type hints.
             _embedded = (resolved, chdb_session.Session(str(resolved)))  # type: ignore[no-untyped-call]
+            # Closed while the interpreter is whole: left to the session's finalizer, the
+            # engine is torn down after the modules it calls back into, and the process can
+            # end in a segmentation fault instead of its exit status.
+            atexit.register(_close_embedded)
         elif _embedded[0] != resolved:
             raise RuntimeError(
                 f"this process already embeds the analytic store at {_embedded[0]}; "
@@ -191,6 +196,14 @@ def embedded(path: Path, database: str) -> AnalyticStore:
         return bytes(result.bytes() or b"")
 
     return AnalyticStore(database, run)
+
+
+def _close_embedded() -> None:
+    global _embedded
+    with _embedded_lock:
+        if _embedded is not None:
+            _embedded[1].cleanup()
+            _embedded = None
 
 
 def server(url: str, database: str) -> AnalyticStore:

@@ -49,6 +49,7 @@ class Broker:
         self.stream = stream
         self.events_subject = f"{stream.lower()}.events"
         self.orders_subject = f"{stream.lower()}.orders"
+        self.any_subject = f"{stream.lower()}.>"
 
     @classmethod
     async def connect(cls, url: str, stream: str) -> Broker:
@@ -127,8 +128,12 @@ class Broker:
         if state.messages == 0:
             return Lag(0, None)
         try:
-            # The first message from ``first_seq`` on: any still pending is found.
-            oldest = await self.js.get_msg(self.stream, seq=state.first_seq, next=True)
+            # The first message at or after ``first_seq`` on any subject of the stream. (The
+            # subject filter is what makes it "next": without one JetStream looks up that one
+            # sequence, which the writer may have acknowledged since the first read.)
+            oldest = await self.js.get_msg(
+                self.stream, seq=state.first_seq, subject=self.any_subject, next=True
+            )
         except NotFoundError:
             # The writer committed and acknowledged all of them between the two reads.
             return Lag(0, None)
