@@ -41,24 +41,22 @@ class Schema(BaseModel):
     ``"5"`` as 5, which the published schema does not allow)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, populate_by_name=True)
-    _number_fields: ClassVar[dict[type[BaseModel], frozenset[str]]] = {}
+    #: This class's int and float fields (not bool ones), found once when the class is made.
+    _number_fields: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
-    def _numbers(cls) -> frozenset[str]:
-        found = Schema._number_fields.get(cls)
-        if found is None:
-            found = frozenset(
-                name
-                for name, info in cls.model_fields.items()
-                if (leaves := _leaf_types(info.annotation)) & {int, float} and bool not in leaves
-            )
-            Schema._number_fields[cls] = found
-        return found
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._number_fields = frozenset(
+            name
+            for name, info in cls.model_fields.items()
+            if (leaves := _leaf_types(info.annotation)) & {int, float} and bool not in leaves
+        )
 
     @field_validator("*", mode="before")
     @classmethod
     def _json_numbers_only(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool | str) and info.field_name in cls._numbers():
+        if isinstance(value, bool | str) and info.field_name in cls._number_fields:
             raise ValueError(f"must be a JSON number, not {type(value).__name__} {value!r}")
         return value
 

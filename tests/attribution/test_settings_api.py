@@ -57,3 +57,16 @@ async def test_an_explicit_null_secret_with_set_false_clears_it(
     )
     assert cleared.status_code == 200, cleared.text
     assert cleared.json()["webhook_secret_set"] is False
+
+
+async def test_a_number_field_takes_a_json_number_only(attribution, make_token, tenant) -> None:
+    # The schema says integer: `true` and "5" are refused (lax parsing would store 1 and 5),
+    # and the stored settings stay as they were.
+    headers = auth(make_token(tenant, "admin"))
+    before = (await attribution.get("/v1/settings", headers=headers)).json()
+    for body in ({"fraud": {"max_clicks_per_order": True}}, {"click_window_seconds": "3600"}):
+        response = await _put(attribution, headers, body)
+        assert response.status_code == 422, body
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "JSON number" in response.text
+    assert (await attribution.get("/v1/settings", headers=headers)).json() == before
