@@ -24,7 +24,6 @@ time to convert, users per level) are answered by the SQL source.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -70,36 +69,20 @@ class ClickHouseFunnelSource:
             to_epoch_us(plan.end),
             breakdown=plan.breakdown is not None,
         )
-        store = self._replicator.store
-        # Every user without a row matching two steps at a shared time: counted in ClickHouse.
+        # One scan: ClickHouse counts every user but those with a row matching two steps at a
+        # shared time, whose rows come back for the engine's tie-aware search.
         n = len(plan.steps)
-        counted = await store.arows(funnel_counts_statement(plan, contents, values))
+        counted = await self._replicator.store.arows(
+            funnel_counts_statement(plan, contents, values)
+        )
         for keyed, value, *figures in counted:
             tally = acc.tally(value if keyed else None)
             for depth, users in enumerate(figures[:n], start=1):
                 tally.depth[depth] += int(users)
-            for k, gaps in enumerate(figures[n:], start=2):
+            for k, gaps in enumerate(figures[n : 2 * n - 1], start=2):
                 tally.deltas[k].extend(int(g) for g in gaps)
-        # The others (a row matching two steps at a shared time): the engine's tie-aware search.
-        rows = await store.arows(
-            funnel_users_statement(plan, contents, tied_only=True, values=values)
-        )
-        if _multi(plan):
-            for _, starts, later in rows:
-                _add_multi(acc, starts, later)
-            return acc.result()
-        if plan.breakdown is None:
-            for _, starts, later in rows:
-                acc.add_split(starts, later)
-            return acc.result()
-        translate = partial(_translate, plan.breakdown, values)
-        for _, starts, later in rows:
-            acc.add_split(
-                [t for t, _ in starts],
-                [x for x, _ in later],
-                translate([v for _, v in starts]),
-                translate([v for _, v in later]),
-            )
+            for rows in figures[2 * n - 1]:
+                _add_tied(acc, plan, rows)
         return acc.result()
 
     async def conversion_times(self, plan: FunnelPlan, from_step: int, to_step: int) -> list[int]:
@@ -152,15 +135,27 @@ class ClickHouseFunnelSource:
         return {str(k): str(v) for k, v in (await self._session.execute(q)).tuples()}
 
 
-def _translate(
-    breakdown: str, values: Mapping[str, str] | None, raw: Sequence[str | None]
-) -> list[str | None]:
-    """Raw breakdown values as ClickHouse gives them → the values (see :func:`_value`)."""
-    if values is None:
-        return list(raw)
-    if breakdown == "platform":
-        return [v if v is None or v[0] != CONTENT_MARK else values.get(v[1:]) for v in raw]
-    return [None if v is None else values.get(v) for v in raw]
+def _add_tied(acc: FunnelAccumulator, plan: FunnelPlan, rows: Sequence[Any]) -> None:
+    """One user left to the engine, from their sorted rows ``[t, mask(, value)]`` (bit 0 of
+    a mask only on in-range starts, values already the breakdown's)."""
+    if _multi(plan):
+        starts = [(t, value) for t, mask, value in rows if mask == 1]
+        later = [((t << MASK_BITS) | mask, value) for t, mask, value in rows if mask > 1]
+        _add_multi(acc, starts, later)
+    elif plan.breakdown is None:
+        acc.add_split(
+            [t for t, mask in rows if mask == 1],
+            [(t << MASK_BITS) | mask for t, mask in rows if mask > 1],
+        )
+    else:
+        first = [(t, value) for t, mask, value in rows if mask == 1]
+        after = [((t << MASK_BITS) | mask, value) for t, mask, value in rows if mask > 1]
+        acc.add_split(
+            [t for t, _ in first],
+            [x for x, _ in after],
+            [v for _, v in first],
+            [v for _, v in after],
+        )
 
 
 def _add_multi(acc: FunnelAccumulator, starts: Sequence[Any], later: Sequence[Any]) -> None:
@@ -369,55 +364,54 @@ def _tied(n: int, useful: str = _USEFUL) -> str:
     )
 
 
-def funnel_users_statement(
-    plan: FunnelPlan,
-    contents: Mapping[tuple[str, str], list[str]],
-    tied_only: bool = False,
-    values: Mapping[str, str] | None = None,
-) -> str:
-    """``(user_id, starts, later)`` per user who can start a chain, each list sorted.
+#: The empty chain time in :func:`_fold`'s state (no event is stamped with it).
+_NO_TIME = "toInt64(-9223372036854775808)"
 
-    With a breakdown each list holds ``(t, value)`` / ``(packed, value)`` pairs (from an
-    ``order`` first step, ``value`` is a list: see :func:`_multi`; ``values`` maps content
-    ids to catalog values for it).
-    ``tied_only``: only the users :func:`funnel_counts_statement` leaves out.
-    """
-    breakdown = plan.breakdown is not None
-    starts = "(ts, value)" if breakdown else "ts"
-    later = (
-        f"(ts * {1 << MASK_BITS} + mask, value)" if breakdown else f"ts * {1 << MASK_BITS} + mask"
-    )
-    return f"""
-        SELECT user_id,
-            arraySort(groupArrayIf({starts}, mask = 1 AND start)) AS starts,
-            arraySort(groupArrayIf({later}, mask > 1)) AS later
-        FROM ({_rows(plan, contents, values if _multi(plan) else None)}
-        )
-        WHERE mask > 0
-        GROUP BY user_id
-        HAVING max(start) = 1{f" AND {_tied(len(plan.steps))}" if tied_only else ""}
-    """
+
+def _slot(level: int, j: int) -> int:
+    """1-based index in :func:`_fold`'s state of time ``j`` of the best ``level``-chain."""
+    return level * (level - 1) // 2 + j
 
 
 def _fold(n: int, window_us: int, events: str) -> str:
     """The chosen chain of one user's ``events`` ``(t, mask)``, sorted by time then mask.
 
-    ``best[k]`` is the key-minimal valid (k+1)-chain so far (its times; empty: none). An
-    event matching step k+1 extends ``best[k-1]`` when within the window of its start, and
-    replaces ``best[k]`` only by a strictly later start (an equal start came earlier, with
-    earlier times). Levels are updated from the old state, so an event matching two steps
-    is never used twice in one chain. This is the engine's fast path; with rows sorted by
-    ``(t, mask)`` it is exact for users outside :func:`_tied`.
+    The state is one flat tuple (no arrays: ClickHouse folds tuples of integers column by
+    column): for each level k, the times of ``best[k]``, the key-minimal valid k-chain so far
+    (:data:`_NO_TIME` while there is none; :func:`_slot` places them). An event matching step
+    k+1 extends ``best[k]`` when within the window of its start, and replaces ``best[k+1]``
+    only by a strictly later start (an equal start came earlier, with earlier times). Levels
+    are updated from the old state, so an event matching two steps is never used twice in
+    one chain. This is the engine's fast path; with rows sorted by ``(t, mask)`` it is exact
+    for users outside :func:`_tied`.
     """
-    levels = ["if(bitTest(x.2, 0), [x.1], acc[1])"]
+    new = {_slot(1, 1): f"if(bitTest(x.2, 0), x.1, acc.{_slot(1, 1)})"}
     for k in range(1, n):
-        levels.append(
-            f"if(bitTest(x.2, {k}) AND notEmpty(acc[{k}]) AND x.1 - acc[{k}][1] <= {window_us}"
-            f" AND (empty(acc[{k + 1}]) OR acc[{k}][1] > acc[{k + 1}][1]),"
-            f" arrayPushBack(acc[{k}], x.1), acc[{k + 1}])"
+        start, following = f"acc.{_slot(k, 1)}", f"acc.{_slot(k + 1, 1)}"
+        extends = (
+            f"(bitTest(x.2, {k}) AND {start} != {_NO_TIME} AND x.1 - {start} <= {window_us}"
+            f" AND ({following} = {_NO_TIME} OR {start} > {following}))"
         )
-    init = f"CAST([{', '.join('[]' for _ in range(n))}], 'Array(Array(Int64))')"
-    return f"arrayFold((acc, x) -> [{', '.join(levels)}], {events}, {init})"
+        for j in range(1, k + 2):
+            taken = f"acc.{_slot(k, j)}" if j <= k else "x.1"
+            new[_slot(k + 1, j)] = f"if({extends}, {taken}, acc.{_slot(k + 1, j)})"
+    state = ", ".join(new[i] for i in sorted(new))
+    init = ", ".join(_NO_TIME for _ in new)
+    return f"arrayFold((acc, x) -> tuple({state}), {events}, tuple({init}))"
+
+
+def _depth(n: int) -> str:
+    """The deepest level of a folded state ``f`` (0: no chain)."""
+    return (
+        "multiIf("
+        + ", ".join(f"f.{_slot(k, 1)} != {_NO_TIME}, {k}" for k in range(n, 0, -1))
+        + ", 0)"
+    )
+
+
+def _chain_time(n: int, j: int) -> str:
+    """Time ``j`` of the chosen chain (the deepest level's) of a folded state ``f``."""
+    return "multiIf(" + ", ".join(f"d = {k}, f.{_slot(k, j)}" for k in range(n, j - 1, -1)) + ", 0)"
 
 
 def funnel_counts_statement(
@@ -426,22 +420,30 @@ def funnel_counts_statement(
     values: Mapping[str, str] | None = None,
 ) -> str:
     """Per funnel (``(0, '')`` overall, ``(1, v)`` breakdown value v): users per deepest
-    level and each reached step's gaps from the chosen chains (all users but those of
-    :func:`_tied`).
+    level and each reached step's gaps from the chosen chains, then (overall only) the rows
+    of the users left to the engine (:func:`_tied`), one scan for both.
 
-    Each user's useful rows are sorted by ``(t, mask)`` and folded (:func:`_fold`); for value ``v``
-    only the in-range starts having ``v`` keep step 1. A run of step-1-only events is folded
-    as its last one: the fold keeps the latest start anyway.
+    Each user's useful rows ``(t, mask[, value])`` are sorted by ``(t, mask)`` and folded
+    (:func:`_fold`); bit 0 of a mask is kept on in-range starts only. For value ``v`` only the
+    in-range starts having ``v`` keep step 1. A run of step-1-only events is folded as its
+    last one: the fold keeps the latest start anyway. ``values`` maps content ids to the
+    catalog values of a breakdown (see :func:`_value`); from an ``order`` first step a row's
+    value is a list (:func:`_multi`).
     """
     n = len(plan.steps)
-    depths = ", ".join(f"countIf(d = {k})" for k in range(1, n + 1))
-    gaps = ", ".join(f"groupArrayIf(chain[{k + 1}] - chain[{k}], d > {k})" for k in range(1, n))
     not_start = ((1 << n) - 1) ^ 1
+    kept = "NOT tied"
+    depths = ", ".join(f"countIf(d = {k} AND {kept})" for k in range(1, n + 1))
+    gaps = ", ".join(
+        f"groupArrayIf({_chain_time(n, k + 1)} - {_chain_time(n, k)}, d > {k} AND {kept})"
+        for k in range(1, n)
+    )
+    row = f"ts, if(start, mask, bitAnd(mask, {not_start}))"
     if plan.breakdown is None:
-        funnels = "[(toUInt8(0), '')]"
-        events = "arrayMap(e -> (e.1, e.2), evs)"
+        row, funnels, events = f"({row})", "[(toUInt8(0), '')]", "evs"
     elif _multi(plan):
         # Each row has a list of values (an order's; an event's is empty).
+        row = f"({row}, value)"
         funnels = (
             "arrayConcat([(toUInt8(0), '')], arrayMap(v -> (toUInt8(1), v), "
             "arrayDistinct(arrayFlatten(arrayMap(e -> e.3, "
@@ -452,6 +454,7 @@ def funnel_counts_statement(
             " evs)"
         )
     else:
+        row = f"({row}, value)"
         funnels = (
             "arrayConcat([(toUInt8(0), '')], arrayMap(v -> (toUInt8(1), v), "
             "arrayDistinct(arrayMap(e -> assumeNotNull(e.3), "
@@ -462,27 +465,27 @@ def funnel_counts_statement(
         )
     # Of consecutive events matching step 1 only, just the last can start a chain that
     # continues (a later start replaces an earlier one): the others are not folded. The
-    # user's last event is always kept (a user of starts only reaches step 1).
+    # user's last event is always kept (a user of starts only reaches step 1). A tied
+    # user's fold is not counted (the engine counts them).
     fold = _fold(n, plan.window_us, "pruned")
     return f"""
-        SELECT g.1, g.2, {depths}, {gaps}
+        SELECT g.1, g.2, {depths}, {gaps}, groupArrayIf(evs, tied AND g.1 = 0)
         FROM (
-            SELECT g, arrayFilter(x -> x.2 > 0, {events}) AS useful,
+            SELECT g, tied, evs,
+                arrayFilter(x -> x.2 > 0, {events}) AS useful,
                 arrayFilter((x, following) -> x.2 > 1 OR following > 1, useful,
                     arrayPushBack(arrayPopFront(arrayMap(x -> x.2, useful)), 2)) AS pruned,
-                arrayLast(c -> notEmpty(c), {fold}) AS chain, length(chain) AS d
+                {fold} AS f, {_depth(n)} AS d
             FROM (
-                SELECT user_id,
-                    arraySort(groupArray((ts, if(start, mask, bitAnd(mask, {not_start})),
-                        value))) AS evs
+                SELECT user_id, arraySort(groupArray({row})) AS evs, {_tied(n, "1")} AS tied
                 FROM ({_rows(plan, contents, values)}
                 )
                 WHERE {_USEFUL}
                 GROUP BY user_id
-                HAVING max(start) = 1 AND NOT {_tied(n, "1")}
+                HAVING max(start) = 1
             )
             ARRAY JOIN {funnels} AS g
         )
-        WHERE d > 0
+        WHERE d > 0 OR (tied AND g.1 = 0)
         GROUP BY g
     """
