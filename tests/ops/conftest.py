@@ -14,7 +14,9 @@ import datetime as dt
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,15 @@ from typing import Any
 
 import pytest
 
-from services.launcher import Server, ServiceName, environment, free_port, log_tail
+from services.launcher import (
+    SERVE,
+    LaunchError,
+    Server,
+    ServiceName,
+    environment,
+    free_port,
+    log_tail,
+)
 from shared.auth import mint_token
 from tests.conftest import TEST_SECRET
 from tests.nats_support import delete_stream, require_nats, stream_name
@@ -65,9 +75,37 @@ class Launcher:
     ) -> Server:
         """A configured (not yet started) service."""
         port = port or free_port()
+        env = self._env(service, database_url, port, catalog_url, sync, extra_env)
+        options = ["--workers", str(workers)] if workers > 1 else []
+        log_path = self.root / f"{service}-{port}.log"
+        server = Server.serving(service, port, env, log_path, options=options)
+        self.started.append(server)
+        return server
+
+    def ingest_worker(
+        self, *, database_url: str, extra_env: dict[str, str] | None = None
+    ) -> WriterProcess:
+        """A configured (not yet started) ``clipfunnel serve ingest-worker``."""
+        port = free_port()  # not listened on: the writer serves no HTTP
+        env = self._env("attribution", database_url, port, None, False, extra_env)
+        command = [sys.executable, "-m", *SERVE, "ingest-worker"]
+        log_path = self.root / f"ingest-worker-{port}.log"
+        worker = WriterProcess("ingest-worker", port, command, env, log_path)
+        self.started.append(worker)
+        return worker
+
+    def _env(
+        self,
+        service: ServiceName,
+        database_url: str,
+        port: int,
+        catalog_url: str | None,
+        sync: bool,
+        extra_env: dict[str, str] | None,
+    ) -> dict[str, str]:
         var_dir = self.root / "var"
         var_dir.mkdir(exist_ok=True)
-        env = environment(
+        return environment(
             {
                 "CLIPFUNNEL_SECRET": TEST_SECRET,
                 "CLIPFUNNEL_VAR_DIR": str(var_dir),
@@ -85,15 +123,25 @@ class Launcher:
                 **(extra_env or {}),
             }
         )
-        options = ["--workers", str(workers)] if workers > 1 else []
-        log_path = self.root / f"{service}-{port}.log"
-        server = Server.serving(service, port, env, log_path, options=options)
-        self.started.append(server)
-        return server
 
     def close(self) -> None:
         for server in reversed(self.started):
             server.stop()
+
+
+@dataclass
+class WriterProcess(Server):
+    """``clipfunnel serve ingest-worker``: the ingest buffer's writer alone, without HTTP.
+
+    It has nothing to poll: it counts as ready once it has stayed up for a moment (a bad
+    configuration makes it exit at once)."""
+
+    def wait_ready(self, timeout: float = 5.0) -> Server:
+        time.sleep(min(0.5, timeout))
+        if not self.alive():
+            code = self.process.returncode if self.process else None
+            raise LaunchError(f"{self.name} exited with code {code}:\n{self.tail()}")
+        return self
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import Collection
+from collections import Counter
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,14 +41,22 @@ class Retries:
 
 
 class Killer(threading.Thread):
-    """SIGKILLs the service ``kills`` times at random moments, restarting it after each."""
+    """SIGKILLs the service ``kills`` times at random moments, restarting it after each.
 
-    def __init__(self, service: Server, rng: random.Random, kills: int) -> None:
+    With ``others`` (processes beside the service, such as a separate ingest writer), each
+    kill takes one of them all at random; ``killed`` counts the kills of each by name.
+    """
+
+    def __init__(
+        self, service: Server, rng: random.Random, kills: int, others: Sequence[Server] = ()
+    ) -> None:
         super().__init__(name="killer", daemon=True)
         self.service = service
+        self.targets = [service, *others]
         self.rng = rng
         self.kills = kills
         self.done = 0
+        self.killed: Counter[str] = Counter()
         self.error: BaseException | None = None
         self.halt = threading.Event()
 
@@ -56,10 +65,12 @@ class Killer(threading.Thread):
             while self.done < self.kills:
                 if self.halt.wait(self.rng.uniform(0.2, 1.0)):
                     return
-                self.service.kill()
+                target = self.rng.choice(self.targets) if len(self.targets) > 1 else self.service
+                target.kill()
                 self.done += 1
-                self.service.start()
-                self.service.wait_ready()
+                self.killed[target.name] += 1
+                target.start()
+                target.wait_ready()
         except BaseException as exc:
             self.error = exc
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -22,6 +23,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from services.attribution.app import MIGRATIONS
+from services.launcher import Server
 from shared.db import sync_url
 from tests.conftest import DatabaseFactory
 from tests.nats_support import NATS_URL
@@ -80,12 +82,39 @@ def test_sigkill_loses_and_duplicates_nothing(
     env = {}
     if buffered is not None:
         env = {"ATTRIBUTION_INGEST_BUFFER": NATS_URL, "ATTRIBUTION_INGEST_STREAM": buffered}
-    accepted_status = 200 if buffered is None else 202
-    mode = "buffered" if buffered else "direct"
     service = started_quietly(launcher, database_url, env)
+    mode = "buffered" if buffered else "direct"
+    _crash_run(db_backend, database_url, service, (), mode)
+
+
+def test_sigkill_of_the_service_or_a_separate_writer_loses_and_duplicates_nothing(
+    db_backend: str, make_database: DatabaseFactory, launcher: Launcher, stream: str
+) -> None:
+    """The buffer's writer in a ``clipfunnel serve ingest-worker`` process of its own (the
+    service only publishes): each kill takes the service or the writer, at random."""
+    database_url = make_database(MIGRATIONS)
+    env = {
+        "ATTRIBUTION_INGEST_BUFFER": NATS_URL,
+        "ATTRIBUTION_INGEST_STREAM": stream,
+        "CLIPFUNNEL_LOG_LEVEL": "WARNING",
+    }
+    service = started_quietly(launcher, database_url, {**env, "ATTRIBUTION_INGEST_WRITER": "false"})
+    writer = launcher.ingest_worker(database_url=database_url, extra_env=env)
+    writer.start()
+    writer.wait_ready()
+    _crash_run(db_backend, database_url, service, (writer,), "buffered, separate writer")
+
+
+def _crash_run(
+    db_backend: str, database_url: str, service: Server, others: Sequence[Server], mode: str
+) -> None:
+    """Post batches while a killer SIGKILLs ``service`` (or one of ``others``) at random
+    moments; then every acknowledged event must be stored exactly once."""
+    buffered = mode != "direct"
+    accepted_status = 202 if buffered else 200
     headers = bearer(token(TENANT, "events:write", "reports:read"))
     figures = Figures()
-    killer = Killer(service, random.Random(SEEDS[db_backend]), KILLS)
+    killer = Killer(service, random.Random(SEEDS[db_backend]), KILLS, others)
     started = time.monotonic()
     killer.start()
     after_last_kill = 0
@@ -112,15 +141,16 @@ def test_sigkill_loses_and_duplicates_nothing(
     figures.kills = killer.done
     assert figures.kills == KILLS
 
-    # A final crash and restart, then the database itself is the judge.
-    service.kill()
-    service.start()
-    service.wait_ready()
+    # A final crash and restart of each, then the database itself is the judge.
+    for process in (service, *others):
+        process.kill()
+        process.start()
+        process.wait_ready()
     with httpx.Client(base_url=service.url, timeout=30.0) as client:
         replay = client.post(
             "/v1/events", json={"events": make_events("crash", 0, BATCH_SIZE)}, headers=headers
         ).json()
-        if buffered is not None:
+        if buffered:
             caught_up(client, headers)
     assert (replay["accepted"], replay["duplicates"]) == (0, BATCH_SIZE), replay
     stored = stored_event_ids(database_url)
@@ -128,8 +158,10 @@ def test_sigkill_loses_and_duplicates_nothing(
     missing = figures.acked - set(stored)
     unknown = set(stored) - figures.sent
     print(
-        f"\n[crash/{db_backend}/{mode}] kills survived={figures.kills} (+1 final), "
-        f"restarts={service.starts - 1}, batches={figures.batches}, posts={figures.posts}, "
+        f"\n[crash/{db_backend}/{mode}] kills survived={figures.kills} (+1 final"
+        f"{', each' if others else ''}), by process={dict(killer.killed)}, "
+        f"restarts={sum(p.starts - 1 for p in (service, *others))}, "
+        f"batches={figures.batches}, posts={figures.posts}, "
         f"posts cut off by a kill={figures.cut_off}, refused while down={figures.refused}, "
         f"batches retried={figures.retried}, "
         f"duplicates found by retries={figures.retried_duplicates}, "
