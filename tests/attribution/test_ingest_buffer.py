@@ -289,3 +289,29 @@ def _stale_info(broker: Broker, first_seq: int) -> Callable[[str], Any]:
         return info
 
     return stale
+
+
+async def test_the_writer_outlives_a_bare_timeout_and_a_lost_broker_while_pulling() -> None:
+    """nats-py's fetch raises a bare ``asyncio.TimeoutError`` (not its own subclass) when its
+    deadline runs out between two pull requests, and connection errors while it reconnects:
+    the writer must keep pulling after either (it used to end, and nothing was written)."""
+    pulls = 0
+
+    class Subscription:
+        async def fetch(self, *_: Any, **__: Any) -> list[Any]:
+            nonlocal pulls
+            pulls += 1
+            if pulls == 1:
+                raise TimeoutError  # asyncio.TimeoutError is it: what nats-py's _fetch_n raises
+            if pulls == 2:
+                raise ConnectionResetError("the broker went away")
+            raise asyncio.CancelledError  # ends the test's run
+
+    class Pulling:
+        async def subscribe(self) -> Subscription:
+            return Subscription()
+
+    writer = Writer(Pulling(), None, secret="s", max_future_seconds=60)  # type: ignore[arg-type]  # a broker that only pulls
+    with pytest.raises(asyncio.CancelledError):
+        await writer.run_forever()
+    assert pulls == 3

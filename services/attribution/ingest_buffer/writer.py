@@ -26,7 +26,6 @@ from typing import Any
 
 import orjson
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as FetchTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.attribution.core.metrics import INGEST_BUFFER_PENDING, INGEST_BUFFER_WRITTEN
@@ -85,7 +84,17 @@ class Writer:
         while True:
             try:
                 messages = await subscription.fetch(FETCH_BATCH, timeout=1.0)
-            except FetchTimeout:
+            except TimeoutError:
+                # Nothing to pull. nats-py raises its own TimeoutError, and a bare asyncio one
+                # when its deadline runs out between two requests of one fetch: both are
+                # ``TimeoutError`` (catching only the former let the latter end the writer).
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The broker is unreachable or reconnecting: the writer must outlive it.
+                log.warning("ingest buffer: could not pull; retrying", exc_info=True)
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
                 continue
             try:
                 later = await self.write(messages)
