@@ -138,24 +138,20 @@ class ClickHouseFunnelSource:
 def _add_tied(acc: FunnelAccumulator, plan: FunnelPlan, rows: Sequence[Any]) -> None:
     """One user left to the engine, from their sorted rows ``[t, mask(, value)]`` (bit 0 of
     a mask only on in-range starts, values already the breakdown's)."""
-    if _multi(plan):
-        starts = [(t, value) for t, mask, value in rows if mask == 1]
-        later = [((t << MASK_BITS) | mask, value) for t, mask, value in rows if mask > 1]
-        _add_multi(acc, starts, later)
-    elif plan.breakdown is None:
-        acc.add_split(
-            [t for t, mask in rows if mask == 1],
-            [(t << MASK_BITS) | mask for t, mask in rows if mask > 1],
+    starts = [row for row in rows if row[1] == 1]
+    later = [row for row in rows if row[1] > 1]
+    packed = [(row[0] << MASK_BITS) | row[1] for row in later]
+    if plan.breakdown is None:
+        acc.add_split([row[0] for row in starts], packed)
+    elif _multi(plan):
+        _add_multi(
+            acc,
+            [(row[0], row[2]) for row in starts],
+            [(x, row[2]) for x, row in zip(packed, later, strict=True)],
         )
     else:
-        first = [(t, value) for t, mask, value in rows if mask == 1]
-        after = [((t << MASK_BITS) | mask, value) for t, mask, value in rows if mask > 1]
-        acc.add_split(
-            [t for t, _ in first],
-            [x for x, _ in after],
-            [v for _, v in first],
-            [v for _, v in after],
-        )
+        values = [row[2] for row in starts], [row[2] for row in later]
+        acc.add_split([row[0] for row in starts], packed, *values)
 
 
 def _add_multi(acc: FunnelAccumulator, starts: Sequence[Any], later: Sequence[Any]) -> None:
@@ -350,8 +346,9 @@ def _rows(
 _USEFUL = "(mask > 1 OR start)"
 
 
-def _tied(n: int, useful: str = _USEFUL) -> str:
-    """The users left to the engine: two useful rows share a time and one matches 2+ steps.
+def _tied(n: int) -> str:
+    """The users left to the engine: two of their rows share a time and one matches 2+ steps
+    (over a user's useful rows: the statement keeps no others).
 
     Equal times may chain in any order. When each useful row matches one step, sorting a
     user's rows by ``(t, mask)`` puts every group of equal times in step order, which is the
@@ -359,9 +356,7 @@ def _tied(n: int, useful: str = _USEFUL) -> str:
     in such a group needs the engine's matching of rows to steps.
     """
     mask = f"if(start, mask, bitAnd(mask, {((1 << n) - 1) ^ 1}))"
-    return (
-        f"(uniqExactIf(ts, {useful}) < countIf({useful}) AND maxIf(bitCount({mask}), {useful}) > 1)"
-    )
+    return f"(uniqExact(ts) < count() AND max(bitCount({mask})) > 1)"
 
 
 #: The empty chain time in :func:`_fold`'s state (no event is stamped with it).
@@ -477,7 +472,7 @@ def funnel_counts_statement(
                     arrayPushBack(arrayPopFront(arrayMap(x -> x.2, useful)), 2)) AS pruned,
                 {fold} AS f, {_depth(n)} AS d
             FROM (
-                SELECT user_id, arraySort(groupArray({row})) AS evs, {_tied(n, "1")} AS tied
+                SELECT user_id, arraySort(groupArray({row})) AS evs, {_tied(n)} AS tied
                 FROM ({_rows(plan, contents, values)}
                 )
                 WHERE {_USEFUL}

@@ -89,9 +89,7 @@ class Writer:
                 # when its deadline runs out between two requests of one fetch: both are
                 # ``TimeoutError`` (catching only the former let the latter end the writer).
                 continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
+            except Exception:  # not CancelledError (a BaseException): stopping still stops
                 # The broker is unreachable or reconnecting: the writer must outlive it.
                 log.warning("ingest buffer: could not pull; retrying", exc_info=True)
                 await asyncio.sleep(RETRY_DELAY_SECONDS)
