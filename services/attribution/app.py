@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from services.attribution.analytics.wiring import (
     analytic_funnel_source,
     analytic_path_source,
+    analytic_viewer_source,
     replicate_forever,
     start_replication,
     stop_replication,
@@ -138,6 +139,7 @@ def create_app(
     )
     app.state.funnel_sources = analytic_funnel_source
     app.state.path_sources = analytic_path_source
+    app.state.viewer_sources = analytic_viewer_source
     if settings.ingest_buffer:  # only then is there a watermark to add
         app.middleware("http")(as_of_middleware(lambda: getattr(app.state, "ingest_buffer", None)))
     return app

@@ -23,6 +23,7 @@ from services.attribution.analytics import store
 from services.attribution.analytics.funnels import ClickHouseFunnelSource, funnel_counts_statement
 from services.attribution.analytics.paths import ClickHousePathSource
 from services.attribution.analytics.replication import EventReplicator
+from services.attribution.analytics.viewers import ClickHouseViewers, unique_viewers_statement
 from services.attribution.analytics.wiring import start_replication, stop_replication
 from services.attribution.datadriven.router import path_source
 from services.attribution.datadriven.source import SqlPathSource
@@ -31,9 +32,11 @@ from services.attribution.funnels.router import funnel_source
 from services.attribution.funnels.schemas import FunnelQuery
 from services.attribution.funnels.source import SqlFunnelSource
 from services.attribution.models import Event
+from services.attribution.reports.router import _Reports
+from services.attribution.reports.viewers import SqlViewers
 from services.cli import app as cli
 from tests.attribution import funnel_data
-from tests.attribution.factories import batch, event, iso
+from tests.attribution.factories import batch, event, iso, stored_events
 from tests.conftest import _ANALYTICS_DIR, TokenFactory, auth, new_tenant
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -377,3 +380,53 @@ async def test_the_app_answers_funnels_and_paths_from_the_analytic_store(
         assert isinstance(path_source(served, session), ClickHousePathSource)
         assert isinstance(funnel_source(plain, session), SqlFunnelSource)
         assert isinstance(path_source(plain, session), SqlPathSource)
+        assert isinstance(_Reports(served, session, "t").viewers(), ClickHouseViewers)
+        assert isinstance(_Reports(plain, session, "t").viewers(), SqlViewers)
+
+
+async def test_distinct_viewers_from_the_store_agree_with_a_brute_force_count(
+    attribution_app: FastAPI, attribution: httpx.AsyncClient, make_token: TokenFactory, tenant: str
+) -> None:
+    """Per content and per ad, in a range, even with every row copied twice into the store
+    (read without FINAL: a second copy is the same user) and another tenant's views beside."""
+    rng = random.Random(7)
+    start, end = T0, T0 + dt.timedelta(hours=6)
+    events = [
+        event(
+            type=rng.choice(["view", "view", "click", "like"]),
+            user_id=f"u-{rng.randrange(40)}",
+            content_id=rng.choice([None, "c-1", "c-2", "c-3"]),
+            ad_id=rng.choice([None, None, "a-1", "a-2"]),
+            occurred_at=iso(start + dt.timedelta(minutes=rng.randrange(-60, 7 * 60))),
+        )
+        for _ in range(400)
+    ]
+    for tenant_id, posted in ((tenant, events), (new_tenant(), events[:100])):
+        token = make_token(tenant_id, "events:write")
+        for i in range(0, len(posted), 100):
+            answer = await attribution.post(
+                "/v1/events", json=batch(*posted[i : i + 100]), headers=auth(token)
+            )
+            assert answer.status_code in (200, 201, 207), answer.text
+    async with attribution_app.state.sessionmaker() as session:
+        await session.execute(
+            update(Event).where(Event.tenant_id == tenant).values(analytics_seq=None)
+        )
+        await session.commit()
+    await replicator(attribution_app).catch_up()  # a second copy of every row
+    counter = ClickHouseViewers(replicator(attribution_app))
+    accepted = (await stored_events(attribution_app, tenant)).values()
+    assert len(accepted) > 250  # (the refused ones, such as a like of no content, do not count)
+    for key in ("content_id", "ad_id"):
+        expected: dict[str, set[str]] = {}
+        for e in accepted:
+            value = getattr(e, key)
+            if e.type == "view" and value and start <= e.occurred_at < end:
+                expected.setdefault(value, set()).add(e.user_id)
+        brute = {value: len(users) for value, users in expected.items()}
+        assert len(brute) >= 2
+        assert await counter.unique_viewers(tenant, key, start, end) == brute
+        async with attribution_app.state.read_sessionmaker() as session:
+            assert await SqlViewers(session).unique_viewers(tenant, key, start, end) == brute
+    with pytest.raises(ValueError, match="not 'user_id'"):
+        unique_viewers_statement(tenant, "user_id", start, end)

@@ -13,9 +13,11 @@ from services.attribution.analytics import store
 from services.attribution.analytics.funnels import ClickHouseFunnelSource
 from services.attribution.analytics.paths import ClickHousePathSource
 from services.attribution.analytics.replication import EventReplicator
+from services.attribution.analytics.viewers import ClickHouseViewers
 from services.attribution.config import AttributionSettings
 from services.attribution.datadriven.source import PathSource, SqlPathSource
 from services.attribution.funnels.source import FunnelSource, SqlFunnelSource
+from services.attribution.reports.viewers import SqlViewers, ViewerCounter
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +76,11 @@ def analytic_path_source(request: Request, session: AsyncSession) -> PathSource:
     if replicator is None:
         return SqlPathSource(session)
     return ClickHousePathSource(session, replicator)
+
+
+def analytic_viewer_source(request: Request, session: AsyncSession) -> ViewerCounter:
+    """Distinct viewers of reports from the analytic store when the service runs one."""
+    replicator: EventReplicator | None = getattr(request.app.state, "analytics", None)
+    if replicator is None:
+        return SqlViewers(session)
+    return ClickHouseViewers(replicator)

@@ -32,7 +32,6 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    distinct,
     func,
     literal,
     literal_column,
@@ -56,6 +55,7 @@ from services.attribution.models import (
     EventDaily,
 )
 from services.attribution.models.catalog import CatalogObject
+from services.attribution.reports.viewers import ViewerCounter
 from shared.db import from_epoch_us, to_epoch_us
 from shared.vocabulary import WATCH_TYPES, AdFormat, ContentKind
 
@@ -255,12 +255,12 @@ async def event_sums(
     types: Sequence[str],
     only: Select[tuple[str]] | None = None,
     watch: bool = False,
-    viewers: bool = False,
+    viewers: ViewerCounter | None = None,
 ) -> dict[str, EventSums]:
     """Per ``key`` (``ad_id`` or ``content_id``): event counts by type in ``[start, end)``.
 
     ``watch`` adds Σ/count of ``properties.watch_seconds`` over view/view_complete events;
-    ``viewers`` adds the distinct ``user_id``s among ``view`` events.
+    ``viewers`` adds the distinct ``user_id``s among ``view`` events, as it counts them.
 
     Counts and watch time of the whole UTC days in the range come from ``event_daily``
     (kept by ingest); only the partial days at the edges are counted from ``events``.
@@ -305,14 +305,11 @@ async def event_sums(
                     result[key_value].watch_events += int(count)
     if days is not None:
         await _add_daily_sums(session, tenant_id, result, key, days, types, watched, only)
-    # COUNT(DISTINCT) next to plain counts would make PostgreSQL sort every event of the
-    # range instead of hashing: its own query.
-    if viewers and "view" in types:
-        query = select(column, func.count(distinct(Event.user_id))).where(
-            *where(["view"], start, end)
-        )
-        for key_value, count in await session.execute(query.group_by(column)):
-            result[key_value].unique_viewers = int(count)
+    if viewers is not None and "view" in types:
+        kept = None if only is None else set((await session.execute(only)).scalars())
+        for key_value, count in (await viewers.unique_viewers(tenant_id, key, start, end)).items():
+            if kept is None or key_value in kept:
+                result[key_value].unique_viewers = count
     return dict(result)
 
 

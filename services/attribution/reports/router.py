@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -31,8 +32,9 @@ from services.attribution.reports.query import (
     scope,
 )
 from services.attribution.reports.schemas import AdsReport, ContentsReport, Timeseries
+from services.attribution.reports.viewers import SqlViewers, ViewerCounter
 from services.attribution.settings.service import Rules, load_rules
-from shared.app import ReadSessionDep
+from shared.app import ReadSessionDep, SourceChooser
 from shared.auth import Principal, require_scope
 from shared.db import utcnow
 from shared.errors import UnprocessableEntity, validation_route
@@ -131,6 +133,14 @@ class _Reports:
             query, lambda db, tenant, s: build(db, tenant, s.rules, s.scope, query)
         )
 
+    def viewers(self) -> ViewerCounter:
+        """Where distinct viewers are counted: the app's chooser when it has one
+        (``viewer_sources`` in its state, set by a service running an analytic store)."""
+        choose: SourceChooser[ViewerCounter] | None = getattr(
+            self.request.app.state, "viewer_sources", None
+        )
+        return choose(self.request, self.session) if choose else SqlViewers(self.session)
+
     def csv(self, format: Output | None) -> bool:
         """Whether the request asks for CSV (``format=csv`` or ``Accept: text/csv``)."""
         return render.output(format, self.request.headers.get("accept")) == "csv"
@@ -170,7 +180,7 @@ async def ads(reports: Reports, query: Annotated[AdsQuery, Query()]) -> AdsRepor
 async def contents(
     reports: Reports, query: Annotated[ContentsQuery, Query()]
 ) -> ContentsReport | Response:
-    report = await reports.build(service.contents_report, query)
+    report = await reports.build(partial(service.contents_report, viewers=reports.viewers()), query)
     return render.contents_csv(report) if reports.csv(query.format) else report
 
 

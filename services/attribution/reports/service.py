@@ -44,6 +44,7 @@ from services.attribution.reports.schemas import (
     Point,
     Timeseries,
 )
+from services.attribution.reports.viewers import SqlViewers, ViewerCounter
 from services.attribution.settings.service import Rules
 from shared.currencies import minor_units
 from shared.vocabulary import AD_FORMATS, AdFormat
@@ -351,14 +352,18 @@ async def contents_report(
     rules: Rules,
     scope: Scope,
     query: ContentsQuery,
+    *,
+    viewers: ViewerCounter | None = None,
 ) -> ContentsReport:
+    """``viewers``: where distinct viewers are counted (the database when not given)."""
     await repository.begin_snapshot(session)
     places = _places(rules.currency)
     only = repository.matching_contents(
         tenant_id, kind=query.kind, platform=query.platform, account_id=query.account_id
     )
     catalog = await repository.contents_catalog(session, tenant_id, only)
-    extra = {"watch": True, "viewers": True}  # and each content's watch time and viewers
+    # and each content's watch time and viewers
+    extra = {"watch": True, "viewers": viewers or SqlViewers(session)}
     events = await _events(
         session, tenant_id, scope, "content_id", types=CONTENT_EVENT_TYPES, only=only, **extra
     )
