@@ -61,6 +61,8 @@ SERVICES = [
                 ("events", "ix_events_analytics_seq"),
                 # The outbox of changed orders: one cross-tenant log read by change_id.
                 ("analytics_order_changes", PRIMARY_KEY),
+                # The buffer's writer tries every tenant's held posts, the oldest first.
+                ("held_order_posts", "ix_held_order_posts_held_at"),
             },
         ),
         id="attribution",

@@ -141,5 +141,5 @@ def create_app(
     app.state.path_sources = analytic_path_source
     app.state.viewer_sources = analytic_viewer_source
     if settings.ingest_buffer:  # only then is there a watermark to add
-        app.middleware("http")(as_of_middleware(lambda: getattr(app.state, "ingest_buffer", None)))
+        app.middleware("http")(as_of_middleware(app.state))
     return app

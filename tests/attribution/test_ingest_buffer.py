@@ -22,8 +22,9 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from services.attribution.ingest_buffer.broker import Broker
-from services.attribution.ingest_buffer.writer import Writer
-from services.attribution.models import Event, RejectedEvent
+from services.attribution.ingest_buffer.writer import HOLD_SECONDS, Writer
+from services.attribution.models import Event, HeldOrderPost, RejectedEvent
+from shared.db import utcnow
 from tests.attribution.order_setup import at, make_shop, order_body, touch
 from tests.conftest import (
     TEST_SECRET,
@@ -315,3 +316,65 @@ async def test_the_writer_outlives_a_bare_timeout_and_a_lost_broker_while_pullin
     with pytest.raises(asyncio.CancelledError):
         await writer.run_forever()
     assert pulls == 3
+
+
+async def _write_pulled(writer: Writer, subscription: Any) -> int:
+    """One batch as the writer's loop takes it: pull, write, acknowledge."""
+    messages = await subscription.fetch(100, timeout=2.0)
+    await writer.write(messages)
+    await asyncio.gather(*(m.ack() for m in messages))
+    return len(messages)
+
+
+async def held_posts(app: FastAPI) -> list[tuple[str, str, str]]:
+    async with app.state.read_sessionmaker() as session:
+        rows = await session.execute(
+            select(HeldOrderPost.tenant_id, HeldOrderPost.order_id, HeldOrderPost.status)
+        )
+        return sorted(tuple(row) for row in rows)
+
+
+async def test_a_post_ahead_of_the_one_it_follows_is_held_in_the_database_until_it_can_apply(
+    writerless: FastAPI, catalog: httpx.AsyncClient, make_token: TokenFactory, tenant: str
+) -> None:
+    """A ``cancelled`` pulled before its ``paid`` (as after a kill of the writer holding the
+    ``paid``) is kept in the database and acknowledged, not handed back to the broker; the
+    lag counts it until the ``paid`` is written and the cancel with it. One whose ``paid``
+    never comes is refused (kept in the rejected store) after ``HOLD_SECONDS``."""
+    broker: Broker = writerless.state.ingest_buffer
+    writer = Writer(
+        broker, writerless.state.sessionmaker, secret=TEST_SECRET, max_future_seconds=3600
+    )
+    subscription = await broker.subscribe()
+    async with client_for(writerless, "http://attribution.test") as client:
+        shop = await make_shop(catalog, client, tenant, make_token(tenant, "admin"))
+        for body in (
+            order_body(order_id="o1", status="cancelled", when=at(hours=4)),
+            order_body(order_id="o2", status="cancelled", when=at(hours=4)),
+        ):
+            answer = await client.post("/v1/orders", json=body, headers=shop.headers)
+            assert answer.status_code == 202, answer.text
+        assert await _write_pulled(writer, subscription) == 2
+        assert await held_posts(writerless) == [
+            (tenant, "o1", "cancelled"),
+            (tenant, "o2", "cancelled"),
+        ]
+        behind = await lag(client, shop.token)
+        assert behind["pending"] == 2  # the broker holds nothing: both are held
+        assert behind["oldest_pending_at"] is not None
+        assert (await client.get("/v1/orders/o1", headers=shop.headers)).status_code == 404
+
+        paid = order_body(order_id="o1", when=at(hours=3))
+        assert (await client.post("/v1/orders", json=paid, headers=shop.headers)).status_code == 202
+        assert await _write_pulled(writer, subscription) == 1
+        assert await writer.release_held() == 1  # o1's cancel; o2 still waits
+        assert await held_posts(writerless) == [(tenant, "o2", "cancelled")]
+        order = await client.get("/v1/orders/o1", headers=shop.headers)
+        assert order.json()["status"] == "cancelled"
+        assert (await lag(client, shop.token))["pending"] == 1
+
+        later = utcnow() + dt.timedelta(seconds=HOLD_SECONDS + 1)
+        assert await writer.release_held(now=later) == 1
+        assert await held_posts(writerless) == []
+        assert await rejected(writerless, tenant) == ["order:o2:cancelled"]
+        assert (await lag(client, shop.token))["pending"] == 0

@@ -10,7 +10,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
+from starlette.datastructures import State
 
+from services.attribution.ingest_buffer import held
 from services.attribution.ingest_buffer.broker import Broker, Lag
 from shared.auth import Principal, require_scope
 from shared.db import utcnow
@@ -62,23 +64,43 @@ def _answer(lag: Lag | None, now: dt.datetime) -> IngestLag:
     "`as_of` passes the time it was posted. Without the buffer, always caught up.",
 )
 async def get_lag(request: Request, principal: Reader) -> IngestLag:
-    broker: Broker | None = getattr(request.app.state, "ingest_buffer", None)
-    return _answer(await broker.lag() if broker is not None else None, utcnow())
+    return _answer(await buffer_lag(request.app.state), utcnow())
+
+
+async def buffer_lag(state: State) -> Lag | None:
+    """What the broker holds and the writer has not committed, held posts included (None
+    without the buffer)."""
+    broker: Broker | None = getattr(state, "ingest_buffer", None)
+    if broker is None:
+        return None
+    in_broker = await broker.lag()
+    try:
+        async with state.sessionmaker() as session:
+            count, oldest = await held.held_lag(session)
+    except Exception:  # the database is down: what the broker holds is still worth saying
+        log.warning("ingest buffer: held posts unavailable for the lag", exc_info=True)
+        return in_broker
+    if not count:
+        return in_broker
+    return Lag(
+        in_broker.pending + count,
+        min(oldest, in_broker.oldest) if oldest and in_broker.oldest else oldest,
+    )
 
 
 def as_of_middleware(
-    broker_of: Callable[[], Broker | None],
+    state: State,
 ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     """Adds ``As-Of`` (taken before the answer is computed) to reads of committed data."""
 
     async def middleware(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        broker = broker_of()
-        if broker is None or not request.url.path.startswith(WATERMARKED_PREFIXES):
+        if not request.url.path.startswith(WATERMARKED_PREFIXES):
             return await call_next(request)
         try:
-            watermark: dt.datetime | None = _answer(await broker.lag(), utcnow()).as_of
+            lag = await buffer_lag(state)
+            watermark = None if lag is None else _answer(lag, utcnow()).as_of
         except Exception:  # the broker is unreachable: answer without a watermark
             log.warning("ingest buffer: no watermark (broker unreachable)", exc_info=True)
             watermark = None

@@ -13,16 +13,20 @@ the reason (``event_id`` ``order:<order_id>:<status>``) and acknowledged.
 Status posts of one order may reach the writer out of order: a post delivered to a writer
 that was killed comes back only after the ack wait, while the posts the client sent after it
 are delivered at once. A post refused only because the order is not yet in a status it can
-follow (a ``cancelled`` whose ``paid`` is still on its way back) is handed back and tried
-again later, for up to ``OUT_OF_ORDER_DELIVERIES`` deliveries, before it counts as refused.
+follow (a ``cancelled`` whose ``paid`` is still on its way back) is held in the database
+(:mod:`.held`) and acknowledged; after every batch the writer tries the held posts again,
+and one still out of order after ``HOLD_SECONDS`` counts as refused. (Handing such a post
+back to the broker with a delayed redelivery instead lost one now and then under repeated
+kills: acknowledged, gone from the stream, never written.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections import defaultdict
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from nats.aio.msg import Msg
@@ -32,6 +36,7 @@ from services.attribution.core.metrics import INGEST_BUFFER_PENDING, INGEST_BUFF
 from services.attribution.events import repository as events_repository
 from services.attribution.events import service as events_service
 from services.attribution.events.validation import Rejection
+from services.attribution.ingest_buffer import held
 from services.attribution.ingest_buffer.broker import Broker, tenant_of
 from services.attribution.orders import service as orders_service
 from services.attribution.orders.lifecycle import TRANSITIONS, transition
@@ -44,10 +49,13 @@ log = logging.getLogger("clipfunnel.ingest_buffer")
 
 FETCH_BATCH = 500
 RETRY_DELAY_SECONDS = 1.0
-#: An order post that may apply once an earlier post of its order is written is delivered
-#: again after this delay, up to this many deliveries (about 2 minutes, 12 ack waits).
-OUT_OF_ORDER_DELAY_SECONDS = 2.0
-OUT_OF_ORDER_DELIVERIES = 60
+#: How long a post may wait for the post it follows before it counts as refused.
+HOLD_SECONDS = 120.0
+#: Held posts tried after each batch (the oldest first).
+RELEASE_BATCH = 200
+
+#: What became of one status post: committed, kept as refused, or held for later.
+Outcome = Literal["written", "refused", "later"]
 
 
 def may_follow_later(current: str | None, wanted: str) -> bool:
@@ -88,6 +96,7 @@ class Writer:
                 # Nothing to pull. nats-py raises its own TimeoutError, and a bare asyncio one
                 # when its deadline runs out between two requests of one fetch: both are
                 # ``TimeoutError`` (catching only the former let the latter end the writer).
+                await self._release_or_retry_later()
                 continue
             except Exception:  # not CancelledError (a BaseException): stopping still stops
                 # The broker is unreachable or reconnecting: the writer must outlive it.
@@ -95,7 +104,7 @@ class Writer:
                 await asyncio.sleep(RETRY_DELAY_SECONDS)
                 continue
             try:
-                later = await self.write(messages)
+                await self.write(messages)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -108,19 +117,16 @@ class Writer:
                 await asyncio.gather(*(m.nak(delay=RETRY_DELAY_SECONDS) for m in messages))
                 await asyncio.sleep(RETRY_DELAY_SECONDS)
                 continue
-            deferred = {id(m) for m in later}
-            await asyncio.gather(
-                *(m.ack() for m in messages if id(m) not in deferred),
-                *(m.nak(delay=OUT_OF_ORDER_DELAY_SECONDS) for m in later),
-            )
+            await asyncio.gather(*(m.ack() for m in messages))
+            await self._release_or_retry_later()
             try:
                 INGEST_BUFFER_PENDING.set((await self.broker.lag()).pending)
             except Exception:  # the gauge is a nicety; the next batch sets it again
                 log.debug("ingest buffer: lag unavailable", exc_info=True)
 
-    async def write(self, messages: list[Msg]) -> list[Msg]:
+    async def write(self, messages: list[Msg]) -> None:
         """Commit every message of the batch (events first, then orders in stream order);
-        returns the order posts to deliver again later (see ``may_follow_later``)."""
+        an order post that must wait for an earlier one is held (committed too)."""
         events: dict[str, list[Any]] = defaultdict(list)
         orders: list[tuple[Msg, str]] = []
         for message in messages:
@@ -144,15 +150,58 @@ class Writer:
                 await session.commit()
             events_service.record_metrics(outcome)
             INGEST_BUFFER_WRITTEN.labels("events", "written").inc(len(raw_events))
-        later: list[Msg] = []
         for message, tenant in orders:
-            deliveries = message.metadata.num_delivered if message.reply else 1
-            if not await self.write_order(tenant, message.data, deliveries=deliveries):
-                later.append(message)
-        return later
+            if await self.write_order(tenant, message.data) == "later":
+                await self._hold(tenant, message)
 
-    async def write_order(self, tenant_id: str, raw: bytes, *, deliveries: int = 1) -> bool:
-        """Commit one status post (or keep it as refused); False: deliver it again later."""
+    async def release_held(self, *, now: dt.datetime | None = None) -> int:
+        """Try the held posts again (the post they follow may be written by now); returns
+        how many were written or refused."""
+        now = now or utcnow()
+        async with self.sessionmaker() as session:
+            waiting = await held.held_posts(session, RELEASE_BATCH)
+        released = 0
+        for post in waiting:
+            may_wait = (now - post.held_at).total_seconds() < HOLD_SECONDS
+            outcome = await self.write_order(post.tenant_id, post.body, may_hold=may_wait)
+            if outcome == "later":
+                continue
+            # After the post's own commit: a crash in between tries it again, and writing
+            # it again is a replay.
+            async with self.sessionmaker() as session:
+                await held.release(session, post)
+                await session.commit()
+            INGEST_BUFFER_WRITTEN.labels("orders", "released").inc()
+            released += 1
+        return released
+
+    async def _release_or_retry_later(self) -> None:
+        try:
+            await self.release_held()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the held posts stay held; the next batch tries them again
+            log.warning("ingest buffer: could not write held posts; retrying", exc_info=True)
+
+    async def _hold(self, tenant_id: str, message: Msg) -> None:
+        body: Any = orjson.loads(message.data)  # an order post, validated when accepted
+        accepted_at = message.metadata.timestamp if message.reply else utcnow()
+        async with self.sessionmaker() as session:
+            await held.hold(
+                session,
+                tenant_id,
+                str(body["order_id"]),
+                str(body["status"]),
+                message.data,
+                accepted_at=accepted_at,
+                now=utcnow(),
+            )
+            await session.commit()
+        INGEST_BUFFER_WRITTEN.labels("orders", "held").inc()
+
+    async def write_order(self, tenant_id: str, raw: bytes, *, may_hold: bool = True) -> Outcome:
+        """Commit one status post, or keep it as refused; "later": it may apply once an
+        earlier post of its order is written (only when ``may_hold``; else it is refused)."""
         payload: OrderIn | None = None
         async with self.sessionmaker() as session:
             try:
@@ -166,18 +215,17 @@ class Writer:
                 if (
                     isinstance(refused, Conflict)
                     and payload is not None
-                    and deliveries < OUT_OF_ORDER_DELIVERIES
+                    and may_hold
                     and await self._out_of_order(session, tenant_id, payload)
                 ):
                     await session.rollback()
-                    INGEST_BUFFER_WRITTEN.labels("orders", "deferred").inc()
-                    return False
+                    return "later"
                 await self._keep_refused(session, tenant_id, raw, refused)
                 INGEST_BUFFER_WRITTEN.labels("orders", "refused").inc()
-                return True
+                return "refused"
             await session.commit()
         INGEST_BUFFER_WRITTEN.labels("orders", "written").inc()
-        return True
+        return "written"
 
     async def _out_of_order(self, session: AsyncSession, tenant_id: str, payload: OrderIn) -> bool:
         """Whether the refused post only awaits an earlier post of its order (read anew)."""

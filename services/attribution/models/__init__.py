@@ -22,6 +22,7 @@ from services.attribution.models.events import Event, EventDaily, Interaction, R
 from services.attribution.models.experiments import Experiment
 from services.attribution.models.integrations import Integration, IntegrationDelivery
 from services.attribution.models.orders import (
+    HeldOrderPost,
     Order,
     OrderClick,
     OrderLine,
@@ -45,6 +46,7 @@ __all__ = [
     "Event",
     "EventDaily",
     "Experiment",
+    "HeldOrderPost",
     "Integration",
     "IntegrationDelivery",
     "Interaction",

@@ -4,7 +4,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Index, Integer, String
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.attribution.models.base import Base, tenant_key
@@ -76,6 +76,22 @@ class OrderStatusPost(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The first answer, replayed verbatim to an identical retry.
     response: Mapped[dict[str, Any]] = mapped_column(JSONDoc())
+
+
+class HeldOrderPost(Base):
+    """A buffered status post that awaits an earlier post of its order (a ``cancelled``
+    whose ``paid`` is still on its way back through the broker): kept here, durably, once
+    its message is acknowledged, and written by the buffer's writer when it can follow."""
+
+    __tablename__ = "held_order_posts"
+    __table_args__ = (Index(None, "held_at"),)
+
+    tenant_id: Mapped[str] = tenant_key()
+    order_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)  # the post as accepted (JSON text)
+    accepted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # by the broker
+    held_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 class Refund(Base):
