@@ -5,20 +5,23 @@ The database keeps an outbox: triggers on ``orders`` (revision 0012) add a row t
 write path can forget it. Credits and lines change only together with their order's row
 (its ``attributed_at``, status, revenue), so the outbox sees their changes too.
 
-A batch reads outbox rows, reads the *current* state of those orders (buyer, paid time,
-status; the lines' products; the ``last_touch`` credits' contents, ads and their touches'
-platforms), inserts one row per order into ClickHouse with the batch's version, then deletes
-exactly the outbox rows it read. Versions grow with every batch, and ``orders`` is a
-ReplacingMergeTree on ``(tenant_id, order_id)`` read with FINAL: the newest copy wins.
-Batches are serialised (an asyncio lock in the process; on PostgreSQL also a
-transaction-scoped advisory lock, so the workers of one service take turns) and each one
-continues after ``max(version)`` in ClickHouse: a batch that read a later state always has
-a higher version.
+A batch reads outbox rows and the *current* state of those orders (buyer, paid time, status;
+the lines' products; the ``last_touch`` credits' contents, ads and their touches' platforms)
+in a read transaction, inserts one row per order into ClickHouse, then deletes exactly the
+outbox rows it read in a short write transaction. (On SQLite a write transaction holds the
+database's one write slot: none is taken while ClickHouse inserts, nor at all when there is
+nothing to copy, so order posts do not queue behind replication.)
+
+``orders`` is a ReplacingMergeTree on ``(tenant_id, order_id)`` read with FINAL, and a copy's
+version is the highest outbox ``change_id`` the batch read for that order (plus
+``VERSION_BASE``): the state read is at least as new as that change, and the newest change
+of an order is only ever read with a state at least as new, so the newest state wins however
+batches of several processes interleave, without a lock across them.
 
 * A change committed during a batch leaves an outbox row the batch did not read: it is
   copied by the next batch, with a higher version.
 * A crash between the insert and the delete leaves the rows: the next batch copies the same
-  orders again (a higher version of the same state).
+  orders again (the same version, a state at least as new).
 * An order a funnel cannot see (no paid time or no buyer) is copied with ``visible = 0``.
 """
 
@@ -26,13 +29,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, select, text
+from sqlalchemy import Table, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.attribution.analytics.store import AnalyticStore, clickhouse_time
 from services.attribution.models import AnalyticsOrderChange, Credit, Event, Order, OrderLine
+from shared.db import reader
 
 #: Outbox rows per replication batch.
 BATCH = 2_000
@@ -41,8 +46,9 @@ _CHUNK = 500
 #: The attribution model whose credits give an order its contents and ads (as the SQL
 #: funnel source reads them).
 ORDER_MODEL = "last_touch"
-#: PostgreSQL advisory lock serialising order replication batches across processes.
-_BATCH_LOCK_KEY = 0x0C11F0_0012
+#: Added to change ids to make versions: copies made before versions were change ids were
+#: numbered by batch, far below this, so every copy made since wins over them.
+VERSION_BASE = 1 << 40
 
 
 class Copier:
@@ -50,42 +56,39 @@ class Copier:
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], store: AnalyticStore):
         self._sessionmaker = sessionmaker
+        # Reads never take SQLite's write slot (see shared.db).
+        self._read_sessionmaker = async_sessionmaker(
+            reader(sessionmaker.kw["bind"]), expire_on_commit=False, autoflush=False
+        )
         self.store = store
         self._lock = asyncio.Lock()
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one batch read: a document per order (with its version) and the outbox rows."""
+
+    documents: list[dict[str, Any]]
+    change_ids: list[int]
+
+
 class OrderReplicator(Copier):
     """Replication of the orders of one system of record into one analytic store."""
-
-    #: The last batch's version (None: not read from the store yet).
-    _version: int | None = None
 
     async def catch_up(self) -> int:
         """Copy every order changed since it was last copied; returns how many copies."""
         async with self._lock:
             copied = 0
             while True:
-                n, read = await self._batch()
-                copied += n
-                if read < BATCH:
+                batch = await self.read_batch()
+                await self.copy(batch)
+                copied += len(batch.documents)
+                if len(batch.change_ids) < BATCH:
                     return copied
 
-    async def _next_version(self) -> int:
-        """Above every copy in the store (another process's too) and every one of ours."""
-        rows = await self.store.arows("SELECT max(version) FROM {db}.orders")
-        stored = int(rows[0][0] or 0) if rows else 0
-        self._version = max(stored, self._version or 0) + 1
-        return self._version
-
-    async def _batch(self) -> tuple[int, int]:
-        """``(orders copied, outbox rows read)`` of one batch."""
+    async def read_batch(self) -> Batch:
         changes = cast(Table, AnalyticsOrderChange.__table__)
-        async with self._sessionmaker() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                # Held until the batch commits: another worker's batch waits for this one.
-                await session.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _BATCH_LOCK_KEY}
-                )
+        async with self._read_sessionmaker() as session:
             outbox = (
                 await session.execute(
                     select(changes.c.change_id, changes.c.tenant_id, changes.c.order_id)
@@ -93,29 +96,34 @@ class OrderReplicator(Copier):
                     .limit(BATCH)
                 )
             ).all()
-            if not outbox:
-                return 0, 0
-            by_tenant: dict[str, set[str]] = {}
-            for row in outbox:
-                by_tenant.setdefault(row.tenant_id, set()).add(row.order_id)
-            version = await self._next_version()
+            latest: dict[tuple[str, str], int] = {}
+            for row in outbox:  # in change_id order: the last one is the highest
+                latest[(row.tenant_id, row.order_id)] = row.change_id
+            by_tenant: dict[str, list[str]] = {}
+            for tenant_id, order_id in sorted(latest):
+                by_tenant.setdefault(tenant_id, []).append(order_id)
             documents = []
-            for tenant_id, order_ids in sorted(by_tenant.items()):
-                ids = sorted(order_ids)
+            for tenant_id, ids in by_tenant.items():
                 for start in range(0, len(ids), _CHUNK):
                     documents.extend(
                         await _order_documents(session, tenant_id, ids[start : start + _CHUNK])
                     )
-            for document in documents:
-                document["version"] = version
-            await asyncio.to_thread(self.store.insert_rows, "orders", documents)
-            seen = [row.change_id for row in outbox]
-            for start in range(0, len(seen), _CHUNK):
-                await session.execute(
-                    delete(changes).where(changes.c.change_id.in_(seen[start : start + _CHUNK]))
-                )
+        for document in documents:
+            change_id = latest[(document["tenant_id"], document["order_id"])]
+            document["version"] = VERSION_BASE + change_id
+        return Batch(documents, [row.change_id for row in outbox])
+
+    async def copy(self, batch: Batch) -> None:
+        """Insert the batch's documents, then delete the outbox rows it read."""
+        if not batch.change_ids:
+            return
+        await asyncio.to_thread(self.store.insert_rows, "orders", batch.documents)
+        changes = cast(Table, AnalyticsOrderChange.__table__)
+        async with self._sessionmaker() as session:
+            for start in range(0, len(batch.change_ids), _CHUNK):
+                chunk = batch.change_ids[start : start + _CHUNK]
+                await session.execute(delete(changes).where(changes.c.change_id.in_(chunk)))
             await session.commit()
-            return len(documents), len(outbox)
 
 
 async def _order_documents(

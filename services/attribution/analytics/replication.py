@@ -54,7 +54,9 @@ class EventReplicator(Copier):
 
     async def _batch(self) -> int:
         e = cast(Table, Event.__table__)
-        async with self._sessionmaker() as session:
+        # Read, then copy, then stamp in a short write transaction: the write slot (SQLite has
+        # one) is neither taken while ClickHouse inserts nor at all when nothing is new.
+        async with self._read_sessionmaker() as session:
             rows = (
                 await session.execute(
                     select(
@@ -75,11 +77,12 @@ class EventReplicator(Copier):
             if not rows:
                 return 0
             last = (await session.execute(select(func.max(e.c.analytics_seq)))).scalar()
-            seq = int(last or 0) + 1
-            await asyncio.to_thread(self.store.insert_rows, "events", _documents(rows, seq))
-            by_tenant: dict[str, list[str]] = {}
-            for row in rows:
-                by_tenant.setdefault(row.tenant_id, []).append(row.event_id)
+        seq = int(last or 0) + 1
+        await asyncio.to_thread(self.store.insert_rows, "events", _documents(rows, seq))
+        by_tenant: dict[str, list[str]] = {}
+        for row in rows:
+            by_tenant.setdefault(row.tenant_id, []).append(row.event_id)
+        async with self._sessionmaker() as session:
             for tenant_id, ids in by_tenant.items():
                 for start in range(0, len(ids), _STAMP_CHUNK):
                     await session.execute(
@@ -94,7 +97,7 @@ class EventReplicator(Copier):
                         .values(analytics_seq=seq)
                     )
             await session.commit()
-            return len(rows)
+        return len(rows)
 
 
 def _documents(rows: Any, seq: int) -> list[dict[str, Any]]:
