@@ -37,6 +37,11 @@ def _within_a_second(section: str, key: str, label: str) -> Row:
     return Row(section, key, label, "ms", "< 1000", lambda v, b: v < 1000)
 
 
+def _report_bound(section: str, key: str, label: str) -> Row:
+    """The reports' target at 1M events (at 10M it is 1 s: read that run's figure so)."""
+    return Row(section, key, label, "ms", "< 300", lambda v, b: v < 300)
+
+
 #: The funnels timed both through the API and as raw ``windowFunnel`` (bench.anchor).
 ANCHORED = ("default", "platform_filter", "content_filter", "breakdown_platform", "events_only")
 #: The funnel modes timed against the plain ordered funnel (bench.runner.MODES).
@@ -117,9 +122,9 @@ ROWS: tuple[Row, ...] = (
         _at_most("funnel", f"ratio_mode_{name}_to_plain", f"funnel ratio {name} / plain", 2)
         for name in MODES
     ),
-    _within_a_second("reports", "ads_ms", "report ads"),
-    _within_a_second("reports", "contents_ms", "report contents"),
-    _within_a_second("reports", "timeseries_ms", "report timeseries"),
+    _report_bound("reports", "ads_ms", "report ads"),
+    _report_bound("reports", "contents_ms", "report contents"),
+    _report_bound("reports", "timeseries_ms", "report timeseries"),
 )
 
 
