@@ -362,7 +362,9 @@ async def contents_report(
         tenant_id, kind=query.kind, platform=query.platform, account_id=query.account_id
     )
     catalog = await repository.contents_catalog(session, tenant_id, only)
-    # and each content's watch time and viewers
+    # And each content's watch time and distinct viewers. The viewers may be counted in the
+    # analytic store (caught up before it is read) while every other figure of the report
+    # comes from this snapshot of the attribution database.
     extra = {"watch": True, "viewers": viewers or SqlViewers(session)}
     events = await _events(
         session, tenant_id, scope, "content_id", types=CONTENT_EVENT_TYPES, only=only, **extra
