@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -308,3 +308,11 @@ def insert_for(dialect_name: str) -> Any:
     from sqlalchemy.dialects import sqlite
 
     return sqlite.insert
+
+
+async def insert_unless_present(
+    session: AsyncSession, model: Any, keys: Sequence[str], **values: Any
+) -> None:
+    """``INSERT … ON CONFLICT (keys) DO NOTHING``: a row already there keeps its first values."""
+    statement = insert_for(session.get_bind().dialect.name)(model).values(**values)
+    await session.execute(statement.on_conflict_do_nothing(index_elements=list(keys)))

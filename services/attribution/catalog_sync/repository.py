@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.attribution.catalog_sync.projection import Row
 from services.attribution.models import SyncState
 from services.attribution.models.catalog import SkippedCatalogChange
-from shared.db import insert_for
+from shared.db import insert_for, insert_unless_present
 
 STATE_KEY = "catalog"
 
@@ -62,8 +62,10 @@ async def record_skipped(
     at: dt.datetime,
 ) -> None:
     # A change seen again (a page re-read after a crash) keeps its first record.
-    insert = insert_for(session.get_bind().dialect.name)
-    stmt = insert(SkippedCatalogChange).values(
+    await insert_unless_present(
+        session,
+        SkippedCatalogChange,
+        ("tenant_id", "seq"),
         tenant_id=tenant_id,
         seq=seq,
         entity=entity,
@@ -73,7 +75,6 @@ async def record_skipped(
         change=change,
         skipped_at=at,
     )
-    await session.execute(stmt.on_conflict_do_nothing(index_elements=["tenant_id", "seq"]))
 
 
 async def skipped_changes(

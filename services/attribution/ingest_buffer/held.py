@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.models import HeldOrderPost
-from shared.db import insert_for
+from shared.db import insert_unless_present
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +39,16 @@ async def hold(
     now: dt.datetime,
 ) -> None:
     """Keep a post (held again after a crash: its first record stays)."""
-    insert = insert_for(session.get_bind().dialect.name)
-    statement = insert(HeldOrderPost).values(
+    await insert_unless_present(
+        session,
+        HeldOrderPost,
+        ("tenant_id", "order_id", "status"),
         tenant_id=tenant_id,
         order_id=order_id,
         status=status,
         body=body.decode(),
         accepted_at=accepted_at,
         held_at=now,
-    )
-    await session.execute(
-        statement.on_conflict_do_nothing(index_elements=["tenant_id", "order_id", "status"])
     )
 
 
