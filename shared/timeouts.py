@@ -49,7 +49,6 @@ _QUERY_CANCELED = "57014"
 _SERVER_GRACE_SECONDS = 1.0
 # On SQLite, cancellation follows the interrupt this long after the deadline (if still needed).
 _INTERRUPT_GRACE_SECONDS = 0.1
-_INTERRUPT_ATTEMPTS = 10
 _INTERRUPT_REPEAT_SECONDS = 0.05
 
 
@@ -133,26 +132,28 @@ async def _prepare(session: AsyncSession, seconds: float) -> Any:
 
 async def _interrupt(driver: Any) -> None:
     # aiosqlite's interrupt() calls sqlite3's directly (thread-safe), not queued behind the
-    # statement running in its worker thread. Repeated for a moment: on a loaded machine the
-    # statement may not have started yet when the deadline comes, and an interrupt with no
-    # statement running is a no-op. (_abandon rolls back only after the last one.)
-    for attempt in range(_INTERRUPT_ATTEMPTS):
-        if attempt:
-            await asyncio.sleep(_INTERRUPT_REPEAT_SECONDS)
+    # statement running in its worker thread. Repeated until the work has ended (the caller
+    # cancels this task then): on a loaded machine the statement may start only after the
+    # deadline, and an interrupt with no statement running is a no-op. Meanwhile a
+    # cancelled session's rollback waits behind that statement, so stopping the interrupts
+    # early would leave the request waiting for the statement to end on its own.
+    while True:
         with contextlib.suppress(Exception):
             await driver.interrupt()
+        await asyncio.sleep(_INTERRUPT_REPEAT_SECONDS)
 
 
 async def _abandon(session: AsyncSession | None, interrupts: list[asyncio.Task[Any]]) -> None:
     if session is None:
         return
     if interrupts:
-        # SQLite: the interrupted statement has ended and the connection is sound; roll back
-        # now so its write lock (BEGIN IMMEDIATE) is released at once. (Invalidating would
-        # leave aiosqlite's sqlite3 connection, and its lock, open until garbage collection.)
+        # SQLite: the interrupted statement has ended and the connection is sound; stop the
+        # interrupts (none may hit the rollback), then roll back so its write lock (BEGIN
+        # IMMEDIATE) is released at once. (Invalidating would leave aiosqlite's sqlite3
+        # connection, and its lock, open until garbage collection.)
         for task in interrupts:
-            with contextlib.suppress(Exception):
-                await task
+            task.cancel()
+        await asyncio.gather(*interrupts, return_exceptions=True)
         with contextlib.suppress(Exception):
             await session.rollback()
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,43 @@ async def test_a_timed_out_query_stops_in_the_database(make_database: DatabaseFa
                 ).scalar()
                 assert running == 0, "the timed-out statement still runs on the server"
         del pid
+    finally:
+        await engine.dispose()
+
+
+async def test_a_statement_that_begins_after_the_deadline_is_stopped_too(
+    make_database: DatabaseFactory,
+) -> None:
+    """On a busy machine the slow statement may reach SQLite only after the deadline's
+    interrupts have run out; the rollback then waits behind it, so it must be interrupted
+    too (before, the request hung until the statement ended: a minute here)."""
+    from services.attribution.app import MIGRATIONS
+
+    engine = make_engine(make_database(MIGRATIONS))
+    if engine.dialect.name != "sqlite":
+        await engine.dispose()
+        pytest.skip("PostgreSQL stops late statements with its statement_timeout backstop")
+    try:
+        from sqlalchemy.ext.asyncio import AsyncSession
+
+        async with AsyncSession(engine) as session:
+            connection = await session.connection()
+            driver = (await connection.get_raw_connection()).driver_connection
+            # aiosqlite runs a connection's calls one by one in its thread: a second of work
+            # queued first holds the statement back past the deadline and every interrupt
+            # (what a loaded machine does).
+            busy = asyncio.ensure_future(driver._execute(time.sleep, 1.0))
+
+            async def late() -> None:
+                await session.execute(text(SLOW_SQLITE))
+
+            started = time.monotonic()
+            with pytest.raises(QueryTimeout):
+                await bounded(late(), 0.1, session=session)
+            assert time.monotonic() - started < 20
+            await busy
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar() == 1
     finally:
         await engine.dispose()
 
