@@ -271,7 +271,7 @@ async def test_lag_counts_what_is_left_once_the_oldest_message_is_acknowledged(
         state = (await broker.js.stream_info(stream)).state
         assert (state.messages, state.first_seq) == (99, first_seq + 1)
         # The race the lookup must survive: the first read saw the acknowledged message.
-        broker.js.stream_info = _stale_info(broker, first_seq)  # type: ignore[method-assign]
+        broker.js.stream_info = _stale_info(broker, first_seq)  # type: ignore[method-assign,assignment]
         lag = await broker.lag()
         assert lag.pending == 100  # as the first read saw it; never 0
         assert lag.oldest is not None
