@@ -21,6 +21,7 @@ from tests.ops.conftest import Launcher, bearer, token
 pytestmark = pytest.mark.ops
 
 K = 200
+ROUNDS = 10
 ROUTE = "/v1/settings"
 SCRAPES = 8
 
@@ -78,14 +79,22 @@ def test_metrics_sum_over_two_workers(launcher: Launcher, tmp_path: Path) -> Non
     # No keep-alive: each request is a new connection, so both workers get a share.
     limits = httpx.Limits(max_keepalive_connections=0)
 
+    sent = 0
     with (
         httpx.Client(base_url=service.url, timeout=10.0, limits=limits) as client,
         ThreadPoolExecutor(max_workers=8) as pool,
     ):
-        statuses = list(
-            pool.map(lambda _: client.get(ROUTE, headers=headers).status_code, range(K))
-        )
-    assert statuses == [200] * K
+        # Which worker accepts a connection is the kernel's choice, and on a loaded machine
+        # one may take a whole round: send rounds until both have served some (bounded).
+        for _ in range(ROUNDS):
+            statuses = list(
+                pool.map(lambda _: client.get(ROUTE, headers=headers).status_code, range(K))
+            )
+            assert statuses == [200] * K
+            sent += K
+            counts = requests_per_worker(multiproc_dir, ROUTE)
+            if len(counts) == 2 and all(counts.values()):
+                break
 
     seen: list[float] = []
     with httpx.Client(base_url=service.url, timeout=10.0, limits=limits) as client:
@@ -93,20 +102,20 @@ def test_metrics_sum_over_two_workers(launcher: Launcher, tmp_path: Path) -> Non
         # the answer a moment before the count: wait (bounded) for the first full count.
         settle = time.monotonic() + 5.0
         while time.monotonic() < settle:
-            if requests_in_exposition(client.get("/metrics").text, ROUTE) >= K:
+            if requests_in_exposition(client.get("/metrics").text, ROUTE) >= sent:
                 break
             time.sleep(0.05)
         for _ in range(SCRAPES):
             answer = client.get("/metrics")
             assert answer.status_code == 200
             seen.append(requests_in_exposition(answer.text, ROUTE))
-    assert seen == [float(K)] * SCRAPES, seen
+    assert seen == [float(sent)] * SCRAPES, seen
 
     per_worker = requests_per_worker(multiproc_dir, ROUTE)
-    assert sum(per_worker.values()) == K
+    assert sum(per_worker.values()) == sent
     serving = sorted(pid for pid, count in per_worker.items() if count > 0)
     print(
-        f"\n[workers] {K} x GET {ROUTE} on 2 workers; /metrics sum on {SCRAPES} scrapes: "
+        f"\n[workers] {sent} x GET {ROUTE} on 2 workers; /metrics sum on {SCRAPES} scrapes: "
         f"{sorted(set(seen))}; per worker pid: {per_worker}"
     )
     assert len(serving) == 2, f"only {serving} served requests: {per_worker}"
