@@ -91,11 +91,11 @@ async def bounded(
         async with asyncio.timeout(seconds + (_INTERRUPT_GRACE_SECONDS if driver else 0.0)):
             return await work
     except TimeoutError:
-        await _abandon(session, interrupts, driver)
+        await _abandon(session, interrupts)
         raise QueryTimeout(seconds) from None
     except DBAPIError as exc:
         if expired or _sqlstate(exc) == _QUERY_CANCELED:
-            await _abandon(session, interrupts, driver)
+            await _abandon(session, interrupts)
             raise QueryTimeout(seconds) from None
         raise
     finally:
@@ -143,27 +143,19 @@ async def _interrupt(driver: Any) -> None:
         await asyncio.sleep(_INTERRUPT_REPEAT_SECONDS)
 
 
-async def _abandon(
-    session: AsyncSession | None, interrupts: list[asyncio.Task[Any]], driver: Any
-) -> None:
+async def _abandon(session: AsyncSession | None, interrupts: list[asyncio.Task[Any]]) -> None:
     if session is None:
         return
     if interrupts:
         # SQLite: roll back so the transaction's write lock (BEGIN IMMEDIATE) is released at
         # once. (Invalidating would leave aiosqlite's sqlite3 connection, and its lock, open
-        # until garbage collection.) A statement cancelled while still queued in aiosqlite's
-        # thread runs anyway, with the rollback queued behind it: interrupt until the
-        # rollback is through.
+        # until garbage collection.) The interrupts go on meanwhile: a statement cancelled
+        # while still queued in aiosqlite's thread runs anyway, with the rollback behind it.
+        with contextlib.suppress(Exception):
+            await session.rollback()
         for task in interrupts:
             task.cancel()
         await asyncio.gather(*interrupts, return_exceptions=True)
-        rollback = asyncio.ensure_future(session.rollback())
-        while not rollback.done():
-            with contextlib.suppress(Exception):
-                await driver.interrupt()
-            await asyncio.wait({rollback}, timeout=_INTERRUPT_REPEAT_SECONDS)
-        with contextlib.suppress(Exception):
-            rollback.result()
         return
     # Elsewhere the statement was cancelled mid-flight: the connection's state is unknown.
     with contextlib.suppress(Exception):

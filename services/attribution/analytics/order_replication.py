@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.attribution.analytics.store import AnalyticStore, clickhouse_time
 from services.attribution.models import AnalyticsOrderChange, Credit, Event, Order, OrderLine
-from shared.db import reader
+from shared.db import make_sessionmaker
 
 #: Outbox rows per replication batch.
 BATCH = 2_000
@@ -51,15 +51,22 @@ ORDER_MODEL = "last_touch"
 VERSION_BASE = 1 << 40
 
 
+_CHANGES = cast(Table, AnalyticsOrderChange.__table__)
+#: The oldest outbox rows, one batch of them.
+_OUTBOX_BATCH = (
+    select(_CHANGES.c.change_id, _CHANGES.c.tenant_id, _CHANGES.c.order_id)
+    .order_by(_CHANGES.c.change_id)
+    .limit(BATCH)
+)
+
+
 class Copier:
     """Rows of one system of record copied into one analytic store, one batch at a time."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], store: AnalyticStore):
         self._sessionmaker = sessionmaker
         # Reads never take SQLite's write slot (see shared.db).
-        self._read_sessionmaker = async_sessionmaker(
-            reader(sessionmaker.kw["bind"]), expire_on_commit=False, autoflush=False
-        )
+        self._read_sessionmaker = make_sessionmaker(sessionmaker.kw["bind"], read_only=True)
         self.store = store
         self._lock = asyncio.Lock()
 
@@ -87,15 +94,8 @@ class OrderReplicator(Copier):
                     return copied
 
     async def read_batch(self) -> Batch:
-        changes = cast(Table, AnalyticsOrderChange.__table__)
         async with self._read_sessionmaker() as session:
-            outbox = (
-                await session.execute(
-                    select(changes.c.change_id, changes.c.tenant_id, changes.c.order_id)
-                    .order_by(changes.c.change_id)
-                    .limit(BATCH)
-                )
-            ).all()
+            outbox = (await session.execute(_OUTBOX_BATCH)).all()
             latest: dict[tuple[str, str], int] = {}
             for row in outbox:  # in change_id order: the last one is the highest
                 latest[(row.tenant_id, row.order_id)] = row.change_id
@@ -118,11 +118,10 @@ class OrderReplicator(Copier):
         if not batch.change_ids:
             return
         await asyncio.to_thread(self.store.insert_rows, "orders", batch.documents)
-        changes = cast(Table, AnalyticsOrderChange.__table__)
         async with self._sessionmaker() as session:
             for start in range(0, len(batch.change_ids), _CHUNK):
                 chunk = batch.change_ids[start : start + _CHUNK]
-                await session.execute(delete(changes).where(changes.c.change_id.in_(chunk)))
+                await session.execute(delete(_CHANGES).where(_CHANGES.c.change_id.in_(chunk)))
             await session.commit()
 
 

@@ -31,6 +31,24 @@ _STAMP_CHUNK = 500
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
+_EVENTS = cast(Table, Event.__table__)
+#: Events not copied yet, one batch of them.
+_UNCOPIED_BATCH = (
+    select(
+        _EVENTS.c.tenant_id,
+        _EVENTS.c.event_id,
+        _EVENTS.c.user_id,
+        _EVENTS.c.occurred_at,
+        _EVENTS.c.type,
+        _EVENTS.c.content_id,
+        _EVENTS.c.product_id,
+        _EVENTS.c.ad_id,
+        _EVENTS.c.platform,
+    )
+    .where(_EVENTS.c.analytics_seq.is_(None))
+    .limit(BATCH)
+)
+
 
 class EventReplicator(Copier):
     """Replication of one system of record into one analytic store (one batch at a time)."""
@@ -53,30 +71,13 @@ class EventReplicator(Copier):
         return copied
 
     async def _batch(self) -> int:
-        e = cast(Table, Event.__table__)
         # Read, then copy, then stamp in a short write transaction: the write slot (SQLite has
         # one) is neither taken while ClickHouse inserts nor at all when nothing is new.
         async with self._read_sessionmaker() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        e.c.tenant_id,
-                        e.c.event_id,
-                        e.c.user_id,
-                        e.c.occurred_at,
-                        e.c.type,
-                        e.c.content_id,
-                        e.c.product_id,
-                        e.c.ad_id,
-                        e.c.platform,
-                    )
-                    .where(e.c.analytics_seq.is_(None))
-                    .limit(BATCH)
-                )
-            ).all()
+            rows = (await session.execute(_UNCOPIED_BATCH)).all()
             if not rows:
                 return 0
-            last = (await session.execute(select(func.max(e.c.analytics_seq)))).scalar()
+            last = (await session.execute(select(func.max(_EVENTS.c.analytics_seq)))).scalar()
         seq = int(last or 0) + 1
         await asyncio.to_thread(self.store.insert_rows, "events", _documents(rows, seq))
         by_tenant: dict[str, list[str]] = {}
@@ -86,12 +87,12 @@ class EventReplicator(Copier):
             for tenant_id, ids in by_tenant.items():
                 for start in range(0, len(ids), _STAMP_CHUNK):
                     await session.execute(
-                        update(e)
+                        update(_EVENTS)
                         .where(
                             and_(
-                                e.c.tenant_id == tenant_id,
-                                e.c.event_id.in_(ids[start : start + _STAMP_CHUNK]),
-                                e.c.analytics_seq.is_(None),
+                                _EVENTS.c.tenant_id == tenant_id,
+                                _EVENTS.c.event_id.in_(ids[start : start + _STAMP_CHUNK]),
+                                _EVENTS.c.analytics_seq.is_(None),
                             )
                         )
                         .values(analytics_seq=seq)

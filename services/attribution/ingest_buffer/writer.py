@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections import defaultdict
 from typing import Any, Literal
@@ -42,7 +43,7 @@ from services.attribution.orders import service as orders_service
 from services.attribution.orders.lifecycle import TRANSITIONS, transition
 from services.attribution.orders.schemas import OrderIn
 from shared.bodies import parse_model
-from shared.db import utcnow
+from shared.db import make_sessionmaker, utcnow
 from shared.errors import Conflict, ProblemError
 
 log = logging.getLogger("clipfunnel.ingest_buffer")
@@ -86,6 +87,12 @@ class Writer:
         self.sessionmaker = sessionmaker
         self.secret = secret
         self.max_future_seconds = max_future_seconds
+
+    @functools.cached_property
+    def _read_sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        """Held posts are looked for after every batch: in a read transaction, which never
+        takes SQLite's write slot (see shared.db)."""
+        return make_sessionmaker(self.sessionmaker.kw["bind"], read_only=True)
 
     async def run_forever(self) -> None:
         subscription = await self.broker.subscribe()
@@ -158,7 +165,7 @@ class Writer:
         """Try the held posts again (the post they follow may be written by now); returns
         how many were written or refused."""
         now = now or utcnow()
-        async with self.sessionmaker() as session:
+        async with self._read_sessionmaker() as session:
             waiting = await held.held_posts(session, RELEASE_BATCH)
         released = 0
         for post in waiting:
