@@ -17,20 +17,24 @@ An ``order`` step reads the tenant's visible orders (:mod:`.order_replication`) 
 their buyer at their paid time, matching an order step's filters as the SQL source's
 ``_order_matches`` does (a line's product, a last-touch credit's content, ad, account, kind
 or platform). With a breakdown from an ``order`` first step an order row's value is the list
-of its credits' values (:func:`_multi`). The other modes (strict, unordered, exclusions,
-time to convert, users per level) are answered by the SQL source.
+of its credits' values (:func:`_multi`).
+
+The other modes (strict and unordered funnels, exclusions, optional steps, held dimensions,
+breakdown attribution, time to convert, trends, the users of a step) read each user's whole
+stream from ClickHouse, sorted there (:func:`stream_statement`), and evaluate it with
+:mod:`~services.attribution.funnels.modes`, the same code the SQL source runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.analytics.replication import EventReplicator
-from services.attribution.analytics.store import instant_literal, quote, quote_list
+from services.attribution.analytics.store import instant_literal, micros, quote, quote_list
 from services.attribution.funnels.engine import MASK_BITS, FunnelAccumulator, FunnelResult
 from services.attribution.funnels.planner import (
     CONTENT_KEYS,
@@ -38,26 +42,24 @@ from services.attribution.funnels.planner import (
     ORDER_STEP,
     FunnelPlan,
 )
-from services.attribution.funnels.source import SqlFunnelSource
+from services.attribution.funnels.reader import StreamDecoder, StreamUser, order_lookups
+from services.attribution.funnels.repository import FunnelRepository
+from services.attribution.funnels.source import StreamModeSource
 from services.attribution.models import CatalogAccount, CatalogContent
 from shared.db import to_epoch_us
 
 
-class ClickHouseFunnelSource:
-    """Plain ordered funnels (events and orders) from ClickHouse; the rest from the SQL source."""
+class ClickHouseFunnelSource(StreamModeSource):
+    """Every funnel from ClickHouse: plain ordered funnels counted by one statement, the
+    other modes evaluated over the users' streams it reads (:func:`stream_statement`)."""
 
     def __init__(self, session: AsyncSession, replicator: EventReplicator) -> None:
         self._session = session
         self._replicator = replicator
-        self._sql = SqlFunnelSource(session)
-
-    @staticmethod
-    def covers(plan: FunnelPlan) -> bool:
-        return plan.plain
 
     async def step_counts(self, plan: FunnelPlan) -> FunnelResult:
-        if not self.covers(plan):
-            return await self._sql.step_counts(plan)
+        if not plan.plain:
+            return await self.mode_counts(plan)
         # Read-your-writes: whatever the system of record holds is copied before reading.
         await self._replicator.catch_up()
         contents = await self._content_filters(plan)
@@ -85,17 +87,34 @@ class ClickHouseFunnelSource:
                 _add_tied(acc, plan, rows)
         return acc.result()
 
-    async def conversion_times(self, plan: FunnelPlan, from_step: int, to_step: int) -> list[int]:
-        return await self._sql.conversion_times(plan, from_step, to_step)
-
-    async def user_steps(self, plan: FunnelPlan) -> dict[str, int]:
-        return await self._sql.user_steps(plan)
+    async def item_streams(self, plan: FunnelPlan) -> AsyncGenerator[list[StreamUser], None]:
+        await self._replicator.catch_up()
+        contents = await self._content_filters(plan)
+        keys = {*plan.hold, *([plan.breakdown] if plan.breakdown else [])} & CONTENT_KEYS
+        catalog = {key: await self._catalog_values(plan.tenant_id, key) for key in sorted(keys)}
+        # An order's breakdown and held values (its lines' and last-touch credits') come
+        # from the attribution database, in this request's snapshot, by the order's id.
+        lookups = await order_lookups(FunnelRepository(self._session), plan)
+        rows = await self._replicator.store.arows(stream_statement(plan, contents, catalog))
+        decoder = StreamDecoder(plan, lookups)
+        item = decoder.item
+        for first in range(0, len(rows), _USERS_PER_CHUNK):
+            yield [
+                (
+                    user_id,
+                    [
+                        item(t, mask, value, is_order, held)
+                        for t, mask, value, is_order, *held in items
+                    ],
+                )
+                for user_id, items in rows[first : first + _USERS_PER_CHUNK]
+            ]
 
     async def _content_filters(self, plan: FunnelPlan) -> dict[tuple[str, str], list[str]]:
         """For each catalog filter ``(key, value)`` used: the tenant's matching content ids."""
         wanted = {
             (key, value)
-            for filters in (plan.filters, *(s.filters for s in plan.steps))
+            for filters in (plan.filters, *(s.filters for s in plan.stream_steps))
             for key, value in filters.items()
             if key in CONTENT_KEYS
         }
@@ -120,19 +139,27 @@ class ClickHouseFunnelSource:
         """Content id → the breakdown's catalog value (a breakdown by one of those only)."""
         if plan.breakdown not in CONTENT_KEYS:
             return None
+        return await self._catalog_values(plan.tenant_id, plan.breakdown)
+
+    async def _catalog_values(self, tenant_id: str, key: str) -> dict[str, str]:
+        """Content id → its value of a catalog dimension (account, content kind, platform)."""
         c = CatalogContent.__table__
         a = CatalogAccount.__table__
         q: Any
-        if plan.breakdown == "platform":
+        if key == "platform":
             q = (
                 select(c.c.id, a.c.platform)
-                .join(a, and_(a.c.tenant_id == plan.tenant_id, a.c.id == c.c.account_id))
-                .where(c.c.tenant_id == plan.tenant_id)
+                .join(a, and_(a.c.tenant_id == tenant_id, a.c.id == c.c.account_id))
+                .where(c.c.tenant_id == tenant_id)
             )
         else:
-            column = c.c.account_id if plan.breakdown == "account_id" else c.c.kind
-            q = select(c.c.id, column).where(c.c.tenant_id == plan.tenant_id)
+            column = c.c.account_id if key == "account_id" else c.c.kind
+            q = select(c.c.id, column).where(c.c.tenant_id == tenant_id)
         return {str(k): str(v) for k, v in (await self._session.execute(q)).tuples()}
+
+
+#: Users handed to a mode's accumulator at a time.
+_USERS_PER_CHUNK = 2_000
 
 
 def _add_tied(acc: FunnelAccumulator, plan: FunnelPlan, rows: Sequence[Any]) -> None:
@@ -246,18 +273,24 @@ def _value(plan: FunnelPlan, values: Mapping[str, str] | None = None) -> str:
     if key is None:
         return "NULL"
     if key in CONTENT_KEYS and values is not None:
-        ids = "[" + ", ".join(quote(k) for k in values) + "]"
-        mapped = "[" + ", ".join(quote(v) for v in values.values()) + "]"
-        of_content = (
-            f"if(content_id IS NULL, NULL, "
-            f"nullIf(transform(assumeNotNull(content_id), {ids}, {mapped}, ''), ''))"
-        )
-        return f"coalesce(platform, {of_content})" if key == "platform" else of_content
+        return _catalog_value(key, values)
     if key == "platform":
         return f"coalesce(platform, concat({quote(CONTENT_MARK)}, content_id))"
     if key in CONTENT_KEYS:
         return "content_id"
     return key
+
+
+def _catalog_value(key: str, values: Mapping[str, str]) -> str:
+    """An event's value of a catalog dimension: its content's (``values``: content id →
+    value), and for the platform its own first (as the SQL source's read-model join)."""
+    ids = "[" + ", ".join(quote(k) for k in values) + "]"
+    mapped = "[" + ", ".join(quote(v) for v in values.values()) + "]"
+    of_content = (
+        f"if(content_id IS NULL, NULL, "
+        f"nullIf(transform(assumeNotNull(content_id), {ids}, {mapped}, ''), ''))"
+    )
+    return f"coalesce(platform, {of_content})" if key == "platform" else of_content
 
 
 def _order_matches(
@@ -483,4 +516,107 @@ def funnel_counts_statement(
         )
         WHERE d > 0 OR (tied AND g.1 = 0)
         GROUP BY g
+    """
+
+
+# --------------------------------------------------------------------------- user streams
+
+
+def _mask_of(conditions: Sequence[str | None]) -> str:
+    """The bitmask of a row: bit ``k`` when ``conditions[k]`` holds (None: never)."""
+    terms = [f"if({c}, {1 << k}, 0)" for k, c in enumerate(conditions) if c is not None]
+    return "toUInt64(" + (" + ".join(terms) if terms else "0") + ")"
+
+
+def _held_column(key: str, catalog: Mapping[str, Mapping[str, str]]) -> str:
+    """An event's value of a held dimension (an order's are looked up by its id)."""
+    if key in CONTENT_KEYS:
+        return _catalog_value(key, catalog.get(key, {}))
+    return key
+
+
+def stream_statement(
+    plan: FunnelPlan,
+    contents: Mapping[tuple[str, str], list[str]],
+    catalog: Mapping[str, Mapping[str, str]],
+) -> str:
+    """Each user's stream, as the SQL source's ``stream_rows_statement`` defines it: one row
+    per user able to start a chain, ``(user_id, [(t, mask, value, is_order, *held)])``, the
+    items ordered by time, then id, then events before orders.
+
+    ``mask`` has bit ``k`` for step ``k + 1`` and bit ``n + i`` for exclusion ``i``; ``value``
+    is an event's breakdown value or an order's id; ``held`` an event's values of the held
+    dimensions. A strict funnel reads every item of the user, the other modes the items
+    matching a bit. ``catalog`` maps content ids to the values of the catalog dimensions
+    used (account, content kind, platform). String ids are compared as bytes, which for
+    UTF-8 is the code points' order, Python's (the SQL source sorts in Python).
+    """
+    steps = plan.stream_steps
+    strict = plan.order == "strict"
+    n = len(plan.steps)
+    can_start = (1 << n) - 1 if plan.order == "unordered" else 1
+    tenant = quote(plan.tenant_id)
+    start, end, until = plan.start, plan.end, plan.until
+    nulls = "".join(f", CAST(NULL, 'Nullable(String)') AS h{i}" for i in range(len(plan.hold)))
+    parts = []
+    event_types = sorted({s.type for s in steps if s.type != ORDER_STEP})
+    if strict or event_types:
+        every = _matches(plan.filters, contents)
+        conditions = [
+            None
+            if s.type == ORDER_STEP
+            else f"(type = {quote(s.type)} AND {every} AND {_matches(s.filters, contents)})"
+            for s in steps
+        ]
+        where = [
+            f"tenant_id = {tenant}",
+            f"t >= {instant_literal(start)}",
+            *([] if until is None else [f"t < {instant_literal(until)}"]),
+        ]
+        if not strict:
+            where.append("(" + " OR ".join(c for c in conditions if c is not None) + ")")
+        value = _value(plan, catalog.get(plan.breakdown or "")) if plan.breakdown else "NULL"
+        held = "".join(
+            f", CAST({_held_column(key, catalog)}, 'Nullable(String)') AS h{i}"
+            for i, key in enumerate(plan.hold)
+        )
+        parts.append(f"""
+            SELECT user_id, toUnixTimestamp64Micro(t) AS ts, event_id AS item_id,
+                {_mask_of(conditions)} AS mask, CAST({value}, 'Nullable(String)') AS value,
+                toUInt8(0) AS is_order{held}
+            FROM {{db}}.events FINAL
+            WHERE {" AND ".join(where)}""")
+    if strict or any(s.type == ORDER_STEP for s in steps):
+        every = _order_matches(plan.filters, contents)
+        conditions = [
+            f"({every} AND {_order_matches(s.filters, contents)})" if s.type == ORDER_STEP else None
+            for s in steps
+        ]
+        paid = "assumeNotNull(paid_at)"
+        where = [
+            f"tenant_id = {tenant}",
+            "visible = 1",
+            f"{paid} >= {instant_literal(start)}",
+            *([] if until is None else [f"{paid} < {instant_literal(until)}"]),
+        ]
+        if not strict:
+            where.append("(" + " OR ".join(c for c in conditions if c is not None) + ")")
+        # WHERE after FINAL: the newest copy of each order decides whether it is seen.
+        parts.append(f"""
+            SELECT assumeNotNull(buyer_id) AS user_id, toUnixTimestamp64Micro({paid}) AS ts,
+                order_id AS item_id, {_mask_of(conditions)} AS mask,
+                CAST(order_id, 'Nullable(String)') AS value, toUInt8(1) AS is_order{nulls}
+            FROM {{db}}.orders FINAL
+            WHERE {" AND ".join(where)}""")
+    held_names = "".join(f", h{i}" for i in range(len(plan.hold)))
+    held_out = "".join(f", x.{6 + i}" for i in range(len(plan.hold)))
+    union = "\n            UNION ALL".join(parts)
+    return f"""
+        SELECT user_id,
+            arrayMap(x -> (x.1, x.4, x.5, x.3{held_out}),
+                arraySort(groupArray((ts, item_id, is_order, mask, value{held_names}))))
+        FROM ({union}
+        )
+        GROUP BY user_id
+        HAVING countIf(bitAnd(mask, {can_start}) != 0 AND ts < {micros(end)}) > 0
     """

@@ -68,6 +68,12 @@ class FunnelPlan:
         )
 
     @property
+    def stream_steps(self) -> list[StepPlan]:
+        """The steps, then the exclusions as further steps: an item's stream mask has bit
+        ``k`` for step ``k + 1`` and bit ``n + i`` for exclusion ``i``."""
+        return [*self.steps, *(StepPlan(x.type, x.filters) for x in self.exclusions)]
+
+    @property
     def optional_mask(self) -> int:
         """Bit ``k`` when step ``k + 1`` is optional."""
         return sum(1 << k for k, step in enumerate(self.steps) if step.optional)

@@ -606,11 +606,6 @@ def order_values_statement(plan: FunnelPlan, key: str) -> Select[tuple[str, str]
 StreamRowColumns = tuple[Any, ...]
 
 
-def _stream_steps(plan: FunnelPlan) -> list[StepPlan]:
-    """The funnel's steps, then its exclusions as further steps (mask bits ``n, n + 1…``)."""
-    return [*plan.steps, *(StepPlan(x.type, x.filters) for x in plan.exclusions)]
-
-
 def stream_rows_statement(plan: FunnelPlan, read: ReadPlan) -> Select[StreamRowColumns]:
     """Each item of each user's stream in ``[start, end + window)``, grouped by user.
 
@@ -623,7 +618,7 @@ def stream_rows_statement(plan: FunnelPlan, read: ReadPlan) -> Select[StreamRowC
     items matching a bit.
     Rows come by user; within a user the reader orders them (time, then id).
     """
-    steps = _stream_steps(plan)
+    steps = plan.stream_steps
     strict = plan.order == "strict"
     parts: list[Select[Any]] = []
     event_types = sorted({s.type for s in steps if s.type != ORDER_STEP})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import sys
 from array import array
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from typing import NamedTuple, cast
 
@@ -25,6 +25,7 @@ from services.attribution.funnels.queries import (
     OrderRowColumns,
     RawInts,
     RawValues,
+    StreamRowColumns,
     UserRowColumns,
 )
 from services.attribution.funnels.repository import FunnelRepository
@@ -190,55 +191,93 @@ _NO_VALUES: frozenset[str] = frozenset()
 async def stream_users_items(
     repository: FunnelRepository, plan: FunnelPlan, read: ReadPlan
 ) -> AsyncGenerator[list[StreamUser], None]:
-    """Every user's stream (see ``queries.stream_rows_statement``), in chunks of users.
-
-    Ties in time are ordered by id here, by Python's string order, so that both databases
-    (whatever their collation) give the same stream. An order's breakdown and held values
-    are looked up by its id (an order has several: one per line or last-touch credit).
-    """
+    """Every user's stream (see ``queries.stream_rows_statement``), in chunks of users."""
     await repository.prepare(read)
+    lookups = await order_lookups(repository, plan)
+    rows = repository.stream_rows(plan, read)
+    async with aclosing(rows), aclosing(group_stream_rows(rows, plan, lookups)) as users:
+        async for chunk in users:
+            yield chunk
+
+
+class OrderLookups(NamedTuple):
+    """An order's breakdown values and held values, by its id (an order has several: one
+    per line or last-touch credit), from the attribution database."""
+
+    values: dict[str, frozenset[str]]
+    held: list[dict[str, frozenset[str]]]  # one per held dimension
+
+
+async def order_lookups(repository: FunnelRepository, plan: FunnelPlan) -> OrderLookups:
     if plan.breakdown is not None and plan.attribution != "first_step":
-        order_values = await repository.order_values(plan, plan.breakdown)
+        values = await repository.order_values(plan, plan.breakdown)
     else:
-        order_values = await repository.order_breakdown_values(plan)
-    order_held = [await repository.order_values(plan, key) for key in plan.hold]
-    n = len(plan.steps)
-    steps = (1 << n) - 1
-    pending: list[tuple[int, str, int, int, frozenset[str], frozenset[Held]]] = []
+        values = await repository.order_breakdown_values(plan)
+    return OrderLookups(values, [await repository.order_values(plan, key) for key in plan.hold])
+
+
+class StreamDecoder:
+    """One row of a user's stream → the :data:`StreamItem` the modes take."""
+
+    def __init__(self, plan: FunnelPlan, lookups: OrderLookups) -> None:
+        self._n = len(plan.steps)
+        self._steps = (1 << self._n) - 1
+        self._hold = bool(plan.hold)
+        self._order_values, self._order_held = lookups
+
+    def item(
+        self, t: int, mask: int, value: str | None, is_order: int, held: Sequence[str | None]
+    ) -> StreamItem:
+        """``value`` is an event's breakdown value or an order's id, ``held`` an event's
+        values of the held dimensions (an order's are looked up by its id)."""
+        if is_order:
+            values = self._order_values.get(value or "", _NO_VALUES)
+        else:
+            values = _NO_VALUES if value is None else frozenset((value,))
+        if not self._hold:
+            held_tuples = NO_HELD
+        elif is_order:
+            held_tuples = frozenset(
+                itertools.product(
+                    *(sorted(found.get(value or "", ())) for found in self._order_held)
+                )
+            )
+        elif None in held:
+            held_tuples = NO_HELD
+        else:
+            held_tuples = frozenset((cast(Held, tuple(held)),))
+        return t, mask & self._steps, mask >> self._n, values, held_tuples
+
+
+async def group_stream_rows(
+    chunks: AsyncIterator[Sequence[StreamRowColumns]],
+    plan: FunnelPlan,
+    lookups: OrderLookups,
+) -> AsyncGenerator[list[StreamUser], None]:
+    """Rows ``(user_id, t, item_id, mask, value, is_order, *held)`` that come by user →
+    each user's stream, in chunks of users.
+
+    Ties in time are ordered by id, then events before orders, by Python's string order,
+    so that both databases (whatever their collation) give the same stream.
+    """
+    decoder = StreamDecoder(plan, lookups)
+    pending: list[tuple[int, str, int, StreamItem]] = []
     user: str | None = None
 
     def finish() -> StreamUser:
         pending.sort(key=lambda row: (row[0], row[1], row[2]))
-        items = [
-            (t, mask & steps, mask >> n, values, held) for t, _, _, mask, values, held in pending
-        ]
-        return cast(str, user), items
+        return cast(str, user), [item for *_, item in pending]
 
-    def held_of(order_id: str | None, columns: Sequence[str | None]) -> frozenset[Held]:
-        if order_id is not None:
-            return frozenset(
-                itertools.product(*(sorted(found.get(order_id, ())) for found in order_held))
-            )
-        if None in columns:
-            return NO_HELD
-        return frozenset((cast(Held, tuple(columns)),))
-
-    async with aclosing(repository.stream_rows(plan, read)) as chunks:
-        async for chunk in chunks:
-            out: list[StreamUser] = []
-            for user_id, t, item_id, mask, value, is_order, *columns in chunk:
-                if user_id != user:
-                    if pending:
-                        out.append(finish())
-                        pending = []
-                    user = user_id
-                if is_order:
-                    values = order_values.get(value or "", _NO_VALUES)
-                else:
-                    values = _NO_VALUES if value is None else frozenset((value,))
-                held = held_of(value if is_order else None, columns) if plan.hold else NO_HELD
-                pending.append((t, item_id, is_order, mask, values, held))
-            if out:
-                yield out
+    async for chunk in chunks:
+        out: list[StreamUser] = []
+        for user_id, t, item_id, mask, value, is_order, *held in chunk:
+            if user_id != user:
+                if pending:
+                    out.append(finish())
+                    pending = []
+                user = user_id
+            pending.append((t, item_id, is_order, decoder.item(t, mask, value, is_order, held)))
+        if out:
+            yield out
     if pending:
         yield [finish()]

@@ -179,6 +179,7 @@ async def post_funnel_trends(
     query: TrendsQuery,
     principal: Reader,
     session: ReadSessionDep,
+    source: Source,
     request: Request,
 ) -> TrendsOut:
     settings = request.app.state.settings
@@ -188,7 +189,7 @@ async def post_funnel_trends(
     return await report_bounded(
         settings,
         service.run_trends(
-            SqlFunnelSource(session),
+            source,
             principal.tenant_id,
             query,
             rules.timezone,

@@ -32,7 +32,7 @@ from services.attribution.funnels.schemas import (
     TrendsOut,
     TrendsQuery,
 )
-from services.attribution.funnels.source import FunnelSource, SqlFunnelSource
+from services.attribution.funnels.source import FunnelSource
 from shared.db import to_epoch_us
 from shared.errors import UnprocessableEntity
 from shared.schemas import format_utc
@@ -285,7 +285,7 @@ async def run_funnel_users(
 
 
 async def run_trends(
-    source: SqlFunnelSource,
+    source: FunnelSource,
     tenant_id: str,
     query: TrendsQuery,
     timezone: str,

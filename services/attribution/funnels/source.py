@@ -28,7 +28,7 @@ from services.attribution.funnels.engine import (
 )
 from services.attribution.funnels.modes import ModeAccumulator, ModeSpec, TrendAccumulator
 from services.attribution.funnels.planner import FunnelPlan, read_plan
-from services.attribution.funnels.reader import FunnelUser
+from services.attribution.funnels.reader import FunnelUser, StreamUser
 from services.attribution.funnels.repository import FunnelRepository
 from shared.db import to_epoch_us
 
@@ -51,37 +51,25 @@ class FunnelSource(Protocol):
         none are left out)."""
         ...
 
+    async def trend_counts(
+        self, plan: FunnelPlan, bounds: Sequence[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        """``(entered, converted)`` per period ``[lo, hi)`` (µs) (:mod:`.modes`)."""
+        ...
 
-class SqlFunnelSource:
-    """The service's database selects, matches and groups the rows; the engine counts."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._repository = FunnelRepository(session)
+class StreamModeSource:
+    """The modes beyond the plain funnel, evaluated over each user's whole stream of items
+    (:mod:`.modes`); a subclass says where the streams are read (:meth:`item_streams`)."""
 
-    async def step_counts(self, plan: FunnelPlan) -> FunnelResult:
-        if not plan.plain:
-            modes = ModeAccumulator(mode_spec(plan), breakdown=plan.breakdown is not None)
-            await self._stream(plan, modes)
-            return modes.result()
-        read = read_plan(plan, self._repository.dialect)
-        funnel = partial(
-            FunnelAccumulator,
-            len(plan.steps),
-            plan.window_us,
-            to_epoch_us(plan.start),
-            to_epoch_us(plan.end),
-        )
-        users = reader.stream_users(self._repository, plan, read)
-        if plan.breakdown is not None and plan.first_is_order:
-            # An order has as many breakdown values as it has last-touch credits; the engine
-            # takes one value per event, so each value's funnel is run on its own.
-            values = await self._repository.order_breakdown_values(plan)
-            multi = _MultiValueBreakdown(funnel, values)
-            await feed(users, multi.add_user)
-            return multi.result()
-        acc = funnel(breakdown=plan.breakdown is not None)
-        await feed(users, lambda user: acc.add_split(*user))
-        return acc.result()
+    def item_streams(self, plan: FunnelPlan) -> AsyncGenerator[list[StreamUser], None]:
+        """Every user's stream (:func:`.reader.group_stream_rows`), in chunks of users."""
+        raise NotImplementedError
+
+    async def mode_counts(self, plan: FunnelPlan) -> FunnelResult:
+        modes = ModeAccumulator(mode_spec(plan), breakdown=plan.breakdown is not None)
+        await self._stream(plan, modes)
+        return modes.result()
 
     async def conversion_times(self, plan: FunnelPlan, from_step: int, to_step: int) -> list[int]:
         acc = ModeAccumulator(mode_spec(plan, (from_step, to_step)))
@@ -102,13 +90,45 @@ class SqlFunnelSource:
         return list(zip(acc.entered, acc.converted, strict=True))
 
     async def _stream(self, plan: FunnelPlan, acc: ModeAccumulator | TrendAccumulator) -> None:
-        """Every user's whole stream through ``acc`` (the modes beyond the plain funnel)."""
-        read = read_plan(plan, self._repository.dialect)
-        chunks = reader.stream_users_items(self._repository, plan, read)
+        """Every user's whole stream through ``acc``."""
         with _no_cycle_collection():
-            async with aclosing(chunks):
+            async with aclosing(self.item_streams(plan)) as chunks:
                 async for users in chunks:
                     acc.add_users(users)
+
+
+class SqlFunnelSource(StreamModeSource):
+    """The service's database selects, matches and groups the rows; the engine counts."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._repository = FunnelRepository(session)
+
+    async def step_counts(self, plan: FunnelPlan) -> FunnelResult:
+        if not plan.plain:
+            return await self.mode_counts(plan)
+        read = read_plan(plan, self._repository.dialect)
+        funnel = partial(
+            FunnelAccumulator,
+            len(plan.steps),
+            plan.window_us,
+            to_epoch_us(plan.start),
+            to_epoch_us(plan.end),
+        )
+        users = reader.stream_users(self._repository, plan, read)
+        if plan.breakdown is not None and plan.first_is_order:
+            # An order has as many breakdown values as it has last-touch credits; the engine
+            # takes one value per event, so each value's funnel is run on its own.
+            values = await self._repository.order_breakdown_values(plan)
+            multi = _MultiValueBreakdown(funnel, values)
+            await feed(users, multi.add_user)
+            return multi.result()
+        acc = funnel(breakdown=plan.breakdown is not None)
+        await feed(users, lambda user: acc.add_split(*user))
+        return acc.result()
+
+    def item_streams(self, plan: FunnelPlan) -> AsyncGenerator[list[StreamUser], None]:
+        read = read_plan(plan, self._repository.dialect)
+        return reader.stream_users_items(self._repository, plan, read)
 
 
 def mode_spec(plan: FunnelPlan, convert: tuple[int, int] | None = None) -> ModeSpec:
