@@ -462,6 +462,12 @@ def _unordered(
     full = (1 << n) - 1
     times = [item[0] for item in items]
     level = judge.level
+    # No level is deeper than the steps the user's items match at all: once reached, the
+    # remaining starts cannot do better.
+    matched = 0
+    for item in items:
+        matched |= item[1]
+    deepest = min((matched & full).bit_count(), len(items))
     for a, (ta, ma, _, values, _) in enumerate(items):
         ma &= full
         if not (ma and lo <= ta < hi and (value is None or value in values)):
@@ -477,7 +483,7 @@ def _unordered(
         for step in range(n):
             if ma >> step & 1:
                 level = max(level, 1 + _matching(full & ~(1 << step), others))
-        if level == n:
+        if level >= deepest:
             break
     judge.level = level
 
@@ -539,6 +545,10 @@ def evaluate_user(
         value = None
     judge = _Judge(items, spec)
     walk = _walker(spec)
+    if walk is _ordered and not (spec.optional or spec.convert or any(judge.times)):
+        # No item of this user matches an exclusion: no chain of theirs is void, and the
+        # funnel is, for them, the plain ordered one (far fewer states to keep).
+        walk = _ordered_plain
     if not spec.hold:
         walk(items, spec, value, judge)
         return judge.outcome()
