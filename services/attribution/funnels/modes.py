@@ -535,6 +535,14 @@ def _held_candidates(items: Sequence[StreamItem], spec: ModeSpec, value: str | N
     return out
 
 
+def _converts(items: Sequence[StreamItem], spec: ModeSpec) -> bool:
+    """Whether some item matches the step a first conversion ends at (one is looked for)."""
+    if spec.convert is None:
+        return False
+    bit = 1 << spec.convert[1]
+    return any(item[1] & bit for item in items)
+
+
 def evaluate_user(
     items: Sequence[StreamItem], spec: ModeSpec, value: str | None = None, restrict: int = 0
 ) -> UserOutcome:
@@ -545,9 +553,10 @@ def evaluate_user(
         value = None
     judge = _Judge(items, spec)
     walk = _walker(spec)
-    if walk is _ordered and not (spec.optional or spec.convert or any(judge.times)):
-        # No item of this user matches an exclusion: no chain of theirs is void, and the
-        # funnel is, for them, the plain ordered one (far fewer states to keep).
+    if walk is _ordered and not (spec.optional or any(judge.times) or _converts(items, spec)):
+        # No item of this user matches an exclusion (no chain of theirs can be void) nor the
+        # step a first conversion ends at (there is none to find): the funnel is, for them,
+        # the plain ordered one, with far fewer states to keep.
         walk = _ordered_plain
     if not spec.hold:
         walk(items, spec, value, judge)
