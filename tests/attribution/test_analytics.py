@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -319,15 +319,33 @@ def _contents(plan: FunnelPlan) -> dict[tuple[str, str], list[str]]:
     }
 
 
-async def test_breakdowns_from_an_order_first_step_agree_with_the_reference(
+class _Services(NamedTuple):
+    """Both services, the app behind attribution's client, and a tenant with its tokens."""
+
+    attribution_app: FastAPI
+    attribution: httpx.AsyncClient
+    catalog: httpx.AsyncClient
+    make_token: TokenFactory
+    tenant: str
+
+
+@pytest.fixture
+def services(
     attribution_app: FastAPI,
     attribution: httpx.AsyncClient,
     catalog: httpx.AsyncClient,
     make_token: TokenFactory,
     tenant: str,
+) -> _Services:
+    return _Services(attribution_app, attribution, catalog, make_token, tenant)
+
+
+async def test_breakdowns_from_an_order_first_step_agree_with_the_reference(
+    services: _Services,
 ) -> None:
     """An order has one breakdown value per last-touch credit: each value's funnel keeps
     step 1 on the orders having it (ClickHouse counts them; the engine the tied users)."""
+    attribution_app, attribution, catalog, make_token, tenant = services
     with funnel_data.fixed_clock():
         token = make_token(tenant, "admin")
         world = await funnel_data.build_world(
@@ -444,16 +462,13 @@ async def _streams(
 
 
 async def test_user_streams_from_clickhouse_equal_those_of_the_sql_source(
-    attribution_app: FastAPI,
-    attribution: httpx.AsyncClient,
-    catalog: httpx.AsyncClient,
-    make_token: TokenFactory,
-    tenant: str,
+    services: _Services,
 ) -> None:
     """The modes' input: for random queries of every mode (strict reading every item, held
     dimensions, exclusions, catalog filters and breakdowns), each user's stream read from
     ClickHouse, sorted there, is the SQL source's, item for item and in the same order
     (equal times by id), for every user able to start a chain (the only ones it reads)."""
+    attribution_app, attribution, catalog, make_token, tenant = services
     from tests.attribution.test_funnel_modes_api import with_mode
     from tests.attribution.test_funnel_modes_combined_api import with_more_modes
 

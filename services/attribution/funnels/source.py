@@ -11,6 +11,7 @@ same request by implementing the protocol; the router's ``funnel_source`` picks 
 from __future__ import annotations
 
 import gc
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing, contextmanager
 from functools import partial
@@ -58,13 +59,13 @@ class FunnelSource(Protocol):
         ...
 
 
-class StreamModeSource:
+class StreamModeSource(ABC):
     """The modes beyond the plain funnel, evaluated over each user's whole stream of items
     (:mod:`.modes`); a subclass says where the streams are read (:meth:`item_streams`)."""
 
+    @abstractmethod
     def item_streams(self, plan: FunnelPlan) -> AsyncGenerator[list[StreamUser], None]:
         """Every user's stream (:func:`.reader.group_stream_rows`), in chunks of users."""
-        raise NotImplementedError
 
     async def mode_counts(self, plan: FunnelPlan) -> FunnelResult:
         modes = ModeAccumulator(mode_spec(plan), breakdown=plan.breakdown is not None)
