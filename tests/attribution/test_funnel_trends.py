@@ -72,6 +72,8 @@ async def test_days_follow_the_tenants_timezone_across_dst(
                 ev(7, "click", "b", "2026-03-09T05:31:00Z"),
                 # f: a click without a view enters nothing
                 ev(8, "click", "f", "2026-03-09T06:00:00Z"),
+                # g: exactly Monday 00:00 EDT, a period's first instant: enters Monday
+                ev(9, "view", "g", "2026-03-09T04:00:00Z"),
             ],
         )
         reader = make_token(tenant, "reports:read")
@@ -99,7 +101,7 @@ async def test_days_follow_the_tenants_timezone_across_dst(
                 },
                 {
                     "period_start": "2026-03-09T00:00:00-04:00",
-                    "entered": 1,
+                    "entered": 2,
                     "converted": 0,
                     "conversion_rate": 0.0,
                 },
@@ -108,7 +110,7 @@ async def test_days_follow_the_tenants_timezone_across_dst(
         weekly = await _trends(attribution, reader, {**query, "interval": "week"})
         assert [(p["period_start"], p["entered"], p["converted"]) for p in weekly["points"]] == [
             ("2026-03-02T00:00:00-05:00", 3, 2),
-            ("2026-03-09T00:00:00-04:00", 1, 0),
+            ("2026-03-09T00:00:00-04:00", 2, 0),
         ]
         # A period with nobody entering has no rate.
         empty = await _trends(

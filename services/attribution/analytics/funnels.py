@@ -87,15 +87,17 @@ class ClickHouseFunnelSource(StreamModeSource):
                 _add_tied(acc, plan, rows)
         return acc.result()
 
-    async def item_streams(self, plan: FunnelPlan) -> AsyncGenerator[list[StreamUser], None]:
+    async def item_streams(
+        self, plan: FunnelPlan, least_level: int = 1
+    ) -> AsyncGenerator[list[StreamUser], None]:
         await self._replicator.catch_up()
-        contents = await self._content_filters(plan)
-        keys = {*plan.hold, *([plan.breakdown] if plan.breakdown else [])} & CONTENT_KEYS
-        catalog = {key: await self._catalog_values(plan.tenant_id, key) for key in sorted(keys)}
+        contents, catalog = await self._stream_lookups(plan)
         # An order's breakdown and held values (its lines' and last-touch credits') come
         # from the attribution database, in this request's snapshot, by the order's id.
         lookups = await order_lookups(FunnelRepository(self._session), plan)
-        rows = await self._replicator.store.arows(stream_statement(plan, contents, catalog))
+        rows = await self._replicator.store.arows(
+            stream_statement(plan, contents, catalog, least_level)
+        )
         decoder = StreamDecoder(plan, lookups)
         item = decoder.item
         for first in range(0, len(rows), _USERS_PER_CHUNK):
@@ -109,6 +111,31 @@ class ClickHouseFunnelSource(StreamModeSource):
                 )
                 for user_id, items in rows[first : first + _USERS_PER_CHUNK]
             ]
+
+    async def entered_counts(
+        self, plan: FunnelPlan, bounds: Sequence[tuple[int, int]]
+    ) -> list[int] | None:
+        if plan.hold and orders_may_enter(plan):
+            return None  # an order's held values are in the attribution database
+        await self._replicator.catch_up()
+        contents, catalog = await self._stream_lookups(plan)
+        counted = await self._replicator.store.arows(
+            entered_statement(plan, contents, catalog, bounds)
+        )
+        entered = [0] * len(bounds)
+        for p, users in counted:
+            entered[int(p) - 1] = int(users)
+        return entered
+
+    async def _stream_lookups(
+        self, plan: FunnelPlan
+    ) -> tuple[dict[tuple[str, str], list[str]], dict[str, dict[str, str]]]:
+        """The content ids of each catalog filter, and content id → value of each catalog
+        dimension held or broken down by."""
+        contents = await self._content_filters(plan)
+        keys = {*plan.hold, *([plan.breakdown] if plan.breakdown else [])} & CONTENT_KEYS
+        catalog = {key: await self._catalog_values(plan.tenant_id, key) for key in sorted(keys)}
+        return contents, catalog
 
     async def _content_filters(self, plan: FunnelPlan) -> dict[tuple[str, str], list[str]]:
         """For each catalog filter ``(key, value)`` used: the tenant's matching content ids."""
@@ -539,6 +566,7 @@ def stream_statement(
     plan: FunnelPlan,
     contents: Mapping[tuple[str, str], list[str]],
     catalog: Mapping[str, Mapping[str, str]],
+    least_level: int = 1,
 ) -> str:
     """Each user's stream, as the SQL source's ``stream_rows_statement`` defines it: one row
     per user able to start a chain, ``(user_id, [(t, mask, value, is_order, *held)])``, the
@@ -550,13 +578,79 @@ def stream_statement(
     matching a bit. ``catalog`` maps content ids to the values of the catalog dimensions
     used (account, content kind, platform). String ids are compared as bytes, which for
     UTF-8 is the code points' order, Python's (the SQL source sorts in Python).
+
+    Users unable to reach ``least_level`` steps are left out: an ordered or strict chain
+    needs an item of each required step it passes, an unordered one as many different
+    steps as its level.
     """
-    steps = plan.stream_steps
-    strict = plan.order == "strict"
     n = len(plan.steps)
     can_start = (1 << n) - 1 if plan.order == "unordered" else 1
+    held_names = "".join(f", h{i}" for i in range(len(plan.hold)))
+    held_out = "".join(f", x.{6 + i}" for i in range(len(plan.hold)))
+    having = [f"countIf(bitAnd(mask, {can_start}) != 0 AND ts < {micros(plan.end)}) > 0"]
+    if plan.order == "unordered":
+        if least_level > 1:
+            having.append(f"bitCount(bitAnd(groupBitOr(mask), {(1 << n) - 1})) >= {least_level}")
+    elif (needed := plan.needed_steps(least_level)) & ~1:
+        having.append(f"bitAnd(groupBitOr(mask), {needed}) = {needed}")
+    return f"""
+        SELECT user_id,
+            arrayMap(x -> (x.1, x.4, x.5, x.3{held_out}),
+                arraySort(groupArray((ts, item_id, is_order, mask, value{held_names}))))
+        FROM ({_stream_items(plan, contents, catalog)}
+        )
+        GROUP BY user_id
+        HAVING {" AND ".join(having)}
+    """
+
+
+def entered_statement(
+    plan: FunnelPlan,
+    contents: Mapping[tuple[str, str], list[str]],
+    catalog: Mapping[str, Mapping[str, str]],
+    bounds: Sequence[tuple[int, int]],
+) -> str:
+    """``(period index, users)`` for each period ``[lo, hi)`` (µs, ascending) that users
+    enter, as :class:`~services.attribution.funnels.modes.TrendAccumulator` counts them: an
+    item able to start a chain (with held dimensions: an event having them all) in the
+    period and in the range. Orders' held values are not here: with held dimensions, an
+    order must not be able to start (:func:`orders_may_enter`)."""
+    n = len(plan.steps)
+    can_start = (1 << n) - 1 if plan.order == "unordered" else 1
+    starts = "[" + ", ".join(str(lo) for lo, _ in bounds) + "]"
+    ends = "[" + ", ".join(str(hi) for _, hi in bounds) + "]"
+    held = "".join(f" AND h{i} IS NOT NULL" for i in range(len(plan.hold)))
+    return f"""
+        SELECT p, uniqExact(user_id)
+        FROM (
+            SELECT user_id, ts, arrayCount(s -> s <= ts, {starts}) AS p
+            FROM ({_stream_items(plan, contents, catalog)}
+            )
+            WHERE bitAnd(mask, {can_start}) != 0 AND ts < {micros(plan.end)}{held}
+        )
+        WHERE p > 0 AND ts < arrayElement({ends}, p)
+        GROUP BY p
+    """
+
+
+def orders_may_enter(plan: FunnelPlan) -> bool:
+    """Whether an order can start one of ``plan``'s chains."""
+    if plan.order == "unordered":
+        return plan.has_orders
+    return plan.first_is_order
+
+
+def _stream_items(
+    plan: FunnelPlan,
+    contents: Mapping[tuple[str, str], list[str]],
+    catalog: Mapping[str, Mapping[str, str]],
+) -> str:
+    """The items of the users' streams, ``(user_id, ts, item_id, mask, value, is_order,
+    *held)``, each item at or after the range's start and before its ``until``."""
+    steps = plan.stream_steps
+    strict = plan.order == "strict"
     tenant = quote(plan.tenant_id)
-    start, end, until = plan.start, plan.end, plan.until
+    start, until = plan.start, plan.until
     nulls = "".join(f", CAST(NULL, 'Nullable(String)') AS h{i}" for i in range(len(plan.hold)))
     parts = []
     event_types = sorted({s.type for s in steps if s.type != ORDER_STEP})
@@ -608,15 +702,4 @@ def stream_statement(
                 CAST(order_id, 'Nullable(String)') AS value, toUInt8(1) AS is_order{nulls}
             FROM {{db}}.orders FINAL
             WHERE {" AND ".join(where)}""")
-    held_names = "".join(f", h{i}" for i in range(len(plan.hold)))
-    held_out = "".join(f", x.{6 + i}" for i in range(len(plan.hold)))
-    union = "\n            UNION ALL".join(parts)
-    return f"""
-        SELECT user_id,
-            arrayMap(x -> (x.1, x.4, x.5, x.3{held_out}),
-                arraySort(groupArray((ts, item_id, is_order, mask, value{held_names}))))
-        FROM ({union}
-        )
-        GROUP BY user_id
-        HAVING countIf(bitAnd(mask, {can_start}) != 0 AND ts < {micros(end)}) > 0
-    """
+    return "\n            UNION ALL".join(parts)

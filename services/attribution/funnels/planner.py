@@ -78,6 +78,12 @@ class FunnelPlan:
         """Bit ``k`` when step ``k + 1`` is optional."""
         return sum(1 << k for k, step in enumerate(self.steps) if step.optional)
 
+    def needed_steps(self, least_level: int) -> int:
+        """Bit ``k`` for each required step ``k + 1`` among the first ``least_level``: the
+        steps a user must have an item of to reach ``least_level`` in an ordered or strict
+        funnel (an unordered one needs ``least_level`` different steps, any of them)."""
+        return sum(1 << k for k in range(least_level) if not self.steps[k].optional)
+
     @property
     def until(self) -> dt.datetime | None:
         """``end + window``: no row at or after it can be in a chain (None: no such instant).

@@ -266,15 +266,16 @@ async def run_funnel_users(
         raise _refuse(
             ["breakdown"], "the users of a step are those of the whole funnel: send no breakdown"
         )
-    reached = await source.user_steps(plan)
     bit = 1 << query.step
     if query.status == "reached":
+        reached = await source.user_steps(plan, query.step + 1)
         chosen = [user for user, steps in reached.items() if steps & bit]
     else:
         previous = query.step - 1
         while plan.steps[previous].optional:
             previous -= 1  # the first step is never optional
         before = 1 << previous
+        reached = await source.user_steps(plan, previous + 1)
         chosen = [user for user, steps in reached.items() if steps & before and not steps & bit]
     chosen.sort()
     if query.cursor is not None:

@@ -47,9 +47,9 @@ class FunnelSource(Protocol):
         """Microseconds of each converted user's first conversion (:mod:`.modes`)."""
         ...
 
-    async def user_steps(self, plan: FunnelPlan) -> dict[str, int]:
+    async def user_steps(self, plan: FunnelPlan, least_level: int = 1) -> dict[str, int]:
         """User id → bit ``j`` for each step ``j`` the user counts at (users counting at
-        none are left out)."""
+        none are left out; so may be those reaching fewer than ``least_level`` steps)."""
         ...
 
     async def trend_counts(
@@ -64,8 +64,20 @@ class StreamModeSource(ABC):
     (:mod:`.modes`); a subclass says where the streams are read (:meth:`item_streams`)."""
 
     @abstractmethod
-    def item_streams(self, plan: FunnelPlan) -> AsyncGenerator[list[StreamUser], None]:
-        """Every user's stream (:func:`.reader.group_stream_rows`), in chunks of users."""
+    def item_streams(
+        self, plan: FunnelPlan, least_level: int = 1
+    ) -> AsyncGenerator[list[StreamUser], None]:
+        """Every user's stream (:func:`.reader.group_stream_rows`), in chunks of users. The
+        users who cannot reach ``least_level`` steps may be left out: those lacking an item
+        of one of :meth:`~.planner.FunnelPlan.needed_steps` (unordered: matching fewer than
+        ``least_level`` different steps)."""
+
+    async def entered_counts(
+        self, plan: FunnelPlan, bounds: Sequence[tuple[int, int]]
+    ) -> list[int] | None:
+        """Users entering each period, as :class:`TrendAccumulator` counts them, when the
+        store counts them itself (then only the users able to convert are streamed)."""
+        return None
 
     async def mode_counts(self, plan: FunnelPlan) -> FunnelResult:
         modes = ModeAccumulator(mode_spec(plan), breakdown=plan.breakdown is not None)
@@ -74,26 +86,32 @@ class StreamModeSource(ABC):
 
     async def conversion_times(self, plan: FunnelPlan, from_step: int, to_step: int) -> list[int]:
         acc = ModeAccumulator(mode_spec(plan, (from_step, to_step)))
-        await self._stream(plan, acc)
+        # Only a user reaching ``to_step`` has a conversion.
+        await self._stream(plan, acc, to_step + 1)
         return acc.conversions
 
-    async def user_steps(self, plan: FunnelPlan) -> dict[str, int]:
+    async def user_steps(self, plan: FunnelPlan, least_level: int = 1) -> dict[str, int]:
         acc = ModeAccumulator(mode_spec(plan), levels=True)
-        await self._stream(plan, acc)
+        await self._stream(plan, acc, least_level)
         return cast(dict[str, int], acc.levels)
 
     async def trend_counts(
         self, plan: FunnelPlan, bounds: Sequence[tuple[int, int]]
     ) -> list[tuple[int, int]]:
         """``(entered, converted)`` per period ``[lo, hi)`` (µs) of :class:`TrendAccumulator`."""
+        entered = await self.entered_counts(plan, bounds)
         acc = TrendAccumulator(mode_spec(plan), bounds)
-        await self._stream(plan, acc)
-        return list(zip(acc.entered, acc.converted, strict=True))
+        # Converting takes every step: with the entries counted, only such users are read.
+        await self._stream(plan, acc, 1 if entered is None else len(plan.steps))
+        return list(zip(acc.entered if entered is None else entered, acc.converted, strict=True))
 
-    async def _stream(self, plan: FunnelPlan, acc: ModeAccumulator | TrendAccumulator) -> None:
-        """Every user's whole stream through ``acc``."""
+    async def _stream(
+        self, plan: FunnelPlan, acc: ModeAccumulator | TrendAccumulator, least_level: int = 1
+    ) -> None:
+        """Every user's whole stream through ``acc`` (those able to reach ``least_level``
+        at least)."""
         with _no_cycle_collection():
-            async with aclosing(self.item_streams(plan)) as chunks:
+            async with aclosing(self.item_streams(plan, least_level)) as chunks:
                 async for users in chunks:
                     acc.add_users(users)
 
@@ -127,7 +145,10 @@ class SqlFunnelSource(StreamModeSource):
         await feed(users, lambda user: acc.add_split(*user))
         return acc.result()
 
-    def item_streams(self, plan: FunnelPlan) -> AsyncGenerator[list[StreamUser], None]:
+    def item_streams(
+        self, plan: FunnelPlan, least_level: int = 1
+    ) -> AsyncGenerator[list[StreamUser], None]:
+        """Every user's stream (``least_level`` is not used: the database reads them all)."""
         read = read_plan(plan, self._repository.dialect)
         return reader.stream_users_items(self._repository, plan, read)
 
