@@ -230,23 +230,33 @@ class StreamDecoder:
     ) -> StreamItem:
         """``value`` is an event's breakdown value or an order's id, ``held`` an event's
         values of the held dimensions (an order's are looked up by its id)."""
+        return (
+            t,
+            mask & self._steps,
+            mask >> self._n,
+            self.values(value, is_order),
+            self.held(value, is_order, held),
+        )
+
+    def values(self, value: str | None, is_order: int) -> frozenset[str]:
+        """An item's breakdown values."""
         if is_order:
-            values = self._order_values.get(value or "", _NO_VALUES)
-        else:
-            values = _NO_VALUES if value is None else frozenset((value,))
+            return self._order_values.get(value or "", _NO_VALUES)
+        return _NO_VALUES if value is None else frozenset((value,))
+
+    def held(self, value: str | None, is_order: int, held: Sequence[str | None]) -> frozenset[Held]:
+        """An item's tuples of held values."""
         if not self._hold:
-            held_tuples = NO_HELD
-        elif is_order:
-            held_tuples = frozenset(
+            return NO_HELD
+        if is_order:
+            return frozenset(
                 itertools.product(
                     *(sorted(found.get(value or "", ())) for found in self._order_held)
                 )
             )
-        elif None in held:
-            held_tuples = NO_HELD
-        else:
-            held_tuples = frozenset((cast(Held, tuple(held)),))
-        return t, mask & self._steps, mask >> self._n, values, held_tuples
+        if None in held:
+            return NO_HELD
+        return frozenset((cast(Held, tuple(held)),))
 
 
 async def group_stream_rows(
