@@ -197,6 +197,15 @@ def test_strict_needs_each_step_right_after_the_previous_one() -> None:
     assert evaluate_user([_at(1, VIEW), _at(3, CLICK), _at(4, LIKE)], strict).level == 3
 
 
+def test_of_two_strict_chains_starting_at_one_instant_the_earlier_later_steps_win() -> None:
+    # Two items at 1 s match the first two steps: the chain from the first takes the second
+    # at 1 s, the chain from the second takes the click at 5 s. Both reach step 2.
+    strict = dataclasses.replace(WIDE, order="strict")
+    both = VIEW | CLICK
+    outcome = evaluate_user([_at(1, both), _at(1, both), _at(5, CLICK)], strict)
+    assert (outcome.level, outcome.chain) == (2, (1 * S, 1 * S))
+
+
 def test_unordered_counts_distinct_steps_within_the_window_of_the_earliest() -> None:
     unordered = dataclasses.replace(WIDE, order="unordered", window_us=10 * S)
     stream = [_at(1, LIKE), _at(5, CLICK), _at(9, VIEW), _at(30, VIEW)]

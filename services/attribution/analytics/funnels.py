@@ -27,7 +27,7 @@ stream from ClickHouse, sorted there (:func:`stream_statement`), and evaluate it
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.attribution.analytics.replication import EventReplicator
 from services.attribution.analytics.store import instant_literal, micros, quote, quote_list
 from services.attribution.funnels.engine import MASK_BITS, FunnelAccumulator, FunnelResult
-from services.attribution.funnels.modes import NO_HELD
+from services.attribution.funnels.modes import NO_HELD, Held
 from services.attribution.funnels.planner import (
     CONTENT_KEYS,
     CONTENT_MARK,
@@ -197,19 +197,37 @@ def _decode_streams(
             for user_id, times, steps, exclusions in rows
         ]
     decoder = StreamDecoder(plan, lookups)
-    values_of, held_of = decoder.values, decoder.held
-    return [
-        (
-            user_id,
-            [
-                (t, step_mask, exclusion_mask, values_of(v, o), held_of(v, o, held))
-                for t, step_mask, exclusion_mask, v, o, *held in zip(
-                    times, steps, exclusions, values, orders, *held_columns, strict=True
-                )
-            ],
+    # Each distinct (value, is_order[, held values]) is decoded once; the items are zipped.
+    value_sets = _Memo(lambda key: decoder.values(key[0], key[1]))
+    held_sets = _Memo(lambda key: decoder.held(key[0], key[1], key[2:]))
+    out: list[StreamUser] = []
+    for user_id, times, steps, exclusions, values, orders, *held_columns in rows:
+        item_values: Iterable[frozenset[str]] = (
+            map(value_sets.__getitem__, zip(values, orders, strict=True))
+            if plan.breakdown is not None
+            else repeat(_NO_VALUES)
         )
-        for user_id, times, steps, exclusions, values, orders, *held_columns in rows
-    ]
+        item_held: Iterable[frozenset[Held]] = (
+            map(held_sets.__getitem__, zip(values, orders, *held_columns, strict=True))
+            if plan.hold
+            else repeat(NO_HELD)
+        )
+        # Not strict: an unread column is an endless repeat.
+        items = zip(times, steps, exclusions, item_values, item_held, strict=False)
+        out.append((user_id, list(items)))
+    return out
+
+
+class _Memo(dict[Any, Any]):
+    """A dict that computes a missing key's value once."""
+
+    def __init__(self, compute: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self._compute(key)
+        return value
 
 
 def _reads_values(plan: FunnelPlan) -> bool:

@@ -506,6 +506,133 @@ def _ordered_plain(
         judge.record(chain)
 
 
+def _strict_plain(
+    items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge
+) -> None:
+    """The strict walk without optional steps or exclusions: a chain is its first item and
+    the run of items directly after it matching the next steps; of the deepest, the latest
+    start is chosen (of equal starts the earlier item, whose later steps are earliest)."""
+    n, window, lo, hi = spec.n_steps, spec.window_us, spec.from_us, spec.to_us
+    total = len(items)
+    best_level, best_start, best_t = 0, 0, 0
+    for i, item in enumerate(items):
+        t1 = item[0]
+        if not (item[1] & 1 and lo <= t1 < hi and (value is None or value in item[3])):
+            continue
+        k, j = 1, i + 1
+        while k < n and j < total:
+            t, m = items[j][0], items[j][1]
+            if not m >> k & 1 or t - t1 > window:
+                break
+            k += 1
+            j += 1
+        if k > best_level or (k == best_level and t1 > best_t):
+            best_level, best_start, best_t = k, i, t1
+    if best_level:
+        judge.record(tuple(item[0] for item in items[best_start : best_start + best_level]))
+
+
+def _void(chain: Chain, judge: _Judge) -> bool:
+    """Whether a whole chain is void: an excluded item strictly between its from- and
+    to-items, or, stopping before the to-step, after its from-item and within the window."""
+    n = len(chain)
+    end = chain[0] + judge.spec.window_us
+    for i, (f, to) in enumerate(judge.spec.exclusions):
+        if n > to:
+            if judge._any_after(i, chain[f], chain[to], False):
+                return True
+        elif f < n and judge._any_after(i, chain[f], end, True):
+            return True
+    return False
+
+
+def _ordered_unless_void(
+    items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge
+) -> None:
+    """The ordered walk with exclusions, no optional steps and no first conversion to find:
+    when the plain funnel's chosen chain is not void, it is the choice here too (it is of
+    the deepest level of all chains and preferred to every other chain of that level);
+    only when it is void are the non-void chains searched."""
+    restricted = items if value is None else _restrict(items, 1, value)
+    engine = _engine(spec.n_steps, spec.window_us, spec.from_us, spec.to_us)
+    chain = engine.best_chain(restricted)
+    if chain is None:
+        return
+    if not _void(chain, judge):
+        judge.record(chain)
+        return
+    _ordered(items, spec, value, judge)
+
+
+#: Most optional steps walked as one plain funnel per choice of steps skipped.
+_MOST_SKIPPABLE = 3
+
+
+@lru_cache(maxsize=64)
+def _skip_patterns(n_steps: int, optional: int) -> tuple[tuple[int, ...], ...]:
+    """For each subset of the optional steps: the steps kept when it is skipped."""
+    skippable = [k for k in range(n_steps) if optional >> k & 1]
+    out = []
+    for choice in range(1 << len(skippable)):
+        skipped = {k for b, k in enumerate(skippable) if choice >> b & 1}
+        out.append(tuple(k for k in range(n_steps) if k not in skipped))
+    return tuple(out)
+
+
+def _first_skipped(kept: tuple[int, ...]) -> int:
+    """The first step not kept (the last step is always kept)."""
+    return next(k for k, step in enumerate(kept) if step != k)
+
+
+def _kept_mask(mask: int, kept: tuple[int, ...]) -> int:
+    """A step mask over the kept steps only, renumbered."""
+    out = 0
+    for b, k in enumerate(kept):
+        if mask >> k & 1:
+            out |= 1 << b
+    return out
+
+
+def _ordered_skipping(
+    items: Sequence[StreamItem], spec: ModeSpec, value: str | None, judge: _Judge
+) -> None:
+    """The ordered walk with optional steps, without exclusions or a first conversion to
+    find, as one plain funnel per choice of optional steps skipped.
+
+    The chosen chain skips some steps before its last one; in the funnel of the steps it
+    keeps it is of the deepest level (a deeper one would be deeper here with the same
+    skips) and the preferred one of that level (the same order, the skipped places being
+    the same). So the choice is the best of the plain funnels' chosen chains."""
+    if value is not None:
+        items = _restrict(items, 1, value)
+    n, window, lo, hi = spec.n_steps, spec.window_us, spec.from_us, spec.to_us
+    matched = 0
+    for item in items:
+        matched |= item[1]
+    for kept in _skip_patterns(n, spec.optional):
+        if len(kept) == n:
+            chain = _engine(n, window, lo, hi).best_chain(items)
+        elif not matched >> (_first_skipped(kept) + 1):
+            # No item matches a step after the first one skipped: this funnel's chains skip
+            # nothing before their last step, and are the first funnel's.
+            continue
+        else:
+            masks: dict[int, int] = {}
+            renumbered = []
+            for item in items:
+                m = item[1]
+                mapped = masks.get(m)
+                if mapped is None:
+                    mapped = masks[m] = _kept_mask(m, kept)
+                renumbered.append((item[0], mapped))
+            chain = _engine(len(kept), window, lo, hi).best_chain(renumbered)
+        if chain is None:
+            continue
+        last = kept[len(chain) - 1]
+        times = dict(zip(kept, chain, strict=False))
+        judge.record(tuple(times.get(k, SKIP) for k in range(last + 1)))
+
+
 _MODES = {"ordered": _ordered, "strict": _strict, "unordered": _unordered}
 
 
@@ -553,11 +680,17 @@ def evaluate_user(
         value = None
     judge = _Judge(items, spec)
     walk = _walker(spec)
-    if walk is _ordered and not (spec.optional or any(judge.times) or _converts(items, spec)):
-        # No item of this user matches an exclusion (no chain of theirs can be void) nor the
-        # step a first conversion ends at (there is none to find): the funnel is, for them,
-        # the plain ordered one, with far fewer states to keep.
-        walk = _ordered_plain
+    if walk is not _unordered and not _converts(items, spec):
+        # No first conversion to find: the walks that keep fewer states serve.
+        unvoidable = not any(judge.times)
+        if walk is _strict and not spec.optional and unvoidable:
+            walk = _strict_plain
+        elif walk is _ordered and not spec.optional:
+            # No item of this user matches an exclusion (no chain of theirs can be void):
+            # the funnel is, for them, the plain ordered one.
+            walk = _ordered_plain if unvoidable else _ordered_unless_void
+        elif walk is _ordered and unvoidable and spec.optional.bit_count() <= _MOST_SKIPPABLE:
+            walk = _ordered_skipping
     if not spec.hold:
         walk(items, spec, value, judge)
         return judge.outcome()
