@@ -468,11 +468,22 @@ def _unordered(
     for item in items:
         matched |= item[1]
     deepest = min((matched & full).bit_count(), len(items))
+    # Each item matching one step at most: a start's level is the number of steps its
+    # window's items match (the start's own step once), no matching to search.
+    single = all((item[1] & full).bit_count() <= 1 for item in items)
     for a, (ta, ma, _, values, _) in enumerate(items):
         ma &= full
         if not (ma and lo <= ta < hi and (value is None or value in values)):
             continue
         first, last = bisect_left(times, ta), bisect_right(times, ta + window)
+        if single:
+            union = 0
+            for b in range(first, last):
+                union |= items[b][1]
+            level = max(level, (union & full).bit_count())
+            if level >= deepest:
+                break
+            continue
         # Items of one mask are interchangeable: n of each are enough for any matching.
         counts: dict[int, int] = {}
         for b in range(first, last):
@@ -695,16 +706,39 @@ def evaluate_user(
         walk(items, spec, value, judge)
         return judge.outcome()
     steps = (1 << spec.n_steps) - 1
-    strict = spec.order == "strict"
-    for held in sorted(_held_candidates(items, spec, value)):
-        if strict:  # every item stays in the stream: one lacking the values breaks chains
+    lo, hi = spec.from_us, spec.to_us
+    candidates = sorted(_held_candidates(items, spec, value))
+    if spec.order == "strict":
+        for held in candidates:
+            # Every item stays in the stream: one lacking the values breaks chains.
             kept = [
                 item if held in item[4] or not item[1] else (item[0], item[1] & ~steps, *item[2:])
                 for item in items
             ]
-        else:  # the judge has the excluded items; the walk needs only the matching ones
-            kept = [item for item in items if item[1] and held in item[4]]
-        walk(kept, spec, value, judge)
+            walk(kept, spec, value, judge)
+        return judge.outcome()
+    # The judge has the excluded items; each walk needs only the matching ones.
+    by_held: dict[Held, list[StreamItem]] = {held: [] for held in candidates}
+    for item in items:
+        if item[1]:
+            for held in item[4]:
+                group = by_held.get(held)
+                if group is not None:
+                    group.append(item)
+    # Without excluded items, a funnel whose items match the first step only has one chain
+    # worth keeping: its latest start (any deeper chain is preferred to it anyway).
+    lone_starts = walk is not _unordered and not any(judge.times)
+    latest: int | None = None
+    for held in candidates:
+        group = by_held[held]
+        if lone_starts and all(item[1] == 1 for item in group):
+            for t, _, _, values, _ in group:
+                if lo <= t < hi and (value is None or value in values):
+                    latest = t if latest is None else max(latest, t)
+            continue
+        walk(group, spec, value, judge)
+    if latest is not None:
+        judge.record((latest,))
     return judge.outcome()
 
 
