@@ -803,6 +803,20 @@ def _candidate_values(items: Sequence[StreamItem], spec: ModeSpec, bits: int) ->
     return out
 
 
+def _shared_values(items: Sequence[StreamItem], spec: ModeSpec, restrict: int) -> frozenset[str]:
+    """The values every item a value's funnel restricts has: those matching ``restrict``'s
+    steps, or without, those able to start. In such a value's funnel nothing changes."""
+    if restrict:
+        restricted = [values for _, mask, _, values, _ in items if mask & restrict]
+    else:
+        first = (1 << spec.n_steps) - 1 if spec.order == "unordered" else 1
+        lo, hi = spec.from_us, spec.to_us
+        restricted = [values for t, mask, _, values, _ in items if mask & first and lo <= t < hi]
+    if not restricted:
+        return frozenset()
+    return restricted[0].intersection(*restricted[1:])
+
+
 class ModeAccumulator:
     """Users' outcomes → step counts (and breakdowns), first conversions, reached steps."""
 
@@ -826,10 +840,11 @@ class ModeAccumulator:
         if outcome.conversion_us is not None:
             self.conversions.append(outcome.conversion_us)
         if self.breakdown:
-            self._add_breakdown(items, outcome.level)
+            self._add_breakdown(items, outcome)
 
-    def _add_breakdown(self, items: Sequence[StreamItem], level: int) -> None:
+    def _add_breakdown(self, items: Sequence[StreamItem], outcome: UserOutcome) -> None:
         spec = self.spec
+        level = outcome.level
         full = (1 << spec.n_steps) - 1
         attribution = spec.attribution
         restrict, least = 0, 1  # the steps restricted to the value; the level it needs
@@ -843,8 +858,10 @@ class ModeAccumulator:
             bits = full
         else:
             bits = restrict if attribution in ("step", "last_step") else 1
+        shared = _shared_values(items, spec, restrict)
         for value in _candidate_values(items, spec, bits):
-            found = evaluate_user(items, spec, value, restrict)
+            # A value every restricted item has: its funnel is the user's whole funnel.
+            found = outcome if value in shared else evaluate_user(items, spec, value, restrict)
             if found.level >= least:
                 tally = self._by_value.get(value)
                 if tally is None:
