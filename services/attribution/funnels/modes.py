@@ -58,6 +58,7 @@ items within the window of each possible earliest item.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -707,9 +708,8 @@ def evaluate_user(
         return judge.outcome()
     steps = (1 << spec.n_steps) - 1
     lo, hi = spec.from_us, spec.to_us
-    candidates = sorted(_held_candidates(items, spec, value))
     if spec.order == "strict":
-        for held in candidates:
+        for held in sorted(_held_candidates(items, spec, value)):
             # Every item stays in the stream: one lacking the values breaks chains.
             kept = [
                 item if held in item[4] or not item[1] else (item[0], item[1] & ~steps, *item[2:])
@@ -717,19 +717,23 @@ def evaluate_user(
             ]
             walk(kept, spec, value, judge)
         return judge.outcome()
-    # The judge has the excluded items; each walk needs only the matching ones.
-    by_held: dict[Held, list[StreamItem]] = {held: [] for held in candidates}
+    # The judge has the excluded items; each walk needs only the matching ones. One pass
+    # groups them by held values and finds the values of the items able to start.
+    first = steps if spec.order == "unordered" else 1
+    by_held: defaultdict[Held, list[StreamItem]] = defaultdict(list)
+    starting: set[Held] = set()
     for item in items:
-        if item[1]:
+        mask = item[1]
+        if mask:
             for held in item[4]:
-                group = by_held.get(held)
-                if group is not None:
-                    group.append(item)
+                by_held[held].append(item)
+            if mask & first and lo <= item[0] < hi and (value is None or value in item[3]):
+                starting.update(item[4])
     # Without excluded items, a funnel whose items match the first step only has one chain
     # worth keeping: its latest start (any deeper chain is preferred to it anyway).
     lone_starts = walk is not _unordered and not any(judge.times)
     latest: int | None = None
-    for held in candidates:
+    for held in sorted(starting):
         group = by_held[held]
         if lone_starts and all(item[1] == 1 for item in group):
             for t, _, _, values, _ in group:
