@@ -581,28 +581,24 @@ _MOST_SKIPPABLE = 3
 
 
 @lru_cache(maxsize=64)
-def _skip_patterns(n_steps: int, optional: int) -> tuple[tuple[int, ...], ...]:
-    """For each subset of the optional steps: the steps kept when it is skipped."""
+def _skip_patterns(n_steps: int, optional: int) -> tuple[tuple[tuple[int, ...], int], ...]:
+    """For each subset of the optional steps: the steps kept when it is skipped, and the
+    first step skipped (``n_steps`` when none is)."""
     skippable = [k for k in range(n_steps) if optional >> k & 1]
     out = []
     for choice in range(1 << len(skippable)):
-        skipped = {k for b, k in enumerate(skippable) if choice >> b & 1}
-        out.append(tuple(k for k in range(n_steps) if k not in skipped))
+        skipped = [k for b, k in enumerate(skippable) if choice >> b & 1]
+        kept = tuple(k for k in range(n_steps) if k not in skipped)
+        out.append((kept, min(skipped, default=n_steps)))
     return tuple(out)
 
 
-def _first_skipped(kept: tuple[int, ...]) -> int:
-    """The first step not kept (the last step is always kept)."""
-    return next(k for k, step in enumerate(kept) if step != k)
-
-
-def _kept_mask(mask: int, kept: tuple[int, ...]) -> int:
-    """A step mask over the kept steps only, renumbered."""
-    out = 0
-    for b, k in enumerate(kept):
-        if mask >> k & 1:
-            out |= 1 << b
-    return out
+@lru_cache(maxsize=64)
+def _kept_masks(n_steps: int, kept: tuple[int, ...]) -> tuple[int, ...]:
+    """Each step mask (by its value) over the kept steps only, renumbered."""
+    return tuple(
+        sum(1 << b for b, k in enumerate(kept) if mask >> k & 1) for mask in range(1 << n_steps)
+    )
 
 
 def _ordered_skipping(
@@ -621,22 +617,16 @@ def _ordered_skipping(
     matched = 0
     for item in items:
         matched |= item[1]
-    for kept in _skip_patterns(n, spec.optional):
+    for kept, first_skipped in _skip_patterns(n, spec.optional):
         if len(kept) == n:
             chain = _engine(n, window, lo, hi).best_chain(items)
-        elif not matched >> (_first_skipped(kept) + 1):
+        elif not matched >> (first_skipped + 1):
             # No item matches a step after the first one skipped: this funnel's chains skip
             # nothing before their last step, and are the first funnel's.
             continue
         else:
-            masks: dict[int, int] = {}
-            renumbered = []
-            for item in items:
-                m = item[1]
-                mapped = masks.get(m)
-                if mapped is None:
-                    mapped = masks[m] = _kept_mask(m, kept)
-                renumbered.append((item[0], mapped))
+            table = _kept_masks(n, kept)
+            renumbered = [(item[0], table[item[1]]) for item in items]
             chain = _engine(len(kept), window, lo, hi).best_chain(renumbered)
         if chain is None:
             continue
