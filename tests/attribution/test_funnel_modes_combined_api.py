@@ -174,6 +174,62 @@ async def test_viewers_who_clicked_and_bought_the_same_product(
     assert [(s["users"], s["dropped_off"]) for s in got["steps"]] == [(3, None), (2, 1), (1, 2)]
 
 
+async def test_a_held_funnel_takes_the_best_chain_of_all_the_held_values(
+    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+) -> None:
+    """Each content is its own funnel; a user's chain is the best of theirs (the deepest,
+    then the latest start, then the earliest later steps), including a content whose items
+    share an instant and match two steps (counted by the exact engine)."""
+    admin = make_token(tenant, "admin")
+    await put_catalog(catalog, attribution, admin)
+    t0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+
+    def event(i: int, user: str, kind: str, seconds: int, content: str) -> dict[str, Any]:
+        return event_at(t0 + dt.timedelta(seconds=seconds), f"h{i}", kind, user, content)
+
+    await post_events(
+        attribution,
+        auth(admin),
+        [
+            # later: c2's chain starts later (5 s), so it is the user's: 25 s to the click
+            event(1, "later", "view", 0, "c1"),
+            event(2, "later", "click", 10, "c1"),
+            event(3, "later", "view", 5, "c2"),
+            event(4, "later", "click", 30, "c2"),
+            # same_start: both start at 0 s; c2 clicks earlier: 20 s
+            event(5, "same_start", "view", 0, "c1"),
+            event(6, "same_start", "click", 40, "c1"),
+            event(7, "same_start", "view", 0, "c2"),
+            event(8, "same_start", "click", 20, "c2"),
+            # twice: two views of c1 at one instant, then a click; two views of c2 apart
+            event(9, "twice", "view", 0, "c1"),
+            event(10, "twice", "view", 0, "c1"),
+            event(11, "twice", "click", 10, "c1"),
+            event(12, "twice", "view", 100, "c2"),
+            event(13, "twice", "view", 101, "c2"),
+        ],
+    )
+    reader = make_token(tenant, "reports:read")
+    query = {
+        "steps": [{"type": "view"}, {"type": "click"}],
+        "from": iso(t0),
+        "to": iso(t0 + dt.timedelta(hours=1)),
+        "hold_constant": ["content_id"],
+    }
+    got = await post_json(attribution, reader, "/v1/funnels", query)
+    assert [s["users"] for s in got["steps"]] == [3, 3]
+    # twice's chain: c1's second view (0 s) to the click (10 s)
+    assert got["steps"][1]["median_seconds_from_previous"] == 20
+    assert got["steps"][1]["average_seconds_from_previous"] == (25 + 20 + 10) / 3
+    twice = {**query, "steps": [{"type": "view"}, {"type": "view"}, {"type": "click"}]}
+    got = await post_json(attribution, reader, "/v1/funnels", twice)
+    # Two distinct views at one instant take steps 1 and 2 of c1's chain: twice reaches the
+    # click; c2's two views reach step 2 only. The others view each content once.
+    assert [s["users"] for s in got["steps"]] == [3, 1, 1]
+    assert got["steps"][1]["median_seconds_from_previous"] == 0
+    assert got["steps"][2]["median_seconds_from_previous"] == 10
+
+
 OPTIONAL = [{"type": "view"}, {"type": "click", "optional": True}, {"type": "order"}]
 
 

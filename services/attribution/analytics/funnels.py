@@ -65,6 +65,8 @@ class ClickHouseFunnelSource(StreamModeSource):
         self._replicator = replicator
 
     async def step_counts(self, plan: FunnelPlan) -> FunnelResult:
+        if held_fold(plan):
+            return await self._held_counts(plan)
         if not plan.plain:
             return await self.mode_counts(plan)
         # Read-your-writes: whatever the system of record holds is copied before reading.
@@ -92,6 +94,30 @@ class ClickHouseFunnelSource(StreamModeSource):
                 tally.deltas[k].extend(int(g) for g in gaps)
             for rows in figures[2 * n - 1]:
                 _add_tied(acc, plan, rows)
+        return acc.result()
+
+    async def _held_counts(self, plan: FunnelPlan) -> FunnelResult:
+        """:func:`held_counts_statement`'s counts; its tied users counted by the engine."""
+        await self._replicator.catch_up()
+        contents, catalog = await self._stream_lookups(plan)
+        n = len(plan.steps)
+        acc = FunnelAccumulator(n, plan.window_us, to_epoch_us(plan.start), to_epoch_us(plan.end))
+        [counted] = await self._replicator.store.arows(
+            held_counts_statement(plan, contents, catalog)
+        )
+        tally = acc.tally()
+        for depth, users in enumerate(counted[:n], start=1):
+            tally.depth[depth] += int(users)
+        for k, gaps in enumerate(counted[n : 2 * n - 1], start=2):
+            tally.deltas[k].extend(int(g) for g in gaps)
+        for depth, best, groups in counted[2 * n - 1]:
+            chains = [tuple(int(t) for t in best[: int(depth)])] if int(depth) else []
+            for rows in groups:
+                found = acc.best_chain([(int(t), int(mask)) for t, mask in rows])
+                if found is not None:
+                    chains.append(found)
+            if chains:
+                tally.add(max(chains, key=_preference))
         return acc.result()
 
     async def item_streams(
@@ -184,6 +210,12 @@ class ClickHouseFunnelSource(StreamModeSource):
 _NO_VALUES: frozenset[str] = frozenset()
 #: Users handed to a mode's accumulator at a time.
 _USERS_PER_CHUNK = 2_000
+
+
+def _preference(chain: tuple[int, ...]) -> tuple[int, ...]:
+    """Of two chains the one with the larger key is chosen: the deeper, then the later
+    start, then the earlier later steps."""
+    return (len(chain), chain[0], *(-t for t in chain[1:]))
 
 
 def _decode_streams(
@@ -291,7 +323,14 @@ def _multi(plan: FunnelPlan) -> bool:
 
 def _order_values(plan: FunnelPlan, values: Mapping[str, str] | None) -> str:
     """An order row's breakdown values (distinct, non-NULL) from its last-touch credits."""
-    key = plan.breakdown
+    return _order_values_of(plan.breakdown or "", values)
+
+
+def _order_values_of(key: str, values: Mapping[str, str] | None) -> str:
+    """An order row's values of ``key`` (distinct, non-NULL): its lines' products, or its
+    last-touch credits' values (``values``: content id → value of a catalog dimension)."""
+    if key == "product_id":
+        return "arrayDistinct(products)"
     if key in ("content_id", "ad_id"):
         column = "contents" if key == "content_id" else "ads"
         known = f"arrayFilter(c -> c IS NOT NULL, {column})"
@@ -397,14 +436,29 @@ def _rows(
     plan: FunnelPlan,
     contents: Mapping[tuple[str, str], list[str]],
     values: Mapping[str, str] | None = None,
+    catalog: Mapping[str, Mapping[str, str]] | None = None,
 ) -> str:
     """The tenant's rows in reach, each with ``ts``, ``mask``, ``value`` and ``start``.
 
     Events of the funnel's types, and with an ``order`` step the tenant's visible orders
     (paid, with a buyer): ``user_id`` is the buyer, ``ts`` the paid time, ``value`` NULL (a
-    breakdown is by step 1's event).
+    breakdown is by step 1's event). With ``catalog`` (held dimensions), a column ``held``:
+    the row's tuples of held values (an event has one when it has every dimension, an order
+    one per combination of its values, as the SQL source's).
     """
     parts = []
+    held_events = held_orders = ""
+    if catalog is not None:
+        held_events = ", " + _held_tuples(
+            [
+                f"if(isNull({_held_column(key, catalog)}), CAST([], 'Array(String)'), "
+                f"[assumeNotNull({_held_column(key, catalog)})])"
+                for key in plan.hold
+            ]
+        )
+        held_orders = ", " + _held_tuples(
+            [_order_values_of(key, catalog.get(key)) for key in plan.hold]
+        )
     until = plan.until
     if plan.event_types:
         steps = [
@@ -421,7 +475,7 @@ def _rows(
         parts.append(f"""
             SELECT user_id, toUnixTimestamp64Micro(t) AS ts, toUInt16({mask}) AS mask,
                 {"CAST([], 'Array(String)')" if _multi(plan) else _value(plan, values)} AS value,
-                toUInt8({start}) AS start
+                toUInt8({start}) AS start{held_events}
             FROM {{db}}.events FINAL
             WHERE tenant_id = {quote(plan.tenant_id)} AND type IN {quote_list(plan.event_types)}
                 AND {time_bounds} AND {_matches(plan.filters, contents)}""")
@@ -441,11 +495,20 @@ def _rows(
         parts.append(f"""
             SELECT assumeNotNull(buyer_id) AS user_id, toUnixTimestamp64Micro({paid}) AS ts,
                 toUInt16({mask}) AS mask, {value} AS value,
-                toUInt8({start}) AS start
+                toUInt8({start}) AS start{held_orders}
             FROM {{db}}.orders FINAL
             WHERE tenant_id = {quote(plan.tenant_id)} AND visible = 1
                 AND {time_bounds} AND {_order_matches(plan.filters, contents)}""")
     return "\n            UNION ALL".join(parts)
+
+
+def _held_tuples(arrays: Sequence[str]) -> str:
+    """``held``: every tuple taking one value from each array (their cartesian product)."""
+    names = [f"v{i}" for i in range(len(arrays))]
+    inner = f"[tuple({', '.join(names)})]"
+    for name, array in reversed(list(zip(names, arrays, strict=True))):
+        inner = f"arrayFlatten(arrayMap({name} -> {inner}, {array}))"
+    return f"{inner} AS held"
 
 
 #: A user's rows that can take part in a chain: a later step's, or an in-range start.
@@ -589,6 +652,77 @@ def funnel_counts_statement(
         )
         WHERE d > 0 OR (tied AND g.1 = 0)
         GROUP BY g
+    """
+
+
+def held_fold(plan: FunnelPlan) -> bool:
+    """Whether ``plan`` is the plain ordered funnel with held dimensions, no breakdown:
+    counted by :func:`held_counts_statement` instead of a walk per user."""
+    return (
+        bool(plan.hold)
+        and plan.order == "ordered"
+        and not plan.exclusions
+        and not plan.optional_mask
+        and plan.breakdown is None
+    )
+
+
+def held_counts_statement(
+    plan: FunnelPlan,
+    contents: Mapping[tuple[str, str], list[str]],
+    catalog: Mapping[str, Mapping[str, str]],
+) -> str:
+    """A funnel with held dimensions (:func:`held_fold`): users per deepest level and each
+    reached step's gaps, then the rows of the users left to the engine, in one row.
+
+    Each tuple ``V`` of held values is its own funnel of the items having ``V``: a user's
+    rows are grouped by ``(user, V)`` and each group folded as the plain funnel's
+    (:func:`_fold`). A user's chain is the best of their groups': the deepest, then the latest
+    start, then the earliest later steps (the modes' order of chains). A user with a group
+    the fold cannot count exactly (:func:`_tied`) comes back as the best chain of their other
+    groups (times, deepest level) and the tied groups' rows, for the engine.
+    """
+    n = len(plan.steps)
+    not_start = ((1 << n) - 1) ^ 1
+    times = ", ".join(_chain_time(n, j) for j in range(1, n + 1))
+    order = ", ".join(["d", "c.1", *(f"-c.{j}" for j in range(2, n + 1))])
+    best_times = ", ".join(f"best.{j}" for j in range(1, n + 1))
+    kept = "NOT tied_user"
+    depths = ", ".join(f"countIf(depth = {k} AND {kept})" for k in range(1, n + 1))
+    gaps = ", ".join(
+        f"groupArrayIf(best.{k + 1} - best.{k}, depth > {k} AND {kept})" for k in range(1, n)
+    )
+    fold = _fold(n, plan.window_us, "pruned")
+    return f"""
+        SELECT {depths}, {gaps},
+            groupArrayIf(tuple(depth, [{best_times}], tied_groups), tied_user)
+        FROM (
+            SELECT user_id, max(tied) AS tied_user, max(if(tied, 0, d)) AS depth,
+                argMaxIf(c, tuple({order}), NOT tied) AS best,
+                groupArrayIf(evs, tied) AS tied_groups
+            FROM (
+                SELECT user_id, tied, evs, {fold} AS f, {_depth(n)} AS d,
+                    tuple({times}) AS c,
+                    arrayFilter((x, following) -> x.2 > 1 OR following > 1, evs,
+                        arrayPushBack(arrayPopFront(arrayMap(x -> x.2, evs)), 2)) AS pruned
+                FROM (
+                    SELECT user_id, held,
+                        arraySort(groupArray((ts, if(start, mask, bitAnd(mask, {not_start})))))
+                            AS evs,
+                        {_tied(n)} AS tied
+                    FROM (
+                        SELECT user_id, ts, mask, start, arrayJoin(held) AS held
+                        FROM ({_rows(plan, contents, None, catalog)}
+                        )
+                    )
+                    WHERE {_USEFUL}
+                    GROUP BY user_id, held
+                    HAVING max(start) = 1
+                )
+            )
+            GROUP BY user_id
+            HAVING depth > 0 OR tied_user
+        )
     """
 
 
