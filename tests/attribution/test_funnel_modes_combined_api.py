@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.attribution.funnel_data import (
@@ -114,6 +114,45 @@ async def test_every_combination_of_modes_matches_the_brute_force_reference(
     trend = {**plain, "interval": rng.choice(("day", "week"))}
     got = await post_json(attribution, token, "/v1/funnels/trends", trend)
     assert got == reference_trends(world.items, trend, "UTC"), trend
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(seed=st.integers(0, 2**32))
+@example(seed=36377)  # a tied user's value that the fold alone would have counted
+async def test_held_and_last_step_funnels_folded_by_clickhouse_match_the_brute_force_reference(
+    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str, seed: int
+) -> None:
+    """The ordered funnels ClickHouse folds beyond the plain one: held dimensions without a
+    breakdown, and a breakdown by the last step reached (order steps included)."""
+    world = _WORLDS.get(tenant)
+    if world is None:
+        world = _WORLDS[tenant] = await build_world(
+            random.Random(13), catalog, attribution, tenant, make_token(tenant, "admin"), events=150
+        )
+    token = make_token(tenant, "reports:read")
+    rng = random.Random(seed)
+    query = random_query(rng, world)
+    for step in query["steps"]:
+        if rng.random() < 0.5:  # the common types, for chains that get somewhere
+            step["type"] = rng.choice(COMMON)
+    if rng.random() < 0.5:
+        query.pop("breakdown", None)
+        query["hold_constant"] = rng.sample(HOLDS, rng.choice((1, 1, 2)))
+        for key in query["hold_constant"]:  # a hold and conflicting filters are refused
+            for filters in [
+                query.get("filters") or {},
+                *(s.get("filters") or {} for s in query["steps"]),
+            ]:
+                filters.pop(key, None)
+    else:
+        query["breakdown"] = rng.choice(BREAKDOWNS)
+        query["breakdown_attribution"] = "last_step"
+    got = await post_json(attribution, token, "/v1/funnels", query)
+    assert got == reference_modes(world.items, query), query
 
 
 async def test_viewers_who_clicked_and_bought_the_same_product(
@@ -228,6 +267,37 @@ async def test_a_held_funnel_takes_the_best_chain_of_all_the_held_values(
     assert [s["users"] for s in got["steps"]] == [3, 1, 1]
     assert got["steps"][1]["median_seconds_from_previous"] == 0
     assert got["steps"][2]["median_seconds_from_previous"] == 10
+
+
+async def test_a_last_step_breakdown_of_two_views_at_one_instant(
+    attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
+) -> None:
+    """Two views at one instant take steps 1 and 2 (the exact engine counts such a user);
+    the click reached last places the user under its content only."""
+    admin = make_token(tenant, "admin")
+    await put_catalog(catalog, attribution, admin)
+    t0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    await post_events(
+        attribution,
+        auth(admin),
+        [
+            event_at(t0, "l1", "view", "u", "c1"),
+            event_at(t0, "l2", "view", "u", "c1"),
+            event_at(t0 + dt.timedelta(seconds=10), "l3", "click", "u", "c2"),
+        ],
+    )
+    query = {
+        "steps": [{"type": "view"}, {"type": "view"}, {"type": "click"}],
+        "from": iso(t0),
+        "to": iso(t0 + dt.timedelta(hours=1)),
+        "breakdown": "content_id",
+        "breakdown_attribution": "last_step",
+    }
+    got = await post_json(attribution, make_token(tenant, "reports:read"), "/v1/funnels", query)
+    assert [s["users"] for s in got["steps"]] == [1, 1, 1]
+    assert [(b["value"], [s["users"] for s in b["steps"]]) for b in got["breakdown"]] == [
+        ("c2", [1, 1, 1])
+    ]
 
 
 OPTIONAL = [{"type": "view"}, {"type": "click", "optional": True}, {"type": "order"}]

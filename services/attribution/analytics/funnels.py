@@ -37,7 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.attribution.analytics.replication import EventReplicator
 from services.attribution.analytics.store import instant_literal, micros, quote, quote_list
 from services.attribution.funnels.engine import MASK_BITS, FunnelAccumulator, FunnelResult
-from services.attribution.funnels.modes import NO_HELD, Held
+from services.attribution.funnels.modes import (
+    NO_HELD,
+    Held,
+    StreamItem,
+    breakdown_outcomes,
+    evaluate_user,
+)
 from services.attribution.funnels.planner import (
     CONTENT_KEYS,
     CONTENT_MARK,
@@ -51,7 +57,7 @@ from services.attribution.funnels.reader import (
     order_lookups,
 )
 from services.attribution.funnels.repository import FunnelRepository
-from services.attribution.funnels.source import StreamModeSource
+from services.attribution.funnels.source import StreamModeSource, mode_spec
 from services.attribution.models import CatalogAccount, CatalogContent
 from shared.db import to_epoch_us
 
@@ -67,6 +73,8 @@ class ClickHouseFunnelSource(StreamModeSource):
     async def step_counts(self, plan: FunnelPlan) -> FunnelResult:
         if held_fold(plan):
             return await self._held_counts(plan)
+        if last_step_fold(plan):
+            return await self._last_step_counts(plan)
         if not plan.plain:
             return await self.mode_counts(plan)
         # Read-your-writes: whatever the system of record holds is copied before reading.
@@ -94,6 +102,39 @@ class ClickHouseFunnelSource(StreamModeSource):
                 tally.deltas[k].extend(int(g) for g in gaps)
             for rows in figures[2 * n - 1]:
                 _add_tied(acc, plan, rows)
+        return acc.result()
+
+    async def _last_step_counts(self, plan: FunnelPlan) -> FunnelResult:
+        """:func:`last_step_counts_statement`'s counts; its tied users counted by the modes'
+        engine."""
+        await self._replicator.catch_up()
+        contents = await self._content_filters(plan)
+        values = await self._content_values(plan)
+        n = len(plan.steps)
+        acc = FunnelAccumulator(
+            n, plan.window_us, to_epoch_us(plan.start), to_epoch_us(plan.end), breakdown=True
+        )
+        counted = await self._replicator.store.arows(
+            last_step_counts_statement(plan, contents, values)
+        )
+        spec = mode_spec(plan)
+        for keyed, value, *figures in counted:
+            tally = acc.tally(value if keyed else None)
+            for depth, users in enumerate(figures[:n], start=1):
+                tally.depth[depth] += int(users)
+            for k, gaps in enumerate(figures[n : 2 * n - 1], start=2):
+                tally.deltas[k].extend(int(g) for g in gaps)
+            for rows in figures[2 * n - 1]:
+                items: list[StreamItem] = [
+                    (int(t), int(mask), 0, frozenset(vs), NO_HELD) for t, mask, vs in rows
+                ]
+                outcome = evaluate_user(items, spec)
+                if outcome.chain is None:
+                    continue
+                acc.tally().add(outcome.chain)
+                for found_value, found in breakdown_outcomes(items, spec, outcome):
+                    if found.chain is not None:
+                        acc.tally(found_value).add(found.chain)
         return acc.result()
 
     async def _held_counts(self, plan: FunnelPlan) -> FunnelResult:
@@ -437,6 +478,7 @@ def _rows(
     contents: Mapping[tuple[str, str], list[str]],
     values: Mapping[str, str] | None = None,
     catalog: Mapping[str, Mapping[str, str]] | None = None,
+    value_lists: bool = False,
 ) -> str:
     """The tenant's rows in reach, each with ``ts``, ``mask``, ``value`` and ``start``.
 
@@ -444,7 +486,8 @@ def _rows(
     (paid, with a buyer): ``user_id`` is the buyer, ``ts`` the paid time, ``value`` NULL (a
     breakdown is by step 1's event). With ``catalog`` (held dimensions), a column ``held``:
     the row's tuples of held values (an event has one when it has every dimension, an order
-    one per combination of its values, as the SQL source's).
+    one per combination of its values, as the SQL source's). With ``value_lists``, every
+    row's ``value`` is a list: an event's breakdown value (if any), an order's credits'.
     """
     parts = []
     held_events = held_orders = ""
@@ -474,7 +517,7 @@ def _rows(
         start = f"({steps[0]} AND t < {instant_literal(plan.end)})"
         parts.append(f"""
             SELECT user_id, toUnixTimestamp64Micro(t) AS ts, toUInt16({mask}) AS mask,
-                {"CAST([], 'Array(String)')" if _multi(plan) else _value(plan, values)} AS value,
+                {_event_value(plan, values, value_lists)} AS value,
                 toUInt8({start}) AS start{held_events}
             FROM {{db}}.events FINAL
             WHERE tenant_id = {quote(plan.tenant_id)} AND type IN {quote_list(plan.event_types)}
@@ -490,7 +533,8 @@ def _rows(
             f" AND {paid} < {instant_literal(until)}" if until is not None else ""
         )
         start = f"({steps[0]} AND {paid} < {instant_literal(plan.end)})"
-        value = _order_values(plan, values) if _multi(plan) else "CAST(NULL, 'Nullable(String)')"
+        listed = _multi(plan) or value_lists
+        value = _order_values(plan, values) if listed else "CAST(NULL, 'Nullable(String)')"
         # WHERE after FINAL: the newest copy of each order decides whether it is seen.
         parts.append(f"""
             SELECT assumeNotNull(buyer_id) AS user_id, toUnixTimestamp64Micro({paid}) AS ts,
@@ -500,6 +544,14 @@ def _rows(
             WHERE tenant_id = {quote(plan.tenant_id)} AND visible = 1
                 AND {time_bounds} AND {_order_matches(plan.filters, contents)}""")
     return "\n            UNION ALL".join(parts)
+
+
+def _event_value(plan: FunnelPlan, values: Mapping[str, str] | None, listed: bool) -> str:
+    """An event row's ``value`` (see :func:`_rows`)."""
+    if listed:
+        value = _value(plan, values)
+        return f"if(isNull({value}), CAST([], 'Array(String)'), [assumeNotNull({value})])"
+    return "CAST([], 'Array(String)')" if _multi(plan) else _value(plan, values)
 
 
 def _held_tuples(arrays: Sequence[str]) -> str:
@@ -564,11 +616,11 @@ def _fold(n: int, window_us: int, events: str) -> str:
     return f"arrayFold((acc, x) -> tuple({state}), {events}, tuple({init}))"
 
 
-def _depth(n: int) -> str:
-    """The deepest level of a folded state ``f`` (0: no chain)."""
+def _depth(n: int, state: str = "f") -> str:
+    """The deepest level of a folded ``state`` (0: no chain)."""
     return (
         "multiIf("
-        + ", ".join(f"f.{_slot(k, 1)} != {_NO_TIME}, {k}" for k in range(n, 0, -1))
+        + ", ".join(f"{state}.{_slot(k, 1)} != {_NO_TIME}, {k}" for k in range(n, 0, -1))
         + ", 0)"
     )
 
@@ -723,6 +775,85 @@ def held_counts_statement(
             GROUP BY user_id
             HAVING depth > 0 OR tied_user
         )
+    """
+
+
+def last_step_fold(plan: FunnelPlan) -> bool:
+    """Whether ``plan`` is the plain ordered funnel broken down by the value of each user's
+    last step: counted by :func:`last_step_counts_statement`."""
+    return (
+        plan.breakdown is not None
+        and plan.attribution == "last_step"
+        and plan.order == "ordered"
+        and not plan.exclusions
+        and not plan.optional_mask
+        and not plan.hold
+    )
+
+
+def last_step_counts_statement(
+    plan: FunnelPlan,
+    contents: Mapping[tuple[str, str], list[str]],
+    values: Mapping[str, str] | None,
+) -> str:
+    """A breakdown by the last step reached (:func:`last_step_fold`): per funnel (``(0,
+    '')`` overall, ``(1, v)`` value v) users per level and the chosen chains' gaps, then
+    (overall only) the rows of the users left to the engine.
+
+    Each user's rows are folded as the plain funnel's (:func:`_fold`), which gives their
+    deepest level ``d``. Value v's funnel keeps step ``d`` only on the rows having v (an
+    order has its credits' values): folded again, the user counts in it when it still
+    reaches ``d``, with that chain. A tied user's values are all the engine's (the fold's
+    ``d`` may be wrong for them).
+    """
+    n = len(plan.steps)
+    not_start = ((1 << n) - 1) ^ 1
+    kept = "NOT tied"
+    depths = ", ".join(f"countIf(d = {k} AND {kept})" for k in range(1, n + 1))
+    gaps = ", ".join(
+        f"groupArrayIf({_chain_time(n, k + 1)} - {_chain_time(n, k)}, d > {k} AND {kept})"
+        for k in range(1, n)
+    )
+    row = f"(ts, if(start, mask, bitAnd(mask, {not_start})), value)"
+    restricted = (
+        "arrayFilter(e -> e.2 > 0, arrayMap(e -> (e.1, if(g.1 = 0 OR has(e.3, g.2), e.2,"
+        " bitAnd(e.2, bitNot(bitShiftLeft(toUInt16(1), d0 - 1))))), evs))"
+    )
+    pruned = (
+        "arrayFilter((x, following) -> x.2 > 1 OR following > 1, useful,"
+        " arrayPushBack(arrayPopFront(arrayMap(x -> x.2, useful)), 2))"
+    )
+    # A run of step-1-only rows folds as its last one (see funnel_counts_statement).
+    overall = _fold(
+        n,
+        plan.window_us,
+        "arrayFilter((x, following) -> x.2 > 1 OR following > 1, arrayMap(e -> (e.1, e.2), evs),"
+        " arrayPushBack(arrayPopFront(arrayMap(e -> e.2, evs)), 2))",
+    )
+    fold = _fold(n, plan.window_us, "pruned")
+    return f"""
+        SELECT g.1, g.2, {depths}, {gaps}, groupArrayIf(evs, tied AND g.1 = 0)
+        FROM (
+            SELECT g, tied, evs, d0, {restricted} AS useful, {pruned} AS pruned,
+                {fold} AS f, {_depth(n)} AS d
+            FROM (
+                SELECT evs, tied, {_depth(n, "f0")} AS d0
+                FROM (
+                    SELECT user_id, arraySort(groupArray({row})) AS evs, {_tied(n)} AS tied,
+                        {overall} AS f0
+                    FROM ({_rows(plan, contents, values, value_lists=True)}
+                    )
+                    WHERE {_USEFUL}
+                    GROUP BY user_id
+                    HAVING max(start) = 1
+                )
+            )
+            ARRAY JOIN arrayConcat([(toUInt8(0), '')], arrayMap(v -> (toUInt8(1), v),
+                arrayDistinct(arrayFlatten(arrayMap(e -> e.3,
+                    arrayFilter(e -> bitTest(e.2, d0 - 1), evs)))))) AS g
+        )
+        WHERE (d > 0 AND NOT tied AND (g.1 = 0 OR d >= d0)) OR (tied AND g.1 = 0)
+        GROUP BY g
     """
 
 

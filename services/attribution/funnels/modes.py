@@ -81,6 +81,7 @@ __all__ = [
     "StreamItem",
     "TrendAccumulator",
     "UserOutcome",
+    "breakdown_outcomes",
     "evaluate_user",
     "reached_steps",
 ]
@@ -811,6 +812,32 @@ def _shared_values(items: Sequence[StreamItem], spec: ModeSpec, restrict: int) -
     return restricted[0].intersection(*restricted[1:])
 
 
+def breakdown_outcomes(
+    items: Sequence[StreamItem], spec: ModeSpec, outcome: UserOutcome
+) -> Iterator[tuple[str, UserOutcome]]:
+    """The user's outcome in each breakdown value's funnel they count in, by the spec's
+    breakdown attribution (``outcome``: their whole funnel's, of a level above 0)."""
+    full = (1 << spec.n_steps) - 1
+    attribution = spec.attribution
+    restrict, least = 0, 1  # the steps restricted to the value; the level it needs
+    if attribution == "all_steps":
+        restrict = full
+    elif attribution == "step":
+        restrict, least = 1 << spec.attribution_step, spec.attribution_step + 1
+    elif attribution == "last_step":
+        restrict, least = 1 << (outcome.level - 1), outcome.level
+    if spec.order == "unordered":
+        bits = full
+    else:
+        bits = restrict if attribution in ("step", "last_step") else 1
+    shared = _shared_values(items, spec, restrict)
+    for value in _candidate_values(items, spec, bits):
+        # A value every restricted item has: its funnel is the user's whole funnel.
+        found = outcome if value in shared else evaluate_user(items, spec, value, restrict)
+        if found.level >= least:
+            yield value, found
+
+
 class ModeAccumulator:
     """Users' outcomes → step counts (and breakdowns), first conversions, reached steps."""
 
@@ -838,29 +865,11 @@ class ModeAccumulator:
 
     def _add_breakdown(self, items: Sequence[StreamItem], outcome: UserOutcome) -> None:
         spec = self.spec
-        level = outcome.level
-        full = (1 << spec.n_steps) - 1
-        attribution = spec.attribution
-        restrict, least = 0, 1  # the steps restricted to the value; the level it needs
-        if attribution == "all_steps":
-            restrict = full
-        elif attribution == "step":
-            restrict, least = 1 << spec.attribution_step, spec.attribution_step + 1
-        elif attribution == "last_step":
-            restrict, least = 1 << (level - 1), level
-        if spec.order == "unordered":
-            bits = full
-        else:
-            bits = restrict if attribution in ("step", "last_step") else 1
-        shared = _shared_values(items, spec, restrict)
-        for value in _candidate_values(items, spec, bits):
-            # A value every restricted item has: its funnel is the user's whole funnel.
-            found = outcome if value in shared else evaluate_user(items, spec, value, restrict)
-            if found.level >= least:
-                tally = self._by_value.get(value)
-                if tally is None:
-                    tally = self._by_value[value] = ModeTally(spec.n_steps, spec.optional)
-                tally.add(found)
+        for value, found in breakdown_outcomes(items, spec, outcome):
+            tally = self._by_value.get(value)
+            if tally is None:
+                tally = self._by_value[value] = ModeTally(spec.n_steps, spec.optional)
+            tally.add(found)
 
     def add_users(self, users: Iterable[tuple[str, Sequence[StreamItem]]]) -> None:
         for user_id, items in users:
