@@ -6,6 +6,7 @@ a ping; skipped otherwise, saying why. Each statement is tested on chdb in any c
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import uuid
@@ -15,7 +16,11 @@ import httpx
 import pytest
 
 from services.attribution.analytics import store
-from services.attribution.analytics.funnels import funnel_counts_statement
+from services.attribution.analytics.funnels import (
+    funnel_counts_statement,
+    held_counts_statement,
+    last_step_counts_statement,
+)
 from services.attribution.funnels.planner import FunnelPlan, StepPlan
 
 URL = os.environ.get("CLIPFUNNEL_TEST_CLICKHOUSE_URL")
@@ -89,3 +94,31 @@ def check_statements(server_store: store.AnalyticStore) -> None:
     # Overall: nobody stops at step 1, one user reaches step 2 a second after step 1, nobody
     # is left to the engine.
     assert rows == [[0, "", 0, 1, [1_000_000], []]]
+
+    # The folds beyond the plain funnel, on another tenant: v views c1 at 3 s and c2 at 4 s,
+    # and clicks c1 at 5 s.
+    def event(event_id: str, kind: str, second: int, content: str) -> dict[str, object]:
+        when = f"2026-03-01 00:00:0{second}.000000"
+        return {
+            **row,
+            "tenant_id": "t2",
+            "user_id": "v",
+            "event_id": event_id,
+            "type": kind,
+            "content_id": content,
+            "t": when,
+        }
+
+    server_store.insert_rows(
+        "events",
+        [event("f1", "view", 3, "c1"), event("f2", "view", 4, "c2"), event("f3", "click", 5, "c1")],
+    )
+    other = dataclasses.replace(plan, tenant_id="t2")
+    # Held content: c1's chain (3 s → 5 s) reaches the click; c2's stops at its view.
+    held = dataclasses.replace(other, hold=("content_id",))
+    assert server_store.rows(held_counts_statement(held, {}, {})) == [[0, 1, [2_000_000], []]]
+    # By the last step's content: the chain is the latest start's (4 s → 5 s); its click is
+    # on c1, so v counts under c1 with that chain.
+    last = dataclasses.replace(other, breakdown="content_id", attribution="last_step")
+    rows = server_store.rows(last_step_counts_statement(last, {}, None))
+    assert sorted(rows) == [[0, "", 0, 1, [1_000_000], []], [1, "c1", 0, 1, [1_000_000], []]]
