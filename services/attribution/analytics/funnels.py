@@ -36,7 +36,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.attribution.analytics.replication import EventReplicator
 from services.attribution.analytics.store import instant_literal, micros, quote, quote_list
-from services.attribution.funnels.engine import MASK_BITS, FunnelAccumulator, FunnelResult
+from services.attribution.funnels.engine import (
+    MASK_BITS,
+    FunnelAccumulator,
+    FunnelResult,
+    Tally,
+)
 from services.attribution.funnels.modes import (
     NO_HELD,
     Held,
@@ -95,11 +100,7 @@ class ClickHouseFunnelSource(StreamModeSource):
             funnel_counts_statement(plan, contents, values)
         )
         for keyed, value, *figures in counted:
-            tally = acc.tally(value if keyed else None)
-            for depth, users in enumerate(figures[:n], start=1):
-                tally.depth[depth] += int(users)
-            for k, gaps in enumerate(figures[n : 2 * n - 1], start=2):
-                tally.deltas[k].extend(int(g) for g in gaps)
+            _add_counted(acc.tally(value if keyed else None), figures, n)
             for rows in figures[2 * n - 1]:
                 _add_tied(acc, plan, rows)
         return acc.result()
@@ -119,11 +120,7 @@ class ClickHouseFunnelSource(StreamModeSource):
         )
         spec = mode_spec(plan)
         for keyed, value, *figures in counted:
-            tally = acc.tally(value if keyed else None)
-            for depth, users in enumerate(figures[:n], start=1):
-                tally.depth[depth] += int(users)
-            for k, gaps in enumerate(figures[n : 2 * n - 1], start=2):
-                tally.deltas[k].extend(int(g) for g in gaps)
+            _add_counted(acc.tally(value if keyed else None), figures, n)
             for rows in figures[2 * n - 1]:
                 items: list[StreamItem] = [
                     (int(t), int(mask), 0, frozenset(vs), NO_HELD) for t, mask, vs in rows
@@ -147,10 +144,7 @@ class ClickHouseFunnelSource(StreamModeSource):
             held_counts_statement(plan, contents, catalog)
         )
         tally = acc.tally()
-        for depth, users in enumerate(counted[:n], start=1):
-            tally.depth[depth] += int(users)
-        for k, gaps in enumerate(counted[n : 2 * n - 1], start=2):
-            tally.deltas[k].extend(int(g) for g in gaps)
+        _add_counted(tally, counted, n)
         for depth, best, groups in counted[2 * n - 1]:
             chains = [tuple(int(t) for t in best[: int(depth)])] if int(depth) else []
             for rows in groups:
@@ -251,6 +245,15 @@ class ClickHouseFunnelSource(StreamModeSource):
 _NO_VALUES: frozenset[str] = frozenset()
 #: Users handed to a mode's accumulator at a time.
 _USERS_PER_CHUNK = 2_000
+
+
+def _add_counted(tally: Tally, figures: Sequence[Any], n: int) -> None:
+    """A counting statement's users per level (``figures[:n]``) and gaps from each step to
+    the next (``figures[n : 2n - 1]``) into ``tally``."""
+    for depth, users in enumerate(figures[:n], start=1):
+        tally.depth[depth] += int(users)
+    for k, gaps in enumerate(figures[n : 2 * n - 1], start=2):
+        tally.deltas[k].extend(int(g) for g in gaps)
 
 
 def _preference(chain: tuple[int, ...]) -> tuple[int, ...]:
@@ -625,6 +628,18 @@ def _depth(n: int, state: str = "f") -> str:
     )
 
 
+def _level_counts(n: int) -> tuple[str, str]:
+    """The aggregates of a counting statement over folded users (``d``, ``f``, ``tied``):
+    users per deepest level, and the chosen chains' gaps from each step to the next (the
+    tied users are the engine's)."""
+    depths = ", ".join(f"countIf(d = {k} AND NOT tied)" for k in range(1, n + 1))
+    gaps = ", ".join(
+        f"groupArrayIf({_chain_time(n, k + 1)} - {_chain_time(n, k)}, d > {k} AND NOT tied)"
+        for k in range(1, n)
+    )
+    return depths, gaps
+
+
 def _chain_time(n: int, j: int) -> str:
     """Time ``j`` of the chosen chain (the deepest level's) of a folded state ``f``."""
     return "multiIf(" + ", ".join(f"d = {k}, f.{_slot(k, j)}" for k in range(n, j - 1, -1)) + ", 0)"
@@ -648,12 +663,7 @@ def funnel_counts_statement(
     """
     n = len(plan.steps)
     not_start = ((1 << n) - 1) ^ 1
-    kept = "NOT tied"
-    depths = ", ".join(f"countIf(d = {k} AND {kept})" for k in range(1, n + 1))
-    gaps = ", ".join(
-        f"groupArrayIf({_chain_time(n, k + 1)} - {_chain_time(n, k)}, d > {k} AND {kept})"
-        for k in range(1, n)
-    )
+    depths, gaps = _level_counts(n)
     row = f"ts, if(start, mask, bitAnd(mask, {not_start}))"
     if plan.breakdown is None:
         row, funnels, events = f"({row})", "[(toUInt8(0), '')]", "evs"
@@ -808,12 +818,7 @@ def last_step_counts_statement(
     """
     n = len(plan.steps)
     not_start = ((1 << n) - 1) ^ 1
-    kept = "NOT tied"
-    depths = ", ".join(f"countIf(d = {k} AND {kept})" for k in range(1, n + 1))
-    gaps = ", ".join(
-        f"groupArrayIf({_chain_time(n, k + 1)} - {_chain_time(n, k)}, d > {k} AND {kept})"
-        for k in range(1, n)
-    )
+    depths, gaps = _level_counts(n)
     row = f"(ts, if(start, mask, bitAnd(mask, {not_start})), value)"
     restricted = (
         "arrayFilter(e -> e.2 > 0, arrayMap(e -> (e.1, if(g.1 = 0 OR has(e.3, g.2), e.2,"
