@@ -159,22 +159,17 @@ async def test_viewers_who_clicked_and_bought_the_same_product(
     attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
 ) -> None:
     admin = make_token(tenant, "admin")
-    await put_catalog(catalog, attribution, admin)
-    t0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
-
-    def event(i: int, user: str, kind: str, seconds: int, product: str) -> dict[str, Any]:
-        return event_at(t0 + dt.timedelta(seconds=seconds), f"e{i}", kind, user, product_id=product)
-
-    await post_events(
+    t0 = await post_timed(
+        catalog,
         attribution,
-        auth(admin),
+        admin,
         [
-            event(1, "same", "view", 0, "p1"),
-            event(2, "same", "click", 10, "p1"),
-            event(3, "switched", "view", 0, "p1"),
-            event(4, "switched", "click", 10, "p2"),
-            event(5, "other", "view", 0, "p2"),
-            event(6, "other", "click", 10, "p2"),
+            ("same", "view", 0, {"product_id": "p1"}),
+            ("same", "click", 10, {"product_id": "p1"}),
+            ("switched", "view", 0, {"product_id": "p1"}),
+            ("switched", "click", 10, {"product_id": "p2"}),
+            ("other", "view", 0, {"product_id": "p2"}),
+            ("other", "click", 10, {"product_id": "p2"}),
         ],
     )
     for order_id, user, products in (
@@ -220,32 +215,27 @@ async def test_a_held_funnel_takes_the_best_chain_of_all_the_held_values(
     then the latest start, then the earliest later steps), including a content whose items
     share an instant and match two steps (counted by the exact engine)."""
     admin = make_token(tenant, "admin")
-    await put_catalog(catalog, attribution, admin)
-    t0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
-
-    def event(i: int, user: str, kind: str, seconds: int, content: str) -> dict[str, Any]:
-        return event_at(t0 + dt.timedelta(seconds=seconds), f"h{i}", kind, user, content)
-
-    await post_events(
+    t0 = await post_timed(
+        catalog,
         attribution,
-        auth(admin),
+        admin,
         [
             # later: c2's chain starts later (5 s), so it is the user's: 25 s to the click
-            event(1, "later", "view", 0, "c1"),
-            event(2, "later", "click", 10, "c1"),
-            event(3, "later", "view", 5, "c2"),
-            event(4, "later", "click", 30, "c2"),
+            ("later", "view", 0, {"content": "c1"}),
+            ("later", "click", 10, {"content": "c1"}),
+            ("later", "view", 5, {"content": "c2"}),
+            ("later", "click", 30, {"content": "c2"}),
             # same_start: both start at 0 s; c2 clicks earlier: 20 s
-            event(5, "same_start", "view", 0, "c1"),
-            event(6, "same_start", "click", 40, "c1"),
-            event(7, "same_start", "view", 0, "c2"),
-            event(8, "same_start", "click", 20, "c2"),
+            ("same_start", "view", 0, {"content": "c1"}),
+            ("same_start", "click", 40, {"content": "c1"}),
+            ("same_start", "view", 0, {"content": "c2"}),
+            ("same_start", "click", 20, {"content": "c2"}),
             # twice: two views of c1 at one instant, then a click; two views of c2 apart
-            event(9, "twice", "view", 0, "c1"),
-            event(10, "twice", "view", 0, "c1"),
-            event(11, "twice", "click", 10, "c1"),
-            event(12, "twice", "view", 100, "c2"),
-            event(13, "twice", "view", 101, "c2"),
+            ("twice", "view", 0, {"content": "c1"}),
+            ("twice", "view", 0, {"content": "c1"}),
+            ("twice", "click", 10, {"content": "c1"}),
+            ("twice", "view", 100, {"content": "c2"}),
+            ("twice", "view", 101, {"content": "c2"}),
         ],
     )
     reader = make_token(tenant, "reports:read")
@@ -298,6 +288,27 @@ async def test_a_last_step_breakdown_of_two_views_at_one_instant(
     assert [(b["value"], [s["users"] for s in b["steps"]]) for b in got["breakdown"]] == [
         ("c2", [1, 1, 1])
     ]
+
+
+async def post_timed(
+    catalog: httpx.AsyncClient,
+    attribution: httpx.AsyncClient,
+    admin: str,
+    events: list[tuple[str, str, int, dict[str, Any]]],
+) -> dt.datetime:
+    """The test catalog, then each ``(user, type, seconds after t0, fields)`` as event
+    ``e1``, ``e2``, …; returns ``t0``."""
+    await put_catalog(catalog, attribution, admin)
+    t0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    await post_events(
+        attribution,
+        auth(admin),
+        [
+            event_at(t0 + dt.timedelta(seconds=seconds), f"e{i}", kind, user, **fields)
+            for i, (user, kind, seconds, fields) in enumerate(events, start=1)
+        ],
+    )
+    return t0
 
 
 OPTIONAL = [{"type": "view"}, {"type": "click", "optional": True}, {"type": "order"}]
