@@ -208,36 +208,34 @@ async def test_viewers_who_clicked_and_bought_the_same_product(
     assert [(s["users"], s["dropped_off"]) for s in got["steps"]] == [(3, None), (2, 1), (1, 2)]
 
 
+#: The held example's events: ``(user, type, seconds after t0, fields)``.
+HELD_EXAMPLE: list[tuple[str, str, int, dict[str, Any]]] = [
+    # later: c2's chain starts later (5 s), so it is the user's: 25 s to the click
+    ("later", "view", 0, {"content": "c1"}),
+    ("later", "click", 10, {"content": "c1"}),
+    ("later", "view", 5, {"content": "c2"}),
+    ("later", "click", 30, {"content": "c2"}),
+    # same_start: both start at 0 s; c2 clicks earlier: 20 s
+    ("same_start", "view", 0, {"content": "c1"}),
+    ("same_start", "click", 40, {"content": "c1"}),
+    ("same_start", "view", 0, {"content": "c2"}),
+    ("same_start", "click", 20, {"content": "c2"}),
+    # twice: two views of c1 at one instant, then a click; two views of c2 apart
+    ("twice", "view", 0, {"content": "c1"}),
+    ("twice", "view", 0, {"content": "c1"}),
+    ("twice", "click", 10, {"content": "c1"}),
+    ("twice", "view", 100, {"content": "c2"}),
+    ("twice", "view", 101, {"content": "c2"}),
+]
+
+
 async def test_a_held_funnel_takes_the_best_chain_of_all_the_held_values(
     attribution: httpx.AsyncClient, catalog: httpx.AsyncClient, make_token, tenant: str
 ) -> None:
     """Each content is its own funnel; a user's chain is the best of theirs (the deepest,
     then the latest start, then the earliest later steps), including a content whose items
     share an instant and match two steps (counted by the exact engine)."""
-    admin = make_token(tenant, "admin")
-    t0 = await post_timed(
-        catalog,
-        attribution,
-        admin,
-        [
-            # later: c2's chain starts later (5 s), so it is the user's: 25 s to the click
-            ("later", "view", 0, {"content": "c1"}),
-            ("later", "click", 10, {"content": "c1"}),
-            ("later", "view", 5, {"content": "c2"}),
-            ("later", "click", 30, {"content": "c2"}),
-            # same_start: both start at 0 s; c2 clicks earlier: 20 s
-            ("same_start", "view", 0, {"content": "c1"}),
-            ("same_start", "click", 40, {"content": "c1"}),
-            ("same_start", "view", 0, {"content": "c2"}),
-            ("same_start", "click", 20, {"content": "c2"}),
-            # twice: two views of c1 at one instant, then a click; two views of c2 apart
-            ("twice", "view", 0, {"content": "c1"}),
-            ("twice", "view", 0, {"content": "c1"}),
-            ("twice", "click", 10, {"content": "c1"}),
-            ("twice", "view", 100, {"content": "c2"}),
-            ("twice", "view", 101, {"content": "c2"}),
-        ],
-    )
+    t0 = await post_timed(catalog, attribution, make_token(tenant, "admin"), HELD_EXAMPLE)
     reader = make_token(tenant, "reports:read")
     query = {
         "steps": [{"type": "view"}, {"type": "click"}],
